@@ -1,0 +1,251 @@
+"""Static FHIR fragments, built once per canonical base.
+
+Rendering runs on every request and must stay far below a millisecond, so every
+coding, CodeableConcept, QuestionnaireResponse item and narrative row that does
+not depend on the request is built here once and *shared* by every Bundle.
+Consequence: a rendered Bundle must be treated as read-only (serialize it; copy
+it before mutating).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from markupsafe import escape
+
+from api.fhir import codesystems as cs
+from triage.result import LEVEL_DISPLAY, LEVEL_MEANING, Level, Likelihood
+from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind, iter_items
+
+Json = dict[str, Any]
+
+XHTML_OPEN = '<div xmlns="http://www.w3.org/1999/xhtml">'
+XHTML_CLOSE = "</div>"
+
+# Characters XML 1.0 forbids (control characters the request validation lets through
+# are only tab, LF and CR; lone surrogates and U+FFFE/U+FFFF cannot appear in XHTML).
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def esc(text: str) -> str:
+    """Escape free text for a narrative; never inject request text as markup."""
+    if _XML_INVALID.search(text):
+        text = _XML_INVALID.sub("\ufffd", text)
+    return str(escape(text))
+
+
+def narrative(body: str) -> Json:
+    """A generated Narrative around already-escaped XHTML ``body``."""
+    return {"status": "generated", "div": XHTML_OPEN + body + XHTML_CLOSE}
+
+
+def _unit_text(item: Item) -> str:
+    unit = item.unit
+    if unit is None or unit.code.startswith("{count}"):
+        return ""
+    return " " + unit.display
+
+
+class Tables:
+    """Every static fragment for one canonical base."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        url = functools.partial(cs.codesystem_url, base)
+        self.level_url = url(cs.TRIAGE_LEVEL)
+        self.rule_url = url(cs.RED_FLAG_RULE)
+        self.factor_url = url(cs.CONTRIBUTING_FACTOR)
+        self.advice_url = url(cs.ADVICE)
+        self.likelihood_url = url(cs.LIKELIHOOD)
+        self.intake_url = url(cs.INTAKE_ITEM)
+        self.observation_url = url(cs.TRIAGE_OBSERVATION)
+        self.kb_url = url(cs.KNOWLEDGE_BASE)
+        self.questionnaire_url = cs.questionnaire_url(base)
+
+        self._build_observation_codes()
+        self._build_levels()
+        self._build_items()
+        # Caches of fragments keyed by knowledge-base content (finite by construction).
+        self.kb_method: dict[str, Json] = {}
+        self.kb_component: dict[str, Json] = {}
+        self.rule_code: dict[tuple[Any, ...], Json] = {}
+        self.factor_code: dict[tuple[Any, ...], Json] = {}
+        self.advice_component: dict[tuple[str, str, str], Json] = {}
+        self.evidence_static: dict[tuple[Any, ...], tuple[Json, str]] = {}
+
+    # --- observation codes and categories -------------------------------------------
+
+    def obs_coding(self, code: str) -> Json:
+        return {
+            "system": self.observation_url,
+            "code": code,
+            "display": cs.OBSERVATION_CODES[code][0],
+        }
+
+    def obs_concept(self, code: str) -> Json:
+        return {"coding": [self.obs_coding(code)], "text": cs.OBSERVATION_CODES[code][0]}
+
+    def _build_observation_codes(self) -> None:
+        survey = {
+            "coding": [{"system": cs.OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]
+        }
+        self.category_level = [survey]
+        self.category_rule = [survey, self.obs_concept("red-flag")]
+        self.category_factor = [survey, self.obs_concept("contributing-factor")]
+        self.level_code = {
+            "coding": [
+                {"system": cs.LOINC, "code": cs.LOINC_ACUITY[0], "display": cs.LOINC_ACUITY[1]},
+                self.obs_coding("triage-level"),
+            ],
+            "text": "Triage level",
+        }
+        self.advice_code = self.obs_concept("advice")
+        self.unanswered_code = self.obs_concept("unanswered-screen-item")
+        self.points_code = self.obs_concept("points")
+        self.kb_version_code = self.obs_concept("knowledge-base-version")
+        self.data_absent_unknown = {
+            "coding": [{"system": cs.DATA_ABSENT_REASON, "code": "unknown", "display": "Unknown"}]
+        }
+
+    def _build_levels(self) -> None:
+        self.level_value: dict[Level, Json] = {}
+        self.level_html: dict[Level, str] = {}
+        for level in Level:
+            display = LEVEL_DISPLAY[level]
+            self.level_value[level] = {
+                "coding": [{"system": self.level_url, "code": level.code, "display": display}],
+                "text": display,
+            }
+            self.level_html[level] = esc(display)
+        self.level_meaning_html = {level: esc(LEVEL_MEANING[level]) for level in Level}
+        self.likelihood_value: dict[Likelihood, Json] = {
+            lik: {
+                "coding": [
+                    {"system": self.likelihood_url, "code": lik.value, "display": lik.value.title()}
+                ],
+                "text": lik.value.title(),
+            }
+            for lik in Likelihood
+        }
+
+    # --- intake items ---------------------------------------------------------------
+
+    def _build_items(self) -> None:
+        self.items: dict[str, Item] = {}
+        self.item_html: dict[str, str] = {}
+        self.unit_html: dict[str, str] = {}
+        self.intake_concept: dict[str, Json] = {}  # linkId coding; text = linkId
+        self.unanswered_component: dict[str, Json] = {}
+        self.code_coding: dict[str, dict[str, Json]] = {}
+        self.code_html: dict[str, dict[str, str]] = {}
+        self.code_system: dict[str, str] = {}
+        self.quantity_unit: dict[str, Json] = {}
+        # QR fragments: whole items for yes/no and single-code answers.
+        self.qr_bool: dict[str, dict[bool, tuple[Json, str]]] = {}
+        self.qr_code: dict[str, dict[str, tuple[Json, str]]] = {}
+        self.qr_answer: dict[str, dict[str, Json]] = {}
+        for item in iter_items():
+            link_id = item.link_id
+            self.items[link_id] = item
+            text_html = esc(item.text)
+            self.item_html[link_id] = text_html
+            self.unit_html[link_id] = esc(_unit_text(item))
+            coding = {"system": self.intake_url, "code": link_id, "display": item.text}
+            self.intake_concept[link_id] = {"coding": [coding], "text": link_id}
+            self.unanswered_component[link_id] = {
+                "code": self.unanswered_code,
+                "valueCodeableConcept": {"coding": [coding], "text": item.text},
+            }
+            if item.unit is not None:
+                self.quantity_unit[link_id] = {
+                    "unit": item.unit.display,
+                    "system": cs.UCUM,
+                    "code": item.unit.code,
+                }
+            if item.kind is Kind.BOOLEAN:
+                self.qr_bool[link_id] = {
+                    value: (
+                        {"linkId": link_id, "text": item.text, "answer": [{"valueBoolean": value}]},
+                        f"<tr><td>{text_html}</td><td>{'yes' if value else 'no'}</td></tr>",
+                    )
+                    for value in (True, False)
+                }
+            if item.kind in (Kind.CODE, Kind.CODES):
+                system = cs.codesystem_url(self.base, cs.item_codesystem_id(link_id))
+                self.code_system[link_id] = system
+                codings = {
+                    c.code: {"system": system, "code": c.code, "display": c.display}
+                    for c in item.codes
+                }
+                self.code_coding[link_id] = codings
+                self.code_html[link_id] = {c.code: esc(c.display) for c in item.codes}
+                self.qr_answer[link_id] = {
+                    code: {"valueCoding": coding} for code, coding in codings.items()
+                }
+                self.qr_code[link_id] = {
+                    code: (
+                        {"linkId": link_id, "text": item.text, "answer": [{"valueCoding": coding}]},
+                        f"<tr><td>{text_html}</td><td>{self.code_html[link_id][code]}</td></tr>",
+                    )
+                    for code, coding in codings.items()
+                }
+
+    def coding_for(self, link_id: str, code: str) -> Json:
+        """The item's coding of ``code``; tolerates a code the vocabulary lacks."""
+        coding = self.code_coding[link_id].get(code)
+        if coding is None:
+            coding = {"system": self.code_system[link_id], "code": code}
+        return coding
+
+    def code_text_html(self, link_id: str, code: str) -> str:
+        html = self.code_html[link_id].get(code)
+        return html if html is not None else esc(code)
+
+    # --- knowledge-base fragments ---------------------------------------------------
+
+    def method(self, version: str) -> Json:
+        """The KB coding carried as ``Observation.method`` on every Observation."""
+        method = self.kb_method.get(version)
+        if method is None:
+            method = {
+                "coding": [
+                    {
+                        "system": self.kb_url,
+                        "version": version,
+                        "code": cs.KNOWLEDGE_BASE_CODE,
+                        "display": cs.KNOWLEDGE_BASE_DISPLAY,
+                    }
+                ],
+                "text": f"{cs.KNOWLEDGE_BASE_DISPLAY} {version}",
+            }
+            _bounded_put(self.kb_method, version, method)
+        return method
+
+    def kb_version_component(self, version: str) -> Json:
+        component = self.kb_component.get(version)
+        if component is None:
+            component = {"code": self.kb_version_code, "valueString": version}
+            _bounded_put(self.kb_component, version, component)
+        return component
+
+
+def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int = 4096) -> None:
+    """Insert into a cache that can only grow with knowledge-base content; guard anyway."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+
+
+@functools.lru_cache(maxsize=16)
+def tables(base: str) -> Tables:
+    """The static fragments for a canonical base (built on first use)."""
+    return Tables(base)
+
+
+#: The request layout: (section name or None, key, item) in vocabulary order.
+LAYOUT: tuple[tuple[str | None, str, Item], ...] = tuple(
+    [(section.name, item.name, item) for section in SECTIONS for item in section.items]
+    + [(None, item.name, item) for item in TOP_LEVEL_ITEMS]
+)

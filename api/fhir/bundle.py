@@ -1,0 +1,172 @@
+"""The result Bundle (PROTOCOL.md §9), built as plain dicts for speed.
+
+Entry order: the QuestionnaireResponse, the triage-level Observation, one
+Observation per fired rule (most urgent first), one per reported factor (most
+points first). References between entries use the ``urn:uuid`` fullUrls.
+
+R4 and R5 differ in nothing this Bundle uses (Observation, QuestionnaireResponse
+and Bundle elements and value types are the same), so ``fhir_version`` only
+selects which version the caller announces; a future delta goes in
+:func:`_adapt_version`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from api.fhir import codesystems as cs
+from api.fhir._tables import Json, tables
+from api.fhir.observations import Common, factor_observation, level_observation, rule_observation
+from api.fhir.questionnaire_response import render_questionnaire_response
+from api.fhir.settings import SUPPORTED_FHIR_VERSIONS, FhirSettings
+from triage.result import TriageResult
+
+_VARIANT = {f"{i:x}": f"{(i & 3) | 8:x}" for i in range(16)}
+
+
+def uuid4_batch(count: int) -> list[str]:
+    """``count`` random RFC 4122 version-4 UUIDs from a single ``os.urandom`` call.
+
+    Equivalent to ``str(uuid.uuid4())`` per id, at a fraction of the cost.
+    """
+    digits = os.urandom(16 * count).hex()
+    out = []
+    for start in range(0, 32 * count, 32):
+        h = digits[start : start + 32]
+        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
+    return out
+
+
+def format_instant(now: datetime) -> str:
+    """A FHIR instant with time zone (``Z`` for UTC), millisecond precision."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware (FHIR instants carry a time zone)")
+    text = now.isoformat(timespec="milliseconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _adapt_version(bundle: Json, fhir_version: str) -> Json:
+    """Hook for R4/R5 differences; none exist in the elements this Bundle uses."""
+    del fhir_version
+    return bundle
+
+
+def render_triage_bundle(
+    request: Mapping[str, Any],
+    result: TriageResult,
+    *,
+    settings: FhirSettings,
+    fhir_version: str = "4.0",
+    now: datetime | None = None,
+    new_id: Callable[[], str] | None = None,
+) -> dict[str, Any]:
+    """The collection Bundle for a validated ``request`` and its ``result``.
+
+    ``request`` is the JSON shape of PROTOCOL.md §3 (omitted/null = unknown).
+    ``now`` (timezone-aware) and ``new_id`` (returns a UUID string) make output
+    deterministic in tests. The returned dict shares static fragments with other
+    Bundles: serialize it, do not mutate it in place.
+    """
+    if fhir_version not in SUPPORTED_FHIR_VERSIONS:
+        supported = ", ".join(SUPPORTED_FHIR_VERSIONS)
+        raise ValueError(f"unsupported fhirVersion {fhir_version!r}; supported: {supported}")
+    t = tables(settings.canonical_base)
+    rules = result.rules
+    factors = result.factors
+    count = 3 + len(rules) + len(factors)  # bundle id, QR, level, findings
+    ids = [new_id() for _ in range(count)] if new_id is not None else uuid4_batch(count)
+    timestamp = format_instant(now if now is not None else datetime.now(UTC))
+
+    patient = request.get("patient") or {}
+    reference = patient.get("reference")
+    subject = {"reference": reference} if reference else None
+    version = result.knowledge_base_version
+
+    qr_url = f"urn:uuid:{ids[1]}"
+    level_url = f"urn:uuid:{ids[2]}"
+    common = Common(subject=subject, timestamp=timestamp, method=t.method(version), qr_url=qr_url)
+
+    entries: list[Json] = [
+        {
+            "fullUrl": qr_url,
+            "resource": render_questionnaire_response(
+                request,
+                t,
+                questionnaire=f"{t.questionnaire_url}|{version}",
+                authored=timestamp,
+                subject=subject,
+            ),
+        },
+        {},  # the level Observation, filled below once the findings exist
+    ]
+    members: list[Json] = []
+    rule_lines: list[str] = []
+    factor_rows: list[str] = []
+    next_id = 3
+    for rule in rules:
+        url = f"urn:uuid:{ids[next_id]}"
+        next_id += 1
+        resource, line = rule_observation(t, rule, common)
+        entries.append({"fullUrl": url, "resource": resource})
+        members.append({"reference": url})
+        rule_lines.append(line)
+    for factor in factors:
+        url = f"urn:uuid:{ids[next_id]}"
+        next_id += 1
+        resource, row = factor_observation(t, factor, common)
+        entries.append({"fullUrl": url, "resource": resource})
+        members.append({"reference": url})
+        factor_rows.append(row)
+    entries[1] = {
+        "fullUrl": level_url,
+        "resource": level_observation(
+            t, result, common, members=members, rule_lines=rule_lines, factor_rows=factor_rows
+        ),
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "id": ids[0],
+        "type": "collection",
+        "timestamp": timestamp,
+        "entry": entries,
+    }
+    return _adapt_version(bundle, fhir_version)
+
+
+LAYOUT_DESCRIPTION = f"""\
+The response is a FHIR Bundle of type `collection` (R4, fhirVersion 4.0.1 by default;
+R5 on request) whose entries have `urn:uuid` fullUrls and reference each other by them.
+Entries, in order: **(1)** one `QuestionnaireResponse` (status `completed`, `questionnaire`
+= `{{canonical base}}/Questionnaire/{cs.QUESTIONNAIRE_ID}|{{knowledge-base version}}`) with
+one item per answer given, `linkId` = the vocabulary path (`symptoms.headache`), flat
+except one `history.medications` group item per medication; an unknown answer has no
+item, and **a list given empty (`[]`, meaning "none") is an item with no `answer`**
+(for medications: one `history.medications` group item with no child items), so none and
+unknown stay distinct. **(2)** one triage-level `Observation` (`code` LOINC 11283-9 and
+`{{canonical base}}/CodeSystem/{cs.TRIAGE_OBSERVATION}#triage-level`; `valueCodeableConcept`
+= the level from CodeSystem `{cs.TRIAGE_LEVEL}`; `derivedFrom` the QuestionnaireResponse;
+`hasMember` every finding). Its `component`s carry, in order, **the advice** (code
+`{cs.TRIAGE_OBSERVATION}#advice`, value = the advice code from CodeSystem `{cs.ADVICE}`, its
+`text` the advice), **the unanswered red-flag screen items** (code
+`{cs.TRIAGE_OBSERVATION}#unanswered-screen-item`, value = the linkId as a coding of CodeSystem
+`{cs.INTAKE_ITEM}`) and **the knowledge-base version** (code
+`{cs.TRIAGE_OBSERVATION}#knowledge-base-version`, `valueString`). **(3)** one `Observation` per
+fired red-flag rule, most urgent first (`code` = rule id from CodeSystem `{cs.RED_FLAG_RULE}`
+plus SNOMED CT where mapped, `valueCodeableConcept` = the rule's level, `note` = rationale
+and source), then **(4)** one per contributing factor (`code` = factor code from CodeSystem
+`{cs.CONTRIBUTING_FACTOR}`, `valueCodeableConcept` = likelihood from CodeSystem
+`{cs.LIKELIHOOD}`, a `{cs.TRIAGE_OBSERVATION}#points` component). **Evidence** on a finding is
+one `component` per triggering answer: `code` = the linkId as an `{cs.INTAKE_ITEM}` coding
+(`code.text` = its JSON path, e.g. `history.medications[1].class`), value as
+`valueBoolean`, `valueInteger`, `valueQuantity` (decimals, UCUM), `valueCodeableConcept`
+(codes) or `valueString`; an unknown screen answer has `dataAbsentReason` `unknown`
+instead. Every Observation carries the knowledge-base version as `method` (CodeSystem
+`{cs.KNOWLEDGE_BASE}`, code `{cs.KNOWLEDGE_BASE_CODE}`, `version`). Every product CodeSystem is at
+`{{canonical base}}/CodeSystem/{{id}}` (default base `{cs.DEFAULT_CANONICAL_BASE}`);
+enum answers use one CodeSystem per item, id = the linkId with `.` and `_` as `-`
+(`twitching-body-sites`). Each resource has a generated XHTML narrative (red flags first)
+in which all request text is escaped.
+"""

@@ -1,0 +1,433 @@
+"""The request as a QuestionnaireResponse, and back (PROTOCOL.md §9).
+
+Forward: every answer given becomes one item whose ``linkId`` is its vocabulary
+path, in vocabulary order; unknown answers (omitted or null) get no item. A list
+that is given but empty (``history.conditions: []``, ``history.medications: []``)
+becomes an item *without* answers (for medications: one group item without child
+items), so "none" and "unknown" survive the round trip.
+
+Backward (:func:`map_questionnaire_response`) is what ``$triage`` (issue 4) runs
+before the request schema: it rebuilds the request dict and remembers, for every
+JSON path, the FHIRPath of the item it came from, so schema errors can name the
+item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.fhir import codesystems as cs
+from api.fhir._tables import LAYOUT, Json, Tables, esc, narrative
+from triage.vocabulary import ITEMS, SECTIONS, Kind
+
+MEDICATIONS = "history.medications"
+_MED_CLASS = "history.medications.class"
+_MED_DAYS = "history.medications.days_since_start"
+_MED_DOSES = "history.medications.doses_per_day"
+_SECTION_NAMES = frozenset(section.name for section in SECTIONS)
+
+
+def _section_layout() -> tuple[tuple[str | None, tuple[tuple[str, str, Kind], ...]], ...]:
+    grouped: dict[str | None, list[tuple[str, str, Kind]]] = {}
+    for section, key, item in LAYOUT:
+        grouped.setdefault(section, []).append((key, item.link_id, item.kind))
+    return tuple((section, tuple(entries)) for section, entries in grouped.items())
+
+
+#: (section or None for top level, ((key, linkId, kind), ...)) in vocabulary order.
+_SECTION_LAYOUT = _section_layout()
+
+
+def _number_html(t: Tables, link_id: str, value: float) -> str:
+    return f"{value}{t.unit_html[link_id]}"
+
+
+def _answered(t: Tables, link_id: str, answer: Json) -> Json:
+    return {"linkId": link_id, "text": t.items[link_id].text, "answer": [answer]}
+
+
+# Renderers for the kinds without a prebuilt item: each appends its item(s) and
+# returns the escaped narrative text of the answer.
+Renderer = Callable[[Tables, str, Any, list[Json]], str]
+
+
+def _code(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
+    items.append(_answered(t, link_id, {"valueCoding": t.coding_for(link_id, value)}))
+    return esc(str(value))
+
+
+def _integer(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
+    value = int(value)
+    items.append(_answered(t, link_id, {"valueInteger": value}))
+    return _number_html(t, link_id, value)
+
+
+def _decimal(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
+    items.append(_answered(t, link_id, {"valueDecimal": value}))
+    return _number_html(t, link_id, value)
+
+
+def _text(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
+    items.append(_answered(t, link_id, {"valueString": value}))
+    return esc(value)
+
+
+def _codes(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
+    item: Json = {"linkId": link_id, "text": t.items[link_id].text}
+    items.append(item)
+    if not value:  # given and empty = none: the item without answers
+        return "none (empty list)"
+    answers = t.qr_answer[link_id]
+    item["answer"] = [
+        answers.get(code) or {"valueCoding": t.coding_for(link_id, code)} for code in value
+    ]
+    return ", ".join(t.code_text_html(link_id, code) for code in value)
+
+
+def _medication(t: Tables, med: Mapping[str, Any]) -> tuple[Json, str]:
+    """One group item per medication, children in vocabulary order."""
+    children: list[Json] = []
+    parts: list[str] = []
+    cls = med.get("class")
+    if cls is not None:
+        pair = t.qr_code[_MED_CLASS].get(cls)
+        children.append(
+            pair[0]
+            if pair is not None
+            else _answered(t, _MED_CLASS, {"valueCoding": t.coding_for(_MED_CLASS, cls)})
+        )
+        parts.append(t.code_text_html(_MED_CLASS, cls))
+    days = med.get("days_since_start")
+    if days is not None:
+        children.append(_answered(t, _MED_DAYS, {"valueInteger": int(days)}))
+        parts.append(f"started {int(days)} days ago")
+    doses = med.get("doses_per_day")
+    if doses is not None:
+        children.append(_answered(t, _MED_DOSES, {"valueDecimal": doses}))
+        parts.append(f"{doses} doses per day")
+    group: Json = {"linkId": MEDICATIONS, "text": t.items[MEDICATIONS].text}
+    if children:
+        group["item"] = children
+    return group, ", ".join(parts)
+
+
+def _group(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
+    if not value:  # given and empty = none: one group item without child items
+        items.append({"linkId": link_id, "text": t.items[link_id].text})
+        return "none (empty list)"
+    meds = [_medication(t, med) for med in value]
+    items.extend(group for group, _ in meds)
+    return "; ".join(text for _, text in meds)
+
+
+_RENDERERS: dict[Kind, Renderer] = {
+    Kind.CODE: _code,
+    Kind.INTEGER: _integer,
+    Kind.DECIMAL: _decimal,
+    Kind.STRING: _text,
+    Kind.REFERENCE: _text,
+    Kind.CODES: _codes,
+    Kind.GROUP: _group,
+}
+
+
+def render_questionnaire_response(
+    request: Mapping[str, Any],
+    t: Tables,
+    *,
+    questionnaire: str,
+    authored: str,
+    subject: Json | None,
+) -> Json:
+    """The QuestionnaireResponse resource for a validated request."""
+    items: list[Json] = []
+    rows: list[str] = []
+    qr_bool = t.qr_bool
+    qr_code = t.qr_code
+    for section, entries in _SECTION_LAYOUT:
+        source = request.get(section) if section is not None else request
+        if not source:
+            continue
+        for key, link_id, kind in entries:
+            value = source.get(key)
+            if value is None:
+                continue
+            # Fast path: yes/no and single-code answers are prebuilt, row included.
+            if kind is Kind.BOOLEAN:
+                item, row = qr_bool[link_id][value]
+            elif kind is Kind.CODE and value in qr_code[link_id]:
+                item, row = qr_code[link_id][value]
+            else:
+                shown = _RENDERERS[kind](t, link_id, value, items)
+                rows.append(f"<tr><td>{t.item_html[link_id]}</td><td>{shown}</td></tr>")
+                continue
+            items.append(item)
+            rows.append(row)
+
+    body = (
+        "<p><b>Intake answers</b>. Items not listed are unknown.</p>"
+        "<table><thead><tr><th>Item</th><th>Answer</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+    resource: Json = {
+        "resourceType": "QuestionnaireResponse",
+        "text": narrative(body),
+        "questionnaire": questionnaire,
+        "status": "completed",
+    }
+    if subject is not None:
+        resource["subject"] = subject
+    resource["authored"] = authored
+    resource["item"] = items
+    return resource
+
+
+# --- QuestionnaireResponse → request --------------------------------------------------
+
+
+class QuestionnaireResponseError(ValueError):
+    """A QuestionnaireResponse that cannot be read as a request.
+
+    ``expression`` is the FHIRPath of the offending element
+    (``QuestionnaireResponse.item[3].answer[0]``); ``link_id`` names the item.
+    """
+
+    def __init__(self, message: str, *, expression: str, link_id: str | None = None) -> None:
+        super().__init__(message)
+        self.expression = expression
+        self.link_id = link_id
+
+
+@dataclass(frozen=True, slots=True)
+class MappedRequest:
+    """The rebuilt request plus, per JSON path, the FHIRPath it came from."""
+
+    request: dict[str, Any]
+    expressions: dict[str, str] = field(default_factory=dict)
+
+
+_VALUE_KEY = {
+    Kind.BOOLEAN: ("valueBoolean",),
+    Kind.INTEGER: ("valueInteger",),
+    Kind.DECIMAL: ("valueDecimal", "valueInteger"),
+    Kind.CODE: ("valueCoding",),
+    Kind.CODES: ("valueCoding",),
+    Kind.STRING: ("valueString",),
+    Kind.REFERENCE: ("valueString",),
+}
+
+
+def _answer_value(
+    answer: Any, kind: Kind, link_id: str, expression: str, systems: Mapping[str, str] | None
+) -> Any:
+    if not isinstance(answer, Mapping):
+        raise QuestionnaireResponseError(
+            "answer must be an object", expression=expression, link_id=link_id
+        )
+    keys = _VALUE_KEY[kind]
+    present = [key for key in answer if key.startswith("value")]
+    if len(present) != 1 or present[0] not in keys:
+        raise QuestionnaireResponseError(
+            f"answer to {link_id} must have exactly one of {', '.join(keys)}",
+            expression=expression,
+            link_id=link_id,
+        )
+    value = answer[present[0]]
+    if kind is Kind.BOOLEAN:
+        ok = isinstance(value, bool)
+    elif kind is Kind.INTEGER:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is Kind.DECIMAL:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif kind in (Kind.CODE, Kind.CODES):
+        code = value.get("code") if isinstance(value, Mapping) else None
+        ok = isinstance(code, str)
+        if ok and systems is not None and value.get("system") != systems[link_id]:
+            raise QuestionnaireResponseError(
+                f"coding of {link_id} must use system {systems[link_id]}",
+                expression=f"{expression}.valueCoding",
+                link_id=link_id,
+            )
+        value = code
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise QuestionnaireResponseError(
+            f"answer to {link_id} has the wrong type for a {kind.value} item",
+            expression=f"{expression}.{present[0]}",
+            link_id=link_id,
+        )
+    return value
+
+
+def _item_systems(canonical_base: str) -> dict[str, str]:
+    return {
+        item.link_id: cs.codesystem_url(canonical_base, cs.item_codesystem_id(item.link_id))
+        for item in cs.coded_items()
+    }
+
+
+def _read_scalar(
+    node: Mapping[str, Any], kind: Kind, link_id: str, expr: str, systems: Mapping[str, str] | None
+) -> tuple[bool, Any]:
+    """(present, value) of a non-group item; an item without answers is unknown."""
+    answers = node.get("answer") or []
+    if not isinstance(answers, list):
+        raise QuestionnaireResponseError(
+            "answer must be a list", expression=f"{expr}.answer", link_id=link_id
+        )
+    if "item" in node:
+        raise QuestionnaireResponseError(
+            f"{link_id} is a question and takes no nested items",
+            expression=f"{expr}.item",
+            link_id=link_id,
+        )
+    if kind is Kind.CODES:
+        codes = [
+            _answer_value(a, kind, link_id, f"{expr}.answer[{i}]", systems)
+            for i, a in enumerate(answers)
+        ]
+        return True, codes
+    if not answers:
+        return False, None
+    if len(answers) > 1:
+        raise QuestionnaireResponseError(
+            f"{link_id} takes one answer", expression=f"{expr}.answer[1]", link_id=link_id
+        )
+    return True, _answer_value(answers[0], kind, link_id, f"{expr}.answer[0]", systems)
+
+
+def _read_medication(
+    node: Mapping[str, Any], expr: str, json_path: str, systems: Mapping[str, str] | None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    if node.get("answer"):
+        raise QuestionnaireResponseError(
+            f"{MEDICATIONS} is a group and takes no answers",
+            expression=f"{expr}.answer",
+            link_id=MEDICATIONS,
+        )
+    medication: dict[str, Any] = {}
+    expressions: dict[str, str] = {}
+    children = node.get("item") or []
+    for j, child in enumerate(children):
+        child_expr = f"{expr}.item[{j}]"
+        link_id = child.get("linkId") if isinstance(child, Mapping) else None
+        item = ITEMS.get(link_id) if isinstance(link_id, str) else None
+        if item is None or not link_id.startswith(MEDICATIONS + "."):
+            raise QuestionnaireResponseError(
+                f"unknown medication item {link_id!r}", expression=child_expr, link_id=link_id
+            )
+        if item.name in medication:
+            raise QuestionnaireResponseError(
+                f"{link_id} appears twice in one medication", expression=child_expr, link_id=link_id
+            )
+        present, value = _read_scalar(child, item.kind, link_id, child_expr, systems)
+        if present:
+            medication[item.name] = value
+            expressions[f"{json_path}.{item.name}"] = child_expr
+    return medication, expressions
+
+
+class _Reader:
+    """Accumulates the request while walking the top-level items once."""
+
+    def __init__(self, systems: Mapping[str, str] | None) -> None:
+        self.systems = systems
+        self.request: dict[str, Any] = {}
+        self.expressions: dict[str, str] = {}
+        self.seen: set[str] = set()
+        self.empty_medications = False
+
+    def target(self, link_id: str) -> dict[str, Any]:
+        head, _, rest = link_id.partition(".")
+        return (
+            self.request.setdefault(head, {}) if rest and head in _SECTION_NAMES else self.request
+        )
+
+    def group(self, node: Mapping[str, Any], link_id: str, expr: str) -> None:
+        meds = self.target(link_id).setdefault(link_id.rsplit(".", 1)[1], [])
+        json_path = f"{link_id}[{len(meds)}]"
+        medication, child_expressions = _read_medication(node, expr, json_path, self.systems)
+        # An empty group means "none": it must be the only medications group.
+        if (medication and self.empty_medications) or (not medication and link_id in self.seen):
+            raise QuestionnaireResponseError(
+                "an empty medications group (meaning none) must be the only one",
+                expression=expr,
+                link_id=link_id,
+            )
+        if medication:
+            meds.append(medication)
+            self.expressions[json_path] = expr
+            self.expressions.update(child_expressions)
+        else:
+            self.empty_medications = True
+        self.expressions.setdefault(link_id, expr)
+        self.seen.add(link_id)
+
+    def question(self, node: Mapping[str, Any], link_id: str, kind: Kind, expr: str) -> None:
+        if link_id in self.seen:
+            raise QuestionnaireResponseError(
+                f"{link_id} appears twice", expression=expr, link_id=link_id
+            )
+        self.seen.add(link_id)
+        present, value = _read_scalar(node, kind, link_id, expr, self.systems)
+        if present:
+            self.target(link_id)[link_id.rsplit(".", 1)[-1]] = value
+            self.expressions[link_id] = expr
+
+    def subject(self, subject: Any) -> None:
+        """``subject`` stands in for ``patient.reference`` when no item gives it."""
+        patient = self.request.get("patient")
+        if (patient is not None and "reference" in patient) or not isinstance(subject, Mapping):
+            return
+        reference = subject.get("reference")
+        if isinstance(reference, str) and reference.startswith("Patient/"):
+            self.request.setdefault("patient", {})["reference"] = reference
+            self.expressions["patient.reference"] = "QuestionnaireResponse.subject.reference"
+
+
+def map_questionnaire_response(
+    qr: Mapping[str, Any], *, canonical_base: str | None = None
+) -> MappedRequest:
+    """Rebuild the request dict from a QuestionnaireResponse of our intake Questionnaire.
+
+    Only the shape is checked here (known linkIds, answer types, no duplicates);
+    ranges and enum membership are the request schema's job, and
+    ``MappedRequest.expressions`` lets its errors name the item. With
+    ``canonical_base`` the codings must use our item CodeSystems.
+    """
+    if not isinstance(qr, Mapping) or qr.get("resourceType") != "QuestionnaireResponse":
+        raise QuestionnaireResponseError(
+            "expected a QuestionnaireResponse", expression="QuestionnaireResponse"
+        )
+    nodes = qr.get("item") or []
+    if not isinstance(nodes, list):
+        raise QuestionnaireResponseError(
+            "item must be a list", expression="QuestionnaireResponse.item"
+        )
+    reader = _Reader(_item_systems(canonical_base) if canonical_base is not None else None)
+    for i, node in enumerate(nodes):
+        expr = f"QuestionnaireResponse.item[{i}]"
+        link_id = node.get("linkId") if isinstance(node, Mapping) else None
+        item = ITEMS.get(link_id) if isinstance(link_id, str) else None
+        if item is None or link_id.startswith(MEDICATIONS + "."):
+            raise QuestionnaireResponseError(
+                f"unknown linkId {link_id!r}", expression=expr, link_id=link_id
+            )
+        if item.kind is Kind.GROUP:
+            reader.group(node, link_id, expr)
+        else:
+            reader.question(node, link_id, item.kind, expr)
+    reader.subject(qr.get("subject"))
+    request = {key: value for key, value in reader.request.items() if value != {}}
+    return MappedRequest(request, reader.expressions)
+
+
+def questionnaire_response_to_request(
+    qr: Mapping[str, Any], *, canonical_base: str | None = None
+) -> dict[str, Any]:
+    """The request dict a QuestionnaireResponse stands for; see map_questionnaire_response."""
+    return map_questionnaire_response(qr, canonical_base=canonical_base).request
