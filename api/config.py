@@ -1,0 +1,116 @@
+"""Typed configuration from environment variables, with safe defaults.
+
+Read once in the app factory; a bad value stops start-up with a message that
+names the variable, instead of surfacing later as a confusing request error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import current_app
+
+from api.fhir import FhirSettings
+
+ENV_PREFIX = "TWITCH_TRIAGE_"
+_DIGITS = re.compile(r"[0-9]{1,12}")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing its type or range; names the variable."""
+
+
+def parse_int(name: str, raw: Any, *, minimum: int, maximum: int) -> int:
+    """A strict integer: digits only (no sign, no '64k', no '1e5'), within range."""
+    if isinstance(raw, bool):
+        raise ConfigError(f"{name} must be an integer, got {raw!r}")
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, str) and _DIGITS.fullmatch(raw.strip()):
+        value = int(raw.strip())
+    else:
+        raise ConfigError(f"{name} must be a whole number written in digits, got {raw!r}")
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be from {minimum} to {maximum}, got {value}")
+    return value
+
+
+def parse_base_url(name: str, raw: Any) -> str:
+    """An absolute http(s) URL without query or fragment; trailing '/' dropped."""
+    if not isinstance(raw, str):
+        raise ConfigError(f"{name} must be a URL string, got {raw!r}")
+    value = raw.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{name} must be an absolute http(s) URL without query or fragment, got {raw!r}"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the API reads from its environment."""
+
+    #: Largest accepted request body in bytes (413 above it).
+    max_body_bytes: int = 65536
+    #: Base of the product's canonical URLs (CodeSystems, Questionnaire); not the host.
+    canonical_base: str = "https://twitch-triage.org/fhir"
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Defaults, then ``TWITCH_TRIAGE_*`` variables, then ``overrides``.
+
+        Override keys are the field names in any case (``MAX_BODY_BYTES`` or
+        ``max_body_bytes``); other keys are ignored here (the app factory
+        passes them to Flask's config).
+        """
+        env = os.environ if environ is None else environ
+        raw: dict[str, tuple[str, Any]] = {}
+        for field in fields(cls):
+            var = ENV_PREFIX + field.name.upper()
+            if var in env:
+                raw[field.name] = (var, env[var])
+        for key, value in (overrides or {}).items():
+            name = key.lower()
+            if name in {f.name for f in fields(cls)}:
+                raw[name] = (f"config[{key!r}]", value)
+        values: dict[str, Any] = {}
+        if "max_body_bytes" in raw:
+            label, value = raw["max_body_bytes"]
+            values["max_body_bytes"] = parse_int(label, value, minimum=1, maximum=1 << 30)
+        if "canonical_base" in raw:
+            label, value = raw["canonical_base"]
+            values["canonical_base"] = parse_base_url(label, value)
+        return cls(**values)
+
+    @classmethod
+    def field_keys(cls) -> frozenset[str]:
+        """Override keys that configure :class:`Settings` (upper case)."""
+        return frozenset(f.name.upper() for f in fields(cls))
+
+
+#: Key of :class:`AppState` in ``app.extensions``.
+EXTENSION = "twitch_triage"
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """Objects built once per app at start-up and read by the views."""
+
+    settings: Settings
+    fhir_settings: FhirSettings
+
+
+def app_state() -> AppState:
+    """The :class:`AppState` of the app handling the current request."""
+    return current_app.extensions[EXTENSION]

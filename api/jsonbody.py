@@ -1,0 +1,149 @@
+"""Read and decode a request body as strict JSON (PROTOCOL.md §3 and §9).
+
+Strict means: UTF-8 only (no BOM), no NaN/Infinity literals, no number that
+overflows to infinity, no duplicate key in any object, bounded nesting, and a
+JSON object at the top. Every violation raises :class:`MalformedBodyError`
+(400 ``structure``); a body over the limit raises :class:`PayloadTooLargeError`.
+
+Speed: orjson decodes an example body in ~2 µs against ~7 µs for the stdlib
+decoder with the hooks strictness needs. orjson already rejects NaN,
+Infinity, overflowing numbers, invalid UTF-8 and lone surrogates, but keeps
+the last of duplicate keys silently. The fast path proves there were none
+without a second parse: every key is followed by exactly one structural
+colon, so ``body.count(b":") == keys in the decoded tree`` holds only when no
+key was dropped and no string contains a colon. Whenever orjson fails or the
+proof does not hold, the stdlib strict decoder decides, and produces the
+error message; the two agree on every body both accept (tested), except that
+orjson reads integers beyond 64 bits as floats, which every vocabulary range
+rejects anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import orjson
+from werkzeug.wrappers import Request
+
+from api.errors import MalformedBodyError, PayloadTooLargeError
+
+#: Deeper than any valid request (4) by a wide margin; bounds every later walk.
+MAX_DEPTH = 64
+_CHUNK = 65536
+
+
+def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, never reading more than ``limit + 1`` bytes.
+
+    The declared Content-Length is checked first so an oversized upload is
+    refused before it is read; the read itself is capped too, for chunked
+    bodies (no Content-Length) and for clients that under-declare.
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLargeError(limit)
+    stream = request.stream
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(min(_CHUNK, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLargeError(limit)
+    return b"".join(chunks)
+
+
+def _shape(value: Any) -> tuple[int, int]:
+    """(number of object keys, nesting depth) of a decoded value, iteratively."""
+    keys = 0
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if type(node) is dict:
+            keys += len(node)
+            children: Any = node.values()
+        else:
+            children = node
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+    return keys, deepest
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RejectedError(f"duplicate key {json.dumps(key[:40])} in one object")
+            seen.add(key)
+    return obj
+
+
+def _constant(name: str) -> Any:
+    raise _RejectedError(f"{name} is not a JSON number; NaN and Infinity are not accepted")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _RejectedError(f"number {text[:40]} is too large (it overflows to infinity)")
+    return value
+
+
+class _RejectedError(ValueError):
+    """Raised inside the stdlib decoder hooks; carries the client-facing reason."""
+
+
+_STRICT = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant, parse_float=_float)
+
+
+def _strict_decode(body: bytes) -> Any:
+    """The authoritative (slower) decoder; raises MalformedBodyError with the reason."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBodyError(
+            f"body is not valid UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    try:
+        return _STRICT.decode(text)
+    except _RejectedError as exc:
+        raise MalformedBodyError(f"body is not acceptable JSON: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedBodyError(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise MalformedBodyError(f"body is nested deeper than {MAX_DEPTH} levels") from None
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Decode a request body that must be one strict JSON object."""
+    if not body.strip():
+        raise MalformedBodyError("body is empty; expected a JSON object")
+    try:
+        value = orjson.loads(body)
+        trusted = True
+    except orjson.JSONDecodeError:
+        value = _strict_decode(body)
+        trusted = False
+    if type(value) is not dict:
+        kind = "an array" if type(value) is list else "a JSON scalar"
+        raise MalformedBodyError(f"body is {kind}; expected a JSON object")
+    keys, depth = _shape(value)
+    if trusted and body.count(b":") != keys:
+        # A duplicate key, or just a colon inside a string: let the strict decoder decide.
+        value = _strict_decode(body)
+    if depth > MAX_DEPTH:
+        raise MalformedBodyError(f"body is nested deeper than {MAX_DEPTH} levels")
+    return value

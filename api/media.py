@@ -1,0 +1,85 @@
+"""Media types: what a request may send and which FHIR version it gets back.
+
+Both checks are pure functions of one header value and are cached, since a
+partner sends the same headers on every call.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from werkzeug.http import parse_accept_header, parse_options_header
+
+from api.errors import NotAcceptableError, UnsupportedMediaTypeError
+from api.responses import DEFAULT_FHIR_VERSION
+
+#: fhirVersion parameter values we answer, mapped to the version we render.
+#: Major.minor is the spec's form; the full release is accepted as a courtesy.
+FHIR_VERSIONS: dict[str, str] = {"4.0": "4.0", "4.0.1": "4.0", "5.0": "5.0", "5.0.0": "5.0"}
+#: Media ranges that cover what we send, by specificity (higher = more specific).
+_RANGES: dict[str, int] = {
+    "*/*": 0,
+    "application/*": 1,
+    "application/json": 2,
+    "application/fhir+json": 2,
+}
+_CACHE = 256
+
+
+@lru_cache(maxsize=_CACHE)
+def negotiate_fhir_version(accept: str | None) -> str:
+    """The FHIR version to answer in ("4.0" or "5.0"), or NotAcceptableError.
+
+    Each version we can produce gets the quality of the most specific Accept
+    range that covers it (a range with a fhirVersion parameter covers only
+    that version); the best quality wins, R4 on a tie. No Accept header, or
+    one that covers JSON without naming a version, means R4.
+    """
+    if accept is None or not accept.strip():
+        return DEFAULT_FHIR_VERSION
+    best: dict[str, tuple[int, float]] = {}
+    for value, quality in parse_accept_header(accept):
+        media_type, params = parse_options_header(value)
+        specificity = _RANGES.get(media_type.lower())
+        if specificity is None:
+            continue
+        wanted = params.get("fhirversion")
+        if wanted is None:
+            versions: tuple[str, ...] = ("4.0", "5.0")
+        elif wanted in FHIR_VERSIONS:
+            versions = (FHIR_VERSIONS[wanted],)
+            specificity += 1
+        else:
+            continue
+        for version in versions:
+            if version not in best or specificity > best[version][0]:
+                best[version] = (specificity, quality)
+    ranked = sorted(
+        (
+            (quality, version == DEFAULT_FHIR_VERSION, version)
+            for version, (_, quality) in best.items()
+        ),
+        reverse=True,
+    )
+    if not ranked or ranked[0][0] <= 0:
+        raise NotAcceptableError(
+            "Accept header rules out application/fhir+json with fhirVersion 4.0 or 5.0, "
+            f"the only representations of this resource (got {accept[:100]!r})"
+        )
+    return ranked[0][2]
+
+
+@lru_cache(maxsize=_CACHE)
+def require_json_content_type(content_type: str | None) -> None:
+    """Accept ``application/json`` with at most ``charset=utf-8``; else 415."""
+    media_type, params = parse_options_header(content_type or "")
+    if media_type.lower() != "application/json":
+        shown = repr(content_type[:100]) if content_type else "none"
+        raise UnsupportedMediaTypeError(f"Content-Type must be application/json, got {shown}")
+    extra = {key: value for key, value in params.items() if key != "charset"}
+    charset = params.get("charset")
+    if extra or (charset is not None and charset.lower() != "utf-8"):
+        raise UnsupportedMediaTypeError(
+            "Content-Type application/json accepts only the parameter charset=utf-8, "
+            f"got {content_type[:100]!r}"
+        )

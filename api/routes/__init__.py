@@ -1,0 +1,1 @@
+"""One blueprint per resource family: ``triage`` (the FHIR API), ``health`` (service metadata)."""
