@@ -1,0 +1,274 @@
+"""Evaluate a validated request against the knowledge base.
+
+``evaluate`` is a pure function of the request and the knowledge-base version
+(PROTOCOL.md §5a): no clock, no randomness, no I/O. It flattens the request
+once into link id → answer, tests every rule, then scores the factors (one of
+which depends on the final level), then picks the advice. Evidence is gathered
+only for what fired, which keeps the common path fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from triage import knowledge_base as kb
+from triage.logic import (
+    MEDICATIONS,
+    Condition,
+    Facts,
+    Holds,
+    medication_answers,
+    unique_answers,
+)
+from triage.result import (
+    Answer,
+    FactorPoint,
+    FiredRule,
+    GivenAdvice,
+    Level,
+    Likelihood,
+    ReportedFactor,
+    TriageResult,
+)
+from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Kind
+
+
+class RequestShapeError(ValueError):
+    """The request is not in the vocabulary's shape (the schema should have caught it)."""
+
+
+_LINK_IDS: dict[str, dict[str, str]] = {
+    section.name: {item.name: item.link_id for item in section.items} for section in SECTIONS
+}
+_TOP_LEVEL: dict[str, str] = {item.name: item.link_id for item in TOP_LEVEL_ITEMS}
+_LIST_KINDS = (Kind.CODES, Kind.GROUP)
+_LIST_LINKS = frozenset(
+    item.link_id for section in SECTIONS for item in section.items if item.kind in _LIST_KINDS
+)
+
+
+def flatten(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request as link id → answer; omitted and null answers are left out (unknown)."""
+    facts: dict[str, Any] = {}
+    for key, value in request.items():
+        if value is None:
+            continue
+        links = _LINK_IDS.get(key)
+        if links is None:
+            link_id = _TOP_LEVEL.get(key)
+            if link_id is None:
+                raise RequestShapeError(f"unknown field {key!r}")
+            facts[link_id] = value
+            continue
+        if not isinstance(value, Mapping):
+            raise RequestShapeError(f"{key!r} must be an object")
+        for name, answer in value.items():
+            if answer is None:
+                continue
+            link_id = links.get(name)
+            if link_id is None:
+                raise RequestShapeError(f"unknown field {key}.{name!r}")
+            facts[link_id] = tuple(answer) if link_id in _LIST_LINKS else answer
+    return facts
+
+
+@dataclass(frozen=True, slots=True)
+class _LinePlan:
+    """A scoring line compiled, with its label rendered once."""
+
+    points: int
+    holds: Holds
+    condition: Condition
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class _FactorPlan:
+    factor: kb.Factor
+    gate: Holds | None
+    lines: tuple[_LinePlan | kb.PerMedication, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _AdvicePlan:
+    advice: kb.Advice
+    when: Holds | None
+
+
+def _compile(condition: Condition | None) -> Holds | None:
+    return None if condition is None else condition.compile()
+
+
+#: (rule, trigger, exception) with both compiled; trigger None = fires from the screen.
+_RULES: tuple[tuple[kb.Rule, Holds | None, Holds | None], ...] = tuple(
+    (rule, _compile(rule.when), _compile(rule.unless)) for rule in kb.RULES
+)
+_SCREEN = tuple((item.link_id, _compile(item.required_when)) for item in kb.SCREEN)
+_FACTORS = tuple(
+    _FactorPlan(
+        factor,
+        _compile(factor.only_when),
+        tuple(
+            line
+            if isinstance(line, kb.PerMedication)
+            else _LinePlan(line.points, line.when.compile(), line.when, line.text)
+            for line in factor.points
+        ),
+    )
+    for factor in kb.FACTORS
+)
+_ADVICE = tuple(_AdvicePlan(advice, _compile(advice.when)) for advice in kb.ADVICE)
+
+
+def _finding(rule: kb.Rule, facts: Facts) -> FiredRule:
+    assert rule.when is not None  # noqa: S101 - only trigger rules fire from answers
+    return FiredRule(
+        rule_id=rule.id,
+        level=rule.level,
+        display=rule.display,
+        rationale=rule.rationale,
+        source=rule.source,
+        condition=rule.condition,
+        evidence=unique_answers(rule.when.evidence(facts)),
+    )
+
+
+def unanswered_screen_items(facts: Facts) -> tuple[str, ...]:
+    """The screen items that must be known but are not, in protocol order (§5)."""
+    return tuple(
+        link_id
+        for link_id, required_when in _SCREEN
+        if link_id not in facts and (required_when is None or required_when(facts))
+    )
+
+
+def _screen_finding(rule: kb.Rule, unanswered: tuple[str, ...]) -> FiredRule:
+    return FiredRule(
+        rule_id=rule.id,
+        level=rule.level,
+        display=rule.display,
+        rationale=rule.rationale,
+        source=rule.source,
+        condition=rule.condition,
+        evidence=tuple(Answer(link_id, None, link_id) for link_id in unanswered),
+    )
+
+
+def _score(plan: _FactorPlan, facts: Facts, level: Level) -> ReportedFactor | None:
+    factor = plan.factor
+    if factor.only_at_level is not None and level is not factor.only_at_level:
+        return None
+    if plan.gate is not None and not plan.gate(facts):
+        return None
+    breakdown: list[FactorPoint] = []
+    for line in plan.lines:
+        if type(line) is _LinePlan:
+            if line.holds(facts):
+                evidence = unique_answers(line.condition.evidence(facts))
+                breakdown.append(FactorPoint(line.points, line.label, evidence))
+        else:
+            breakdown.extend(_medication_points(line, facts))
+    if not breakdown:
+        return None
+    points = sum(point.points for point in breakdown)
+    return ReportedFactor(
+        code=factor.code,
+        display=factor.display,
+        rationale=factor.rationale,
+        points=points,
+        likelihood=Likelihood.for_points(points),
+        breakdown=tuple(breakdown),
+        condition=factor.condition,
+    )
+
+
+def _medication_points(line: kb.PerMedication, facts: Facts) -> list[FactorPoint]:
+    points = []
+    for index, medication in enumerate(facts.get(MEDICATIONS) or ()):
+        if medication["class"] not in line.classes:
+            continue
+        days = medication.get("days_since_start")
+        recent = days is not None and days <= line.recent_days
+        label = (
+            f"{medication['class']} started {days} days ago"
+            if days is not None
+            else f"{medication['class']} (start unknown)"
+        )
+        evidence = medication_answers(index, medication, ("class", "days_since_start"))
+        points.append(
+            FactorPoint(line.recent_points if recent else line.other_points, label, tuple(evidence))
+        )
+    return points
+
+
+def _advise(
+    facts: Facts,
+    level: Level,
+    rule_ids: frozenset[str],
+    factor_codes: frozenset[str],
+) -> tuple[GivenAdvice, ...]:
+    given: list[GivenAdvice] = []
+    given_codes: set[str] = set()
+    for plan in _ADVICE:
+        advice = plan.advice
+        by_level = level in advice.levels
+        by_rules = not advice.rules.isdisjoint(rule_ids)
+        by_factors = not advice.factors.isdisjoint(factor_codes)
+        by_answers = plan.when is not None and plan.when(facts)
+        if not (advice.always or by_level or by_rules or by_factors or by_answers):
+            continue
+        if advice.not_with is not None and advice.not_with in given_codes:
+            continue
+        because: list[str] = ["always given"] if advice.always else []
+        if by_level:
+            because.append(f"level {level.code}")
+        if by_rules:
+            because.extend(sorted(advice.rules & rule_ids))
+        if by_factors:
+            because.extend(sorted(advice.factors & factor_codes))
+        if by_answers:
+            assert advice.when is not None  # noqa: S101 - compiled from it
+            because.extend(a.path for a in unique_answers(advice.when.evidence(facts)))
+        text = advice.variant_text if advice.variant_rules & rule_ids else advice.text
+        given.append(GivenAdvice(advice.code, advice.display, text, tuple(because)))
+        given_codes.add(advice.code)
+    return tuple(given)
+
+
+def evaluate(request: Mapping[str, Any]) -> TriageResult:
+    """Triage one validated request (PROTOCOL.md §3 shape) into a TriageResult."""
+    facts = flatten(request)
+    unanswered = unanswered_screen_items(facts)
+    fired: list[FiredRule] = []
+    for rule, when, unless in _RULES:  # grouped most urgent first, each level in table order
+        if when is None:
+            if unanswered:  # RF-SCREEN-INCOMPLETE, in its table position
+                fired.append(_screen_finding(rule, unanswered))
+        elif when(facts) and (unless is None or not unless(facts)):
+            fired.append(_finding(rule, facts))
+    level = max((finding.level for finding in fired), default=Level.SELF_CARE)
+
+    scored = [
+        (factor_index, reported)
+        for factor_index, plan in enumerate(_FACTORS)
+        if (reported := _score(plan, facts, level)) is not None
+    ]
+    scored.sort(key=lambda pair: (-pair[1].points, pair[0]))
+    factors = tuple(reported for _, reported in scored)
+
+    advice = _advise(
+        facts,
+        level,
+        frozenset(finding.rule_id for finding in fired),
+        frozenset(factor.code for factor in factors),
+    )
+    return TriageResult(
+        level=level,
+        rules=tuple(fired),
+        factors=factors,
+        advice=advice,
+        unanswered=unanswered,
+        knowledge_base_version=kb.KNOWLEDGE_BASE_VERSION,
+    )

@@ -1,0 +1,732 @@
+"""A small three-valued condition language for the knowledge base.
+
+Each condition answers ``test(facts)`` with True, False or None (*unknown*) using
+Kleene logic, so an omitted answer is never read as "absent" (PROTOCOL.md §3).
+A rule fires only when its trigger is True; an "unless" exception applies only
+when it is True, i.e. when every answer it tests is known and reassuring.
+
+Conditions are built once, when the knowledge base loads; every constructor
+checks the field and the enum values it names against ``triage.vocabulary`` and
+raises :class:`VocabularyError` at start-up, not at request time.
+
+``evidence(facts)`` is asked only of a condition that tested True, and returns
+the raw answers that made it true; ``describe()`` renders the condition in the
+plain words of PROTOCOL.md for reviewers and the published CodeSystems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from triage.result import Answer
+from triage.vocabulary import ITEMS, REGIONS, WHOLE_BODY, Item, Kind
+
+#: The flattened request: link id → answer. Absent key = unknown. Lists are
+#: tuples; ``history.medications`` is a tuple of dicts.
+Facts = Mapping[str, Any]
+Tri = bool | None
+Holds = Callable[[Facts], bool]
+
+MEDICATIONS = "history.medications"
+MEDICATION_CLASS = "history.medications.class"
+BODY_SITES = "twitching.body_sites"
+
+
+class VocabularyError(ValueError):
+    """A knowledge-base entry names a field or value the vocabulary lacks."""
+
+
+def _item(link_id: str, *kinds: Kind) -> Item:
+    try:
+        item = ITEMS[link_id]
+    except KeyError:
+        raise VocabularyError(f"unknown field {link_id!r}") from None
+    if kinds and item.kind not in kinds:
+        expected = "/".join(k.value for k in kinds)
+        raise VocabularyError(f"{link_id!r} is {item.kind.value}, not {expected}")
+    return item
+
+
+def _check_codes(item: Item, codes: tuple[str, ...]) -> None:
+    unknown = [code for code in codes if code not in item.code_values]
+    if unknown or not codes:
+        raise VocabularyError(f"{item.link_id!r} has no value(s) {unknown}")
+
+
+def _label(link_id: str) -> str:
+    return link_id.rsplit(".", 1)[-1]
+
+
+class Condition:
+    """Base of every condition node."""
+
+    __slots__ = ()
+
+    def test(self, facts: Facts) -> Tri:
+        raise NotImplementedError
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def link_ids(self) -> frozenset[str]:
+        """Every field the condition reads (for review and tests)."""
+        raise NotImplementedError
+
+    def compile(self) -> Holds:
+        """A fast two-valued predicate: does ``test(facts)`` return True?
+
+        The engine only ever asks whether a condition is established (a trigger
+        fires, an exception applies, a gate opens only on True), so it runs these
+        closures; ``test`` stays the readable three-valued definition, and a
+        property test checks that both agree on every generated request.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.describe()}>"
+
+
+# --- atoms ----------------------------------------------------------------------------
+
+
+class Yes(Condition):
+    """A yes/no answer is true."""
+
+    __slots__ = ("answer", "link_id")
+
+    def __init__(self, link_id: str) -> None:
+        _item(link_id, Kind.BOOLEAN)
+        self.link_id = link_id
+        self.answer = Answer(link_id, True, link_id)  # immutable, so built once
+
+    def test(self, facts: Facts) -> Tri:
+        return facts.get(self.link_id)
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return [self.answer]
+
+    def describe(self) -> str:
+        return _label(self.link_id)
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({self.link_id})
+
+    def compile(self) -> Holds:
+        key = self.link_id
+
+        def holds(facts: Facts) -> bool:
+            return facts.get(key) is True
+
+        return holds
+
+
+class No(Condition):
+    """A yes/no answer is known to be false (a reassuring answer)."""
+
+    __slots__ = ("answer", "link_id")
+
+    def __init__(self, link_id: str) -> None:
+        _item(link_id, Kind.BOOLEAN)
+        self.link_id = link_id
+        self.answer = Answer(link_id, False, link_id)
+
+    def test(self, facts: Facts) -> Tri:
+        value = facts.get(self.link_id)
+        return None if value is None else not value
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return [self.answer]
+
+    def describe(self) -> str:
+        return f"{_label(self.link_id)} is false"
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({self.link_id})
+
+    def compile(self) -> Holds:
+        key = self.link_id
+
+        def holds(facts: Facts) -> bool:
+            return facts.get(key) is False
+
+        return holds
+
+
+class Is(Condition):
+    """A coded answer is one of the given values."""
+
+    __slots__ = ("codes", "link_id")
+
+    def __init__(self, link_id: str, *codes: str) -> None:
+        _check_codes(_item(link_id, Kind.CODE), codes)
+        self.link_id = link_id
+        self.codes = frozenset(codes)
+
+    def test(self, facts: Facts) -> Tri:
+        value = facts.get(self.link_id)
+        return None if value is None else value in self.codes
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return [Answer(self.link_id, facts[self.link_id], self.link_id)]
+
+    def describe(self) -> str:
+        return f"{_label(self.link_id)} is {' or '.join(sorted(self.codes))}"
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({self.link_id})
+
+    def compile(self) -> Holds:
+        key, codes = self.link_id, self.codes
+
+        def holds(facts: Facts) -> bool:
+            return facts.get(key) in codes
+
+        return holds
+
+
+class Compare(Condition):
+    """A numeric answer against a threshold; an omitted number makes it false.
+
+    PROTOCOL.md §3: "A numeric condition on an omitted number is false unless
+    the rule says otherwise." False (not unknown) matters inside exceptions,
+    where it keeps the exception from applying, so the rule still fires.
+    """
+
+    __slots__ = ("link_id", "op", "threshold")
+
+    _OPS = {  # noqa: RUF012 - a constant lookup table, never mutated
+        ">=": ("≥", lambda a, b: a >= b),
+        ">": (">", lambda a, b: a > b),
+        "<": ("<", lambda a, b: a < b),
+        "<=": ("≤", lambda a, b: a <= b),
+    }
+
+    def __init__(self, link_id: str, op: str, threshold: float) -> None:
+        item = _item(link_id, Kind.INTEGER, Kind.DECIMAL)
+        if op not in self._OPS:
+            raise VocabularyError(f"unknown comparison {op!r}")
+        low = item.minimum if item.minimum is not None else float("-inf")
+        high = item.maximum if item.maximum is not None else float("inf")
+        if not low <= threshold <= high:
+            raise VocabularyError(f"{link_id!r} threshold {threshold} outside {low}–{high}")
+        self.link_id = link_id
+        self.op = op
+        self.threshold = threshold
+
+    def test(self, facts: Facts) -> Tri:
+        value = facts.get(self.link_id)
+        if value is None:
+            return False
+        return self._OPS[self.op][1](value, self.threshold)
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return [Answer(self.link_id, facts[self.link_id], self.link_id)]
+
+    def describe(self) -> str:
+        symbol = self._OPS[self.op][0]
+        threshold = self.threshold
+        if isinstance(threshold, float) and threshold.is_integer():
+            threshold = int(threshold)
+        return f"{_label(self.link_id)} {symbol} {threshold}"
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({self.link_id})
+
+    def compile(self) -> Holds:
+        key, threshold, op = self.link_id, self.threshold, self._OPS[self.op][1]
+
+        def holds(facts: Facts) -> bool:
+            value = facts.get(key)
+            return value is not None and op(value, threshold)
+
+        return holds
+
+
+class Listed(Condition):
+    """A value is in a given list (``history.conditions``).
+
+    An omitted list is unknown; a given list is complete, so a value missing
+    from it is known absent (PROTOCOL.md §3, Lists).
+    """
+
+    __slots__ = ("code", "link_id")
+
+    def __init__(self, link_id: str, code: str) -> None:
+        _check_codes(_item(link_id, Kind.CODES), (code,))
+        self.link_id = link_id
+        self.code = code
+
+    def test(self, facts: Facts) -> Tri:
+        values = facts.get(self.link_id)
+        return None if values is None else self.code in values
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return [Answer(self.link_id, self.code, self.link_id)]
+
+    def describe(self) -> str:
+        return f"{self.code} listed"
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({self.link_id})
+
+    def compile(self) -> Holds:
+        key, code = self.link_id, self.code
+
+        def holds(facts: Facts) -> bool:
+            values = facts.get(key)
+            return values is not None and code in values
+
+        return holds
+
+
+class Medication(Condition):
+    """A medication of one of the classes is listed, optionally with limits.
+
+    ``max_days`` and ``min_doses`` are per medication entry; an omitted number
+    fails its limit (numeric conditions on omitted numbers are false).
+    """
+
+    __slots__ = ("classes", "max_days", "min_doses")
+
+    def __init__(
+        self,
+        *classes: str,
+        max_days: int | None = None,
+        min_doses: float | None = None,
+    ) -> None:
+        _check_codes(_item(MEDICATION_CLASS, Kind.CODE), classes)
+        self.classes = frozenset(classes)
+        self.max_days = max_days
+        self.min_doses = min_doses
+
+    def _matches(self, medication: Mapping[str, Any]) -> bool:
+        if medication["class"] not in self.classes:
+            return False
+        if self.max_days is not None:
+            days = medication.get("days_since_start")
+            if days is None or days > self.max_days:
+                return False
+        if self.min_doses is not None:
+            doses = medication.get("doses_per_day")
+            if doses is None or doses < self.min_doses:
+                return False
+        return True
+
+    def test(self, facts: Facts) -> Tri:
+        medications = facts.get(MEDICATIONS)
+        if medications is None:
+            return None
+        return any(self._matches(medication) for medication in medications)
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        answers = []
+        for index, medication in enumerate(facts[MEDICATIONS]):
+            if self._matches(medication):
+                answers.extend(medication_answers(index, medication, self._detail_keys()))
+        return answers
+
+    def _detail_keys(self) -> tuple[str, ...]:
+        keys = ["class"]
+        if self.max_days is not None:
+            keys.append("days_since_start")
+        if self.min_doses is not None:
+            keys.append("doses_per_day")
+        return tuple(keys)
+
+    def describe(self) -> str:
+        text = " or ".join(sorted(self.classes))
+        if self.max_days is not None:
+            text += f" with days_since_start ≤ {self.max_days}"
+        if self.min_doses is not None:
+            text += f" with doses_per_day ≥ {self.min_doses:g}"
+        return text
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({MEDICATIONS, MEDICATION_CLASS})
+
+    def compile(self) -> Holds:
+        matches = self._matches
+
+        def holds(facts: Facts) -> bool:
+            for medication in facts.get(MEDICATIONS) or ():
+                if matches(medication):
+                    return True
+            return False
+
+        return holds
+
+
+def medication_answers(
+    index: int, medication: Mapping[str, Any], keys: tuple[str, ...]
+) -> list[Answer]:
+    """The answers of one medication entry, as evidence."""
+    return [
+        Answer(f"{MEDICATIONS}.{key}", medication[key], f"{MEDICATIONS}[{index}].{key}")
+        for key in keys
+        if medication.get(key) is not None
+    ]
+
+
+def _sites(facts: Facts) -> tuple[str, ...]:
+    return facts.get(BODY_SITES) or ()
+
+
+class SiteIn(Condition):
+    """A body site lies in one of the named regions (``whole_body`` counts as every region)."""
+
+    __slots__ = ("regions", "sites")
+
+    def __init__(self, *regions: str) -> None:
+        unknown = [region for region in regions if region not in REGIONS]
+        if unknown or not regions:
+            raise VocabularyError(f"unknown body region(s) {unknown}")
+        self.regions = tuple(regions)
+        self.sites = frozenset().union(*(REGIONS[r] for r in regions)) | {WHOLE_BODY}
+
+    def test(self, facts: Facts) -> Tri:
+        sites = facts.get(BODY_SITES)
+        if sites is None:
+            return None
+        return any(site in self.sites for site in sites)
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return [Answer(BODY_SITES, s, BODY_SITES) for s in _sites(facts) if s in self.sites]
+
+    def describe(self) -> str:
+        return "a " + " or ".join(r.replace("_", "-") for r in self.regions) + " site"
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({BODY_SITES})
+
+    def compile(self) -> Holds:
+        wanted = self.sites
+
+        def holds(facts: Facts) -> bool:
+            sites = facts.get(BODY_SITES)
+            return bool(sites) and not wanted.isdisjoint(sites)
+
+        return holds
+
+
+class SitesInclude(Condition):
+    """The body sites include one of the named sites."""
+
+    __slots__ = ("sites",)
+
+    def __init__(self, *sites: str) -> None:
+        _check_codes(_item(BODY_SITES, Kind.CODES), sites)
+        self.sites = frozenset(sites)
+
+    def test(self, facts: Facts) -> Tri:
+        sites = facts.get(BODY_SITES)
+        if sites is None:
+            return None
+        return any(site in self.sites for site in sites)
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return [Answer(BODY_SITES, s, BODY_SITES) for s in _sites(facts) if s in self.sites]
+
+    def describe(self) -> str:
+        return "sites include " + " or ".join(sorted(self.sites))
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({BODY_SITES})
+
+    def compile(self) -> Holds:
+        wanted = self.sites
+
+        def holds(facts: Facts) -> bool:
+            sites = facts.get(BODY_SITES)
+            return bool(sites) and not wanted.isdisjoint(sites)
+
+        return holds
+
+
+class SitesWithin(Condition):
+    """Every body site is one of the named sites (``whole_body`` is never within)."""
+
+    __slots__ = ("sites",)
+
+    def __init__(self, sites: frozenset[str]) -> None:
+        _check_codes(_item(BODY_SITES, Kind.CODES), tuple(sorted(sites)))
+        self.sites = sites
+
+    def test(self, facts: Facts) -> Tri:
+        sites = facts.get(BODY_SITES)
+        if not sites:
+            return None
+        return all(site in self.sites for site in sites)
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return [Answer(BODY_SITES, s, BODY_SITES) for s in _sites(facts)]
+
+    def describe(self) -> str:
+        return "every site is in {" + ", ".join(sorted(self.sites)) + "}"
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({BODY_SITES})
+
+    def compile(self) -> Holds:
+        allowed = self.sites
+
+        def holds(facts: Facts) -> bool:
+            sites = facts.get(BODY_SITES)
+            return bool(sites) and allowed.issuperset(sites)
+
+        return holds
+
+
+class RegionCount(Condition):
+    """How many body regions the sites span: ``at_least`` 2, or ``exactly`` 1.
+
+    ``whole_body`` counts as every region.
+    """
+
+    __slots__ = ("at_least", "exactly")
+
+    def __init__(self, *, at_least: int | None = None, exactly: int | None = None) -> None:
+        if (at_least is None) == (exactly is None):
+            raise VocabularyError("RegionCount takes exactly one of at_least / exactly")
+        self.at_least = at_least
+        self.exactly = exactly
+
+    @staticmethod
+    def count(sites: tuple[str, ...]) -> int:
+        if WHOLE_BODY in sites:
+            return len(REGIONS)
+        return sum(1 for members in REGIONS.values() if any(s in members for s in sites))
+
+    def test(self, facts: Facts) -> Tri:
+        sites = facts.get(BODY_SITES)
+        if not sites:
+            return None
+        regions = self.count(sites)
+        if self.at_least is not None:
+            return regions >= self.at_least
+        return regions == self.exactly
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return [Answer(BODY_SITES, s, BODY_SITES) for s in _sites(facts)]
+
+    def describe(self) -> str:
+        if self.at_least is not None:
+            return f"the sites span ≥ {self.at_least} regions or include whole_body"
+        return f"all sites in {self.exactly} region, no whole_body"
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({BODY_SITES})
+
+    def compile(self) -> Holds:
+        test = self.test
+
+        def holds(facts: Facts) -> bool:
+            return test(facts) is True
+
+        return holds
+
+
+# --- combinators ----------------------------------------------------------------------
+
+
+class AnyOf(Condition):
+    """Kleene OR: true if any part is true, unknown if none is true but one is unknown."""
+
+    __slots__ = ("parts", "text")
+
+    def __init__(self, *parts: Condition, text: str | None = None) -> None:
+        if len(parts) < 2:
+            raise VocabularyError("AnyOf needs at least two parts")
+        self.parts = parts
+        self.text = text
+
+    def test(self, facts: Facts) -> Tri:
+        result: Tri = False
+        for part in self.parts:
+            value = part.test(facts)
+            if value:
+                return True
+            if value is None:
+                result = None
+        return result
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        answers: list[Answer] = []
+        for part in self.parts:
+            if part.test(facts):
+                answers.extend(part.evidence(facts))
+        return answers
+
+    def describe(self) -> str:
+        if self.text:
+            return self.text
+        return "any of " + ", ".join(_wrap(part) for part in self.parts)
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset().union(*(part.link_ids() for part in self.parts))
+
+    def compile(self) -> Holds:
+        if all(type(part) is Yes for part in self.parts):
+            keys = tuple(part.link_id for part in self.parts)  # type: ignore[attr-defined]
+
+            def any_yes(facts: Facts) -> bool:
+                get = facts.get
+                for key in keys:
+                    if get(key) is True:
+                        return True
+                return False
+
+            return any_yes
+        parts = tuple(part.compile() for part in self.parts)
+
+        def holds(facts: Facts) -> bool:
+            for part in parts:
+                if part(facts):
+                    return True
+            return False
+
+        return holds
+
+
+class AllOf(Condition):
+    """Kleene AND: false if any part is false, unknown if none is false but one is unknown."""
+
+    __slots__ = ("parts", "text")
+
+    def __init__(self, *parts: Condition, text: str | None = None) -> None:
+        if len(parts) < 2:
+            raise VocabularyError("AllOf needs at least two parts")
+        self.parts = parts
+        self.text = text
+
+    def test(self, facts: Facts) -> Tri:
+        result: Tri = True
+        for part in self.parts:
+            value = part.test(facts)
+            if value is False:
+                return False
+            if value is None:
+                result = None
+        return result
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        answers: list[Answer] = []
+        for part in self.parts:
+            answers.extend(part.evidence(facts))
+        return answers
+
+    def describe(self) -> str:
+        if self.text:
+            return self.text
+        return " and ".join(_wrap(part) for part in self.parts)
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset().union(*(part.link_ids() for part in self.parts))
+
+    def compile(self) -> Holds:
+        parts = tuple(part.compile() for part in self.parts)
+        if len(parts) == 2:
+            first, second = parts
+
+            def both(facts: Facts) -> bool:
+                return first(facts) and second(facts)
+
+            return both
+
+        def holds(facts: Facts) -> bool:
+            for part in parts:
+                if not part(facts):
+                    return False
+            return True
+
+        return holds
+
+
+class NotEstablished(Condition):
+    """True unless the part is established (tests True); two-valued on purpose.
+
+    Used for "not a tic pattern" and "timing is not falling_asleep": the benign
+    explanation excuses a rule only when the answers establish it, so an
+    unknown answer leaves the rule free to fire (the safer reading).
+    """
+
+    __slots__ = ("part", "text")
+
+    def __init__(self, part: Condition, text: str | None = None) -> None:
+        self.part = part
+        self.text = text
+
+    def test(self, facts: Facts) -> Tri:
+        return self.part.test(facts) is not True
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        # A plain answer that is known is shown (timing after_exercise); a derived
+        # term is not, since its absence is not an answer the caller gave.
+        part = self.part
+        if isinstance(part, Yes | No | Is):
+            value = facts.get(part.link_id)
+            if value is not None:
+                return [Answer(part.link_id, value, part.link_id)]
+        return []
+
+    def describe(self) -> str:
+        return self.text or f"not ({self.part.describe()})"
+
+    def link_ids(self) -> frozenset[str]:
+        return self.part.link_ids()
+
+    def compile(self) -> Holds:
+        part = self.part.compile()
+
+        def holds(facts: Facts) -> bool:
+            return not part(facts)
+
+        return holds
+
+
+class Term(Condition):
+    """A named derived term of PROTOCOL.md §3 (tic pattern, EAH risk ...).
+
+    Its evidence is the raw answers it was derived from, never the term itself.
+    """
+
+    __slots__ = ("definition", "name")
+
+    def __init__(self, name: str, definition: Condition) -> None:
+        self.name = name
+        self.definition = definition
+
+    def test(self, facts: Facts) -> Tri:
+        return self.definition.test(facts)
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return self.definition.evidence(facts)
+
+    def describe(self) -> str:
+        return self.name
+
+    def link_ids(self) -> frozenset[str]:
+        return self.definition.link_ids()
+
+    def compile(self) -> Holds:
+        return self.definition.compile()
+
+
+def _wrap(part: Condition) -> str:
+    text = part.describe()
+    if isinstance(part, AnyOf | AllOf) and not part.text:
+        return f"({text})"
+    return text
+
+
+def unique_answers(answers: list[Answer]) -> tuple[Answer, ...]:
+    """Evidence without repeats, in first-seen order."""
+    if len(answers) < 2:
+        return tuple(answers)
+    seen: dict[tuple[str, Any], Answer] = {}
+    for answer in answers:
+        seen.setdefault((answer.path, answer.value), answer)
+    return tuple(seen.values())
