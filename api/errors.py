@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from markupsafe import escape
 from werkzeug import exceptions as http
 from werkzeug.http import HTTP_STATUS_CODES
@@ -202,6 +202,9 @@ def _handle_http_exception(exc: http.HTTPException) -> Response:
     diagnostics = _HTTP_DIAGNOSTICS.get(status) or (exc.description or exc.name)
     if status == 405:
         diagnostics = f"{request.method} is not supported for {request.path}"
+    elif status == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        diagnostics = f"request body is larger than the limit of {limit} bytes"
     headers = {key: value for key, value in exc.get_headers() if key.lower() != "content-type"}
     return error_response(status, [Issue(code, diagnostics)], headers)
 

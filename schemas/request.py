@@ -126,16 +126,14 @@ class StrictSchema(Schema):
 
 def _metadata(item: Item) -> dict[str, Any]:
     """Documentation for ``openapi.yaml`` (read by apispec, never by ``load``)."""
-    description = item.definition or item.text
+    notes = [item.definition] if item.definition else []
     if item.unit is not None:
-        description = f"{description} Unit: {item.unit.display} (UCUM {item.unit.code})."
-    meta: dict[str, Any] = {
-        "title": item.text,
-        "description": description,
-        "x_link_id": item.link_id,
-    }
+        notes.append(f"Unit: {item.unit.display} (UCUM {item.unit.code}).")
     if item.default is not None:
-        meta["description"] = f"{description} Omitted means {item.default}."
+        notes.append(f"Omitted means {item.default}.")
+    meta: dict[str, Any] = {"title": item.text, "x_link_id": item.link_id}
+    if notes:
+        meta["description"] = " ".join(notes)
     return meta
 
 
@@ -157,7 +155,7 @@ def field_for(item: Item) -> StrictField:
             return _code_field(item, **common)
         case Kind.CODES:
             return StrictCodeList(
-                _code_field(item),
+                _code_field(item, required=True),  # a list member is never null
                 min_items=item.min_items,
                 max_items=item.max_items,
                 unique=item.unique,
@@ -166,7 +164,9 @@ def field_for(item: Item) -> StrictField:
         case Kind.STRING | Kind.REFERENCE:
             return StrictString(max_length=item.max_length, pattern=item.pattern, **common)
         case Kind.GROUP:
-            member = schema_class(_group_schema_name(item), item.children)
+            member = schema_class(
+                _group_schema_name(item), item.children, description=f"One of {item.text}."
+            )
             return StrictObjectList(
                 fields.Nested(member),
                 min_items=item.min_items,
@@ -182,16 +182,24 @@ def _group_schema_name(item: Item) -> str:
 
 
 def schema_class(
-    name: str, items: tuple[Item, ...], extra: dict[str, fields.Field] | None = None
+    name: str,
+    items: tuple[Item, ...],
+    *,
+    description: str,
+    extra: dict[str, fields.Field] | None = None,
 ) -> type[StrictSchema]:
     """A :class:`StrictSchema` subclass with one field per item (and ``extra``)."""
     attrs: dict[str, fields.Field] = dict(extra or {})
     attrs.update({item.name: field_for(item) for item in items})
-    return StrictSchema.from_dict(attrs, name=f"{name}Schema")
+    cls = StrictSchema.from_dict(attrs, name=f"{name}Schema")
+    cls.Meta.description = description  # read by apispec for openapi.yaml
+    return cls
 
 
 def _section_field(section: Section) -> StrictNested:
-    nested = schema_class(f"{section.name.capitalize()}Section", section.items)
+    nested = schema_class(
+        f"{section.name.capitalize()}Section", section.items, description=section.text
+    )
     return StrictNested(
         nested,
         required=section.required,
@@ -202,9 +210,13 @@ def _section_field(section: Section) -> StrictNested:
 TriageRequestSchema: type[StrictSchema] = schema_class(
     "TriageRequest",
     TOP_LEVEL_ITEMS,
+    description=(
+        "A triage request in the vocabulary of PROTOCOL.md §3. Unknown keys are rejected at "
+        "every level; an omitted or null optional field or section means unknown; no type "
+        "coercion (an integral number such as 3.0 is accepted as the integer 3)."
+    ),
     extra={section.name: _section_field(section) for section in SECTIONS},
 )
-TriageRequestSchema.__doc__ = "A triage request in the vocabulary of PROTOCOL.md §3."
 
 #: The one shared instance used by the API (built once; ``load`` is stateless).
 REQUEST_SCHEMA: StrictSchema = TriageRequestSchema()

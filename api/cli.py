@@ -1,0 +1,100 @@
+"""``twitch-triage serve``: run the API under gunicorn (a production WSGI server).
+
+gunicorn is driven programmatically (``BaseApplication``) so the command needs
+no config file and takes the same typed settings as the app. The app is
+created once in the master and forked (``preload_app``): schemas, knowledge
+base and FHIR tables are built once, and a bad setting fails before binding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from api.config import ConfigError, parse_int
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_WORKERS = 2
+
+
+class GunicornServer(BaseApplication):
+    """A gunicorn application serving one already-created WSGI app."""
+
+    def __init__(self, app: Callable[..., Any], options: Mapping[str, Any]) -> None:
+        self.application = app
+        self.options = dict(options)
+        super().__init__()
+
+    def load_config(self) -> None:
+        if self.cfg is None:  # pragma: no cover (BaseApplication sets it first)
+            raise RuntimeError("gunicorn configuration is not initialised")
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Callable[..., Any]:
+        return self.application
+
+
+def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    """The gunicorn settings we run with (sync workers, as the benchmark assumes)."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "sync",
+        "preload_app": True,
+        # gunicorn ≥ 24 opens a control socket at one fixed path per user; two
+        # servers side by side (the benchmark's echo app and this one) would clash.
+        "control_socket_disable": True,
+    }
+
+
+def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twitch-triage", description="Post-exercise twitching triage API (FHIR R4)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="serve the API with gunicorn",
+        description="Serve the API with gunicorn. Flags override TWITCH_TRIAGE_HOST, "
+        "TWITCH_TRIAGE_PORT and TWITCH_TRIAGE_WORKERS; the app itself reads "
+        "TWITCH_TRIAGE_MAX_BODY_BYTES and TWITCH_TRIAGE_CANONICAL_BASE.",
+    )
+    serve.add_argument("--host", default=environ.get("TWITCH_TRIAGE_HOST", DEFAULT_HOST))
+    serve.add_argument("--port", default=environ.get("TWITCH_TRIAGE_PORT", str(DEFAULT_PORT)))
+    serve.add_argument(
+        "--workers", default=environ.get("TWITCH_TRIAGE_WORKERS", str(DEFAULT_WORKERS))
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``twitch-triage`` console script."""
+    env = os.environ if environ is None else environ
+    parser = _parser(env)
+    args = parser.parse_args(argv)
+    try:
+        port = parse_int("port (--port / TWITCH_TRIAGE_PORT)", args.port, minimum=1, maximum=65535)
+        workers = parse_int(
+            "workers (--workers / TWITCH_TRIAGE_WORKERS)", args.workers, minimum=1, maximum=64
+        )
+        host = str(args.host).strip()
+        if not host:
+            raise ConfigError("host (--host / TWITCH_TRIAGE_HOST) must not be empty")
+        from api import create_app  # noqa: PLC0415 (parse flags before the heavy imports)
+
+        app = create_app()
+    except ConfigError as exc:
+        parser.error(str(exc))
+    GunicornServer(app, gunicorn_options(host, port, workers)).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,412 @@
+"""Generate ``openapi.yaml`` (OpenAPI 3.1) from the marshmallow schemas.
+
+    python -m api.openapi            # print the document
+    python -m api.openapi --write    # rewrite openapi.yaml at the repository root
+    python -m api.openapi --check    # exit 1 when openapi.yaml is out of date
+
+The request schema comes from :mod:`schemas` through apispec's
+MarshmallowPlugin, the error codes from :data:`api.errors.ERROR_TABLE` and the
+Bundle layout from :data:`api.fhir.LAYOUT_DESCRIPTION`, so the contract cannot
+drift from the code (``tests/test_openapi.py`` fails when the committed file
+differs). A development tool: apispec and PyYAML are test dependencies, and
+the running API serves the committed file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import EXCLUDE, INCLUDE, fields
+
+from api import fhir
+from api.config import Settings
+from api.errors import ERROR_TABLE, MAX_ISSUES, IssueType
+from api.media import FHIR_VERSIONS
+from api.responses import FHIR_JSON
+from schemas import TriageRequestSchema, ValidationCode, load_triage_request
+from schemas.fields import (
+    StrictBoolean,
+    StrictCode,
+    StrictCodeList,
+    StrictDecimal,
+    StrictInteger,
+    StrictObjectList,
+    StrictString,
+    _Ranged,
+    _StrictList,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+OPENAPI_PATH = ROOT / "openapi.yaml"
+
+#: Shown in the spec as the request example; loaded at generation time so it stays valid.
+EXAMPLE_REQUEST: dict[str, Any] = {
+    "patient": {"reference": "Patient/example-12", "age_years": 12, "sex": "female"},
+    "activity": {
+        "type": "artistic roller skating",
+        "intensity": "high",
+        "session_minutes": 180,
+        "rest_minutes_per_session": 5,
+        "fluid_intake": "low",
+    },
+    "twitching": {
+        "body_sites": ["neck", "face"],
+        "timing": "after_exercise",
+        "duration_days": 10,
+        "suppressible": True,
+    },
+    "symptoms": {"confusion": False, "headache": None, "fatigue": True},
+    "history": {"head_impact": False, "medications": [], "conditions": ["tic_disorder"]},
+    "notes": "Twitches mostly in the evening after practice.",
+}
+
+_ERROR_TEXT: dict[int, str] = {
+    400: "The body is not one strict JSON object: malformed or truncated JSON, invalid UTF-8, "
+    "an empty body, NaN or Infinity, a number overflowing to infinity, a duplicate key in "
+    "any object, nesting deeper than 64 levels, or a top level that is not an object.",
+    404: "No resource at this path.",
+    405: "The method is not supported for this path (see the Allow header).",
+    406: "The Accept header rules out application/fhir+json with fhirVersion 4.0 or 5.0.",
+    413: "The body is larger than TWITCH_TRIAGE_MAX_BODY_BYTES (default 65536), by "
+    "Content-Length or as read.",
+    415: "The Content-Type is not application/json (the only parameter allowed is charset=utf-8).",
+    422: "The JSON object does not fit the request vocabulary. One issue per offending "
+    "field; `expression` holds its JSON path (`history.medications[0].class`, "
+    "`twitching.body_sites[2]`, `symptoms.confsion`); `code` is `required` (missing "
+    "required field, or null for one), `code-invalid` (a string that is not one of the "
+    "item's codes), `invalid` (an unknown field) or `value` (wrong JSON type, out of range, "
+    "too long, empty, control character, unpaired surrogate, pattern mismatch, too few or "
+    "too many items, duplicate list member, null inside a list).",
+    500: "An unexpected error. The diagnostics name an incident id for the server log and "
+    "nothing else.",
+}
+
+
+def _issue_codes(status: int) -> list[str]:
+    """The FHIR issue codes a status can carry, from the one error table."""
+    if status == 422:  # per field, from the schema's coded messages
+        return [code.value for code in ValidationCode]
+    found = {code.value for (st, code) in ERROR_TABLE.values() if st == status}
+    if status == 500:
+        found.add(IssueType.EXCEPTION.value)
+    return sorted(found)
+
+
+def _vocabulary_properties(self: Any, field: fields.Field, **kwargs: Any) -> dict[str, Any]:
+    """Ranges, lengths, codes and list limits of the strict fields (apispec hook)."""
+    del self, kwargs
+    out: dict[str, Any] = {}
+    if isinstance(field, _Ranged):
+        if field.minimum is not None:
+            out["minimum"] = field.minimum
+        if field.maximum is not None:
+            out["maximum"] = field.maximum
+    if isinstance(field, StrictString):
+        out["minLength"] = 1
+        if field.max_length is not None:
+            out["maxLength"] = field.max_length
+        if field.pattern is not None:
+            out["pattern"] = field.pattern
+    if isinstance(field, StrictCode):
+        out["enum"] = [*field.choices, *([None] if field.allow_none else [])]
+    if isinstance(field, _StrictList):
+        if field.min_items is not None:
+            out["minItems"] = field.min_items
+        if field.max_items is not None:
+            out["maxItems"] = field.max_items
+        if field.unique:
+            out["uniqueItems"] = True
+    return out
+
+
+def _operation_outcome_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "FHIR R4 OperationOutcome; every error of this API has this shape.",
+        "required": ["resourceType", "text", "issue"],
+        "additionalProperties": False,
+        "properties": {
+            "resourceType": {"const": "OperationOutcome"},
+            "text": {
+                "type": "object",
+                "required": ["status", "div"],
+                "additionalProperties": False,
+                "properties": {
+                    "status": {"const": "generated"},
+                    "div": {
+                        "type": "string",
+                        "description": "XHTML summary (xmlns http://www.w3.org/1999/xhtml); "
+                        "request text in it is escaped.",
+                    },
+                },
+            },
+            "issue": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_ISSUES,
+                "items": {
+                    "type": "object",
+                    "required": ["severity", "code", "diagnostics"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "severity": {"const": "error"},
+                        "code": {
+                            "type": "string",
+                            "enum": [code.value for code in IssueType],
+                            "description": "FHIR IssueType (http://hl7.org/fhir/issue-type).",
+                        },
+                        "diagnostics": {"type": "string", "maxLength": 500},
+                        "expression": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "JSON path of the offending request field.",
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def _bundle_schema() -> dict[str, Any]:
+    resource_types = ["QuestionnaireResponse", "Observation"]
+    return {
+        "type": "object",
+        "description": fhir.LAYOUT_DESCRIPTION,
+        "required": ["resourceType", "type", "timestamp", "entry"],
+        "properties": {
+            "resourceType": {"const": "Bundle"},
+            "id": {"type": "string"},
+            "type": {"const": "collection"},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "entry": {
+                "type": "array",
+                "minItems": 2,
+                "items": {
+                    "type": "object",
+                    "required": ["fullUrl", "resource"],
+                    "properties": {
+                        "fullUrl": {
+                            "type": "string",
+                            "pattern": "^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                            "[0-9a-f]{4}-[0-9a-f]{12}$",
+                        },
+                        "resource": {
+                            "type": "object",
+                            "required": ["resourceType"],
+                            "properties": {"resourceType": {"enum": resource_types}},
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    codes = ", ".join(f"`{code}`" for code in _issue_codes(status))
+    return {
+        "description": f"{_ERROR_TEXT[status]} Issue code(s): {codes}.",
+        "content": {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}},
+    }
+
+
+def _version() -> str:
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        return str(tomllib.load(handle)["project"]["version"])
+
+
+def build_spec() -> dict[str, Any]:
+    """The OpenAPI 3.1 document as a dict (deterministic)."""
+    load_triage_request(EXAMPLE_REQUEST)  # the documented example must stay valid
+    defaults = Settings()
+    versions = ", ".join(sorted(set(FHIR_VERSIONS.values())))
+    plugin = MarshmallowPlugin()
+    spec = APISpec(
+        title="twitch-triage",
+        version=_version(),
+        openapi_version="3.1.0",
+        plugins=[plugin],
+        info={
+            "summary": "Triage of muscle twitching around exercise, answered in HL7 FHIR R4.",
+            "description": (
+                "Decision support for clinicians and clinical partner apps (PROTOCOL.md). "
+                "It triages; it does not diagnose and never overrides a clinician.\n\n"
+                "Every error is a FHIR OperationOutcome (`application/fhir+json; "
+                "fhirVersion=4.0`), never an HTML page; an unknown path answers 404 "
+                "with issue code `not-found`.\n\n"
+                f"Configuration: `TWITCH_TRIAGE_MAX_BODY_BYTES` (default "
+                f"{defaults.max_body_bytes}), `TWITCH_TRIAGE_CANONICAL_BASE` (default "
+                f"`{defaults.canonical_base}`, the base of every product canonical URL, "
+                "independent of the serving host)."
+            ),
+        },
+    )
+    converter = plugin.converter
+    if converter is None:  # pragma: no cover (APISpec.__init__ initialises the plugin)
+        raise RuntimeError("MarshmallowPlugin was not initialised")
+    for cls, openapi_type in (
+        (StrictBoolean, "boolean"),
+        (StrictInteger, "integer"),
+        (StrictDecimal, "number"),
+        (StrictString, "string"),
+        (StrictCode, "string"),
+        (StrictCodeList, "array"),
+        (StrictObjectList, "array"),
+    ):
+        converter.map_to_openapi_type(cls, openapi_type, None)
+    converter.add_attribute_function(_vocabulary_properties)
+
+    spec.components.schema("TriageRequest", schema=TriageRequestSchema)
+    spec.components.schema("OperationOutcome", _operation_outcome_schema())
+    spec.components.schema("Bundle", _bundle_schema())
+
+    triage_errors = {
+        str(status): _error_response(status) for status in (400, 405, 406, 413, 415, 422, 500)
+    }
+    spec.path(
+        path="/v1/triage",
+        operations={
+            "post": {
+                "operationId": "triage",
+                "summary": "Triage one person",
+                "description": (
+                    "Validates the request strictly, evaluates the red-flag rules, factors and "
+                    "advice of PROTOCOL.md and answers a FHIR collection Bundle.\n\n"
+                    "Content negotiation: no Accept, `*/*`, `application/*`, "
+                    "`application/json` or `application/fhir+json` answer FHIR R4 "
+                    "(`fhirVersion=4.0`); the `fhirVersion` media-type parameter selects "
+                    f"one of {versions} (`4.0.1` and `5.0.0` are accepted as aliases); "
+                    "q-values are honoured; anything else is 406. The response "
+                    "Content-Type names the version: `application/fhir+json; "
+                    "fhirVersion=4.0`.\n\n"
+                    "Checks run in this order: Accept (406), Content-Type (415), size "
+                    "(413), JSON (400), vocabulary (422)."
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/TriageRequest"},
+                            "example": EXAMPLE_REQUEST,
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The triage result as a FHIR collection Bundle.",
+                        "content": {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/Bundle"}}},
+                    },
+                    **triage_errors,
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/healthz",
+        operations={
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness",
+                "responses": {
+                    "200": {
+                        "description": "The service is up.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["status", "knowledge_base_version"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "status": {"const": "ok"},
+                                        "knowledge_base_version": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "405": _error_response(405),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/openapi.yaml",
+        operations={
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI 3.1 description of this API.",
+                        "content": {"application/yaml": {"schema": {"type": "string"}}},
+                    },
+                    "405": _error_response(405),
+                },
+            }
+        },
+    )
+    document = spec.to_dict()
+    _close_objects(document, converter.refs)
+    return document
+
+
+def _close_objects(document: dict[str, Any], refs: dict[tuple[Any, ...], str]) -> None:
+    """``additionalProperties: false`` on every schema whose unknown policy is RAISE.
+
+    apispec emits it only for schemas without a Meta.description (an
+    ``elif`` in ``OpenAPIConverter.schema2jsonschema``), and ours all have one.
+    """
+    components = document["components"]["schemas"]
+    for key, name in refs.items():
+        unknown = key[0]().unknown
+        if unknown != EXCLUDE:
+            components[name]["additionalProperties"] = unknown == INCLUDE
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line text so the long descriptions stay readable."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def render_yaml() -> str:
+    """The document as YAML text, exactly as committed in ``openapi.yaml``."""
+    return yaml.dump(build_spec(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api.openapi", description=__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help=f"rewrite {OPENAPI_PATH.name}")
+    mode.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    args = parser.parse_args(argv)
+    text = render_yaml()
+    if args.write:
+        OPENAPI_PATH.write_text(text, encoding="utf-8")
+        return 0
+    if args.check:
+        current = OPENAPI_PATH.read_text(encoding="utf-8") if OPENAPI_PATH.exists() else ""
+        if current != text:
+            sys.stderr.write(f"{OPENAPI_PATH.name} is stale: run python -m api.openapi --write\n")
+            return 1
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
