@@ -280,6 +280,17 @@ def test_required_binding_codes_are_the_fhir_ones():
     assert bundle["entry"][0]["resource"]["text"]["status"] == "generated"
 
 
+def test_a_request_without_answers_still_gives_valid_fhir():
+    """Defensive: no empty arrays or empty tables even if nothing was answered."""
+    bundle = orjson.loads(orjson.dumps(_render({}, _minimal_result())))
+    R4BBundle.model_validate(bundle)
+    assert "item" not in bundle["entry"][0]["resource"]
+    assert bundle_problems(bundle, canonical_base=BASE) == []
+    for _, node in iter_nodes(bundle):
+        assert node != []
+        assert node != {}
+
+
 def test_unsupported_fhir_version_is_refused():
     with pytest.raises(ValueError, match="fhirVersion"):
         _render(fhir_version="3.0")

@@ -74,6 +74,7 @@ class Tables:
         self.factor_code: dict[tuple[Any, ...], Json] = {}
         self.advice_component: dict[tuple[str, str, str], Json] = {}
         self.evidence_static: dict[tuple[Any, ...], tuple[Json, str]] = {}
+        self.kb_html: dict[str, str] = {}
 
     # --- observation codes and categories -------------------------------------------
 

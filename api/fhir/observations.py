@@ -57,7 +57,8 @@ def evidence(t: Tables, answer: Answer) -> tuple[Json, str]:
     """(component, narrative label) for one triggering answer."""
     link_id, value, path = answer.link_id, answer.value, answer.path
     cls = value.__class__
-    cacheable = value is None or cls is bool or (cls is str and link_id in t.code_coding)
+    # Everything but free text repeats across requests; the cache is bounded anyway.
+    cacheable = cls is not str or link_id in t.code_coding
     if cacheable:
         key = (link_id, path, cls, value)
         hit = t.evidence_static.get(key)
@@ -101,8 +102,17 @@ def _condition_coding(condition: Any) -> Json:
     return {"system": condition.system, "code": condition.code, "display": condition.display}
 
 
-def _rule_static(t: Tables, rule: FiredRule) -> tuple[Json, list[Json], str]:
-    """(code, note, narrative header) of a rule: knowledge-base content, cached."""
+def kb_html(t: Tables, text: str) -> str:
+    """Escaped knowledge-base text (labels, rationales): a finite set, so memoized."""
+    html = t.kb_html.get(text)
+    if html is None:
+        html = esc(text)
+        _bounded_put(t.kb_html, text, html)
+    return html
+
+
+def _rule_static(t: Tables, rule: FiredRule) -> tuple[Json, list[Json], str, str]:
+    """(code, note, narrative header, level-narrative line head): KB content, cached."""
     key = (rule.rule_id, rule.level, rule.display, rule.rationale, rule.source, rule.condition)
     hit = t.rule_code.get(key)
     if hit is not None:
@@ -117,22 +127,27 @@ def _rule_static(t: Tables, rule: FiredRule) -> tuple[Json, list[Json], str]:
         )
     code = {"coding": codings, "text": rule.display}
     note = [{"text": rule.rationale}, {"text": f"Source: {rule.source}"}]
+    title = f"<b>{esc(rule.display)}</b> ({esc(rule.rule_id)}): {t.level_html[rule.level]}"
     header = (
-        f"<p><b>Red flag: {esc(rule.display)}</b> ({esc(rule.rule_id)}): "
-        f"{t.level_html[rule.level]}</p>"
+        f"<p>Red flag: {title}</p>"
         f"<p>{esc(rule.rationale)}</p><p>Source: {esc(rule.source)}</p>{condition_html}"
     )
-    result = (code, note, header)
+    result = (code, note, header, f"<li>{title}.")
     _bounded_put(t.rule_code, key, result)
     return result
 
 
 def rule_observation(t: Tables, rule: FiredRule, common: Common) -> tuple[Json, str]:
     """One fired rule as an Observation, and its line in the level narrative."""
-    code, note, header = _rule_static(t, rule)
+    code, note, header, line_head = _rule_static(t, rule)
     components, labels = _evidence_all(t, rule.evidence)
-    answers_html = "".join(f"<li>{label}</li>" for label in labels)
-    body = f"{header}<p>Triggering answers:</p><ul>{answers_html}</ul>" if labels else header
+    if labels:
+        answers_html = "".join(f"<li>{label}</li>" for label in labels)
+        body = f"{header}<p>Triggering answers:</p><ul>{answers_html}</ul>"
+        line = f"{line_head} Triggered by: {'; '.join(labels)}.</li>"
+    else:
+        body = header
+        line = f"{line_head}</li>"
     resource: Json = {
         "resourceType": "Observation",
         "text": narrative(body),
@@ -150,15 +165,11 @@ def rule_observation(t: Tables, rule: FiredRule, common: Common) -> tuple[Json, 
     resource["derivedFrom"] = common.derived_from
     if components:
         resource["component"] = components
-    line = (
-        f"<li><b>{esc(rule.display)}</b> ({esc(rule.rule_id)}): {t.level_html[rule.level]}."
-        + (f" Triggered by: {'; '.join(labels)}." if labels else "")
-        + "</li>"
-    )
     return resource, line
 
 
-def _factor_static(t: Tables, factor: ReportedFactor) -> tuple[Json, list[Json], str]:
+def _factor_static(t: Tables, factor: ReportedFactor) -> tuple[Json, list[Json], str, str]:
+    """(code, note, narrative title, level-narrative row head): KB content, cached."""
     key = (factor.code, factor.display, factor.rationale, factor.condition)
     hit = t.factor_code.get(key)
     if hit is not None:
@@ -166,32 +177,37 @@ def _factor_static(t: Tables, factor: ReportedFactor) -> tuple[Json, list[Json],
     codings = [{"system": t.factor_url, "code": factor.code, "display": factor.display}]
     if factor.condition is not None:
         codings.append(_condition_coding(factor.condition))
+    name = f"{esc(factor.display)} ({esc(factor.code)})"
     result = (
         {"coding": codings, "text": factor.display},
         [{"text": factor.rationale}],
-        f"<b>Contributing factor: {esc(factor.display)}</b> ({esc(factor.code)})",
+        f"<p><b>Contributing factor: {esc(factor.display)}</b> ({esc(factor.code)})",
+        f"<tr><td>{name}</td>",
     )
     _bounded_put(t.factor_code, key, result)
     return result
 
 
+_FACTOR_TABLE_HEAD = (
+    "<table><thead><tr><th>Points</th><th>Because</th><th>Answers</th></tr></thead><tbody>"
+)
+
+
 def factor_observation(t: Tables, factor: ReportedFactor, common: Common) -> tuple[Json, str]:
     """One reported factor as an Observation, and its row in the level narrative."""
-    code, note, title = _factor_static(t, factor)
+    code, note, title, row_head = _factor_static(t, factor)
     components, _ = _evidence_all(t, factor.evidence)
     rows = []
     for point in factor.breakdown:
         _, labels = _evidence_all(t, point.evidence)
-        because = esc(point.label)
         rows.append(
-            f"<tr><td>+{point.points}</td><td>{because}</td><td>{'; '.join(labels)}</td></tr>"
+            f"<tr><td>+{point.points}</td><td>{kb_html(t, point.label)}</td>"
+            f"<td>{'; '.join(labels)}</td></tr>"
         )
     likelihood = factor.likelihood.value
     body = (
-        f"<p>{title}: {factor.points} points, likelihood {likelihood}.</p>"
-        f"<p>{esc(factor.rationale)}</p>"
-        "<table><thead><tr><th>Points</th><th>Because</th><th>Answers</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"{title}: {factor.points} points, likelihood {likelihood}.</p>"
+        f"<p>{kb_html(t, factor.rationale)}</p>{_FACTOR_TABLE_HEAD}{''.join(rows)}</tbody></table>"
     )
     resource: Json = {
         "resourceType": "Observation",
@@ -209,10 +225,7 @@ def factor_observation(t: Tables, factor: ReportedFactor, common: Common) -> tup
     resource["method"] = common.method
     resource["derivedFrom"] = common.derived_from
     resource["component"] = [{"code": t.points_code, "valueInteger": factor.points}, *components]
-    row = (
-        f"<tr><td>{esc(factor.display)} ({esc(factor.code)})</td>"
-        f"<td>{factor.points}</td><td>{likelihood}</td></tr>"
-    )
+    row = f"{row_head}<td>{factor.points}</td><td>{likelihood}</td></tr>"
     return resource, row
 
 

@@ -167,10 +167,14 @@ def render_questionnaire_response(
             rows.append(row)
 
     body = (
-        "<p><b>Intake answers</b>. Items not listed are unknown.</p>"
-        "<table><thead><tr><th>Item</th><th>Answer</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table>"
+        (
+            "<p><b>Intake answers</b>. Items not listed are unknown.</p>"
+            "<table><thead><tr><th>Item</th><th>Answer</th></tr></thead><tbody>"
+            + "".join(rows)
+            + "</tbody></table>"
+        )
+        if rows
+        else "<p><b>Intake answers</b>: none given; every item is unknown.</p>"
     )
     resource: Json = {
         "resourceType": "QuestionnaireResponse",
@@ -181,7 +185,8 @@ def render_questionnaire_response(
     if subject is not None:
         resource["subject"] = subject
     resource["authored"] = authored
-    resource["item"] = items
+    if items:  # FHIR JSON has no empty arrays
+        resource["item"] = items
     return resource
 
 
