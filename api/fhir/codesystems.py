@@ -10,7 +10,7 @@ URL a Bundle cites is the URL the server answers.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,48 +182,35 @@ def vocabulary_codesystems() -> tuple[CodeSystemSpec, ...]:
     return tuple(specs)
 
 
-def _attr(entry: Any, *names: str, default: str = "") -> str:
-    for name in names:
-        value = getattr(entry, name, None)
-        if value is not None:
-            return str(value)
-    return default
-
-
-def _kb_concepts(entries: Iterable[Any]) -> tuple[Concept, ...]:
-    return tuple(
-        Concept(
-            _attr(entry, "id", "rule_id", "code"),
-            _attr(entry, "display"),
-            _attr(entry, "rationale", "text", "definition"),
-        )
-        for entry in entries
-    )
-
-
 def knowledge_base_codesystems() -> tuple[CodeSystemSpec, ...]:
-    """Rule, factor and advice CodeSystems, read from ``triage.knowledge_base``."""
+    """Rule, factor and advice CodeSystems, read from ``triage.knowledge_base``.
+
+    Imported lazily: the renderer itself needs only the codes in the result.
+    """
     kb = importlib.import_module("triage.knowledge_base")
     return (
         CodeSystemSpec(
             RED_FLAG_RULE,
             "Red-flag rule",
-            "Red-flag rules of PROTOCOL.md §4.",
-            _kb_concepts(kb.RULES),
+            "Red-flag rules of PROTOCOL.md §4, most urgent level first.",
+            tuple(
+                Concept(r.id, r.display, f"Fires when {r.fires_when()}. {r.rationale}")
+                for r in kb.RULES
+            ),
             versioned_with_knowledge_base=True,
         ),
         CodeSystemSpec(
             CONTRIBUTING_FACTOR,
             "Contributing factor",
             "Contributing factors of PROTOCOL.md §6.",
-            _kb_concepts(kb.FACTORS),
+            tuple(Concept(f.code, f.display, f.rationale) for f in kb.FACTORS),
             versioned_with_knowledge_base=True,
         ),
         CodeSystemSpec(
             ADVICE,
             "Advice",
             "Coded advice of PROTOCOL.md §7, most important first.",
-            _kb_concepts(kb.ADVICE),
+            tuple(Concept(a.code, a.display, a.text) for a in kb.ADVICE),
             versioned_with_knowledge_base=True,
         ),
     )
