@@ -22,7 +22,7 @@ from fhir.resources.R4B.questionnaireresponse import (
 )
 from pydantic import ValidationError
 
-from api.fhir import LAYOUT_DESCRIPTION, FhirSettings, render_triage_bundle
+from api.fhir import LAYOUT_DESCRIPTION, FhirSettings, as_transaction, render_triage_bundle
 from api.fhir import codesystems as cs
 from api.fhir.bundle import format_instant, uuid4_batch
 from api.fhir.conformance import bundle_problems, iter_nodes, narrative_problems
@@ -635,3 +635,22 @@ def test_layout_description_documents_where_things_sit():
         cs.DEFAULT_CANONICAL_BASE,
     ):
         assert phrase in LAYOUT_DESCRIPTION, phrase
+
+
+def test_transaction_variant_posts_every_entry_and_keeps_references():
+    collection = _render()
+    before = orjson.dumps(collection)
+    transaction = orjson.loads(orjson.dumps(as_transaction(collection)))
+    assert orjson.dumps(collection) == before  # input untouched
+    R4BBundle.model_validate(transaction)
+    assert transaction["type"] == "transaction"
+    assert [e["request"] for e in transaction["entry"]] == [
+        {"method": "POST", "url": e["resource"]["resourceType"]} for e in transaction["entry"]
+    ]
+    assert [e["fullUrl"] for e in transaction["entry"]] == [
+        e["fullUrl"] for e in collection["entry"]
+    ]
+    collection_again = {**transaction, "type": "collection"}
+    for entry in collection_again["entry"]:
+        del entry["request"]
+    assert bundle_problems(collection_again, canonical_base=BASE) == []

@@ -10,7 +10,7 @@ System URLs and the product CodeSystems live in :mod:`api.fhir.codesystems`.
 
 from __future__ import annotations
 
-from api.fhir.bundle import LAYOUT_DESCRIPTION, render_triage_bundle
+from api.fhir.bundle import LAYOUT_DESCRIPTION, as_transaction, render_triage_bundle
 from api.fhir.questionnaire_response import (
     MappedRequest,
     QuestionnaireResponseError,
@@ -25,6 +25,7 @@ __all__ = [
     "FhirSettings",
     "MappedRequest",
     "QuestionnaireResponseError",
+    "as_transaction",
     "map_questionnaire_response",
     "questionnaire_response_to_request",
     "render_triage_bundle",

@@ -136,6 +136,31 @@ def render_triage_bundle(
     return _adapt_version(bundle, fhir_version)
 
 
+def as_transaction(bundle: Mapping[str, Any]) -> dict[str, Any]:
+    """The same content as a ``transaction`` Bundle an EHR can POST to its FHIR server.
+
+    Each entry becomes a ``POST`` to its resource type; the ``urn:uuid`` fullUrls
+    stay, and since every reference between entries already uses them, the server
+    rewrites them to the ids it assigns (FHIR transaction semantics). ``subject``
+    (``Patient/<id>``) is left for the server to resolve. Builds new dicts: the
+    input (which shares static fragments) is not modified.
+    """
+    return {
+        "resourceType": "Bundle",
+        "id": bundle["id"],
+        "type": "transaction",
+        "timestamp": bundle["timestamp"],
+        "entry": [
+            {
+                "fullUrl": entry["fullUrl"],
+                "resource": entry["resource"],
+                "request": {"method": "POST", "url": entry["resource"]["resourceType"]},
+            }
+            for entry in bundle["entry"]
+        ],
+    }
+
+
 LAYOUT_DESCRIPTION = f"""\
 The response is a FHIR Bundle of type `collection` (R4, fhirVersion 4.0.1 by default;
 R5 on request) whose entries have `urn:uuid` fullUrls and reference each other by them.
