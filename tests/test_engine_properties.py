@@ -12,7 +12,7 @@ from strategies import BOOLEAN_ITEMS, requests
 from triage import evaluate
 from triage import knowledge_base as kb
 from triage.engine import flatten
-from triage.logic import AllOf, AnyOf, Condition, NotEstablished, Term
+from triage.logic import AllOf, AnyOf, Condition, NotEstablished, Term, positive_keys
 from triage.result import Level, Likelihood
 from triage.vocabulary import CONDITIONS, MEDICATION_CLASSES, REGIONS
 
@@ -208,3 +208,14 @@ def test_compiled_conditions_agree_with_their_three_valued_definition(request):
     facts = flatten(request)
     for node, holds in COMPILED:
         assert holds(facts) == (node.test(facts) is True), node
+
+
+@PROPERTY_SETTINGS
+@given(requests())
+def test_trigger_keys_never_skip_a_condition_that_holds(request):
+    facts = flatten(request)
+    positive = positive_keys(facts)
+    for node, holds in COMPILED:
+        keys = node.trigger_keys()
+        if keys is not None and holds(facts):
+            assert not keys.isdisjoint(positive), node

@@ -20,6 +20,7 @@ from triage.logic import (
     Facts,
     Holds,
     medication_answers,
+    positive_keys,
     unique_answers,
 )
 from triage.result import (
@@ -79,6 +80,7 @@ class _LinePlan:
     """A scoring line compiled, with its label rendered once."""
 
     points: int
+    keys: frozenset[str] | None
     holds: Holds
     condition: Condition
     label: str
@@ -101,9 +103,13 @@ def _compile(condition: Condition | None) -> Holds | None:
     return None if condition is None else condition.compile()
 
 
-#: (rule, trigger, exception) with both compiled; trigger None = fires from the screen.
-_RULES: tuple[tuple[kb.Rule, Holds | None, Holds | None], ...] = tuple(
-    (rule, _compile(rule.when), _compile(rule.unless)) for rule in kb.RULES
+def _keys(condition: Condition | None) -> frozenset[str] | None:
+    return None if condition is None else condition.trigger_keys()
+
+
+#: (rule, trigger keys, trigger, exception); trigger None = fires from the screen.
+_RULES: tuple[tuple[kb.Rule, frozenset[str] | None, Holds | None, Holds | None], ...] = tuple(
+    (rule, _keys(rule.when), _compile(rule.when), _compile(rule.unless)) for rule in kb.RULES
 )
 _SCREEN = tuple((item.link_id, _compile(item.required_when)) for item in kb.SCREEN)
 _FACTORS = tuple(
@@ -113,7 +119,9 @@ _FACTORS = tuple(
         tuple(
             line
             if isinstance(line, kb.PerMedication)
-            else _LinePlan(line.points, line.when.compile(), line.when, line.text)
+            else _LinePlan(
+                line.points, line.when.trigger_keys(), line.when.compile(), line.when, line.text
+            )
             for line in factor.points
         ),
     )
@@ -156,7 +164,9 @@ def _screen_finding(rule: kb.Rule, unanswered: tuple[str, ...]) -> FiredRule:
     )
 
 
-def _score(plan: _FactorPlan, facts: Facts, level: Level) -> ReportedFactor | None:
+def _score(
+    plan: _FactorPlan, facts: Facts, positive: frozenset[str], level: Level
+) -> ReportedFactor | None:
     factor = plan.factor
     if factor.only_at_level is not None and level is not factor.only_at_level:
         return None
@@ -165,7 +175,8 @@ def _score(plan: _FactorPlan, facts: Facts, level: Level) -> ReportedFactor | No
     breakdown: list[FactorPoint] = []
     for line in plan.lines:
         if type(line) is _LinePlan:
-            if line.holds(facts):
+            keys = line.keys
+            if (keys is None or not keys.isdisjoint(positive)) and line.holds(facts):
                 evidence = unique_answers(line.condition.evidence(facts))
                 breakdown.append(FactorPoint(line.points, line.label, evidence))
         else:
@@ -242,10 +253,13 @@ def evaluate(request: Mapping[str, Any]) -> TriageResult:
     facts = flatten(request)
     unanswered = unanswered_screen_items(facts)
     fired: list[FiredRule] = []
-    for rule, when, unless in _RULES:  # grouped most urgent first, each level in table order
+    positive = positive_keys(facts)
+    for rule, keys, when, unless in _RULES:  # most urgent first, each level in table order
         if when is None:
             if unanswered:  # RF-SCREEN-INCOMPLETE, in its table position
                 fired.append(_screen_finding(rule, unanswered))
+        elif keys is not None and keys.isdisjoint(positive):
+            continue
         elif when(facts) and (unless is None or not unless(facts)):
             fired.append(_finding(rule, facts))
     level = max((finding.level for finding in fired), default=Level.SELF_CARE)
@@ -253,7 +267,7 @@ def evaluate(request: Mapping[str, Any]) -> TriageResult:
     scored = [
         (factor_index, reported)
         for factor_index, plan in enumerate(_FACTORS)
-        if (reported := _score(plan, facts, level)) is not None
+        if (reported := _score(plan, facts, positive, level)) is not None
     ]
     scored.sort(key=lambda pair: (-pair[1].points, pair[0]))
     factors = tuple(reported for _, reported in scored)

@@ -31,6 +31,8 @@ Holds = Callable[[Facts], bool]
 MEDICATIONS = "history.medications"
 MEDICATION_CLASS = "history.medications.class"
 BODY_SITES = "twitching.body_sites"
+#: Required answers: a trigger on them alone never lets the engine skip anything.
+ALWAYS_ANSWERED = frozenset({BODY_SITES, "patient.age_years"})
 
 
 class VocabularyError(ValueError):
@@ -76,6 +78,15 @@ class Condition:
         """Every field the condition reads (for review and tests)."""
         raise NotImplementedError
 
+    def trigger_keys(self) -> frozenset[str] | None:
+        """Keys of which at least one must be answered, and not false, to hold.
+
+        None when no such set exists (a condition that can hold on a false or an
+        unknown answer). The engine skips an entry whose keys miss the request's
+        positive answers without calling it: a pure shortcut, checked by a test.
+        """
+        raise NotImplementedError
+
     def compile(self) -> Holds:
         """A fast two-valued predicate: does ``test(facts)`` return True?
 
@@ -115,6 +126,9 @@ class Yes(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({self.link_id})
 
+    def trigger_keys(self) -> frozenset[str] | None:
+        return frozenset({self.link_id})
+
     def compile(self) -> Holds:
         key = self.link_id
 
@@ -147,6 +161,9 @@ class No(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({self.link_id})
 
+    def trigger_keys(self) -> frozenset[str] | None:
+        return None  # holds on a false answer
+
     def compile(self) -> Holds:
         key = self.link_id
 
@@ -177,6 +194,9 @@ class Is(Condition):
         return f"{_label(self.link_id)} is {' or '.join(sorted(self.codes))}"
 
     def link_ids(self) -> frozenset[str]:
+        return frozenset({self.link_id})
+
+    def trigger_keys(self) -> frozenset[str] | None:
         return frozenset({self.link_id})
 
     def compile(self) -> Holds:
@@ -236,6 +256,9 @@ class Compare(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({self.link_id})
 
+    def trigger_keys(self) -> frozenset[str] | None:
+        return frozenset({self.link_id})
+
     def compile(self) -> Holds:
         key, threshold, op = self.link_id, self.threshold, self._OPS[self.op][1]
 
@@ -271,6 +294,9 @@ class Listed(Condition):
         return f"{self.code} listed"
 
     def link_ids(self) -> frozenset[str]:
+        return frozenset({self.link_id})
+
+    def trigger_keys(self) -> frozenset[str] | None:
         return frozenset({self.link_id})
 
     def compile(self) -> Holds:
@@ -348,6 +374,9 @@ class Medication(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({MEDICATIONS, MEDICATION_CLASS})
 
+    def trigger_keys(self) -> frozenset[str] | None:
+        return frozenset({MEDICATIONS})
+
     def compile(self) -> Holds:
         matches = self._matches
 
@@ -402,6 +431,9 @@ class SiteIn(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({BODY_SITES})
 
+    def trigger_keys(self) -> frozenset[str] | None:
+        return frozenset({BODY_SITES})
+
     def compile(self) -> Holds:
         wanted = self.sites
 
@@ -436,6 +468,9 @@ class SitesInclude(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({BODY_SITES})
 
+    def trigger_keys(self) -> frozenset[str] | None:
+        return frozenset({BODY_SITES})
+
     def compile(self) -> Holds:
         wanted = self.sites
 
@@ -468,6 +503,9 @@ class SitesWithin(Condition):
         return "every site is in {" + ", ".join(sorted(self.sites)) + "}"
 
     def link_ids(self) -> frozenset[str]:
+        return frozenset({BODY_SITES})
+
+    def trigger_keys(self) -> frozenset[str] | None:
         return frozenset({BODY_SITES})
 
     def compile(self) -> Holds:
@@ -520,6 +558,9 @@ class RegionCount(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({BODY_SITES})
 
+    def trigger_keys(self) -> frozenset[str] | None:
+        return frozenset({BODY_SITES})
+
     def compile(self) -> Holds:
         test = self.test
 
@@ -567,6 +608,12 @@ class AnyOf(Condition):
 
     def link_ids(self) -> frozenset[str]:
         return frozenset().union(*(part.link_ids() for part in self.parts))
+
+    def trigger_keys(self) -> frozenset[str] | None:
+        keys = [part.trigger_keys() for part in self.parts]
+        if any(k is None for k in keys):
+            return None
+        return frozenset().union(*keys)  # type: ignore[arg-type]
 
     def compile(self) -> Holds:
         if all(type(part) is Yes for part in self.parts):
@@ -626,6 +673,13 @@ class AllOf(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset().union(*(part.link_ids() for part in self.parts))
 
+    def trigger_keys(self) -> frozenset[str] | None:
+        # Any one part's keys will do; prefer the most selective (fewest always-answered keys).
+        candidates = [k for k in (part.trigger_keys() for part in self.parts) if k is not None]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda keys: (len(keys & ALWAYS_ANSWERED), len(keys)))
+
     def compile(self) -> Holds:
         parts = tuple(part.compile() for part in self.parts)
         if len(parts) == 2:
@@ -678,6 +732,9 @@ class NotEstablished(Condition):
     def link_ids(self) -> frozenset[str]:
         return self.part.link_ids()
 
+    def trigger_keys(self) -> frozenset[str] | None:
+        return None  # holds when its part is false or unknown
+
     def compile(self) -> Holds:
         part = self.part.compile()
 
@@ -711,6 +768,9 @@ class Term(Condition):
     def link_ids(self) -> frozenset[str]:
         return self.definition.link_ids()
 
+    def trigger_keys(self) -> frozenset[str] | None:
+        return self.definition.trigger_keys()
+
     def compile(self) -> Holds:
         return self.definition.compile()
 
@@ -720,6 +780,11 @@ def _wrap(part: Condition) -> str:
     if isinstance(part, AnyOf | AllOf) and not part.text:
         return f"({text})"
     return text
+
+
+def positive_keys(facts: Facts) -> frozenset[str]:
+    """The answered keys whose answer is not false (see ``trigger_keys``)."""
+    return frozenset([key for key, value in facts.items() if value is not False])
 
 
 def unique_answers(answers: list[Answer]) -> tuple[Answer, ...]:
