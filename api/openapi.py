@@ -32,6 +32,7 @@ from api.media import FHIR_VERSIONS
 from api.responses import FHIR_JSON
 from schemas import TriageRequestSchema, ValidationCode, load_triage_request
 from schemas.fields import (
+    TEXT_PATTERN,
     StrictBoolean,
     StrictCode,
     StrictCodeList,
@@ -112,8 +113,7 @@ def _vocabulary_properties(self: Any, field: fields.Field, **kwargs: Any) -> dic
         out["minLength"] = 1
         if field.max_length is not None:
             out["maxLength"] = field.max_length
-        if field.pattern is not None:
-            out["pattern"] = field.pattern
+        out["pattern"] = field.pattern if field.pattern is not None else TEXT_PATTERN
     if isinstance(field, StrictCode):
         out["enum"] = [*field.choices, *([None] if field.allow_none else [])]
     if isinstance(field, _StrictList):

@@ -60,9 +60,14 @@ VALUE = ValidationCode.VALUE
 CODE_INVALID = ValidationCode.CODE_INVALID
 INVALID = ValidationCode.INVALID
 
-#: Unicode category Cc except tab, line feed and carriage return, and every
-#: surrogate code point (a lone surrogate cannot be encoded as UTF-8 later).
-_BAD_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+#: Unicode category Cc except tab, line feed and carriage return, as a regex class body.
+_CONTROL = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F"
+#: Free text as JSON Schema states it (openapi.yaml); lone surrogates are refused too,
+#: which a JSON Schema pattern cannot express.
+TEXT_PATTERN = f"^[^{_CONTROL}]*$"
+#: Control characters and every surrogate code point (a lone surrogate cannot be
+#: encoded as UTF-8 later).
+_BAD_CHAR = re.compile(rf"[{_CONTROL}\ud800-\udfff]")
 _SHOW_LIMIT = 40
 
 

@@ -1,0 +1,82 @@
+"""Shared fixtures for the API tests: an app per test and its test client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import strategies as st
+from strategies import requests
+from werkzeug.test import TestResponse
+
+from api import create_app
+
+#: A small valid request (PROTOCOL.md §3) for tests that need one to pass.
+VALID_REQUEST: dict[str, Any] = {
+    "patient": {"age_years": 30},
+    "twitching": {"body_sites": ["calf"]},
+}
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Flask:
+    """A fresh app with default settings, isolated from the caller's environment."""
+    for name in ("TWITCH_TRIAGE_MAX_BODY_BYTES", "TWITCH_TRIAGE_CANONICAL_BASE"):
+        monkeypatch.delenv(name, raising=False)
+    return create_app({"TESTING": True})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def post_triage(client: FlaskClient) -> Callable[..., TestResponse]:
+    """POST raw bytes (or a JSON-encodable value) to /v1/triage."""
+
+    def post(
+        body: bytes | Any,
+        *,
+        content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> TestResponse:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        all_headers = dict(headers or {})
+        if content_type is not None:
+            all_headers["Content-Type"] = content_type
+        return client.post("/v1/triage", data=data, headers=all_headers)
+
+    return post
+
+
+_WRONG = st.sampled_from([None, True, 1, 1.5, "x", "", [], {}, ["calf"], [None], {"class": 1}])
+
+
+@st.composite
+def mutated_requests(draw: st.DrawFn) -> Any:
+    """A valid request with a few random corruptions (wrong values, unknown keys, deletions)."""
+    request = draw(requests())
+    for _ in range(draw(st.integers(0, 4))):
+        node: Any = request
+        while isinstance(node, dict | list) and node and draw(st.booleans()):
+            key = draw(st.sampled_from(list(node) if isinstance(node, dict) else range(len(node))))
+            if not isinstance(node[key], dict | list):
+                break
+            node = node[key]
+        action = draw(st.sampled_from(["set", "unknown", "delete"]))
+        if isinstance(node, dict) and node and action != "unknown":
+            key = draw(st.sampled_from(sorted(node)))
+            if action == "delete":
+                del node[key]
+            else:
+                node[key] = draw(_WRONG)
+        elif isinstance(node, dict):
+            node[draw(st.sampled_from(["zzz", "_schema", "confsion", "class"]))] = 1
+        elif isinstance(node, list) and node:
+            node[draw(st.integers(0, len(node) - 1))] = draw(_WRONG)
+    return request

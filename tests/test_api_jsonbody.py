@@ -1,0 +1,163 @@
+"""Strict JSON decoding of request bodies (api/jsonbody.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from api.errors import MalformedBodyError, PayloadTooLargeError
+from api.jsonbody import MAX_DEPTH, _strict_decode, parse_json_object, read_body
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "empty"),
+        (b"  \n\t ", "empty"),
+        (b'{"a": 1', "not valid JSON"),
+        (b'{"a": tru}', "not valid JSON"),
+        (b'{"a": 1} {"b": 2}', "not valid JSON"),
+        (b'{"a": 1,}', "not valid JSON"),
+        (b"{'a': 1}", "not valid JSON"),
+        (b'{"a": "\xff"}', "not valid UTF-8"),
+        (b'\xef\xbb\xbf{"a": 1}', "not valid JSON"),
+        (b'{"a": NaN}', "NaN"),
+        (b'{"a": Infinity}', "Infinity"),
+        (b'{"a": -Infinity}', "Infinity"),
+        (b'{"a": 1e400}', "overflows"),
+        (b'{"a": -1e400}', "overflows"),
+        (b'{"a": 1, "a": 1}', "duplicate key"),
+        (b'{"a": {"b": [{"c": 1, "d": 2, "c": 3}]}}', "duplicate key"),
+        (b'{"a": "x:y", "a": 2}', "duplicate key"),
+        (b'{"a": "\x01"}', "not valid JSON"),
+        (b"[]", "array"),
+        (b'"text"', "scalar"),
+        (b"3", "scalar"),
+        (b"null", "scalar"),
+        (b'{"a": ' + b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1) + b"}", "nested deeper"),
+        (b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested deeper"),
+    ],
+)
+def test_bodies_that_are_not_one_strict_object_are_rejected(body, reason):
+    with pytest.raises(MalformedBodyError) as info:
+        parse_json_object(body)
+    assert reason in info.value.diagnostics
+
+
+def test_a_colon_inside_a_string_takes_the_strict_path_and_keeps_the_value():
+    body = b'{"notes": "at 10:30", "a": {"b": "x:y:z"}}'
+    assert parse_json_object(body) == {"notes": "at 10:30", "a": {"b": "x:y:z"}}
+
+
+def test_lone_surrogate_escapes_decode_for_the_schema_to_reject():
+    # orjson refuses them; the stdlib decides and the schema reports the field (422).
+    assert parse_json_object(b'{"notes": "\\ud800"}') == {"notes": "\ud800"}
+
+
+def test_integral_and_fractional_numbers_keep_their_json_types():
+    assert parse_json_object(b'{"a": 3, "b": 3.0, "c": -0, "d": 1e2}') == {
+        "a": 3,
+        "b": 3.0,
+        "c": 0,
+        "d": 100.0,
+    }
+    assert type(parse_json_object(b'{"b": 3.0}')["b"]) is float
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_keys = st.text(max_size=8)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _encode(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8", "surrogatepass")
+
+
+@given(st.dictionaries(_keys, _json, max_size=6))
+def test_any_duplicate_free_object_round_trips(value):
+    try:
+        body = _encode(value)
+        body.decode("utf-8")
+    except UnicodeDecodeError:  # lone surrogates written raw are not UTF-8: 400 is right
+        with pytest.raises(MalformedBodyError):
+            parse_json_object(_encode(value))
+        return
+    assert parse_json_object(body) == value
+
+
+@given(st.dictionaries(_keys, _json, min_size=1, max_size=6), st.data())
+def test_a_repeated_key_anywhere_is_rejected(value, data):
+    key = data.draw(st.sampled_from(sorted(value)))
+    repeated = json.dumps(key) + ": " + json.dumps(value[key]) + ", "
+    body = ("{" + repeated + json.dumps(value)[1:]).encode("utf-8", "surrogatepass")
+    with pytest.raises(MalformedBodyError):
+        parse_json_object(body)
+
+
+@given(_json)
+def test_fast_and_strict_decoders_agree_whenever_orjson_accepts(value):
+    body = json.dumps(value).encode()  # ASCII escapes: valid UTF-8 always
+    try:
+        fast = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return
+    strict = _strict_decode(body)
+    assert json.dumps(fast, sort_keys=True) == json.dumps(strict, sort_keys=True)
+    if isinstance(strict, float):
+        assert math.isfinite(strict)
+
+
+# --- reading the body -------------------------------------------------------------------
+
+
+class _TrickleStream(io.RawIOBase):
+    """A stream that returns at most 7 bytes per read, like a slow socket."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(min(size, 7) if size >= 0 else 7)
+
+
+def _request(data: bytes, content_length: int | None) -> Any:
+    return SimpleNamespace(content_length=content_length, stream=_TrickleStream(data))
+
+
+def test_read_body_reassembles_short_reads():
+    data = b'{"patient": {"age_years": 30}}'
+    assert read_body(_request(data, None), limit=100) == data
+
+
+def test_read_body_refuses_a_declared_length_over_the_limit_without_reading():
+    request = _request(b"x" * 10, content_length=101)
+    with pytest.raises(PayloadTooLargeError):
+        read_body(request, limit=100)
+    assert request.stream.read(100) == b"x" * 7  # nothing was consumed
+
+
+def test_read_body_caps_an_undeclared_stream():
+    with pytest.raises(PayloadTooLargeError):
+        read_body(_request(b"x" * 101, None), limit=100)
+    assert read_body(_request(b"x" * 100, None), limit=100) == b"x" * 100
