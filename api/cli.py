@@ -9,6 +9,7 @@ base and FHIR tables are built once, and a bad setting fails before binding.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -92,6 +93,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         app = create_app()
     except ConfigError as exc:
         parser.error(str(exc))
+    # The app logs 500 incidents through the stdlib logging; give them gunicorn's format.
+    logging.basicConfig(
+        level=logging.INFO,
+        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+    )
     GunicornServer(app, gunicorn_options(host, port, workers)).run()
     return 0
 

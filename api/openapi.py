@@ -84,7 +84,8 @@ _ERROR_TEXT: dict[int, str] = {
     "required field, or null for one), `code-invalid` (a string that is not one of the "
     "item's codes), `invalid` (an unknown field) or `value` (wrong JSON type, out of range, "
     "too long, empty, control character, unpaired surrogate, pattern mismatch, too few or "
-    "too many items, duplicate list member, null inside a list).",
+    "too many items, duplicate list member, null inside a list). At most 100 issues are "
+    "listed; when there are more, the last one (code `too-costly`) counts the rest.",
     500: "An unexpected error. The diagnostics name an incident id for the server log and "
     "nothing else.",
 }

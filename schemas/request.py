@@ -212,8 +212,10 @@ TriageRequestSchema: type[StrictSchema] = schema_class(
     TOP_LEVEL_ITEMS,
     description=(
         "A triage request in the vocabulary of PROTOCOL.md §3. Unknown keys are rejected at "
-        "every level; an omitted or null optional field or section means unknown; no type "
-        "coercion (an integral number such as 3.0 is accepted as the integer 3)."
+        "every level; an omitted or null optional field or section means unknown (a null "
+        "answer is not recorded: it leaves no QuestionnaireResponse item); no type coercion "
+        "(an integral number such as 3.0 is accepted as the integer 3); a given list is "
+        "complete ([] means none)."
     ),
     extra={section.name: _section_field(section) for section in SECTIONS},
 )
