@@ -122,7 +122,6 @@ class StrictField(fields.Field):
 
     default_error_messages: ClassVar[dict[str, str]] = {
         "required": CodedMessage("is required but was omitted or null", REQUIRED),
-        "null": CodedMessage("must not be null", VALUE),
     }
 
     def __init__(self, *, required: bool = False, **kwargs: Any) -> None:

@@ -220,8 +220,20 @@ TriageRequestSchema: type[StrictSchema] = schema_class(
     extra={section.name: _section_field(section) for section in SECTIONS},
 )
 
+
+def _warm(schema: StrictSchema) -> None:
+    """Build the lazily created nested schemas and key indexes now, not per worker."""
+    schema._field_index()
+    for field in schema.fields.values():
+        if isinstance(field, StrictNested):
+            _warm(field.schema)
+        elif isinstance(field, StrictObjectList):
+            _warm(field.inner.schema)
+
+
 #: The one shared instance used by the API (built once; ``load`` is stateless).
 REQUEST_SCHEMA: StrictSchema = TriageRequestSchema()
+_warm(REQUEST_SCHEMA)
 
 
 def allowed_keys() -> dict[str, tuple[str, ...]]:
