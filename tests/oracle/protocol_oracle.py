@@ -1,0 +1,945 @@
+"""A deliberately naive, independent reading of PROTOCOL.md (version 1).
+
+Written from the protocol text alone, without looking at the engine, so that a
+differential test can find places where the engine and a second reader disagree.
+Every block quotes the protocol line it implements. Where the text admits more
+than one reading, the block is marked ``# AMBIGUOUS:`` and takes the safer one
+(more urgent, more likely to fire).
+
+``oracle(request)`` returns::
+
+    {
+        "level": "consultation",             # §2 code
+        "rules": {"RF-...", ...},            # every fired rule (a set)
+        "unanswered": ["symptoms.x", ...],   # §5, in §5 order
+        "factors": [("CF-...", points), ...],  # §6, most points first, ties in table order
+        "advice": ["ADV-...", ...],          # §7, in table order
+    }
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# §2: "Most urgent first."
+LEVELS = ("emergency_ambulance", "emergency", "consultation_24", "consultation", "self_care")
+URGENCY = {code: len(LEVELS) - 1 - i for i, code in enumerate(LEVELS)}
+
+# §3 "Body regions: head-neck = eyelid, face, jaw, neck; upper limb = shoulder,
+# upper_arm, forearm_hand; trunk = chest, back, abdomen; lower limb = thigh,
+# calf, foot. `whole_body` counts as every region."
+REGIONS = {
+    "head_neck": {"eyelid", "face", "jaw", "neck"},
+    "upper_limb": {"shoulder", "upper_arm", "forearm_hand"},
+    "trunk": {"chest", "back", "abdomen"},
+    "lower_limb": {"thigh", "calf", "foot"},
+}
+# §3 "tic pattern = tic features, and every site is in {eyelid, face, jaw, neck, shoulder}."
+TIC_SITES = {"eyelid", "face", "jaw", "neck", "shoulder"}
+
+# §5 "these must be known ... in this order"
+SCREEN_ALWAYS = (
+    "symptoms.confusion",
+    "symptoms.drowsiness",
+    "symptoms.loss_of_consciousness",
+    "symptoms.fainting",
+    "symptoms.exertional_collapse",
+    "symptoms.chest_pain",
+    "symptoms.palpitations",
+    "symptoms.breathing_difficulty",
+    "symptoms.seizure",
+    "symptoms.slurred_speech",
+    "symptoms.one_sided_weakness",
+    "symptoms.cola_urine",
+    "symptoms.muscle_weakness",
+    "symptoms.severe_muscle_pain",
+    "history.head_impact",
+)
+# "when `head_impact` is true also `headache`, `vomiting`, `dizziness`,
+# `loss_of_balance`, `worsening_headache`, `neck_pain`, `history.medications`"
+SCREEN_IF_HEAD_IMPACT = (
+    "symptoms.headache",
+    "symptoms.vomiting",
+    "symptoms.dizziness",
+    "symptoms.loss_of_balance",
+    "symptoms.worsening_headache",
+    "symptoms.neck_pain",
+    "history.medications",
+)
+
+# §6 table order (ties are broken by this order).
+FACTOR_ORDER = (
+    "CF-TRAINING-LOAD",
+    "CF-FLUID-ELECTROLYTE-LOSS",
+    "CF-OVERHYDRATION",
+    "CF-HEAT-STRAIN",
+    "CF-FALLS-HEAD-INJURY",
+    "CF-STRESS-SLEEP",
+    "CF-STIMULANTS",
+    "CF-MEDICATION-EFFECT",
+    "CF-LOW-BLOOD-SUGAR",
+    "CF-WARM-UP-COOL-DOWN",
+    "CF-COLD",
+    "CF-ALCOHOL",
+    "CF-TIC-PATTERN",
+    "CF-NEUROMUSCULAR",
+    "CF-BENIGN-FASCICULATION",
+)
+
+
+class Answers:
+    """Read access to a request with the §3 semantics of unknown.
+
+    Yes/no items are tri-state: ``True``, ``False`` or ``None`` (omitted or null =
+    unknown). Lists: ``None`` = unknown, a given list is complete.
+    """
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.request = request
+
+    def _section(self, name: str) -> dict[str, Any]:
+        return self.request.get(name) or {}
+
+    def get(self, link_id: str) -> Any:
+        """The raw answer at a vocabulary path; None when omitted or null."""
+        if "." not in link_id:
+            return self.request.get(link_id)
+        section, name = link_id.split(".", 1)
+        return self._section(section).get(name)
+
+    # --- tri-state booleans -----------------------------------------------------------
+    def sym(self, name: str) -> bool | None:
+        return self._section("symptoms").get(name)
+
+    def yes(self, link_id: str) -> bool:
+        """The answer is present: true (§4 'A rule fires on answers that are present')."""
+        return self.get(link_id) is True
+
+    def no(self, link_id: str) -> bool:
+        """The answer is known and false."""
+        return self.get(link_id) is False
+
+    def s(self, name: str) -> bool:
+        """symptoms.<name> is true."""
+        return self.sym(name) is True
+
+    def s_false(self, name: str) -> bool:
+        return self.sym(name) is False
+
+    # --- numbers ("A numeric condition on an omitted number is false") ---------------
+    def num(self, link_id: str) -> float | None:
+        return self.get(link_id)
+
+    def ge(self, link_id: str, bound: float) -> bool:
+        value = self.num(link_id)
+        return value is not None and value >= bound
+
+    def gt(self, link_id: str, bound: float) -> bool:
+        value = self.num(link_id)
+        return value is not None and value > bound
+
+    def lt(self, link_id: str, bound: float) -> bool:
+        value = self.num(link_id)
+        return value is not None and value < bound
+
+    def le(self, link_id: str, bound: float) -> bool:
+        value = self.num(link_id)
+        return value is not None and value <= bound
+
+    # --- lists ---------------------------------------------------------------------
+    @property
+    def medications(self) -> list[dict[str, Any]] | None:
+        return self._section("history").get("medications")
+
+    @property
+    def conditions(self) -> list[str] | None:
+        return self._section("history").get("conditions")
+
+    def med(self, cls: str) -> bool:
+        """A medication of this class is listed."""
+        return any(m["class"] == cls for m in self.medications or [])
+
+    def meds_of(self, cls: str) -> list[dict[str, Any]]:
+        return [m for m in self.medications or [] if m["class"] == cls]
+
+    def cond(self, name: str) -> bool:
+        """This condition is listed."""
+        return name in (self.conditions or [])
+
+    # --- twitching -----------------------------------------------------------------
+    @property
+    def sites(self) -> list[str]:
+        return list(self._section("twitching").get("body_sites") or [])
+
+    @property
+    def age(self) -> int:
+        return self._section("patient")["age_years"]
+
+
+# --- §3 derived terms ------------------------------------------------------------------
+
+
+def regions_of(sites: list[str]) -> set[str]:
+    """Regions touched by the sites; `whole_body` counts as every region."""
+    out: set[str] = set()
+    for site in sites:
+        if site == "whole_body":
+            out |= set(REGIONS)
+        for region, members in REGIONS.items():
+            if site in members:
+                out.add(region)
+    return out
+
+
+def has_region_site(a: Answers, region: str) -> bool:
+    """'a head-neck site' etc.: a listed site in the region (`whole_body` counts)."""
+    return region in regions_of(a.sites)
+
+
+def tic_features(a: Answers) -> bool:
+    # "tic features = `suppressible` or `urge_before` is true."
+    return a.yes("twitching.suppressible") or a.yes("twitching.urge_before")
+
+
+def tic_pattern(a: Answers) -> bool:
+    # "tic pattern = tic features, and every site is in {eyelid, face, jaw, neck, shoulder}."
+    return tic_features(a) and all(site in TIC_SITES for site in a.sites)
+
+
+def multiple_regions(a: Answers) -> bool:
+    # "multiple regions = `spreading` is true, or (the sites span ≥ 2 regions or
+    #  include `whole_body`, and `timing` is not `falling_asleep`)."
+    # (Unknown timing is "not falling_asleep".)
+    if a.yes("twitching.spreading"):
+        return True
+    spans = len(regions_of(a.sites)) >= 2 or "whole_body" in a.sites
+    return spans and a.get("twitching.timing") != "falling_asleep"
+
+
+def single_region(a: Answers) -> bool:
+    # "single region = all sites in one region, no `whole_body`, `spreading` not true."
+    # (Unknown spreading is "not true"; the seed-roller-skater-screened example
+    #  scores single region with spreading omitted.)
+    sites = a.sites
+    return (
+        "whole_body" not in sites
+        and len(regions_of(sites)) == 1
+        and not a.yes("twitching.spreading")
+    )
+
+
+def high_temperature(a: Answers) -> bool:
+    # "high temperature = `high_body_temperature` is true or `body_temperature_c` ≥ 40."
+    return a.s("high_body_temperature") or a.ge("body_temperature_c", 40)
+
+
+def eah_risk(a: Answers) -> bool:
+    # "EAH risk = `fluid_intake` is `excessive`, or `session_minutes` ≥ 180 and
+    #  `fluid_intake` is not `none` or `low` (unknown counts as a risk)."
+    # The "unknown counts as a risk" is read as applying to fluid_intake only;
+    # an omitted session_minutes makes "≥ 180" false (§3 numeric rule). The
+    # skater-head-impact-concussion example (headache, no session/fluid answers,
+    # no RF-EAH) confirms this reading.
+    fluid = a.get("activity.fluid_intake")
+    if fluid == "excessive":
+        return True
+    return a.ge("activity.session_minutes", 180) and fluid not in ("none", "low")
+
+
+def any_sym(a: Answers, *names: str) -> bool:
+    """'any of x, y, z' over symptoms: at least one is true."""
+    return any(a.s(name) for name in names)
+
+
+# --- §4 red-flag rules -------------------------------------------------------------------
+# Each function returns True when the rule fires. "A rule fires on answers that
+# are present (true, listed or matching)." "An exception ('unless …') applies
+# only when every answer it tests is known and reassuring; otherwise the rule fires."
+
+
+def red_flag_rules(a: Answers) -> dict[str, str]:  # noqa: PLR0915
+    """Every fired rule id (except RF-SCREEN-INCOMPLETE) mapped to its level."""
+    fired: dict[str, str] = {}
+
+    def fire(rule_id: str, level: str, condition: bool) -> None:
+        if condition:
+            fired[rule_id] = level
+
+    amb = "emergency_ambulance"
+    # RF-CONFUSION | confusion
+    fire("RF-CONFUSION", amb, a.s("confusion"))
+    # RF-REDUCED-CONSCIOUSNESS | drowsiness
+    fire("RF-REDUCED-CONSCIOUSNESS", amb, a.s("drowsiness"))
+    # RF-UNEQUAL-PUPILS | unequal_pupils
+    fire("RF-UNEQUAL-PUPILS", amb, a.s("unequal_pupils"))
+    # RF-SEIZURE-DANGER | seizure, unless head_impact is false, seizure_minutes is
+    # under 5 and epilepsy is listed
+    seizure_exception = (
+        a.no("history.head_impact")
+        and a.lt("twitching.seizure_minutes", 5)
+        and a.conditions is not None
+        and "epilepsy" in a.conditions
+    )
+    fire("RF-SEIZURE-DANGER", amb, a.s("seizure") and not seizure_exception)
+    # RF-AIRWAY | breathing_difficulty or noisy_breathing
+    fire("RF-AIRWAY", amb, any_sym(a, "breathing_difficulty", "noisy_breathing"))
+    # RF-CHEST-PAIN | chest_pain
+    fire("RF-CHEST-PAIN", amb, a.s("chest_pain"))
+    # RF-EXERTIONAL-SYNCOPE | exertional_collapse or fainting_during_exercise
+    fire(
+        "RF-EXERTIONAL-SYNCOPE",
+        amb,
+        any_sym(a, "exertional_collapse", "fainting_during_exercise"),
+    )
+    # RF-HEATSTROKE | high temperature and any of confusion, drowsiness, seizure,
+    # exertional_collapse, loss_of_consciousness
+    fire(
+        "RF-HEATSTROKE",
+        amb,
+        high_temperature(a)
+        and any_sym(
+            a, "confusion", "drowsiness", "seizure", "exertional_collapse", "loss_of_consciousness"
+        ),
+    )
+    # RF-SUDDEN-NEURO-DEFICIT | any of slurred_speech, difficulty_swallowing,
+    # one_sided_weakness, unless deficit_onset is gradual and head_impact is false
+    neuro_exception = a.get("deficit_onset") == "gradual" and a.no("history.head_impact")
+    fire(
+        "RF-SUDDEN-NEURO-DEFICIT",
+        amb,
+        any_sym(a, "slurred_speech", "difficulty_swallowing", "one_sided_weakness")
+        and not neuro_exception,
+    )
+    # RF-THUNDERCLAP | sudden_severe_headache
+    fire("RF-THUNDERCLAP", amb, a.s("sudden_severe_headache"))
+    # RF-SPINAL | neck_pain and any of numbness_tingling, muscle_weakness,
+    # one_sided_weakness, and (head_impact or falls_last_7_days ≥ 1)
+    fire(
+        "RF-SPINAL",
+        amb,
+        a.s("neck_pain")
+        and any_sym(a, "numbness_tingling", "muscle_weakness", "one_sided_weakness")
+        and (a.yes("history.head_impact") or a.ge("history.falls_last_7_days", 1)),
+    )
+    # RF-SICKLE-COLLAPSE | sickle_cell_trait and (any of exertional_collapse,
+    # muscle_weakness, severe_muscle_pain, breathing_difficulty, or muscle_cramps
+    # with intensity high or maximal)
+    fire(
+        "RF-SICKLE-COLLAPSE",
+        amb,
+        a.cond("sickle_cell_trait")
+        and (
+            any_sym(
+                a,
+                "exertional_collapse",
+                "muscle_weakness",
+                "severe_muscle_pain",
+                "breathing_difficulty",
+            )
+            or (a.s("muscle_cramps") and a.get("activity.intensity") in ("high", "maximal"))
+        ),
+    )
+    # RF-RHABDO-SYSTEMIC | cola_urine and any of palpitations, no_urine_8h,
+    # confusion, fainting
+    fire(
+        "RF-RHABDO-SYSTEMIC",
+        amb,
+        a.s("cola_urine") and any_sym(a, "palpitations", "no_urine_8h", "confusion", "fainting"),
+    )
+    # RF-EAH-SEVERE | EAH risk and any of repeated_vomiting, confusion, seizure
+    fire(
+        "RF-EAH-SEVERE",
+        amb,
+        eah_risk(a) and any_sym(a, "repeated_vomiting", "confusion", "seizure"),
+    )
+    # RF-SEVERE-HYPOTHERMIA | body_temperature_c < 32
+    fire("RF-SEVERE-HYPOTHERMIA", amb, a.lt("body_temperature_c", 32))
+
+    em = "emergency"
+    # RF-LOSS-OF-CONSCIOUSNESS | loss_of_consciousness
+    fire("RF-LOSS-OF-CONSCIOUSNESS", em, a.s("loss_of_consciousness"))
+    # RF-FAINT | fainting
+    fire("RF-FAINT", em, a.s("fainting"))
+    # RF-HEAD-VOMITING | head_impact and (vomiting or repeated_vomiting)
+    fire(
+        "RF-HEAD-VOMITING",
+        em,
+        a.yes("history.head_impact") and any_sym(a, "vomiting", "repeated_vomiting"),
+    )
+    # RF-HEAD-ANTICOAGULATED | head_impact and (anticoagulant or bleeding_disorder
+    # listed), unless hours_since_head_impact > 48 and each of headache, vomiting,
+    # dizziness, loss_of_balance, confusion, drowsiness, one_sided_weakness is false
+    anticoag_exception = a.gt("history.hours_since_head_impact", 48) and all(
+        a.s_false(name)
+        for name in (
+            "headache",
+            "vomiting",
+            "dizziness",
+            "loss_of_balance",
+            "confusion",
+            "drowsiness",
+            "one_sided_weakness",
+        )
+    )
+    fire(
+        "RF-HEAD-ANTICOAGULATED",
+        em,
+        a.yes("history.head_impact")
+        and (a.med("anticoagulant") or a.cond("bleeding_disorder"))
+        and not anticoag_exception,
+    )
+    # RF-HEAD-NECK-PAIN | head_impact and neck_pain
+    fire("RF-HEAD-NECK-PAIN", em, a.yes("history.head_impact") and a.s("neck_pain"))
+    # RF-HEADACHE-RED-FLAG | worsening_headache, or headache with any of neck_pain,
+    # vision_changes, vomiting, repeated_vomiting
+    fire(
+        "RF-HEADACHE-RED-FLAG",
+        em,
+        a.s("worsening_headache")
+        or (
+            a.s("headache")
+            and any_sym(a, "neck_pain", "vision_changes", "vomiting", "repeated_vomiting")
+        ),
+    )
+    # RF-FOCAL-DEFICIT | one_sided_weakness
+    fire("RF-FOCAL-DEFICIT", em, a.s("one_sided_weakness"))
+    # RF-SEIZURE | seizure, rhythmic_march or loss_of_awareness
+    fire(
+        "RF-SEIZURE",
+        em,
+        a.s("seizure") or a.yes("twitching.rhythmic_march") or a.yes("twitching.loss_of_awareness"),
+    )
+    # RF-DARK-URINE | cola_urine
+    fire("RF-DARK-URINE", em, a.s("cola_urine"))
+    # RF-RHABDO-SUSPECT | severe_muscle_pain and (muscle_swelling or muscle_weakness)
+    fire(
+        "RF-RHABDO-SUSPECT",
+        em,
+        a.s("severe_muscle_pain") and any_sym(a, "muscle_swelling", "muscle_weakness"),
+    )
+    # RF-COMPARTMENT | muscle_swelling and numbness_tingling
+    fire("RF-COMPARTMENT", em, a.s("muscle_swelling") and a.s("numbness_tingling"))
+    # RF-SEVERE-WEAKNESS | cannot_stand_or_walk
+    fire("RF-SEVERE-WEAKNESS", em, a.s("cannot_stand_or_walk"))
+    # RF-TETANY | (hand_foot_spasm or perioral_tingling) and any of
+    # thyroid_or_parathyroid_surgery, kidney_disease, diuretic
+    fire(
+        "RF-TETANY",
+        em,
+        any_sym(a, "hand_foot_spasm", "perioral_tingling")
+        and (
+            a.cond("thyroid_or_parathyroid_surgery")
+            or a.cond("kidney_disease")
+            or a.med("diuretic")
+        ),
+    )
+    # RF-DYSTONIA | sustained_posture and (a head-neck or trunk site, or dopamine_blocker)
+    # (whole_body "counts as every region", so it is a head-neck and a trunk site.)
+    fire(
+        "RF-DYSTONIA",
+        em,
+        a.yes("twitching.sustained_posture")
+        and (
+            has_region_site(a, "head_neck")
+            or has_region_site(a, "trunk")
+            or a.med("dopamine_blocker")
+        ),
+    )
+    # RF-HYPERTHERMIA | high temperature
+    fire("RF-HYPERTHERMIA", em, high_temperature(a))
+    # RF-HYPOTHERMIA | body_temperature_c < 35
+    fire("RF-HYPOTHERMIA", em, a.lt("body_temperature_c", 35))
+    # RF-HEAT-VOMITING | hot_or_humid and (vomiting or repeated_vomiting)
+    fire(
+        "RF-HEAT-VOMITING",
+        em,
+        a.yes("activity.hot_or_humid") and any_sym(a, "vomiting", "repeated_vomiting"),
+    )
+    # RF-REPEATED-VOMITING | repeated_vomiting
+    fire("RF-REPEATED-VOMITING", em, a.s("repeated_vomiting"))
+    # RF-EAH | EAH risk and any of headache, vomiting, swollen_hands
+    fire("RF-EAH", em, eah_risk(a) and any_sym(a, "headache", "vomiting", "swollen_hands"))
+    # RF-PROLONGED-CRAMP | cramp_minutes ≥ 60
+    fire("RF-PROLONGED-CRAMP", em, a.ge("twitching.cramp_minutes", 60))
+    # RF-CARDIAC-PALPITATIONS | palpitations and (dizziness, or heart_disease or
+    # family_sudden_death_under_50 listed)
+    fire(
+        "RF-CARDIAC-PALPITATIONS",
+        em,
+        a.s("palpitations")
+        and (a.s("dizziness") or a.cond("heart_disease") or a.cond("family_sudden_death_under_50")),
+    )
+    # RF-HYPOGLYCAEMIA | blood_glucose_mmol_l < 3.0
+    fire("RF-HYPOGLYCAEMIA", em, a.lt("blood_glucose_mmol_l", 3.0))
+    # RF-PRE-ECLAMPSIA | pregnancy and any of vision_changes, swollen_hands,
+    # worsening_headache
+    fire(
+        "RF-PRE-ECLAMPSIA",
+        em,
+        a.cond("pregnancy") and any_sym(a, "vision_changes", "swollen_hands", "worsening_headache"),
+    )
+
+    c24 = "consultation_24"
+    # RF-CONCUSSION-SYMPTOMS | head_impact and any of headache, dizziness,
+    # loss_of_balance, nausea, foggy_thinking, vision_changes
+    fire(
+        "RF-CONCUSSION-SYMPTOMS",
+        c24,
+        a.yes("history.head_impact")
+        and any_sym(
+            a, "headache", "dizziness", "loss_of_balance", "nausea", "foggy_thinking",
+            "vision_changes",
+        ),
+    )  # fmt: skip
+    # RF-MUSCLE-INJURY | severe_muscle_pain or muscle_swelling
+    fire("RF-MUSCLE-INJURY", c24, any_sym(a, "severe_muscle_pain", "muscle_swelling"))
+    # RF-STATIN-MUSCLE | statin and any of severe_muscle_pain, muscle_cramps, muscle_weakness
+    fire(
+        "RF-STATIN-MUSCLE",
+        c24,
+        a.med("statin") and any_sym(a, "severe_muscle_pain", "muscle_cramps", "muscle_weakness"),
+    )
+    # RF-BETA-AGONIST | beta_agonist and (palpitations, or (doses_per_day ≥ 4 and
+    # (muscle_cramps or muscle_weakness)))
+    # AMBIGUOUS: "doses_per_day" is a field of each medication entry and "the same
+    # class may repeat". Readings: (a) any one beta_agonist entry has ≥ 4 doses;
+    # (b) the beta_agonist doses summed over entries are ≥ 4 (total reliever use).
+    # (b) is the safer (fires whenever (a) does, and also for 2 + 2). Taken: (b).
+    beta_doses = sum(
+        m.get("doses_per_day") or 0
+        for m in a.meds_of("beta_agonist")
+        if m.get("doses_per_day") is not None
+    )
+    fire(
+        "RF-BETA-AGONIST",
+        c24,
+        a.med("beta_agonist")
+        and (
+            a.s("palpitations")
+            or (beta_doses >= 4 and any_sym(a, "muscle_cramps", "muscle_weakness"))
+        ),
+    )
+    # RF-DIURETIC | diuretic and (muscle_weakness or palpitations)
+    fire(
+        "RF-DIURETIC",
+        c24,
+        a.med("diuretic") and any_sym(a, "muscle_weakness", "palpitations"),
+    )
+    # RF-DEHYDRATION | no_urine_8h
+    fire("RF-DEHYDRATION", c24, a.s("no_urine_8h"))
+    # RF-PALPITATIONS | palpitations
+    fire("RF-PALPITATIONS", c24, a.s("palpitations"))
+    # RF-NEW-WEAKNESS | muscle_weakness, unless deficit_onset is gradual
+    fire(
+        "RF-NEW-WEAKNESS",
+        c24,
+        a.s("muscle_weakness") and a.get("deficit_onset") != "gradual",
+    )
+    # RF-TETANY-POSSIBLE | hand_foot_spasm, or (perioral_tingling and (muscle_cramps
+    # or a head-neck site))
+    fire(
+        "RF-TETANY-POSSIBLE",
+        c24,
+        a.s("hand_foot_spasm")
+        or (a.s("perioral_tingling") and (a.s("muscle_cramps") or has_region_site(a, "head_neck"))),
+    )
+    # RF-SUSTAINED-POSTURE | sustained_posture
+    fire("RF-SUSTAINED-POSTURE", c24, a.yes("twitching.sustained_posture"))
+    # RF-FALL-NECK-PAIN | neck_pain and falls_last_7_days ≥ 1
+    fire(
+        "RF-FALL-NECK-PAIN",
+        c24,
+        a.s("neck_pain") and a.ge("history.falls_last_7_days", 1),
+    )
+    # RF-LOW-GLUCOSE | blood_glucose_mmol_l < 4.0
+    fire("RF-LOW-GLUCOSE", c24, a.lt("blood_glucose_mmol_l", 4.0))
+    # RF-PREGNANCY-HEADACHE | pregnancy and headache
+    fire("RF-PREGNANCY-HEADACHE", c24, a.cond("pregnancy") and a.s("headache"))
+    # RF-UNDER-4 | age_years < 4
+    fire("RF-UNDER-4", c24, a.age < 4)
+
+    con = "consultation"
+    # RF-PERSISTENT | duration_days > 14 and not a tic pattern
+    fire(
+        "RF-PERSISTENT",
+        con,
+        a.gt("twitching.duration_days", 14) and not tic_pattern(a),
+    )
+    # RF-MULTIPLE-REGIONS | multiple regions and not a tic pattern
+    fire("RF-MULTIPLE-REGIONS", con, multiple_regions(a) and not tic_pattern(a))
+    # RF-NEUROMUSCULAR | muscle_wasting, or deficit_onset gradual with any of
+    # muscle_weakness, slurred_speech, difficulty_swallowing
+    fire(
+        "RF-NEUROMUSCULAR",
+        con,
+        a.s("muscle_wasting")
+        or (
+            a.get("deficit_onset") == "gradual"
+            and any_sym(a, "muscle_weakness", "slurred_speech", "difficulty_swallowing")
+        ),
+    )
+    # RF-HEMIFACIAL | side left or right, sites include eyelid and (face or jaw),
+    # duration_days > 14
+    # AMBIGUOUS: does `whole_body` ("counts as every region") include the eyelid
+    # and face sites? Readings: (a) only the literal sites eyelid/face/jaw; (b)
+    # whole_body stands for every site of every region, so it includes them.
+    # (b) is the safer (fires more). Taken: (b).
+    sites = set(a.sites)
+    if "whole_body" in sites:
+        sites |= set().union(*REGIONS.values())
+    fire(
+        "RF-HEMIFACIAL",
+        con,
+        a.get("twitching.side") in ("left", "right")
+        and "eyelid" in sites
+        and bool(sites & {"face", "jaw"})
+        and a.gt("twitching.duration_days", 14),
+    )
+    # RF-TIC-TROUBLESOME | tic features and (impact interferes, painful, progression
+    # worsening, or duration_days ≥ 365)
+    fire(
+        "RF-TIC-TROUBLESOME",
+        con,
+        tic_features(a)
+        and (
+            a.get("twitching.impact") == "interferes"
+            or a.yes("twitching.painful")
+            or a.get("twitching.progression") == "worsening"
+            or a.ge("twitching.duration_days", 365)
+        ),
+    )
+    # RF-MEDICATION | any medication of class adhd_stimulant, corticosteroid,
+    # diuretic, dopamine_blocker, beta_agonist or statin with days_since_start ≤ 90
+    # (an omitted days_since_start makes "≤ 90" false: §3 numeric rule)
+    fire(
+        "RF-MEDICATION",
+        con,
+        any(
+            m["class"]
+            in (
+                "adhd_stimulant",
+                "corticosteroid",
+                "diuretic",
+                "dopamine_blocker",
+                "beta_agonist",
+                "statin",
+            )
+            and m.get("days_since_start") is not None
+            and m["days_since_start"] <= 90
+            for m in a.medications or []
+        ),
+    )
+    # RF-SLEEP-DISRUPTION | sleep_disruption
+    fire("RF-SLEEP-DISRUPTION", con, a.s("sleep_disruption"))
+    # RF-SELF-CARE-FAILED | self_care_tried and (previous_episodes or duration_days > 7)
+    fire(
+        "RF-SELF-CARE-FAILED",
+        con,
+        a.yes("history.self_care_tried")
+        and (a.yes("history.previous_episodes") or a.gt("twitching.duration_days", 7)),
+    )
+    return fired
+
+
+# --- §5 minimum red-flag screen ------------------------------------------------------------
+
+
+def unanswered_screen(a: Answers) -> list[str]:
+    """The unknown screen items by linkId, in §5 order."""
+
+    def unknown(link_id: str) -> bool:
+        # "must be known (answered true or false, or for a list, given)"
+        return a.get(link_id) is None
+
+    items = list(SCREEN_ALWAYS)
+    # "when `head_impact` is true also headache, vomiting, dizziness,
+    #  loss_of_balance, worsening_headache, neck_pain, history.medications"
+    if a.yes("history.head_impact"):
+        items += SCREEN_IF_HEAD_IMPACT
+    # "when `fainting` is true also `fainting_during_exercise`"
+    if a.s("fainting"):
+        items.append("symptoms.fainting_during_exercise")
+    # "when an `insulin_or_sulfonylurea` medication is listed also `blood_glucose_mmol_l`"
+    if a.med("insulin_or_sulfonylurea"):
+        items.append("blood_glucose_mmol_l")
+    return [link_id for link_id in items if unknown(link_id)]
+
+
+# --- §6 contributing factors ---------------------------------------------------------------
+
+
+def factor_points(a: Answers, level: str) -> dict[str, int]:
+    """Points of every factor (0 included) for the request at the given level."""
+    points: dict[str, int] = dict.fromkeys(FACTOR_ORDER, 0)
+    adult = a.age >= 18
+
+    # CF-TRAINING-LOAD | +1 each: session_minutes ≥ 90; rest_minutes_per_session < 10
+    # with session_minutes ≥ 60; sessions_per_week ≥ 6; recent_load_increase;
+    # intensity high or maximal; fatigue
+    p = 0
+    p += a.ge("activity.session_minutes", 90)
+    p += a.lt("activity.rest_minutes_per_session", 10) and a.ge("activity.session_minutes", 60)
+    p += a.ge("activity.sessions_per_week", 6)
+    p += a.yes("activity.recent_load_increase")
+    p += a.get("activity.intensity") in ("high", "maximal")
+    p += a.s("fatigue")
+    points["CF-TRAINING-LOAD"] = p
+
+    # CF-FLUID-ELECTROLYTE-LOSS | +1 each: heavy_sweating; hot_or_humid; fluid_intake
+    # none or low; excessive_thirst; dark_yellow_urine or no_urine_8h; muscle_cramps;
+    # diuretic. Not reported when fluid_intake is excessive
+    fluid = a.get("activity.fluid_intake")
+    if fluid != "excessive":
+        p = 0
+        p += a.yes("activity.heavy_sweating")
+        p += a.yes("activity.hot_or_humid")
+        p += fluid in ("none", "low")
+        p += a.s("excessive_thirst")
+        p += a.s("dark_yellow_urine") or a.s("no_urine_8h")
+        p += a.s("muscle_cramps")
+        p += a.med("diuretic")
+        points["CF-FLUID-ELECTROLYTE-LOSS"] = p
+
+    # CF-OVERHYDRATION | only when fluid_intake is excessive: +2; swollen_hands +1;
+    # session_minutes ≥ 240 +1
+    if fluid == "excessive":
+        points["CF-OVERHYDRATION"] = (
+            2 + a.s("swollen_hands") + a.ge("activity.session_minutes", 240)
+        )
+
+    # CF-HEAT-STRAIN | high temperature +2; hot_or_humid with any of dizziness,
+    # nausea, muscle_cramps +1
+    points["CF-HEAT-STRAIN"] = 2 * high_temperature(a) + (
+        a.yes("activity.hot_or_humid") and any_sym(a, "dizziness", "nausea", "muscle_cramps")
+    )
+
+    # CF-FALLS-HEAD-INJURY | head_impact +2; falls_last_7_days ≥ 1 +1;
+    # falls_last_7_days ≥ 3 another +1
+    points["CF-FALLS-HEAD-INJURY"] = (
+        2 * a.yes("history.head_impact")
+        + a.ge("history.falls_last_7_days", 1)
+        + a.ge("history.falls_last_7_days", 3)
+    )
+
+    # CF-STRESS-SLEEP | +1 each: anxiety_stress; short_sleep; anxiety_disorder
+    points["CF-STRESS-SLEEP"] = (
+        a.s("anxiety_stress") + a.yes("history.short_sleep") + a.cond("anxiety_disorder")
+    )
+
+    # CF-STIMULANTS | caffeine_mg_per_day above 400 (age ≥ 18) or above 100 (under
+    # 18) +2; energy_drinks +1 (age ≥ 18) or +2 (under 18); adhd_stimulant +1;
+    # beta_agonist +1
+    # (adhd_stimulant / beta_agonist score once per class: unlike
+    #  CF-MEDICATION-EFFECT this line does not say "each listed".)
+    p = 0
+    p += 2 * a.gt("history.caffeine_mg_per_day", 400 if adult else 100)
+    if a.yes("history.energy_drinks"):
+        p += 1 if adult else 2
+    p += a.med("adhd_stimulant")
+    p += a.med("beta_agonist")
+    points["CF-STIMULANTS"] = p
+
+    # CF-MEDICATION-EFFECT | each listed diuretic, statin, corticosteroid,
+    # dopamine_blocker, beta_agonist, adhd_stimulant: +2 if days_since_start ≤ 90,
+    # else +1   (omitted days: "≤ 90" is false, so +1)
+    p = 0
+    for m in a.medications or []:
+        if m["class"] in (
+            "diuretic",
+            "statin",
+            "corticosteroid",
+            "dopamine_blocker",
+            "beta_agonist",
+            "adhd_stimulant",
+        ):
+            days = m.get("days_since_start")
+            p += 2 if days is not None and days <= 90 else 1
+    points["CF-MEDICATION-EFFECT"] = p
+
+    # CF-LOW-BLOOD-SUGAR | ate_before_exercise false +1; insulin_or_sulfonylurea +1;
+    # diabetes +1; blood_glucose_mmol_l < 4 +2
+    points["CF-LOW-BLOOD-SUGAR"] = (
+        a.no("activity.ate_before_exercise")
+        + a.med("insulin_or_sulfonylurea")
+        + a.cond("diabetes")
+        + 2 * a.lt("blood_glucose_mmol_l", 4)
+    )
+
+    # CF-WARM-UP-COOL-DOWN | warm_up false +1; cool_down false +1
+    points["CF-WARM-UP-COOL-DOWN"] = a.no("activity.warm_up") + a.no("activity.cool_down")
+
+    # CF-COLD | cold_exposure +1; body_temperature_c < 35 +2
+    points["CF-COLD"] = a.yes("activity.cold_exposure") + 2 * a.lt("body_temperature_c", 35)
+
+    # CF-ALCOHOL | alcohol_units_per_week > 14 +1
+    points["CF-ALCOHOL"] = int(a.gt("history.alcohol_units_per_week", 14))
+
+    # CF-TIC-PATTERN | only for a tic pattern: +1 each suppressible, urge_before,
+    # age 4–17, tic_disorder, fatigue or anxiety_stress present
+    if tic_pattern(a):
+        points["CF-TIC-PATTERN"] = (
+            a.yes("twitching.suppressible")
+            + a.yes("twitching.urge_before")
+            + (4 <= a.age <= 17)
+            + a.cond("tic_disorder")
+            + (a.s("fatigue") or a.s("anxiety_stress"))
+        )
+
+    # CF-NEUROMUSCULAR | only with muscle_wasting, muscle_weakness, slurred_speech or
+    # difficulty_swallowing: muscle_wasting +2; +1 each: deficit_onset gradual,
+    # multiple regions, progression worsening, neuromuscular_disease
+    if any_sym(a, "muscle_wasting", "muscle_weakness", "slurred_speech", "difficulty_swallowing"):
+        points["CF-NEUROMUSCULAR"] = (
+            2 * a.s("muscle_wasting")
+            + (a.get("deficit_onset") == "gradual")
+            + multiple_regions(a)
+            + (a.get("twitching.progression") == "worsening")
+            + a.cond("neuromuscular_disease")
+        )
+
+    # CF-BENIGN-FASCICULATION | only when the level is self_care: +1 each: single
+    # region; timing after_exercise or at_rest; duration_days ≤ 14; muscle_weakness false
+    if level == "self_care":
+        points["CF-BENIGN-FASCICULATION"] = (
+            single_region(a)
+            + (a.get("twitching.timing") in ("after_exercise", "at_rest"))
+            + a.le("twitching.duration_days", 14)
+            + a.s_false("muscle_weakness")
+        )
+    return points
+
+
+def reported_factors(points: dict[str, int]) -> list[tuple[str, int]]:
+    # "only factors with ≥ 1 point are reported, most points first, ties in this
+    #  table's order."
+    reported = [(code, int(points[code])) for code in FACTOR_ORDER if points[code] >= 1]
+    return sorted(reported, key=lambda cp: -cp[1])  # stable: ties keep table order
+
+
+# --- §7 advice ------------------------------------------------------------------------------
+
+LABS_RULES = {
+    "RF-DARK-URINE",
+    "RF-RHABDO-SYSTEMIC",
+    "RF-RHABDO-SUSPECT",
+    "RF-MUSCLE-INJURY",
+    "RF-COMPARTMENT",
+    "RF-SICKLE-COLLAPSE",
+    "RF-STATIN-MUSCLE",
+    "RF-DIURETIC",
+    "RF-BETA-AGONIST",
+    "RF-TETANY",
+    "RF-TETANY-POSSIBLE",
+    "RF-PROLONGED-CRAMP",
+    "RF-EAH",
+    "RF-EAH-SEVERE",
+    "RF-NEW-WEAKNESS",
+    "RF-SEVERE-WEAKNESS",
+}
+
+
+def advice_codes(a: Answers, level: str, rules: set[str], factors: set[str]) -> list[str]:
+    """Advice codes in §7 table order.
+
+    AMBIGUOUS: §7 conditions that name an answer ("head_impact", "diabetes
+    listed") are read like §4 rule conditions: the answer must be present (true /
+    listed). An unknown head_impact does not give ADV-NO-SAME-DAY-RETURN.
+    Alternative: give advice on unknown answers too. Not taken: an unknown
+    screen item already forces level ≥ consultation and ADV-STOP-TRAINING.
+    """
+    out: list[str] = []
+
+    def give(code: str, condition: bool) -> None:
+        if condition:
+            out.append(code)
+
+    # ADV-CALL-AMBULANCE | level emergency_ambulance
+    give("ADV-CALL-AMBULANCE", level == "emergency_ambulance")
+    # ADV-GO-TO-ED | level emergency
+    give("ADV-GO-TO-ED", level == "emergency")
+    # ADV-SEE-WITHIN-24H | level consultation_24
+    give("ADV-SEE-WITHIN-24H", level == "consultation_24")
+    # ADV-SEE-CLINICIAN | level consultation
+    give("ADV-SEE-CLINICIAN", level == "consultation")
+    # ADV-CHECK-GLUCOSE | insulin_or_sulfonylurea or diabetes listed, or
+    # blood_glucose_mmol_l < 4
+    give(
+        "ADV-CHECK-GLUCOSE",
+        a.med("insulin_or_sulfonylurea") or a.cond("diabetes") or a.lt("blood_glucose_mmol_l", 4),
+    )
+    # ADV-COOL-NOW | RF-HEATSTROKE or RF-HYPERTHERMIA fired, or (hot_or_humid or
+    # intensity high or maximal) with any of confusion, drowsiness, seizure,
+    # exertional_collapse, loss_of_consciousness
+    give(
+        "ADV-COOL-NOW",
+        bool(rules & {"RF-HEATSTROKE", "RF-HYPERTHERMIA"})
+        or (
+            (a.yes("activity.hot_or_humid") or a.get("activity.intensity") in ("high", "maximal"))
+            and any_sym(
+                a,
+                "confusion",
+                "drowsiness",
+                "seizure",
+                "exertional_collapse",
+                "loss_of_consciousness",
+            )
+        ),
+    )
+    # ADV-STOP-TRAINING | level above self_care
+    give("ADV-STOP-TRAINING", level != "self_care")
+    # ADV-NO-SAME-DAY-RETURN | head_impact
+    give("ADV-NO-SAME-DAY-RETURN", a.yes("history.head_impact"))
+    # ADV-DO-NOT-DRINK-MORE | fluid_intake excessive, or RF-EAH or RF-EAH-SEVERE fired
+    no_more = a.get("activity.fluid_intake") == "excessive" or bool(
+        rules & {"RF-EAH", "RF-EAH-SEVERE"}
+    )
+    give("ADV-DO-NOT-DRINK-MORE", no_more)
+    # ADV-HYDRATE | CF-FLUID-ELECTROLYTE-LOSS reported and ADV-DO-NOT-DRINK-MORE not given
+    give("ADV-HYDRATE", "CF-FLUID-ELECTROLYTE-LOSS" in factors and not no_more)
+    # ADV-REDUCE-LOAD | CF-TRAINING-LOAD
+    give("ADV-REDUCE-LOAD", "CF-TRAINING-LOAD" in factors)
+    # ADV-WARM-UP-COOL-DOWN | CF-WARM-UP-COOL-DOWN
+    give("ADV-WARM-UP-COOL-DOWN", "CF-WARM-UP-COOL-DOWN" in factors)
+    # ADV-NUTRITION | CF-FLUID-ELECTROLYTE-LOSS or CF-LOW-BLOOD-SUGAR
+    give(
+        "ADV-NUTRITION",
+        "CF-FLUID-ELECTROLYTE-LOSS" in factors or "CF-LOW-BLOOD-SUGAR" in factors,
+    )
+    # ADV-CUT-STIMULANTS | CF-STIMULANTS or CF-ALCOHOL
+    give("ADV-CUT-STIMULANTS", "CF-STIMULANTS" in factors or "CF-ALCOHOL" in factors)
+    # ADV-STRESS-SLEEP | CF-STRESS-SLEEP
+    give("ADV-STRESS-SLEEP", "CF-STRESS-SLEEP" in factors)
+    # ADV-MEDICATION-REVIEW | CF-MEDICATION-EFFECT
+    give("ADV-MEDICATION-REVIEW", "CF-MEDICATION-EFFECT" in factors)
+    # ADV-LABS | any of RF-DARK-URINE, ... RF-SEVERE-WEAKNESS
+    give("ADV-LABS", bool(rules & LABS_RULES))
+    # ADV-TIC-GUIDANCE | CF-TIC-PATTERN
+    give("ADV-TIC-GUIDANCE", "CF-TIC-PATTERN" in factors)
+    # ADV-SAFETY-NET | always
+    give("ADV-SAFETY-NET", True)
+    return out
+
+
+# --- the whole protocol ---------------------------------------------------------------------
+
+
+def oracle(request: dict[str, Any]) -> dict[str, Any]:
+    """The result PROTOCOL.md prescribes for one valid request."""
+    a = Answers(request)
+    fired = red_flag_rules(a)
+    unanswered = unanswered_screen(a)
+    # §5 "If any is unknown, RF-SCREEN-INCOMPLETE fires (level `consultation`)"
+    if unanswered:
+        fired["RF-SCREEN-INCOMPLETE"] = "consultation"
+    # §2 "Final level = the most urgent level among all rules that fired;
+    #  `self_care` only when no rule fired."
+    level = max(fired.values(), key=URGENCY.__getitem__, default="self_care")
+    factors = reported_factors(factor_points(a, level))
+    rules = set(fired)
+    return {
+        "level": level,
+        "rules": rules,
+        "unanswered": unanswered,
+        "factors": factors,
+        "advice": advice_codes(a, level, rules, {code for code, _ in factors}),
+    }
