@@ -107,9 +107,13 @@ def _keys(condition: Condition | None) -> frozenset[str] | None:
     return None if condition is None else condition.trigger_keys()
 
 
-#: (rule, trigger keys, trigger, exception); trigger None = fires from the screen.
-_RULES: tuple[tuple[kb.Rule, frozenset[str] | None, Holds | None, Holds | None], ...] = tuple(
-    (rule, _keys(rule.when), _compile(rule.when), _compile(rule.unless)) for rule in kb.RULES
+#: (rule, its trigger, trigger keys, compiled trigger, compiled exception);
+#: a rule without a trigger (RF-SCREEN-INCOMPLETE) fires from the screen.
+_RULES: tuple[
+    tuple[kb.Rule, Condition | None, frozenset[str] | None, Holds | None, Holds | None], ...
+] = tuple(
+    (rule, rule.when, _keys(rule.when), _compile(rule.when), _compile(rule.unless))
+    for rule in kb.RULES
 )
 _SCREEN = tuple((item.link_id, _compile(item.required_when)) for item in kb.SCREEN)
 _FACTORS = tuple(
@@ -130,8 +134,8 @@ _FACTORS = tuple(
 _ADVICE = tuple(_AdvicePlan(advice, _compile(advice.when)) for advice in kb.ADVICE)
 
 
-def _finding(rule: kb.Rule, facts: Facts) -> FiredRule:
-    assert rule.when is not None  # noqa: S101 - only trigger rules fire from answers
+def _finding(rule: kb.Rule, evidence: tuple[Answer, ...]) -> FiredRule:
+    """The reported finding of a rule that fired, on this evidence."""
     return FiredRule(
         rule_id=rule.id,
         level=rule.level,
@@ -139,7 +143,7 @@ def _finding(rule: kb.Rule, facts: Facts) -> FiredRule:
         rationale=rule.rationale,
         source=rule.source,
         condition=rule.condition,
-        evidence=unique_answers(rule.when.evidence(facts)),
+        evidence=evidence,
     )
 
 
@@ -149,18 +153,6 @@ def unanswered_screen_items(facts: Facts) -> tuple[str, ...]:
         link_id
         for link_id, required_when in _SCREEN
         if link_id not in facts and (required_when is None or required_when(facts))
-    )
-
-
-def _screen_finding(rule: kb.Rule, unanswered: tuple[str, ...]) -> FiredRule:
-    return FiredRule(
-        rule_id=rule.id,
-        level=rule.level,
-        display=rule.display,
-        rationale=rule.rationale,
-        source=rule.source,
-        condition=rule.condition,
-        evidence=tuple(Answer(link_id, None, link_id) for link_id in unanswered),
     )
 
 
@@ -254,14 +246,15 @@ def evaluate(request: Mapping[str, Any]) -> TriageResult:
     unanswered = unanswered_screen_items(facts)
     fired: list[FiredRule] = []
     positive = positive_keys(facts)
-    for rule, keys, when, unless in _RULES:  # most urgent first, each level in table order
-        if when is None:
+    for rule, trigger, keys, when, unless in _RULES:  # most urgent first, then table order
+        if trigger is None or when is None:
             if unanswered:  # RF-SCREEN-INCOMPLETE, in its table position
-                fired.append(_screen_finding(rule, unanswered))
+                unknown = tuple(Answer(link_id, None, link_id) for link_id in unanswered)
+                fired.append(_finding(rule, unknown))
         elif keys is not None and keys.isdisjoint(positive):
             continue
         elif when(facts) and (unless is None or not unless(facts)):
-            fired.append(_finding(rule, facts))
+            fired.append(_finding(rule, unique_answers(trigger.evidence(facts))))
     level = max((finding.level for finding in fired), default=Level.SELF_CARE)
 
     scored = [
