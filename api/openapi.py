@@ -347,7 +347,16 @@ def build_spec() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "The OpenAPI 3.1 description of this API.",
-                        "content": {"application/yaml": {"schema": {"type": "string"}}},
+                        # The body is YAML for an object (clients and schemathesis parse it),
+                        # not a JSON string.
+                        "content": {
+                            "application/yaml": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["openapi", "info", "paths"],
+                                }
+                            }
+                        },
                     },
                     "405": _error_response(405),
                 },

@@ -1,0 +1,120 @@
+"""Contract fuzzing: schemathesis drives the app from the committed openapi.yaml.
+
+Every operation in ``openapi.yaml`` is called in-process through the WSGI app
+(no server, no network) with schema-valid and schema-violating data, and every
+response goes through ALL of schemathesis's checks: no 5xx, documented status
+codes, content types and headers, responses valid against their schema (FHIR
+JSON is ``application/fhir+json``, which schemathesis parses as JSON; the
+canary test below proves it), schema-violating requests rejected with a 4xx,
+schema-valid ones accepted, and the resource and auth checks (vacuous here:
+no resources are created and there is no auth, but enabled so they start
+working the day the contract grows them).
+
+Bounded and reproducible for CI: a fixed seed, ``deterministic`` generation
+(Hypothesis derandomised, no example database) and a capped number of
+examples per operation; the coverage phase adds the boundary values of every
+range, length and enum (about 1,000 requests for ``POST /v1/triage``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import schemathesis
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.config import SchemathesisConfig
+from schemathesis.core.failures import ServerError
+from schemathesis.openapi.checks import JsonSchemaError
+
+from api import create_app
+from api.openapi import OPENAPI_PATH
+
+#: Fuzzing-phase examples per operation (the coverage phase runs on top of these).
+MAX_EXAMPLES = 300
+SEED = 20251121
+
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "seed": SEED,
+        "generation": {
+            "mode": "all",  # positive and negative data
+            "max-examples": MAX_EXAMPLES,
+            "deterministic": True,
+            "database": "none",
+        },
+        "phases": {
+            "examples": {"enabled": True},
+            "coverage": {"enabled": True},
+            "fuzzing": {"enabled": True},
+            # No links between operations in openapi.yaml: nothing to chain.
+            "stateful": {"enabled": False},
+        },
+        # Every check schemathesis has; none is disabled.
+        "checks": {"enabled": True},
+    }
+)
+
+APP = create_app({"TESTING": True})
+SCHEMA = schemathesis.openapi.from_path(OPENAPI_PATH, config=CONFIG)
+SCHEMA.app = APP
+
+
+@SCHEMA.parametrize()
+def test_every_operation_honours_the_contract(case):
+    case.call_and_validate()
+
+
+def test_every_schemathesis_check_is_enabled():
+    """A check added by a schemathesis upgrade must not be silently skipped."""
+    load_all_checks()
+    config = SCHEMA.config.checks_config_for(operation=None, phase=None)
+    names = CHECKS.get_all_names()
+    assert "negative_data_rejection" in names
+    assert "positive_data_acceptance" in names
+    disabled = [name for name in names if not config.get_by_name(name=name).enabled]
+    assert disabled == []
+
+
+def test_every_operation_is_fuzzed():
+    labels = {result.ok().label for result in SCHEMA.get_all_operations()}
+    assert {"POST /v1/triage", "GET /healthz", "GET /openapi.yaml"} <= labels
+
+
+VALID = {"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}
+
+
+def _triage_case() -> Any:
+    operation = SCHEMA["/v1/triage"]["POST"]
+    return operation.Case(body=VALID, media_type="application/json")
+
+
+def test_a_valid_call_passes_every_check():
+    response = _triage_case().call_and_validate()
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"resourceType": "Bundle", "type": "collection"},  # no entry, no timestamp
+        {"resourceType": "Bundle", "type": "searchset", "timestamp": "x", "entry": []},
+    ],
+    ids=["missing-entry", "wrong-type"],
+)
+def test_canary_a_bundle_off_contract_is_caught(monkeypatch, broken):
+    """application/fhir+json bodies really are validated as JSON against the schema."""
+    monkeypatch.setattr("api.routes.triage.render_triage_bundle", lambda *_a, **_k: broken)
+    with pytest.raises(BaseExceptionGroup) as info:
+        _triage_case().call_and_validate()
+    assert info.group_contains(JsonSchemaError, match="Response violates schema")
+
+
+def test_canary_a_server_error_is_caught(monkeypatch):
+    def broken(_request: object) -> None:
+        raise RuntimeError("engine failure")
+
+    monkeypatch.setattr("api.routes.triage.evaluate", broken)
+    with pytest.raises(BaseExceptionGroup) as info:
+        _triage_case().call_and_validate()
+    assert info.group_contains(ServerError)
