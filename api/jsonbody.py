@@ -115,6 +115,11 @@ def _strict_decode(body: bytes) -> Any:
         raise MalformedBodyError(
             f"body is not valid UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start})"
         ) from None
+    if text.startswith("\ufeff"):
+        raise MalformedBodyError(
+            "body is not valid JSON: it starts with a UTF-8 byte order mark (BOM), "
+            "which JSON forbids"
+        )
     try:
         return _STRICT.decode(text)
     except _RejectedError as exc:

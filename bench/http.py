@@ -1,0 +1,440 @@
+"""HTTP throughput of POST /v1/triage against a bare Flask JSON echo, side by side.
+
+Usage::
+
+    python -m bench.http                     # 5 rounds x 5 s each, wrk, 8 connections
+    python -m bench.http --example swimmer-mild-tic --rounds 3 --seconds 3
+    python -m bench.http --smoke             # 1 short round, Python load generator
+
+Both servers run under gunicorn with the settings of ``twitch-triage serve``
+(:func:`api.cli.gunicorn_options`: 2 sync workers, preloaded app) on
+127.0.0.1 and a free port: the API (``python -m api.cli serve``) and the echo
+app (:mod:`bench.echo_app`, Flask's default ``request.get_json()`` and
+``jsonify``). Both get the same body, the ``request`` of one shared example
+(``../shared/protocol/examples/NAME.json``, default
+``runner-calf-fasciculation``); every request is evaluated afresh (the API
+caches no results). Before loading, one request to each is checked (the API
+answers the example's expected level, the echo answers the body back).
+
+Load alternates echo, api, echo, api ... for ``--rounds`` rounds of
+``--seconds`` each, after a warm-up of each, so drifting machine load hits
+both alike. The load generator is wrk (Debian: ``apt-get install -y wrk``)
+with ``bench/post.lua``, whose ``done()`` prints the percentiles as JSON;
+without wrk a bounded Python generator (``http.client``, one thread per
+connection) stands in and says so. Reported: requests/s, p50 and p99 latency
+per run, then medians across rounds and the ratio api/echo of the median
+requests/s. The goal (issue 3): ratio >= 0.5 with the API's p99 < 25 ms at 8
+connections; ``--check`` exits 1 when it is missed.
+
+Bounded: every load run has a duration and a timeout, the servers listen on
+loopback only and are stopped (SIGTERM, then SIGKILL of their process group)
+however the run ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES_DIR = ROOT.parent / "shared" / "protocol" / "examples"
+DEFAULT_EXAMPLE = "runner-calf-fasciculation"
+LUA_SCRIPT = Path(__file__).with_name("post.lua")
+HOST = "127.0.0.1"
+WORKERS = 2
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 25.0
+WRK_INSTALL = "apt-get install -y wrk"
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def free_port() -> int:
+    """A TCP port that is free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request on a fresh loopback connection: (status, headers, body)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+class ServerProcess:
+    """A gunicorn server started as a subprocess in its own process group.
+
+    ``stop`` sends SIGTERM to the master (graceful), then SIGKILL to the whole
+    group if it has not exited; the group id is the master's pid, so only what
+    this object started is signalled.
+    """
+
+    def __init__(self, name: str, argv: Sequence[str], port: int, log: IO[bytes]) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.port = port
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready_path: str = "/healthz", timeout: float = 30.0) -> ServerProcess:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        }
+        self.process = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log_text()}"
+                )
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if request(self.port, "GET", ready_path, timeout=1.0)[0] == 200:
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(
+            f"{self.name} did not answer {ready_path} within {timeout} s:\n{self.log_text()}"
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout)
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(encoding="utf-8", errors="replace")
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def api_argv(port: int, workers: int = WORKERS) -> list[str]:
+    """``twitch-triage serve`` on loopback (the installed console script runs the same main)."""
+    return [sys.executable, "-m", "api.cli", "serve", "--host", HOST, "--port", str(port),
+            "--workers", str(workers)]  # fmt: skip
+
+
+def echo_argv(port: int, workers: int = WORKERS) -> list[str]:
+    return [sys.executable, "-m", "bench.echo_app", "--host", HOST, "--port", str(port),
+            "--workers", str(workers)]  # fmt: skip
+
+
+@contextlib.contextmanager
+def running(name: str, argv: Sequence[str], port: int) -> Iterator[ServerProcess]:
+    """A started server whose log lives in a temporary file; always stopped."""
+    with tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log") as log:
+        server = ServerProcess(name, argv, port, log)
+        try:
+            yield server.start()
+        finally:
+            server.stop()
+
+
+# --- load generation --------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One load run against one server."""
+
+    target: str
+    requests: int
+    seconds: float
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.errors.values())
+
+
+def wrk_run(target: str, port: int, path: str, body_file: Path, args: argparse.Namespace) -> Run:
+    cmd = [
+        "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s",
+        "--timeout", "5s", "-s", str(LUA_SCRIPT), f"http://{HOST}:{port}{path}",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "BENCH_BODY_FILE": str(body_file),
+        "BENCH_CONTENT_TYPE": "application/json",
+    }
+    done = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=args.seconds + 30, check=False
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH_JSON ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    data = json.loads(lines[-1].removeprefix("BENCH_JSON "))
+    return Run(
+        target=target,
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        requests_per_s=data["requests_per_s"],
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        errors={k: v for k, v in data["errors"].items() if v},
+    )
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of sorted samples (what wrk reports too)."""
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def python_run(target: str, port: int, path: str, body: bytes, args: argparse.Namespace) -> Run:
+    """A bounded stand-in for wrk: one thread per connection, each request on a new socket.
+
+    gunicorn's sync workers close the connection after every response, so wrk
+    reconnects per request as well. Much less precise than wrk (the client
+    shares the GIL and the two cores), but enough for a smoke run.
+    """
+    deadline = time.monotonic() + args.seconds
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    lock = threading.Lock()
+    headers = JSON_HEADERS
+
+    def worker() -> None:
+        mine: list[float] = []
+        failed: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            try:
+                status, _, _ = request(port, "POST", path, body=body, headers=headers, timeout=5.0)
+            except (OSError, http.client.HTTPException):
+                failed["connect"] = failed.get("connect", 0) + 1
+                continue
+            if status >= 400:
+                failed["status"] = failed.get("status", 0) + 1
+            mine.append(time.perf_counter() - start)
+        with lock:
+            latencies.extend(mine)
+            for key, value in failed.items():
+                errors[key] = errors.get(key, 0) + value
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(args.seconds + 10)
+    elapsed = time.monotonic() - started
+    ordered = sorted(latencies)
+    return Run(
+        target=target,
+        requests=len(ordered),
+        seconds=elapsed,
+        requests_per_s=len(ordered) / elapsed,
+        p50_ms=percentile(ordered, 50) * 1000,
+        p99_ms=percentile(ordered, 99) * 1000,
+        errors=errors,
+    )
+
+
+# --- the comparison ----------------------------------------------------------------------------
+
+
+def load_example(name: str) -> dict[str, Any]:
+    path = EXAMPLES_DIR / f"{name}.json"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in EXAMPLES_DIR.glob("*.json")))
+        raise SystemExit(f"no example {name!r} in {EXAMPLES_DIR}; known: {known}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def check_api(port: int, body: bytes, expected_level: str) -> None:
+    """The API answers the example with a Bundle holding the expected triage level."""
+    status, headers, raw = request(port, "POST", "/v1/triage", body=body, headers=JSON_HEADERS)
+    if status != 200 or not headers.get("Content-Type", "").startswith("application/fhir+json"):
+        raise RuntimeError(f"API answered {status} {headers.get('Content-Type')}: {raw[:300]!r}")
+    bundle = json.loads(raw)
+    levels = {
+        coding["code"]
+        for entry in bundle["entry"]
+        for coding in entry["resource"].get("valueCodeableConcept", {}).get("coding", [])
+        if coding.get("system", "").endswith("/CodeSystem/triage-level")
+    }
+    if levels != {expected_level}:
+        raise RuntimeError(f"API answered level(s) {levels}, the example expects {expected_level}")
+
+
+def check_echo(port: int, body: bytes) -> None:
+    status, _, raw = request(port, "POST", "/echo", body=body, headers=JSON_HEADERS)
+    if status != 200 or json.loads(raw) != json.loads(body):
+        raise RuntimeError(f"echo answered {status}: {raw[:300]!r}")
+
+
+def summarise(runs: list[Run]) -> dict[str, float]:
+    return {
+        "requests_per_s": statistics.median(r.requests_per_s for r in runs),
+        "p50_ms": statistics.median(r.p50_ms for r in runs),
+        "p99_ms": statistics.median(r.p99_ms for r in runs),
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.http", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--example", default=DEFAULT_EXAMPLE, help="shared example name")
+    parser.add_argument("--rounds", type=int, default=5, help="echo+api pairs (default 5)")
+    parser.add_argument("--seconds", type=int, default=5, help="length of one run (default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured seconds per server")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument(
+        "--loader", choices=["auto", "wrk", "python"], default="auto",
+        help="auto = wrk when installed, else the Python generator",
+    )  # fmt: skip
+    parser.add_argument("--smoke", action="store_true", help="1 round of 1 s, Python loader")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON too")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the goal is missed")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rounds, args.seconds, args.warmup, args.loader = 1, 1, 0, "python"
+    for name in ("rounds", "seconds", "connections", "threads"):
+        if not 1 <= getattr(args, name) <= 3600:
+            parser.error(f"--{name} must be from 1 to 3600")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    example = load_example(args.example)
+    body = json.dumps(example["request"]).encode()
+    loader = args.loader
+    if loader == "auto":
+        loader = "wrk" if shutil.which("wrk") else "python"
+        if loader == "python":
+            print(f"wrk not found; install it with `{WRK_INSTALL}` (Debian). Falling back to the "
+                  "Python load generator, which is slower and less precise.")  # fmt: skip
+    elif loader == "wrk" and not shutil.which("wrk"):
+        raise SystemExit(f"wrk not found; install it with `{WRK_INSTALL}`")
+
+    load_before = os.getloadavg()
+    print(
+        f"example {args.example} ({len(body)} bytes), {args.rounds} round(s) x {args.seconds} s, "
+        f"{args.connections} connections, loader {loader}"
+        + (f" ({args.threads} threads)" if loader == "wrk" else "")
+        + f", gunicorn {WORKERS} sync workers each; {os.cpu_count()} CPUs, "
+        f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
+    )
+    paths = {"echo": "/echo", "api": "/v1/triage"}
+    runs: dict[str, list[Run]] = {"echo": [], "api": []}
+    echo_port, api_port = free_port(), free_port()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-http-") as tmp,
+        running("echo", echo_argv(echo_port), echo_port) as echo,
+        running("api", api_argv(api_port), api_port) as api,
+    ):
+        body_file = Path(tmp) / "body.json"
+        body_file.write_bytes(body)
+        ports = {"echo": echo.port, "api": api.port}
+        check_echo(echo.port, body)
+        check_api(api.port, body, example["expected"]["level"])
+
+        def load(target: str, seconds: int) -> Run:
+            run_args = argparse.Namespace(**{**vars(args), "seconds": seconds})
+            if loader == "wrk":
+                return wrk_run(target, ports[target], paths[target], body_file, run_args)
+            return python_run(target, ports[target], paths[target], body, run_args)
+
+        if args.warmup:
+            for target in runs:
+                load(target, args.warmup)
+        print(f"{'round':>5} {'target':6} {'requests':>8} {'req/s':>9} {'p50 ms':>8} "
+              f"{'p99 ms':>8} errors")  # fmt: skip
+        for round_no in range(1, args.rounds + 1):
+            for target in ("echo", "api"):
+                run = load(target, args.seconds)
+                runs[target].append(run)
+                print(f"{round_no:5d} {target:6} {run.requests:8d} {run.requests_per_s:9.1f} "
+                      f"{run.p50_ms:8.2f} {run.p99_ms:8.2f} {run.errors or ''}")  # fmt: skip
+        for name, server in (("echo", echo), ("api", api)):
+            if not server.alive():
+                raise RuntimeError(f"the {name} server died during the run:\n{server.log_text()}")
+
+    load_after = os.getloadavg()
+    echo_sum, api_sum = summarise(runs["echo"]), summarise(runs["api"])
+    ratio = api_sum["requests_per_s"] / echo_sum["requests_per_s"]
+    failed = sum(run.failed for target in runs.values() for run in target)
+    print(f"median of {args.rounds} round(s):")
+    for name, summary in (("echo", echo_sum), ("api", api_sum)):
+        print(f"  {name:5} {summary['requests_per_s']:9.1f} req/s   p50 {summary['p50_ms']:6.2f} ms"
+              f"   p99 {summary['p99_ms']:6.2f} ms")  # fmt: skip
+    met = ratio >= TARGET_RATIO and api_sum["p99_ms"] < TARGET_P99_MS and not failed
+    print(f"  ratio api/echo {ratio:.3f} (goal >= {TARGET_RATIO}, api p99 < {TARGET_P99_MS:g} ms): "
+          f"{'met' if met else 'NOT met'}; failed requests {failed}; load average after "
+          f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")  # fmt: skip
+    if args.json:
+        print(json.dumps({
+            "example": args.example, "loader": loader, "rounds": args.rounds,
+            "seconds": args.seconds, "connections": args.connections,
+            "echo": echo_sum, "api": api_sum, "ratio": ratio, "failed": failed, "met": met,
+            "runs": [asdict(run) for target in runs.values() for run in target],
+            "load_average": {"before": load_before, "after": load_after},
+        }))  # fmt: skip
+    if failed:
+        return 2
+    return 1 if args.check and not met else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
