@@ -15,6 +15,8 @@ from flask import Flask
 from api.config import EXTENSION, AppState, Settings
 from api.errors import register_error_handlers
 from api.fhir import FhirSettings
+from api.fhir.catalog import catalog
+from api.routes import fhir as fhir_routes
 from api.routes import health, triage
 
 
@@ -37,8 +39,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = AppState(
         settings=settings, fhir_settings=FhirSettings(canonical_base=settings.canonical_base)
     )
+    # Build the published FHIR resources now, not on the first request (and once per
+    # canonical base, shared by preloaded gunicorn workers).
+    catalog(settings.canonical_base)
     register_error_handlers(app)
     app.register_blueprint(triage.blueprint)
+    app.register_blueprint(fhir_routes.blueprint)
     app.register_blueprint(health.blueprint)
     return app
 

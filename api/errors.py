@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from markupsafe import escape
 from werkzeug import exceptions as http
 from werkzeug.http import HTTP_STATUS_CODES
 
-from api.responses import fhir_response
+from api.responses import DEFAULT_FHIR_VERSION, fhir_response
 from schemas import FieldIssue
 
 logger = logging.getLogger("api.errors")
@@ -101,6 +101,38 @@ class RequestValidationError(ApiError):
         return [Issue(str(fi.code), fi.diagnostics, (fi.path,)) for fi in self.field_issues]
 
 
+class ResourceNotFoundError(ApiError):
+    """No published resource of this type has this id (``GET /fhir/{type}/{id}``)."""
+
+
+class InvalidParameterError(ApiError):
+    """A query parameter we interpret has a value we do not support (``_bundle``)."""
+
+    def __init__(self, name: str, diagnostics: str) -> None:
+        super().__init__(diagnostics)
+        self.name = name
+
+    def issues(self) -> list[Issue]:
+        _, code = lookup(self)
+        # OperationOutcome convention for HTTP parameters: "http." + the parameter name.
+        return [Issue(code, self.diagnostics, (f"http.{self.name}",))]
+
+
+class QuestionnaireResponseInvalidError(ApiError):
+    """A ``$triage`` QuestionnaireResponse that cannot be triaged: one issue per item.
+
+    Each issue's expression is the FHIRPath of the offending item
+    (``QuestionnaireResponse.item[3].answer[0]``); its diagnostics name the linkId.
+    """
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        super().__init__(f"{len(issues)} item(s) of the QuestionnaireResponse are not valid")
+        self._issues = tuple(issues)
+
+    def issues(self) -> list[Issue]:
+        return list(self._issues)
+
+
 #: Exception class → (HTTP status, FHIR issue type). Looked up along the MRO, so
 #: werkzeug's own exceptions (routing, Flask's MAX_CONTENT_LENGTH) fit in too.
 ERROR_TABLE: dict[type[Exception], tuple[int, IssueType]] = {
@@ -110,6 +142,11 @@ ERROR_TABLE: dict[type[Exception], tuple[int, IssueType]] = {
     NotAcceptableError: (406, IssueType.NOT_SUPPORTED),
     # The per-field codes (required, value, code-invalid, invalid) come from the schema.
     RequestValidationError: (422, IssueType.INVALID),
+    # Issue codes per item, as for RequestValidationError.
+    QuestionnaireResponseInvalidError: (422, IssueType.INVALID),
+    # The request line itself is wrong, before any body is read.
+    InvalidParameterError: (400, IssueType.VALUE),
+    ResourceNotFoundError: (404, IssueType.NOT_FOUND),
     http.BadRequest: (400, IssueType.STRUCTURE),
     http.NotFound: (404, IssueType.NOT_FOUND),
     http.MethodNotAllowed: (405, IssueType.NOT_SUPPORTED),
@@ -176,10 +213,18 @@ def operation_outcome(issues: Iterable[Issue], *, summary: str) -> dict[str, obj
 def error_response(
     status: int, issues: Iterable[Issue], headers: dict[str, str] | None = None
 ) -> Response:
-    """The HTTP response for an error: an OperationOutcome in FHIR JSON."""
+    """The HTTP response for an error: an OperationOutcome in FHIR JSON.
+
+    The OperationOutcome is the same in R4 and R5; its Content-Type names the
+    version the request negotiated (``g.fhir_version``, set by api.media), R4 if
+    negotiation did not happen or failed.
+    """
     phrase = HTTP_STATUS_CODES.get(status, "Error")
     outcome = operation_outcome(issues, summary=f"The request was not processed: {phrase}.")
-    return fhir_response(outcome, status, headers=headers)
+    version = g.get("fhir_version", DEFAULT_FHIR_VERSION) if has_request_context() else None
+    return fhir_response(
+        outcome, status, headers=headers, fhir_version=version or DEFAULT_FHIR_VERSION
+    )
 
 
 def _handle_api_error(exc: ApiError) -> Response:

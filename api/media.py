@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from flask import g
 from werkzeug.http import parse_accept_header, parse_options_header
+from werkzeug.wrappers import Request
 
-from api.errors import NotAcceptableError, UnsupportedMediaTypeError
-from api.responses import DEFAULT_FHIR_VERSION
+from api.errors import InvalidParameterError, NotAcceptableError, UnsupportedMediaTypeError
+from api.responses import DEFAULT_FHIR_VERSION, FHIR_JSON
 
 #: fhirVersion parameter values we answer, mapped to the version we render.
 #: Major.minor is the spec's form; the full release is accepted as a courtesy.
@@ -83,3 +85,86 @@ def require_json_content_type(content_type: str | None) -> None:
             "Content-Type application/json accepts only the parameter charset=utf-8, "
             f"got {content_type[:100]!r}"
         )
+
+
+#: ``_format`` values (FHIR http.html#mime-type) → the FHIR version they select. Exact
+#: strings, so the documented enum is the whole truth; anything else is 406.
+FORMATS: dict[str, str] = {
+    "json": DEFAULT_FHIR_VERSION,
+    "application/json": DEFAULT_FHIR_VERSION,
+    FHIR_JSON: DEFAULT_FHIR_VERSION,
+    f"{FHIR_JSON}; fhirVersion=4.0": "4.0",
+    f"{FHIR_JSON}; fhirVersion=5.0": "5.0",
+}
+
+
+def _single(request: Request, name: str) -> str | None:
+    """The one value of query parameter ``name`` (None when absent)."""
+    if not request.query_string:
+        return None
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise InvalidParameterError(name, f"{name} is given more than once")
+    return values[0] if values else None
+
+
+def negotiate_request(request: Request) -> str:
+    """The FHIR version of this request's answer: ``_format`` wins over Accept (FHIR).
+
+    Also remembers it in ``g.fhir_version`` so an error response of the same
+    request is labelled with the negotiated version.
+    """
+    fmt = _single(request, "_format")
+    if fmt is None:
+        version = negotiate_fhir_version(request.headers.get("Accept"))
+    else:
+        # Exact match: an unencoded "+" arrives as a space and is refused, not guessed.
+        found = FORMATS.get(fmt)
+        if found is None:
+            raise NotAcceptableError(
+                f"_format must be one of {', '.join(FORMATS)}; got {fmt[:100]!r}"
+            )
+        version = found
+    g.fhir_version = version
+    return version
+
+
+#: Bundle types a triage result can be returned as (``?_bundle=``).
+BUNDLE_TYPES = ("collection", "transaction")
+
+
+def requested_bundle_type(request: Request) -> str:
+    """``collection`` (default) or ``transaction`` from ``?_bundle=``; else 400."""
+    value = _single(request, "_bundle")
+    if value is None:
+        return "collection"
+    if value not in BUNDLE_TYPES:
+        raise InvalidParameterError(
+            "_bundle", f"_bundle must be collection or transaction, got {value[:40]!r}"
+        )
+    return value
+
+
+#: fhirVersion values a ``$triage`` body may declare: the input is R4.
+_R4_VERSIONS = frozenset(key for key, value in FHIR_VERSIONS.items() if value == "4.0")
+
+
+@lru_cache(maxsize=_CACHE)
+def require_fhir_json_content_type(content_type: str | None) -> None:
+    """``application/fhir+json`` or ``application/json``, optionally charset=utf-8 and
+    fhirVersion=4.0 (``$triage`` reads R4 only); else 415."""
+    media_type, params = parse_options_header(content_type or "")
+    shown = repr(content_type[:100]) if content_type else "none"
+    if media_type.lower() not in (FHIR_JSON, "application/json"):
+        raise UnsupportedMediaTypeError(
+            f"Content-Type must be application/fhir+json or application/json, got {shown}"
+        )
+    charset = params.pop("charset", None)
+    version = params.pop("fhirversion", None)
+    if params or (charset is not None and charset.lower() != "utf-8"):
+        raise UnsupportedMediaTypeError(
+            "Content-Type accepts only the parameters charset=utf-8 and fhirVersion=4.0, "
+            f"got {shown}"
+        )
+    if version is not None and version not in _R4_VERSIONS:
+        raise UnsupportedMediaTypeError(f"the body must be FHIR R4 (fhirVersion=4.0), got {shown}")

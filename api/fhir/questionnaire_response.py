@@ -14,6 +14,7 @@ item.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -197,13 +198,26 @@ class QuestionnaireResponseError(ValueError):
     """A QuestionnaireResponse that cannot be read as a request.
 
     ``expression`` is the FHIRPath of the offending element
-    (``QuestionnaireResponse.item[3].answer[0]``); ``link_id`` names the item.
+    (``QuestionnaireResponse.item[3].answer[0]``); ``link_id`` names the item;
+    ``code`` is the FHIR IssueType (``invalid``, ``value``, ``code-invalid``, ``required``).
     """
 
-    def __init__(self, message: str, *, expression: str, link_id: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        expression: str,
+        link_id: str | None = None,
+        code: str = "invalid",
+    ) -> None:
         super().__init__(message)
         self.expression = expression
         self.link_id = link_id
+        self.code = code
+
+
+_INDEX = re.compile(r"\[[0-9]+\]")
+_LAST_INDEX = re.compile(r"^(.*)\[([0-9]+)\]$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +226,55 @@ class MappedRequest:
 
     request: dict[str, Any]
     expressions: dict[str, str] = field(default_factory=dict)
+
+    def locate(self, json_path: str, root: str = "QuestionnaireResponse") -> tuple[str, str]:
+        """(FHIRPath, linkId) of the item a request-schema error at ``json_path`` is about.
+
+        A value error names the answer (``item[3].answer[0]``; for a list member
+        ``answer[i]``); a problem of a whole list, group or missing item names the
+        closest item that exists, else the QuestionnaireResponse itself.
+        """
+        link_id = _INDEX.sub("", json_path)
+        found = self.expressions.get(json_path)
+        if found is not None:
+            item = ITEMS.get(link_id)
+            if item is not None and item.kind not in (Kind.CODES, Kind.GROUP):
+                return f"{found}.answer[0]", link_id
+            return found, link_id
+        member = _LAST_INDEX.match(json_path)
+        if member is not None and member.group(1) in self.expressions:
+            return f"{self.expressions[member.group(1)]}.answer[{member.group(2)}]", link_id
+        path = json_path
+        while "." in path:
+            path = path.rsplit(".", 1)[0]
+            if path in self.expressions:
+                return self.expressions[path], link_id
+        return root, link_id
+
+
+#: Elements of QuestionnaireResponse.item and .item.answer (FHIR R4) besides those we
+#: read. Anything else is an error: a misspelt ``answer`` must not turn a symptom
+#: into "unknown" (PROTOCOL.md §3 strictness), and a modifierExtension we do not
+#: understand must not be ignored (FHIR extensibility rules).
+_ITEM_KEYS = frozenset({"id", "extension", "linkId", "definition", "text", "answer", "item"})
+_ANSWER_KEYS = frozenset({"id", "extension"})
+
+
+def _check_keys(
+    node: Mapping[str, Any], allowed: frozenset[str], expr: str, link_id: str | None
+) -> None:
+    for key in node:
+        if key in allowed or (allowed is _ANSWER_KEYS and key.startswith("value")):
+            continue
+        if key == "modifierExtension":
+            message = f"modifierExtension on {link_id} is not understood, so it cannot be ignored"
+        elif key == "item" and allowed is _ANSWER_KEYS:
+            message = f"answers to {link_id} take no nested items"
+        else:
+            message = f"unknown element {str(key)[:40]!r} in an item of {link_id}"
+        raise QuestionnaireResponseError(
+            message, expression=f"{expr}.{key}" if key.isidentifier() else expr, link_id=link_id
+        )
 
 
 _VALUE_KEY = {
@@ -230,8 +293,9 @@ def _answer_value(
 ) -> Any:
     if not isinstance(answer, Mapping):
         raise QuestionnaireResponseError(
-            "answer must be an object", expression=expression, link_id=link_id
+            "answer must be an object", expression=expression, link_id=link_id, code="value"
         )
+    _check_keys(answer, _ANSWER_KEYS, expression, link_id)
     keys = _VALUE_KEY[kind]
     present = [key for key in answer if key.startswith("value")]
     if len(present) != 1 or present[0] not in keys:
@@ -239,6 +303,7 @@ def _answer_value(
             f"answer to {link_id} must have exactly one of {', '.join(keys)}",
             expression=expression,
             link_id=link_id,
+            code="value",
         )
     value = answer[present[0]]
     if kind is Kind.BOOLEAN:
@@ -255,6 +320,7 @@ def _answer_value(
                 f"coding of {link_id} must use system {systems[link_id]}",
                 expression=f"{expression}.valueCoding",
                 link_id=link_id,
+                code="code-invalid",
             )
         value = code
     else:
@@ -264,6 +330,7 @@ def _answer_value(
             f"answer to {link_id} has the wrong type for a {kind.value} item",
             expression=f"{expression}.{present[0]}",
             link_id=link_id,
+            code="value",
         )
     return value
 
@@ -279,10 +346,11 @@ def _read_scalar(
     node: Mapping[str, Any], kind: Kind, link_id: str, expr: str, systems: Mapping[str, str] | None
 ) -> tuple[bool, Any]:
     """(present, value) of a non-group item; an item without answers is unknown."""
-    answers = node.get("answer") or []
+    _check_keys(node, _ITEM_KEYS, expr, link_id)
+    answers = node.get("answer", [])
     if not isinstance(answers, list):
         raise QuestionnaireResponseError(
-            "answer must be a list", expression=f"{expr}.answer", link_id=link_id
+            "answer must be a list", expression=f"{expr}.answer", link_id=link_id, code="value"
         )
     if "item" in node:
         raise QuestionnaireResponseError(
@@ -308,6 +376,7 @@ def _read_scalar(
 def _read_medication(
     node: Mapping[str, Any], expr: str, json_path: str, systems: Mapping[str, str] | None
 ) -> tuple[dict[str, Any], dict[str, str]]:
+    _check_keys(node, _ITEM_KEYS, expr, MEDICATIONS)
     if node.get("answer"):
         raise QuestionnaireResponseError(
             f"{MEDICATIONS} is a group and takes no answers",
@@ -316,7 +385,11 @@ def _read_medication(
         )
     medication: dict[str, Any] = {}
     expressions: dict[str, str] = {}
-    children = node.get("item") or []
+    children = node.get("item", [])
+    if not isinstance(children, list):
+        raise QuestionnaireResponseError(
+            "item must be a list", expression=f"{expr}.item", link_id=MEDICATIONS, code="value"
+        )
     for j, child in enumerate(children):
         child_expr = f"{expr}.item[{j}]"
         link_id = child.get("linkId") if isinstance(child, Mapping) else None

@@ -2,8 +2,9 @@
 
 The view stays thin (flask-smorest style: load → evaluate → render); every
 check raises a typed error that :mod:`api.errors` turns into an
-OperationOutcome. Order of checks: Accept (406), Content-Type (415), size
-(413), JSON (400), vocabulary (422).
+OperationOutcome. Order of checks: Accept or ``_format`` (406), ``_bundle``
+(400), Content-Type (415), size (413), JSON (400), vocabulary (422). Other
+query parameters are ignored, as FHIR servers do.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from marshmallow import ValidationError
 
 from api.config import app_state
 from api.errors import RequestValidationError
-from api.fhir import render_triage_bundle
+from api.fhir import as_transaction, render_triage_bundle
 from api.jsonbody import parse_json_object, read_body
-from api.media import negotiate_fhir_version, require_json_content_type
+from api.media import negotiate_request, requested_bundle_type, require_json_content_type
 from api.responses import fhir_response
 from schemas import field_issues, load_triage_request
 from triage import evaluate
@@ -33,16 +34,22 @@ def load_request(data: dict[str, Any]) -> dict[str, Any]:
         raise RequestValidationError(field_issues(exc.messages)) from None
 
 
+def triage_response(loaded: dict[str, Any], *, fhir_version: str, bundle_type: str) -> Response:
+    """Evaluate a validated request and answer its Bundle (shared with ``$triage``)."""
+    result = evaluate(loaded)
+    bundle = render_triage_bundle(
+        loaded, result, settings=app_state().fhir_settings, fhir_version=fhir_version
+    )
+    if bundle_type == "transaction":
+        bundle = as_transaction(bundle)
+    return fhir_response(bundle, fhir_version=fhir_version)
+
+
 @blueprint.post("/v1/triage")
 def triage() -> Response:
     """Triage one person; answers a collection Bundle (PROTOCOL.md §9)."""
-    fhir_version = negotiate_fhir_version(request.headers.get("Accept"))
+    fhir_version = negotiate_request(request)
+    bundle_type = requested_bundle_type(request)
     require_json_content_type(request.headers.get("Content-Type"))
-    state = app_state()
-    data = parse_json_object(read_body(request, state.settings.max_body_bytes))
-    loaded = load_request(data)
-    result = evaluate(loaded)
-    bundle = render_triage_bundle(
-        loaded, result, settings=state.fhir_settings, fhir_version=fhir_version
-    )
-    return fhir_response(bundle, fhir_version=fhir_version)
+    data = parse_json_object(read_body(request, app_state().settings.max_body_bytes))
+    return triage_response(load_request(data), fhir_version=fhir_version, bundle_type=bundle_type)

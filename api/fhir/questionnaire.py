@@ -1,0 +1,263 @@
+"""The intake Questionnaire (FHIR R4), generated from ``triage.vocabulary``.
+
+Its item structure is exactly the one our QuestionnaireResponses use (PROTOCOL.md
+§9): flat items whose ``linkId`` is the vocabulary path, except
+``history.medications``, a repeating group with one child per medication field.
+So a QuestionnaireResponse from ``POST /v1/triage`` answers this Questionnaire,
+and a form renderer produces what ``$triage`` reads. Nothing here is typed twice:
+kinds, codes, units, ranges, lengths and help text all come from the vocabulary,
+the ``required`` flags from the §5 screen in ``triage.knowledge_base``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.fhir import codesystems as cs
+from api.fhir._tables import Json, esc, narrative
+from triage.knowledge_base import KNOWLEDGE_BASE_VERSION, SCREEN
+from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
+
+# --- extension and code system URLs (FHIR R4 core extensions and SDC) ----------------------
+
+EXT_UNIT = "http://hl7.org/fhir/StructureDefinition/questionnaire-unit"
+EXT_MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
+EXT_MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
+EXT_MIN_OCCURS = "http://hl7.org/fhir/StructureDefinition/questionnaire-minOccurs"
+EXT_MAX_OCCURS = "http://hl7.org/fhir/StructureDefinition/questionnaire-maxOccurs"
+EXT_REGEX = "http://hl7.org/fhir/StructureDefinition/regex"
+EXT_ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
+ITEM_CONTROL = "http://hl7.org/fhir/questionnaire-item-control"
+
+#: Questions whose only purpose is to detail an earlier answer: the only items that
+#: get ``enableWhen``. Symptoms that other rules read are never hidden (issue 4).
+FOLLOW_UPS: dict[str, tuple[str, str, bool]] = {
+    # linkId: (question, operator, answerBoolean)
+    "history.hours_since_head_impact": ("history.head_impact", "=", True),
+    "symptoms.fainting_during_exercise": ("symptoms.fainting", "=", True),
+    # Inside one medication group: details are asked once its class is known.
+    "history.medications.days_since_start": ("history.medications.class", "exists", True),
+    "history.medications.doses_per_day": ("history.medications.class", "exists", True),
+}
+
+#: Answers longer than this are collected as ``text`` (multi-line), shorter as ``string``.
+_LONG_TEXT = 255
+
+_TYPES: dict[Kind, str] = {
+    Kind.BOOLEAN: "boolean",
+    Kind.INTEGER: "integer",
+    Kind.DECIMAL: "decimal",
+    Kind.CODE: "choice",
+    Kind.CODES: "choice",
+    Kind.STRING: "string",
+    # Our QuestionnaireResponses carry patient.reference as valueString (§9).
+    Kind.REFERENCE: "string",
+    Kind.GROUP: "group",
+}
+
+
+def help_link_id(link_id: str) -> str:
+    """linkId of the help text item of a question (never a vocabulary path)."""
+    return f"{link_id}-help"
+
+
+def _screen() -> tuple[frozenset[str], dict[str, str]]:
+    """(always required screen items, conditional screen item → when it is required)."""
+    always = frozenset(s.link_id for s in SCREEN if s.required_when is None)
+    conditional = {
+        s.link_id: s.required_when.describe() for s in SCREEN if s.required_when is not None
+    }
+    return always, conditional
+
+
+def _number(item: Item, value: float) -> Json:
+    if item.kind is Kind.INTEGER:
+        return {"valueInteger": int(value)}
+    return {"valueDecimal": value}
+
+
+def _extensions(item: Item) -> list[Json]:
+    out: list[Json] = []
+    if item.unit is not None:
+        out.append(
+            {
+                "url": EXT_UNIT,
+                "valueCoding": {
+                    "system": cs.UCUM,
+                    "code": item.unit.code,
+                    "display": item.unit.display,
+                },
+            }
+        )
+    if item.minimum is not None:
+        out.append({"url": EXT_MIN_VALUE, **_number(item, item.minimum)})
+    if item.maximum is not None:
+        out.append({"url": EXT_MAX_VALUE, **_number(item, item.maximum)})
+    if item.kind in (Kind.CODES, Kind.GROUP):
+        if item.min_items is not None:
+            out.append({"url": EXT_MIN_OCCURS, "valueInteger": item.min_items})
+        if item.max_items is not None:
+            out.append({"url": EXT_MAX_OCCURS, "valueInteger": item.max_items})
+    if item.pattern is not None:
+        # FHIR regexes match the whole value: no anchors.
+        regex = item.pattern.removeprefix("^").removesuffix("$")
+        out.append({"url": EXT_REGEX, "valueString": regex})
+    return out
+
+
+def _help(item: Item, screen_when: str | None) -> Json | None:
+    """A display child with the itemControl ``help``: the SDC way to attach help text."""
+    parts = [item.definition] if item.definition else []
+    if screen_when is not None:
+        parts.append(f"Part of the minimum red-flag screen (PROTOCOL.md §5) if {screen_when}.")
+    if not parts:
+        return None
+    return {
+        "extension": [
+            {
+                "url": EXT_ITEM_CONTROL,
+                "valueCodeableConcept": {
+                    "coding": [{"system": ITEM_CONTROL, "code": "help", "display": "Help-Button"}],
+                    "text": "Help",
+                },
+            }
+        ],
+        "linkId": help_link_id(item.link_id),
+        "text": " ".join(parts),
+        "type": "display",
+    }
+
+
+def _item(item: Item, base: str, always: frozenset[str], conditional: dict[str, str]) -> Json:
+    link_id = item.link_id
+    out: Json = {}
+    extensions = _extensions(item)
+    if extensions:
+        out["extension"] = extensions
+    out["linkId"] = link_id
+    out["code"] = [
+        {
+            "system": cs.codesystem_url(base, cs.INTAKE_ITEM),
+            "code": link_id,
+            "display": item.text,
+        }
+    ]
+    out["text"] = item.text
+    kind_type = _TYPES[item.kind]
+    if item.kind is Kind.STRING and (item.max_length or 0) > _LONG_TEXT:
+        kind_type = "text"
+    out["type"] = kind_type
+    follow_up = FOLLOW_UPS.get(link_id)
+    if follow_up is not None:
+        question, operator, answer = follow_up
+        out["enableWhen"] = [{"question": question, "operator": operator, "answerBoolean": answer}]
+    if item.required or link_id in always or (follow_up is not None and link_id in conditional):
+        out["required"] = True
+    if item.kind in (Kind.CODES, Kind.GROUP):
+        out["repeats"] = True
+    if item.max_length is not None:
+        out["maxLength"] = item.max_length
+    if item.codes:
+        system = cs.codesystem_url(base, cs.item_codesystem_id(link_id))
+        options = []
+        for code in item.codes:
+            option: Json = {
+                "valueCoding": {"system": system, "code": code.code, "display": code.display}
+            }
+            if code.code == item.default:
+                option["initialSelected"] = True
+            options.append(option)
+        out["answerOption"] = options
+    children = [_item(child, base, always, conditional) for child in item.children]
+    help_item = _help(item, conditional.get(link_id) if follow_up is None else None)
+    if help_item is not None:
+        children.insert(0, help_item)
+    if children:
+        out["item"] = children
+    return out
+
+
+def _description() -> str:
+    """The conventions a form designer or integrator needs, as markdown."""
+    _, conditional = _screen()
+    conditional_list = "; ".join(f"`{link}` if {when}" for link, when in conditional.items())
+    return (
+        "Intake for the twitch-triage protocol (PROTOCOL.md §3): involuntary muscle "
+        "twitching, tics, spasms or cramps around exercise. Post the completed "
+        "QuestionnaireResponse to `QuestionnaireResponse/$triage` for a triage Bundle.\n\n"
+        "Conventions:\n\n"
+        "* `linkId` is the vocabulary path (`symptoms.headache`); items are flat, except "
+        "`history.medications`, one repeating group per medication.\n"
+        "* **Unknown**: a question without an item (or an item without answers) is unknown, "
+        "never assumed absent. For yes/no questions, answer `false` explicitly to exclude "
+        "a symptom.\n"
+        "* **Empty list**: for the list questions `twitching.body_sites`, "
+        "`history.conditions` and `history.medications`, an item that is present with no "
+        "answer (for medications: one `history.medications` group item without child "
+        'items) means the list was given and is empty ("none"); a missing item means '
+        "unknown. A given list is complete: a condition or medication class it does not "
+        "contain is absent.\n"
+        "* `required` marks the minimum red-flag screen (PROTOCOL.md §5) as guidance for "
+        "renderers: `$triage` treats a missing screen answer as unknown and reports it as "
+        "the next question to ask (rule RF-SCREEN-INCOMPLETE), not as an error. The screen "
+        f"also needs {conditional_list}.\n"
+        "* `enableWhen` is used only for true follow-up questions "
+        "(`history.hours_since_head_impact`, `symptoms.fainting_during_exercise`, the "
+        "details of one medication). `$triage` still reads every answer it is given, "
+        "enabled or not: an answer is never dropped.\n"
+        "* Codings use the product CodeSystem of their item "
+        "(`{canonical base}/CodeSystem/{linkId with . and _ as -}`); numbers carry their "
+        "UCUM unit (questionnaire-unit) and range (minValue, maxValue); answers outside "
+        "them are rejected by `$triage` with an OperationOutcome naming the item."
+    )
+
+
+def _narrative(items: list[Json]) -> Json:
+    rows = []
+
+    def walk(nodes: list[Json], depth: int) -> None:
+        for node in nodes:
+            if node["type"] == "display":
+                continue
+            flags = "required" if node.get("required") else ""
+            rows.append(
+                f"<tr><td>{'&#160;&#160;' * depth}{esc(node['linkId'])}</td>"
+                f"<td>{esc(node['text'])}</td><td>{esc(node['type'])}</td><td>{flags}</td></tr>"
+            )
+            walk(node.get("item", []), depth + 1)
+
+    walk(items, 0)
+    return narrative(
+        "<p><b>Twitch-triage intake</b> (version "
+        f"{esc(KNOWLEDGE_BASE_VERSION)}): one question per item of the request vocabulary. "
+        "Unanswered questions are unknown.</p>"
+        "<table><thead><tr><th>linkId</th><th>Question</th><th>Type</th><th>Screen</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def build_questionnaire(canonical_base: str, *, date: str) -> dict[str, Any]:
+    """The R4 intake Questionnaire; ``url|version`` is what our QuestionnaireResponses cite."""
+    always, conditional = _screen()
+    vocabulary = [item for section in SECTIONS for item in section.items]
+    vocabulary.extend(TOP_LEVEL_ITEMS)
+    items = [_item(item, canonical_base, always, conditional) for item in vocabulary]
+    return {
+        "resourceType": "Questionnaire",
+        "id": cs.QUESTIONNAIRE_ID,
+        "text": _narrative(items),
+        "url": cs.questionnaire_url(canonical_base),
+        "version": KNOWLEDGE_BASE_VERSION,
+        "name": "TwitchTriageIntake",
+        "title": "Twitch-triage intake",
+        "status": "active",
+        "experimental": False,
+        "subjectType": ["Patient"],
+        "date": date,
+        "publisher": "twitch-triage",
+        "description": _description(),
+        "purpose": "Collects the answers the twitch-triage protocol needs to triage one person "
+        "with muscle twitching around exercise. Decision support for clinicians; it does not "
+        "diagnose.",
+        "item": items,
+    }
