@@ -195,8 +195,11 @@ class StrictInteger(_Ranged):
         if kind is float:
             if not value.is_integer():
                 raise self.error(VALUE, f"must be a whole number, not {show(value)}")
-            value = int(value)
-        elif kind is not int:
+            # Range first: a huge integer that the decoder read as a float (1e30) is
+            # reported as sent, not as int(1e30) = 1000000000000000019884624838656.
+            self._in_range(value)
+            return int(value)
+        if kind is not int:
             raise self.error(VALUE, f"must be an integer, not {_json_type(value)} {show(value)}")
         self._in_range(value)
         return value

@@ -103,6 +103,7 @@ class Bad:
     #: A substring the diagnostics must contain (the reason, in words).
     needle: str | None = None
     content_type: str | None = "application/json"
+    accept: str | None = None
 
 
 def structure(body: bytes, needle: str) -> Bad:
@@ -194,6 +195,18 @@ CONTENT_TYPES = {
     ]
 }
 
+# --- 406 not-supported: an Accept header that rules out FHIR JSON ------------------------------
+
+ACCEPT = {
+    f"accept-{name}": Bad(VALID_BYTES, 406, "not-supported", None, "Accept", accept=accept)
+    for name, accept in [
+        ("html", "text/html"),
+        ("fhir-xml", "application/fhir+xml"),
+        ("unknown-fhir-version", "application/fhir+json; fhirVersion=3.0"),
+        ("json-refused", "application/json;q=0, */*;q=0"),
+    ]
+}
+
 # --- 422: unknown fields, wrong types, enums, lists, strings -------------------------------------
 
 UNKNOWN_FIELDS = {
@@ -224,6 +237,9 @@ WRONG_TYPES = {
     "bool-for-integer": field("patient.age_years", True, needle="not boolean"),
     "bool-for-number": field("body_temperature_c", False, needle="not boolean"),
     "fraction-for-integer": field("twitching.duration_days", 2.5, needle="whole number"),
+    # Beyond 64 bits the decoder reads a float; it is reported as sent, not as int(1e30).
+    "huge-integer": field("patient.age_years", 10**30, needle="from 0 to 120, not 1e+30"),
+    "huge-negative-integer": field("history.falls_last_7_days", -(10**30), needle="not -1e+30"),
     "number-for-bool": field("symptoms.headache", 1, needle="true, false or null"),
     "string-for-bool": field("symptoms.headache", "true", needle="true, false or null"),
     "number-for-code": field("patient.sex", 1, needle="string code"),
@@ -329,6 +345,7 @@ OUT_OF_RANGE = {
 CATALOGUE: dict[str, Bad] = {
     **MALFORMED,
     **CONTENT_TYPES,
+    **ACCEPT,
     **UNKNOWN_FIELDS,
     **WRONG_TYPES,
     **LISTS,
@@ -350,6 +367,8 @@ def test_the_catalogue_covers_every_numeric_code_and_text_item():
 @pytest.mark.parametrize("bad", CATALOGUE.values(), ids=CATALOGUE.keys())
 def test_bad_input_gets_a_4xx_operation_outcome_naming_the_problem(client, bad):
     headers = {} if bad.content_type is None else {"Content-Type": bad.content_type}
+    if bad.accept is not None:
+        headers["Accept"] = bad.accept
     response = client.post("/v1/triage", data=bad.body, headers=headers)
     body = outcome(response, bad.status, bad.code)
     if bad.path is not None:
