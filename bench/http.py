@@ -343,6 +343,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--loader", choices=["auto", "wrk", "python"], default="auto",
         help="auto = wrk when installed, else the Python generator",
     )  # fmt: skip
+    parser.add_argument(
+        "--nice", type=int, default=0, metavar="N",
+        help="run servers and load generator at this niceness (e.g. -10 as root on a machine "
+        "shared with other jobs: both servers alike get the CPU first)",
+    )  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s, Python loader")
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     parser.add_argument("--check", action="store_true", help="exit 1 if the goal is missed")
@@ -355,25 +360,41 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def choose_loader(wanted: str) -> str:
+    """``wrk`` or ``python``; ``auto`` falls back to Python (with the install hint)."""
+    if wanted == "auto":
+        if shutil.which("wrk"):
+            return "wrk"
+        print(f"wrk not found; install it with `{WRK_INSTALL}` (Debian). Falling back to the "
+              "Python load generator, which is slower and less precise.")  # fmt: skip
+        return "python"
+    if wanted == "wrk" and not shutil.which("wrk"):
+        raise SystemExit(f"wrk not found; install it with `{WRK_INSTALL}`")
+    return wanted
+
+
+def apply_niceness(nice: int) -> int:
+    """Set this process's niceness (inherited by the servers and wrk); the one in force."""
+    if nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except PermissionError:
+            print(f"cannot set niceness {nice} (needs root); running at the default")
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     example = load_example(args.example)
     body = json.dumps(example["request"]).encode()
-    loader = args.loader
-    if loader == "auto":
-        loader = "wrk" if shutil.which("wrk") else "python"
-        if loader == "python":
-            print(f"wrk not found; install it with `{WRK_INSTALL}` (Debian). Falling back to the "
-                  "Python load generator, which is slower and less precise.")  # fmt: skip
-    elif loader == "wrk" and not shutil.which("wrk"):
-        raise SystemExit(f"wrk not found; install it with `{WRK_INSTALL}`")
-
+    loader = choose_loader(args.loader)
+    niceness = apply_niceness(args.nice)
     load_before = os.getloadavg()
     print(
         f"example {args.example} ({len(body)} bytes), {args.rounds} round(s) x {args.seconds} s, "
         f"{args.connections} connections, loader {loader}"
         + (f" ({args.threads} threads)" if loader == "wrk" else "")
-        + f", gunicorn {WORKERS} sync workers each; {os.cpu_count()} CPUs, "
+        + f", gunicorn {WORKERS} sync workers each, niceness {niceness}; {os.cpu_count()} CPUs, "
         f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
     )
     paths = {"echo": "/echo", "api": "/v1/triage"}
@@ -426,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps({
             "example": args.example, "loader": loader, "rounds": args.rounds,
-            "seconds": args.seconds, "connections": args.connections,
+            "seconds": args.seconds, "connections": args.connections, "niceness": niceness,
             "echo": echo_sum, "api": api_sum, "ratio": ratio, "failed": failed, "met": met,
             "runs": [asdict(run) for target in runs.values() for run in target],
             "load_average": {"before": load_before, "after": load_after},
