@@ -12,7 +12,7 @@ from strategies import BOOLEAN_ITEMS, requests
 from triage import evaluate
 from triage import knowledge_base as kb
 from triage.engine import flatten
-from triage.logic import AllOf, AnyOf, Condition, NotEstablished, Term, positive_keys
+from triage.logic import AllOf, AnyOf, Condition, NotEstablished, Term, answer_tokens
 from triage.result import Level, Likelihood
 from triage.vocabulary import CONDITIONS, MEDICATION_CLASSES, REGIONS
 
@@ -214,7 +214,7 @@ def test_compiled_conditions_agree_with_their_three_valued_definition(request):
 @given(requests())
 def test_trigger_keys_never_skip_a_condition_that_holds(request):
     facts = flatten(request)
-    positive = positive_keys(facts)
+    positive = answer_tokens(facts)
     for node, holds in COMPILED:
         keys = node.trigger_keys()
         if keys is not None and holds(facts):

@@ -19,8 +19,8 @@ from triage.logic import (
     Condition,
     Facts,
     Holds,
+    answer_tokens,
     medication_answers,
-    positive_keys,
     unique_answers,
 )
 from triage.result import (
@@ -77,18 +77,25 @@ def flatten(request: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class _LinePlan:
-    """A scoring line compiled, with its label rendered once."""
+    """A scoring line compiled, with its label rendered once.
+
+    ``point`` is the line's FactorPoint built at load time when its evidence is
+    the same whenever it holds (results are immutable, so it can be shared).
+    """
 
     points: int
     keys: frozenset[str] | None
     holds: Holds
     condition: Condition
     label: str
+    point: FactorPoint | None
 
 
 @dataclass(frozen=True, slots=True)
 class _FactorPlan:
     factor: kb.Factor
+    #: Tokens one of which must be present for any line to score (None: always try).
+    keys: frozenset[str] | None
     gate: Holds | None
     lines: tuple[_LinePlan | kb.PerMedication, ...]
 
@@ -97,41 +104,6 @@ class _FactorPlan:
 class _AdvicePlan:
     advice: kb.Advice
     when: Holds | None
-
-
-def _compile(condition: Condition | None) -> Holds | None:
-    return None if condition is None else condition.compile()
-
-
-def _keys(condition: Condition | None) -> frozenset[str] | None:
-    return None if condition is None else condition.trigger_keys()
-
-
-#: (rule, its trigger, trigger keys, compiled trigger, compiled exception);
-#: a rule without a trigger (RF-SCREEN-INCOMPLETE) fires from the screen.
-_RULES: tuple[
-    tuple[kb.Rule, Condition | None, frozenset[str] | None, Holds | None, Holds | None], ...
-] = tuple(
-    (rule, rule.when, _keys(rule.when), _compile(rule.when), _compile(rule.unless))
-    for rule in kb.RULES
-)
-_SCREEN = tuple((item.link_id, _compile(item.required_when)) for item in kb.SCREEN)
-_FACTORS = tuple(
-    _FactorPlan(
-        factor,
-        _compile(factor.only_when),
-        tuple(
-            line
-            if isinstance(line, kb.PerMedication)
-            else _LinePlan(
-                line.points, line.when.trigger_keys(), line.when.compile(), line.when, line.text
-            )
-            for line in factor.points
-        ),
-    )
-    for factor in kb.FACTORS
-)
-_ADVICE = tuple(_AdvicePlan(advice, _compile(advice.when)) for advice in kb.ADVICE)
 
 
 def _finding(rule: kb.Rule, evidence: tuple[Answer, ...]) -> FiredRule:
@@ -147,6 +119,102 @@ def _finding(rule: kb.Rule, evidence: tuple[Answer, ...]) -> FiredRule:
     )
 
 
+def _compile(condition: Condition | None) -> Holds | None:
+    return None if condition is None else condition.compile()
+
+
+def _keys(condition: Condition | None) -> frozenset[str] | None:
+    return None if condition is None else condition.trigger_keys()
+
+
+def _prebuilt(rule: kb.Rule) -> FiredRule | None:
+    """The finding itself, when the trigger always cites the same answers."""
+    constant = None if rule.when is None else rule.when.constant_evidence()
+    return None if constant is None else _finding(rule, constant)
+
+
+#: (rule, its trigger, trigger keys, compiled trigger, compiled exception, prebuilt
+#: finding); a rule without a trigger (RF-SCREEN-INCOMPLETE) fires from the screen.
+_RULES: tuple[
+    tuple[
+        kb.Rule,
+        Condition | None,
+        frozenset[str] | None,
+        Holds | None,
+        Holds | None,
+        FiredRule | None,
+    ],
+    ...,
+] = tuple(
+    (
+        rule,
+        rule.when,
+        _keys(rule.when),
+        _compile(rule.when),
+        _compile(rule.unless),
+        _prebuilt(rule),
+    )
+    for rule in kb.RULES
+)
+_SCREEN = tuple((item.link_id, _compile(item.required_when)) for item in kb.SCREEN)
+
+
+class _TokenIndex:
+    """Which entries (by position) could hold, given the request's answer tokens.
+
+    An entry with trigger keys can only hold when one of them is among the
+    tokens, so it is found through the index; entries without keys are always
+    candidates. Candidates come back in table order.
+    """
+
+    __slots__ = ("always", "by_token")
+
+    def __init__(self, keys: list[frozenset[str] | None]) -> None:
+        by_token: dict[str, list[int]] = {}
+        for position, entry_keys in enumerate(keys):
+            for token in entry_keys or ():
+                by_token.setdefault(token, []).append(position)
+        self.by_token = {token: tuple(positions) for token, positions in by_token.items()}
+        self.always = frozenset(p for p, entry_keys in enumerate(keys) if entry_keys is None)
+
+    def candidates(self, tokens: frozenset[str]) -> list[int]:
+        found = set(self.always)
+        by_token = self.by_token
+        for token in tokens:
+            positions = by_token.get(token)
+            if positions is not None:
+                found.update(positions)
+        return sorted(found)
+
+
+_RULE_INDEX = _TokenIndex([keys for _, _, keys, _, _, _ in _RULES])
+
+
+def _line_plan(line: kb.Points) -> _LinePlan:
+    constant = line.when.constant_evidence()
+    point = None if constant is None else FactorPoint(line.points, line.text, constant)
+    return _LinePlan(
+        line.points, line.when.trigger_keys(), line.when.compile(), line.when, line.text, point
+    )
+
+
+def _factor_plan(factor: kb.Factor) -> _FactorPlan:
+    lines = tuple(
+        line if isinstance(line, kb.PerMedication) else _line_plan(line) for line in factor.points
+    )
+    line_keys = [
+        frozenset({MEDICATIONS}) if isinstance(line, kb.PerMedication) else line.keys
+        for line in lines
+    ]
+    keys = None if None in line_keys else frozenset().union(*line_keys)  # type: ignore[arg-type]
+    return _FactorPlan(factor, keys, _compile(factor.only_when), lines)
+
+
+_FACTORS = tuple(_factor_plan(factor) for factor in kb.FACTORS)
+_FACTOR_INDEX = _TokenIndex([plan.keys for plan in _FACTORS])
+_ADVICE = tuple(_AdvicePlan(advice, _compile(advice.when)) for advice in kb.ADVICE)
+
+
 def unanswered_screen_items(facts: Facts) -> tuple[str, ...]:
     """The screen items that must be known but are not, in protocol order (§5)."""
     return tuple(
@@ -157,7 +225,7 @@ def unanswered_screen_items(facts: Facts) -> tuple[str, ...]:
 
 
 def _score(
-    plan: _FactorPlan, facts: Facts, positive: frozenset[str], level: Level
+    plan: _FactorPlan, facts: Facts, tokens: frozenset[str], level: Level
 ) -> ReportedFactor | None:
     factor = plan.factor
     if factor.only_at_level is not None and level is not factor.only_at_level:
@@ -168,9 +236,12 @@ def _score(
     for line in plan.lines:
         if type(line) is _LinePlan:
             keys = line.keys
-            if (keys is None or not keys.isdisjoint(positive)) and line.holds(facts):
-                evidence = unique_answers(line.condition.evidence(facts))
-                breakdown.append(FactorPoint(line.points, line.label, evidence))
+            if (keys is None or not keys.isdisjoint(tokens)) and line.holds(facts):
+                point = line.point
+                if point is None:
+                    evidence = unique_answers(line.condition.evidence(facts))
+                    point = FactorPoint(line.points, line.label, evidence)
+                breakdown.append(point)
         else:
             breakdown.extend(_medication_points(line, facts))
     if not breakdown:
@@ -245,22 +316,21 @@ def evaluate(request: Mapping[str, Any]) -> TriageResult:
     facts = flatten(request)
     unanswered = unanswered_screen_items(facts)
     fired: list[FiredRule] = []
-    positive = positive_keys(facts)
-    for rule, trigger, keys, when, unless in _RULES:  # most urgent first, then table order
+    tokens = answer_tokens(facts)
+    for position in _RULE_INDEX.candidates(tokens):  # most urgent first, then table order
+        rule, trigger, _, when, unless, prebuilt = _RULES[position]
         if trigger is None or when is None:
             if unanswered:  # RF-SCREEN-INCOMPLETE, in its table position
                 unknown = tuple(Answer(link_id, None, link_id) for link_id in unanswered)
                 fired.append(_finding(rule, unknown))
-        elif keys is not None and keys.isdisjoint(positive):
-            continue
         elif when(facts) and (unless is None or not unless(facts)):
-            fired.append(_finding(rule, unique_answers(trigger.evidence(facts))))
+            fired.append(prebuilt or _finding(rule, unique_answers(trigger.evidence(facts))))
     level = max((finding.level for finding in fired), default=Level.SELF_CARE)
 
     scored = [
-        (factor_index, reported)
-        for factor_index, plan in enumerate(_FACTORS)
-        if (reported := _score(plan, facts, positive, level)) is not None
+        (position, reported)
+        for position in _FACTOR_INDEX.candidates(tokens)
+        if (reported := _score(_FACTORS[position], facts, tokens, level)) is not None
     ]
     scored.sort(key=lambda pair: (-pair[1].points, pair[0]))
     factors = tuple(reported for _, reported in scored)

@@ -31,6 +31,9 @@ Holds = Callable[[Facts], bool]
 MEDICATIONS = "history.medications"
 MEDICATION_CLASS = "history.medications.class"
 BODY_SITES = "twitching.body_sites"
+#: Prefix of the token of a yes/no answer given as false.
+NOT = "!"
+_NEGATED = {link_id: NOT + link_id for link_id, item in ITEMS.items() if item.kind is Kind.BOOLEAN}
 #: Required answers: a trigger on them alone never lets the engine skip anything.
 ALWAYS_ANSWERED = frozenset({BODY_SITES, "patient.age_years"})
 
@@ -79,13 +82,22 @@ class Condition:
         raise NotImplementedError
 
     def trigger_keys(self) -> frozenset[str] | None:
-        """Keys of which at least one must be answered, and not false, to hold.
+        """Tokens of which at least one must be among ``answer_tokens(facts)`` to hold.
 
-        None when no such set exists (a condition that can hold on a false or an
-        unknown answer). The engine skips an entry whose keys miss the request's
-        positive answers without calling it: a pure shortcut, checked by a test.
+        A token is a key answered with anything but false, or ``NOT`` + a key
+        answered false. None when no such set exists (a condition that can hold
+        on an unknown answer). The engine skips an entry whose tokens miss the
+        request's without calling it: a pure shortcut, checked by a test.
         """
         raise NotImplementedError
+
+    def constant_evidence(self) -> tuple[Answer, ...] | None:
+        """The evidence when it is the same whenever the condition holds, else None.
+
+        A yes/no answer, a listed value or a single code always cite the same
+        answer, so the engine can build such findings once, at load time.
+        """
+        return None
 
     def compile(self) -> Holds:
         """A fast two-valued predicate: does ``test(facts)`` return True?
@@ -129,6 +141,9 @@ class Yes(Condition):
     def trigger_keys(self) -> frozenset[str] | None:
         return frozenset({self.link_id})
 
+    def constant_evidence(self) -> tuple[Answer, ...] | None:
+        return (self.answer,)
+
     def compile(self) -> Holds:
         key = self.link_id
 
@@ -162,7 +177,10 @@ class No(Condition):
         return frozenset({self.link_id})
 
     def trigger_keys(self) -> frozenset[str] | None:
-        return None  # holds on a false answer
+        return frozenset({NOT + self.link_id})  # holds on a false answer
+
+    def constant_evidence(self) -> tuple[Answer, ...] | None:
+        return (self.answer,)
 
     def compile(self) -> Holds:
         key = self.link_id
@@ -198,6 +216,12 @@ class Is(Condition):
 
     def trigger_keys(self) -> frozenset[str] | None:
         return frozenset({self.link_id})
+
+    def constant_evidence(self) -> tuple[Answer, ...] | None:
+        if len(self.codes) != 1:
+            return None
+        (code,) = self.codes
+        return (Answer(self.link_id, code, self.link_id),)
 
     def compile(self) -> Holds:
         key, codes = self.link_id, self.codes
@@ -298,6 +322,9 @@ class Listed(Condition):
 
     def trigger_keys(self) -> frozenset[str] | None:
         return frozenset({self.link_id})
+
+    def constant_evidence(self) -> tuple[Answer, ...] | None:
+        return (Answer(self.link_id, self.code, self.link_id),)
 
     def compile(self) -> Holds:
         key, code = self.link_id, self.code
@@ -680,6 +707,12 @@ class AllOf(Condition):
             return None
         return min(candidates, key=lambda keys: (len(keys & ALWAYS_ANSWERED), len(keys)))
 
+    def constant_evidence(self) -> tuple[Answer, ...] | None:
+        parts = [part.constant_evidence() for part in self.parts]
+        if any(part is None for part in parts):
+            return None
+        return unique_answers([answer for part in parts for answer in part or ()])
+
     def compile(self) -> Holds:
         parts = tuple(part.compile() for part in self.parts)
         if len(parts) == 2:
@@ -771,6 +804,9 @@ class Term(Condition):
     def trigger_keys(self) -> frozenset[str] | None:
         return self.definition.trigger_keys()
 
+    def constant_evidence(self) -> tuple[Answer, ...] | None:
+        return self.definition.constant_evidence()
+
     def compile(self) -> Holds:
         return self.definition.compile()
 
@@ -782,9 +818,9 @@ def _wrap(part: Condition) -> str:
     return text
 
 
-def positive_keys(facts: Facts) -> frozenset[str]:
-    """The answered keys whose answer is not false (see ``trigger_keys``)."""
-    return frozenset([key for key, value in facts.items() if value is not False])
+def answer_tokens(facts: Facts) -> frozenset[str]:
+    """The request's tokens (see ``Condition.trigger_keys``)."""
+    return frozenset([key if value is not False else _NEGATED[key] for key, value in facts.items()])
 
 
 def unique_answers(answers: list[Answer]) -> tuple[Answer, ...]:
