@@ -98,13 +98,14 @@ FORMATS: dict[str, str] = {
 }
 
 
-def _single(request: Request, name: str) -> str | None:
-    """The one value of query parameter ``name`` (None when absent)."""
+def _single(request: Request, name: str, error: type[Exception]) -> str | None:
+    """The one value of query parameter ``name`` (None when absent); twice raises ``error``."""
     if not request.query_string:
         return None
     values = request.args.getlist(name)
     if len(values) > 1:
-        raise InvalidParameterError(name, f"{name} is given more than once")
+        message = f"{name} is given more than once"
+        raise error(name, message) if error is InvalidParameterError else error(message)
     return values[0] if values else None
 
 
@@ -114,7 +115,7 @@ def negotiate_request(request: Request) -> str:
     Also remembers it in ``g.fhir_version`` so an error response of the same
     request is labelled with the negotiated version.
     """
-    fmt = _single(request, "_format")
+    fmt = _single(request, "_format", NotAcceptableError)
     if fmt is None:
         version = negotiate_fhir_version(request.headers.get("Accept"))
     else:
@@ -135,7 +136,7 @@ BUNDLE_TYPES = ("collection", "transaction")
 
 def requested_bundle_type(request: Request) -> str:
     """``collection`` (default) or ``transaction`` from ``?_bundle=``; else 400."""
-    value = _single(request, "_bundle")
+    value = _single(request, "_bundle", InvalidParameterError)
     if value is None:
         return "collection"
     if value not in BUNDLE_TYPES:

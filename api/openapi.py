@@ -15,8 +15,10 @@ the running API serves the committed file.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,8 @@ from marshmallow import EXCLUDE, INCLUDE, fields
 from api import fhir
 from api.config import Settings
 from api.errors import ERROR_TABLE, MAX_ISSUES, IssueType
-from api.media import FHIR_VERSIONS
+from api.fhir import contract
+from api.media import FHIR_VERSIONS, FORMATS
 from api.responses import FHIR_JSON
 from schemas import TriageRequestSchema, ValidationCode, load_triage_request
 from schemas.fields import (
@@ -43,6 +46,7 @@ from schemas.fields import (
     _Ranged,
     _StrictList,
 )
+from triage import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENAPI_PATH = ROOT / "openapi.yaml"
@@ -71,13 +75,18 @@ EXAMPLE_REQUEST: dict[str, Any] = {
 _ERROR_TEXT: dict[int, str] = {
     400: "The body is not one strict JSON object: malformed or truncated JSON, invalid UTF-8, "
     "an empty body, NaN or Infinity, a number overflowing to infinity, a duplicate key in "
-    "any object, nesting deeper than 64 levels, or a top level that is not an object.",
-    404: "No resource at this path.",
+    "any object, nesting deeper than 64 levels, or a top level that is not an object; or the "
+    "query parameter `_bundle` is not `collection` or `transaction` (issue code `value`, "
+    "expression `http._bundle`).",
+    404: "No resource at this path, or no published resource with this id.",
     405: "The method is not supported for this path (see the Allow header).",
-    406: "The Accept header rules out application/fhir+json with fhirVersion 4.0 or 5.0.",
+    406: "The Accept header (or `_format`) rules out application/fhir+json with fhirVersion "
+    "4.0 or 5.0.",
     413: "The body is larger than TWITCH_TRIAGE_MAX_BODY_BYTES (default 65536), by "
     "Content-Length or as read.",
-    415: "The Content-Type is not application/json (the only parameter allowed is charset=utf-8).",
+    415: "The Content-Type is not one the operation reads: `application/json` for /v1/triage "
+    "(the only parameter allowed is charset=utf-8); `application/fhir+json` or "
+    "`application/json` for $triage (parameters: charset=utf-8, fhirVersion=4.0).",
     422: "The JSON object does not fit the request vocabulary. One issue per offending "
     "field; `expression` holds its JSON path (`history.medications[0].class`, "
     "`twitching.body_sites[2]`, `symptoms.confsion`); `code` is `required` (missing "
@@ -89,6 +98,20 @@ _ERROR_TEXT: dict[int, str] = {
     500: "An unexpected error. The diagnostics name an incident id for the server log and "
     "nothing else.",
 }
+
+_TRIAGE_422 = (
+    "The QuestionnaireResponse cannot be triaged. One issue per offending item; "
+    "`expression` is the FHIRPath of the item (`QuestionnaireResponse.item[3].answer[0]`, "
+    "`QuestionnaireResponse.item[7].item[0]` inside a medication, "
+    "`Parameters.parameter[0].resource.item[3]` for a Parameters body) and `diagnostics` "
+    "start with its linkId. Resource-level problems (not a QuestionnaireResponse, another "
+    "`questionnaire`, a missing or unusable `status`, an unknown element, "
+    "`modifierExtension`) name the element. `code` is `invalid` (unknown linkId or element, "
+    "an item twice), `value` (wrong answer type, out of range, too long, subject and "
+    "`patient.reference` disagree ...), `code-invalid` (a code or CodeSystem not of the "
+    "item), `required` (a required item, `questionnaire` or `status` missing) or "
+    "`not-supported` (modifierExtension, implicitRules). At most 100 issues are listed."
+)
 
 
 def _issue_codes(status: int) -> list[str]:
@@ -167,7 +190,9 @@ def _operation_outcome_schema() -> dict[str, Any]:
                         "expression": {
                             "type": "array",
                             "items": {"type": "string"},
-                            "description": "JSON path of the offending request field.",
+                            "description": "JSON path of the offending request field; for "
+                            "$triage the FHIRPath of the item; `http.<name>` for a query "
+                            "parameter.",
                         },
                     },
                 },
@@ -180,12 +205,12 @@ def _bundle_schema() -> dict[str, Any]:
     resource_types = ["QuestionnaireResponse", "Observation"]
     return {
         "type": "object",
-        "description": fhir.LAYOUT_DESCRIPTION,
+        "description": fhir.LAYOUT_DESCRIPTION + "\n" + fhir.TRANSACTION_DESCRIPTION,
         "required": ["resourceType", "type", "timestamp", "entry"],
         "properties": {
             "resourceType": {"const": "Bundle"},
             "id": {"type": "string"},
-            "type": {"const": "collection"},
+            "type": {"enum": ["collection", "transaction"]},
             "timestamp": {"type": "string", "format": "date-time"},
             "entry": {
                 "type": "array",
@@ -204,6 +229,15 @@ def _bundle_schema() -> dict[str, Any]:
                             "required": ["resourceType"],
                             "properties": {"resourceType": {"enum": resource_types}},
                         },
+                        "request": {
+                            "type": "object",
+                            "description": "Transaction Bundles only.",
+                            "required": ["method", "url"],
+                            "properties": {
+                                "method": {"const": "POST"},
+                                "url": {"enum": resource_types},
+                            },
+                        },
                     },
                 },
             },
@@ -217,6 +251,25 @@ def _error_response(status: int) -> dict[str, Any]:
         "description": f"{_ERROR_TEXT[status]} Issue code(s): {codes}.",
         "content": {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}},
     }
+
+
+def _example_questionnaire_response() -> dict[str, Any]:
+    """The QuestionnaireResponse /v1/triage renders for EXAMPLE_REQUEST (fixed time).
+
+    Without its ``patient.reference`` item: the patient is in ``subject``, the one-source
+    form the $triage request schema describes.
+    """
+    loaded = load_triage_request(EXAMPLE_REQUEST)
+    bundle = fhir.render_triage_bundle(
+        loaded,
+        evaluate(loaded),
+        settings=fhir.FhirSettings(),
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+        new_id=lambda: "00000000-0000-4000-8000-000000000000",
+    )
+    qr = copy.deepcopy(bundle["entry"][0]["resource"])
+    qr["item"] = [item for item in qr["item"] if item["linkId"] != "patient.reference"]
+    return qr
 
 
 def _version() -> str:
@@ -268,6 +321,18 @@ def build_spec() -> dict[str, Any]:
     spec.components.schema("TriageRequest", schema=TriageRequestSchema)
     spec.components.schema("OperationOutcome", _operation_outcome_schema())
     spec.components.schema("Bundle", _bundle_schema())
+    for name, schema in contract.fhir_components().items():
+        spec.components.schema(name, schema)
+    formats = list(FORMATS)
+    negotiation = (
+        "Content negotiation: no Accept, `*/*`, `application/*`, "
+        "`application/json` or `application/fhir+json` answer FHIR R4 "
+        "(`fhirVersion=4.0`); the `fhirVersion` media-type parameter selects "
+        f"one of {versions} (`4.0.1` and `5.0.0` are accepted as aliases); "
+        "q-values are honoured; anything else is 406. `_format` overrides Accept. The "
+        "response Content-Type names the version: `application/fhir+json; "
+        f"fhirVersion=4.0`. {contract.UNKNOWN_PARAMETERS}"
+    )
 
     triage_errors = {
         str(status): _error_response(status) for status in (400, 405, 406, 413, 415, 422, 500)
@@ -280,17 +345,13 @@ def build_spec() -> dict[str, Any]:
                 "summary": "Triage one person",
                 "description": (
                     "Validates the request strictly, evaluates the red-flag rules, factors and "
-                    "advice of PROTOCOL.md and answers a FHIR collection Bundle.\n\n"
-                    "Content negotiation: no Accept, `*/*`, `application/*`, "
-                    "`application/json` or `application/fhir+json` answer FHIR R4 "
-                    "(`fhirVersion=4.0`); the `fhirVersion` media-type parameter selects "
-                    f"one of {versions} (`4.0.1` and `5.0.0` are accepted as aliases); "
-                    "q-values are honoured; anything else is 406. The response "
-                    "Content-Type names the version: `application/fhir+json; "
-                    "fhirVersion=4.0`.\n\n"
-                    "Checks run in this order: Accept (406), Content-Type (415), size "
-                    "(413), JSON (400), vocabulary (422)."
+                    "advice of PROTOCOL.md and answers a FHIR collection Bundle (or, with "
+                    "`_bundle=transaction`, a transaction Bundle).\n\n"
+                    f"{negotiation}\n\n"
+                    "Checks run in this order: Accept or `_format` (406), `_bundle` (400), "
+                    "Content-Type (415), size (413), JSON (400), vocabulary (422)."
                 ),
+                "parameters": [contract.BUNDLE_PARAMETER, contract.format_parameter(formats)],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -310,6 +371,18 @@ def build_spec() -> dict[str, Any]:
             }
         },
     )
+    triage_422 = {
+        "description": _TRIAGE_422,
+        "content": {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}},
+    }
+    for path, operations in contract.fhir_paths(
+        _error_response,
+        negotiation=negotiation,
+        triage_422=triage_422,
+        formats=formats,
+        example_qr=_example_questionnaire_response(),
+    ).items():
+        spec.path(path=path, operations=operations)
     spec.path(
         path="/healthz",
         operations={

@@ -43,7 +43,18 @@ def test_committed_document_is_valid_openapi_3_1():
 
 
 def test_every_endpoint_is_described(spec):
-    assert set(spec["paths"]) == {"/v1/triage", "/healthz", "/openapi.yaml"}
+    assert set(spec["paths"]) == {
+        "/v1/triage",
+        "/healthz",
+        "/openapi.yaml",
+        # The FHIR interface (tests/test_fhir_interop_contract.py checks them).
+        "/fhir/metadata",
+        "/fhir/Questionnaire/{id}",
+        "/fhir/CodeSystem/{id}",
+        "/fhir/ValueSet/{id}",
+        "/fhir/OperationDefinition/{id}",
+        "/fhir/QuestionnaireResponse/$triage",
+    }
     responses = spec["paths"]["/v1/triage"]["post"]["responses"]
     assert set(responses) == {"200", "400", "405", "406", "413", "415", "422", "500"}
     for status, response in responses.items():
@@ -104,7 +115,7 @@ def test_required_sections(spec):
 def test_bundle_layout_is_documented(spec):
     bundle = spec["components"]["schemas"]["Bundle"]
     assert bundle["properties"]["resourceType"] == {"const": "Bundle"}
-    assert bundle["properties"]["type"] == {"const": "collection"}
+    assert bundle["properties"]["type"] == {"enum": ["collection", "transaction"]}
     for topic in ("advice", "unanswered", "knowledge-base version"):
         assert topic in bundle["description"]
 

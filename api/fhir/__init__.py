@@ -10,7 +10,12 @@ System URLs and the product CodeSystems live in :mod:`api.fhir.codesystems`.
 
 from __future__ import annotations
 
-from api.fhir.bundle import LAYOUT_DESCRIPTION, as_transaction, render_triage_bundle
+from api.fhir.bundle import (
+    LAYOUT_DESCRIPTION,
+    TRANSACTION_DESCRIPTION,
+    as_transaction,
+    render_triage_bundle,
+)
 from api.fhir.questionnaire_response import (
     MappedRequest,
     QuestionnaireResponseError,
@@ -22,6 +27,7 @@ from api.fhir.settings import SUPPORTED_FHIR_VERSIONS, FhirSettings
 __all__ = [
     "LAYOUT_DESCRIPTION",
     "SUPPORTED_FHIR_VERSIONS",
+    "TRANSACTION_DESCRIPTION",
     "FhirSettings",
     "MappedRequest",
     "QuestionnaireResponseError",

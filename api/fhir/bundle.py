@@ -161,6 +161,14 @@ def as_transaction(bundle: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+TRANSACTION_DESCRIPTION = """\
+With `_bundle=transaction` the same entries come as a Bundle of type `transaction`: each
+entry keeps its `urn:uuid` fullUrl and resource and gets `request` = `POST` to its resource
+type (`QuestionnaireResponse`, `Observation`). References between entries use the fullUrls,
+so the receiving FHIR server rewrites them to the ids it assigns; `subject`
+(`Patient/<id>`) must resolve on that server.
+"""
+
 LAYOUT_DESCRIPTION = f"""\
 The response is a FHIR Bundle of type `collection` (R4, fhirVersion 4.0.1 by default;
 R5 on request) whose entries have `urn:uuid` fullUrls and reference each other by them.

@@ -26,6 +26,7 @@ EXT_MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
 EXT_MIN_OCCURS = "http://hl7.org/fhir/StructureDefinition/questionnaire-minOccurs"
 EXT_MAX_OCCURS = "http://hl7.org/fhir/StructureDefinition/questionnaire-maxOccurs"
 EXT_REGEX = "http://hl7.org/fhir/StructureDefinition/regex"
+EXT_HIDDEN = "http://hl7.org/fhir/StructureDefinition/questionnaire-hidden"
 EXT_ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
 ITEM_CONTROL = "http://hl7.org/fhir/questionnaire-item-control"
 
@@ -98,6 +99,9 @@ def _extensions(item: Item) -> list[Json]:
             out.append({"url": EXT_MIN_OCCURS, "valueInteger": item.min_items})
         if item.max_items is not None:
             out.append({"url": EXT_MAX_OCCURS, "valueInteger": item.max_items})
+    if item.kind is Kind.REFERENCE:
+        # Not a question for the person: an EHR sets QuestionnaireResponse.subject.
+        out.append({"url": EXT_HIDDEN, "valueBoolean": True})
     if item.pattern is not None:
         # FHIR regexes match the whole value: no anchors.
         regex = item.pattern.removeprefix("^").removesuffix("$")
@@ -108,6 +112,11 @@ def _extensions(item: Item) -> list[Json]:
 def _help(item: Item, screen_when: str | None) -> Json | None:
     """A display child with the itemControl ``help``: the SDC way to attach help text."""
     parts = [item.definition] if item.definition else []
+    if item.kind is Kind.REFERENCE:
+        parts.append(
+            "Hidden: taken from QuestionnaireResponse.subject when not answered; "
+            "when both are given they must name the same Patient."
+        )
     if screen_when is not None:
         parts.append(f"Part of the minimum red-flag screen (PROTOCOL.md §5) if {screen_when}.")
     if not parts:

@@ -308,8 +308,11 @@ def _answer_value(
     value = answer[present[0]]
     if kind is Kind.BOOLEAN:
         ok = isinstance(value, bool)
-    elif kind is Kind.INTEGER:
-        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif present[0] == "valueInteger":
+        # An integral JSON number (3.0) is an integer, as in PROTOCOL.md §3 and JSON Schema.
+        ok = not isinstance(value, bool) and (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        )
     elif kind is Kind.DECIMAL:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     elif kind in (Kind.CODE, Kind.CODES):
@@ -368,7 +371,10 @@ def _read_scalar(
         return False, None
     if len(answers) > 1:
         raise QuestionnaireResponseError(
-            f"{link_id} takes one answer", expression=f"{expr}.answer[1]", link_id=link_id
+            f"{link_id} takes one answer",
+            expression=f"{expr}.answer[1]",
+            link_id=link_id,
+            code="value",
         )
     return True, _answer_value(answers[0], kind, link_id, f"{expr}.answer[0]", systems)
 
@@ -377,7 +383,7 @@ def _read_medication(
     node: Mapping[str, Any], expr: str, json_path: str, systems: Mapping[str, str] | None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     _check_keys(node, _ITEM_KEYS, expr, MEDICATIONS)
-    if node.get("answer"):
+    if node.get("answer", []) != []:
         raise QuestionnaireResponseError(
             f"{MEDICATIONS} is a group and takes no answers",
             expression=f"{expr}.answer",
@@ -429,14 +435,17 @@ class _Reader:
         meds = self.target(link_id).setdefault(link_id.rsplit(".", 1)[1], [])
         json_path = f"{link_id}[{len(meds)}]"
         medication, child_expressions = _read_medication(node, expr, json_path, self.systems)
-        # An empty group means "none": it must be the only medications group.
-        if (medication and self.empty_medications) or (not medication and link_id in self.seen):
+        # A group without child items means "none": it must be the only medications group.
+        # A group with child items is a medication, even if none is answered (the
+        # request schema then reports its missing class).
+        listed = bool(node.get("item"))
+        if (listed and self.empty_medications) or (not listed and link_id in self.seen):
             raise QuestionnaireResponseError(
                 "an empty medications group (meaning none) must be the only one",
                 expression=expr,
                 link_id=link_id,
             )
-        if medication:
+        if listed:
             meds.append(medication)
             self.expressions[json_path] = expr
             self.expressions.update(child_expressions)
@@ -457,14 +466,38 @@ class _Reader:
             self.expressions[link_id] = expr
 
     def subject(self, subject: Any) -> None:
-        """``subject`` stands in for ``patient.reference`` when no item gives it."""
-        patient = self.request.get("patient")
-        if (patient is not None and "reference" in patient) or not isinstance(subject, Mapping):
+        """A Patient ``subject`` stands in for ``patient.reference`` when no item gives it.
+
+        When both name a Patient they must agree: results filed under the wrong
+        patient are worse than a refused request.
+        """
+        where = "QuestionnaireResponse.subject"
+        if not isinstance(subject, Mapping):
+            raise QuestionnaireResponseError(
+                "subject must be a Reference object", expression=where, code="value"
+            )
+        if "reference" not in subject:
             return
-        reference = subject.get("reference")
-        if isinstance(reference, str) and reference.startswith("Patient/"):
-            self.request.setdefault("patient", {})["reference"] = reference
-            self.expressions["patient.reference"] = "QuestionnaireResponse.subject.reference"
+        reference = subject["reference"]
+        if not isinstance(reference, str):
+            raise QuestionnaireResponseError(
+                "subject.reference must be a string", expression=f"{where}.reference", code="value"
+            )
+        if not reference.startswith("Patient/"):
+            return
+        patient = self.request.setdefault("patient", {})
+        given = patient.get("reference")
+        if given is None:
+            patient["reference"] = reference
+            self.expressions["patient.reference"] = f"{where}.reference"
+        elif given != reference:
+            raise QuestionnaireResponseError(
+                f"subject {reference[:80]!r} and the patient.reference answer {given[:80]!r} "
+                "name different patients",
+                expression=f"{where}.reference",
+                link_id="patient.reference",
+                code="value",
+            )
 
 
 def map_questionnaire_response(
@@ -481,10 +514,10 @@ def map_questionnaire_response(
         raise QuestionnaireResponseError(
             "expected a QuestionnaireResponse", expression="QuestionnaireResponse"
         )
-    nodes = qr.get("item") or []
+    nodes = qr.get("item", [])
     if not isinstance(nodes, list):
         raise QuestionnaireResponseError(
-            "item must be a list", expression="QuestionnaireResponse.item"
+            "item must be a list", expression="QuestionnaireResponse.item", code="value"
         )
     reader = _Reader(_item_systems(canonical_base) if canonical_base is not None else None)
     for i, node in enumerate(nodes):
@@ -499,7 +532,8 @@ def map_questionnaire_response(
             reader.group(node, link_id, expr)
         else:
             reader.question(node, link_id, item.kind, expr)
-    reader.subject(qr.get("subject"))
+    if "subject" in qr:
+        reader.subject(qr["subject"])
     request = {key: value for key, value in reader.request.items() if value != {}}
     return MappedRequest(request, reader.expressions)
 

@@ -119,7 +119,7 @@ def _check_resource(qr: Any, canonical_base: str, version: str) -> None:
             expression=f"{QR}.questionnaire",
             code="required",
         )
-    if questionnaire not in (url, expected):
+    if not isinstance(questionnaire, str) or questionnaire not in (url, expected):
         shown = str(questionnaire)[:200]
         raise QuestionnaireResponseError(
             f"questionnaire must be {expected} (or {url}), got {shown!r}",
@@ -131,7 +131,7 @@ def _check_resource(qr: Any, canonical_base: str, version: str) -> None:
         raise QuestionnaireResponseError(
             "status is required", expression=f"{QR}.status", code="required"
         )
-    if status not in ALL_STATUSES:
+    if not isinstance(status, str) or status not in ALL_STATUSES:
         raise QuestionnaireResponseError(
             f"status {str(status)[:40]!r} is not a QuestionnaireResponse status",
             expression=f"{QR}.status",
