@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import BOOLEAN_ITEMS, requests
 
-from triage import evaluate
+from triage import compiled, evaluate
 from triage import knowledge_base as kb
 from triage.engine import flatten
-from triage.logic import AllOf, AnyOf, Condition, NotEstablished, Term, answer_tokens
+from triage.logic import AllOf, AnyOf, Condition, NotEstablished, Term
 from triage.result import Level, Likelihood
 from triage.vocabulary import CONDITIONS, MEDICATION_CLASSES, REGIONS
 
@@ -210,12 +210,58 @@ def test_compiled_conditions_agree_with_their_three_valued_definition(request):
         assert holds(facts) == (node.test(facts) is True), node
 
 
+def _reference_fired(facts, screen_incomplete):
+    """Rules that fire by the three-valued definitions: trigger True, exception not True."""
+    return [
+        position
+        for position, rule in enumerate(kb.RULES)
+        if (rule.when is None and screen_incomplete)
+        or (
+            rule.when is not None
+            and rule.when.test(facts) is True
+            and not (rule.unless is not None and rule.unless.test(facts) is True)
+        )
+    ]
+
+
+def _reference_scoring_lines(facts, self_care):
+    hits = []
+    for factor_position, factor in enumerate(kb.FACTORS):
+        if factor.only_at_level is not None and not self_care:
+            continue
+        if factor.only_when is not None and factor.only_when.test(facts) is not True:
+            continue
+        for line_position, line in enumerate(factor.points):
+            holds = (
+                bool(facts.get("history.medications"))
+                if isinstance(line, kb.PerMedication)
+                else line.when.test(facts) is True
+            )
+            if holds:
+                hits.append((factor_position, line_position))
+    return hits
+
+
 @PROPERTY_SETTINGS
-@given(requests())
-def test_trigger_keys_never_skip_a_condition_that_holds(request):
+@given(requests(), st.booleans())
+def test_generated_functions_agree_with_the_three_valued_definitions(request, flag):
     facts = flatten(request)
-    positive = answer_tokens(facts)
-    for node, holds in COMPILED:
-        keys = node.trigger_keys()
-        if keys is not None and holds(facts):
-            assert not keys.isdisjoint(positive), node
+    assert compiled.fired(facts, flag) == _reference_fired(facts, flag)
+    assert compiled.scoring_lines(facts, flag) == _reference_scoring_lines(facts, flag)
+    assert list(compiled.unanswered(facts)) == [
+        item.link_id
+        for item in kb.SCREEN
+        if item.link_id not in facts
+        and (item.required_when is None or item.required_when.test(facts) is True)
+    ]
+    assert compiled.advice_by_answers(facts) == {
+        position
+        for position, advice in enumerate(kb.ADVICE)
+        if advice.when is not None and advice.when.test(facts) is True
+    }
+
+
+def test_generated_source_is_kept_for_review():
+    for rule in kb.RULES:
+        assert f"# {rule.id}\n" in compiled.SOURCE
+    assert "request" not in compiled.SOURCE  # built from knowledge-base constants only

@@ -2,27 +2,20 @@
 
 ``evaluate`` is a pure function of the request and the knowledge-base version
 (PROTOCOL.md §5a): no clock, no randomness, no I/O. It flattens the request
-once into link id → answer, tests every rule, then scores the factors (one of
-which depends on the final level), then picks the advice. Evidence is gathered
-only for what fired, which keeps the common path fast.
+once into link id → answer, finds the fired rules, then the scoring lines of
+the factors (one factor depends on the final level), then the advice. The
+tests run on ``triage.compiled``'s functions; evidence is gathered only for what
+fired, and findings whose evidence never varies are built once, at load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from triage import compiled
 from triage import knowledge_base as kb
-from triage.logic import (
-    MEDICATIONS,
-    Condition,
-    Facts,
-    Holds,
-    answer_tokens,
-    medication_answers,
-    unique_answers,
-)
+from triage.logic import MEDICATIONS, Facts, medication_answers, unique_answers
 from triage.result import (
     Answer,
     FactorPoint,
@@ -75,37 +68,6 @@ def flatten(request: Mapping[str, Any]) -> dict[str, Any]:
     return facts
 
 
-@dataclass(frozen=True, slots=True)
-class _LinePlan:
-    """A scoring line compiled, with its label rendered once.
-
-    ``point`` is the line's FactorPoint built at load time when its evidence is
-    the same whenever it holds (results are immutable, so it can be shared).
-    """
-
-    points: int
-    keys: frozenset[str] | None
-    holds: Holds
-    condition: Condition
-    label: str
-    point: FactorPoint | None
-
-
-@dataclass(frozen=True, slots=True)
-class _FactorPlan:
-    factor: kb.Factor
-    #: Tokens one of which must be present for any line to score (None: always try).
-    keys: frozenset[str] | None
-    gate: Holds | None
-    lines: tuple[_LinePlan | kb.PerMedication, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _AdvicePlan:
-    advice: kb.Advice
-    when: Holds | None
-
-
 def _finding(rule: kb.Rule, evidence: tuple[Answer, ...]) -> FiredRule:
     """The reported finding of a rule that fired, on this evidence."""
     return FiredRule(
@@ -119,143 +81,78 @@ def _finding(rule: kb.Rule, evidence: tuple[Answer, ...]) -> FiredRule:
     )
 
 
-def _compile(condition: Condition | None) -> Holds | None:
-    return None if condition is None else condition.compile()
-
-
-def _keys(condition: Condition | None) -> frozenset[str] | None:
-    return None if condition is None else condition.trigger_keys()
-
-
 def _prebuilt(rule: kb.Rule) -> FiredRule | None:
     """The finding itself, when the trigger always cites the same answers."""
     constant = None if rule.when is None else rule.when.constant_evidence()
     return None if constant is None else _finding(rule, constant)
 
 
-#: (rule, its trigger, trigger keys, compiled trigger, compiled exception, prebuilt
-#: finding); a rule without a trigger (RF-SCREEN-INCOMPLETE) fires from the screen.
-_RULES: tuple[
-    tuple[
-        kb.Rule,
-        Condition | None,
-        frozenset[str] | None,
-        Holds | None,
-        Holds | None,
-        FiredRule | None,
-    ],
-    ...,
-] = tuple(
-    (
-        rule,
-        rule.when,
-        _keys(rule.when),
-        _compile(rule.when),
-        _compile(rule.unless),
-        _prebuilt(rule),
-    )
-    for rule in kb.RULES
-)
-_SCREEN = tuple((item.link_id, _compile(item.required_when)) for item in kb.SCREEN)
-
-
-class _TokenIndex:
-    """Which entries (by position) could hold, given the request's answer tokens.
-
-    An entry with trigger keys can only hold when one of them is among the
-    tokens, so it is found through the index; entries without keys are always
-    candidates. Candidates come back in table order.
-    """
-
-    __slots__ = ("always", "by_token")
-
-    def __init__(self, keys: list[frozenset[str] | None]) -> None:
-        by_token: dict[str, list[int]] = {}
-        for position, entry_keys in enumerate(keys):
-            for token in entry_keys or ():
-                by_token.setdefault(token, []).append(position)
-        self.by_token = {token: tuple(positions) for token, positions in by_token.items()}
-        self.always = frozenset(p for p, entry_keys in enumerate(keys) if entry_keys is None)
-
-    def candidates(self, tokens: frozenset[str]) -> list[int]:
-        found = set(self.always)
-        by_token = self.by_token
-        for token in tokens:
-            positions = by_token.get(token)
-            if positions is not None:
-                found.update(positions)
-        return sorted(found)
-
-
-_RULE_INDEX = _TokenIndex([keys for _, _, keys, _, _, _ in _RULES])
-
-
-def _line_plan(line: kb.Points) -> _LinePlan:
+def _prebuilt_point(line: kb.Points | kb.PerMedication) -> FactorPoint | None:
+    if isinstance(line, kb.PerMedication):
+        return None
     constant = line.when.constant_evidence()
-    point = None if constant is None else FactorPoint(line.points, line.text, constant)
-    return _LinePlan(
-        line.points, line.when.trigger_keys(), line.when.compile(), line.when, line.text, point
-    )
+    return None if constant is None else FactorPoint(line.points, line.text, constant)
 
 
-def _factor_plan(factor: kb.Factor) -> _FactorPlan:
-    lines = tuple(
-        line if isinstance(line, kb.PerMedication) else _line_plan(line) for line in factor.points
-    )
-    line_keys = [
-        frozenset({MEDICATIONS}) if isinstance(line, kb.PerMedication) else line.keys
-        for line in lines
-    ]
-    keys = None if None in line_keys else frozenset().union(*line_keys)  # type: ignore[arg-type]
-    return _FactorPlan(factor, keys, _compile(factor.only_when), lines)
+#: Findings and factor points built once (results are immutable, so shared).
+_PREBUILT_FINDINGS = tuple(_prebuilt(rule) for rule in kb.RULES)
+_PREBUILT_POINTS = tuple(tuple(_prebuilt_point(p) for p in f.points) for f in kb.FACTORS)
+_LABELS = tuple(
+    tuple(line.text if isinstance(line, kb.Points) else "" for line in factor.points)
+    for factor in kb.FACTORS
+)
 
 
-_FACTORS = tuple(_factor_plan(factor) for factor in kb.FACTORS)
-_FACTOR_INDEX = _TokenIndex([plan.keys for plan in _FACTORS])
-_ADVICE = tuple(_AdvicePlan(advice, _compile(advice.when)) for advice in kb.ADVICE)
-
-
-def unanswered_screen_items(facts: Facts) -> tuple[str, ...]:
-    """The screen items that must be known but are not, in protocol order (§5)."""
-    return tuple(
-        link_id
-        for link_id, required_when in _SCREEN
-        if link_id not in facts and (required_when is None or required_when(facts))
-    )
-
-
-def _score(
-    plan: _FactorPlan, facts: Facts, tokens: frozenset[str], level: Level
-) -> ReportedFactor | None:
-    factor = plan.factor
-    if factor.only_at_level is not None and level is not factor.only_at_level:
-        return None
-    if plan.gate is not None and not plan.gate(facts):
-        return None
-    breakdown: list[FactorPoint] = []
-    for line in plan.lines:
-        if type(line) is _LinePlan:
-            keys = line.keys
-            if (keys is None or not keys.isdisjoint(tokens)) and line.holds(facts):
-                point = line.point
-                if point is None:
-                    evidence = unique_answers(line.condition.evidence(facts))
-                    point = FactorPoint(line.points, line.label, evidence)
-                breakdown.append(point)
+def _fired_rules(facts: Facts, unanswered: tuple[str, ...]) -> list[FiredRule]:
+    fired: list[FiredRule] = []
+    for position in compiled.fired(facts, bool(unanswered)):  # most urgent first
+        rule = kb.RULES[position]
+        if rule.when is None:  # RF-SCREEN-INCOMPLETE: the unknown items are its evidence
+            unknown = tuple(Answer(link_id, None, link_id) for link_id in unanswered)
+            fired.append(_finding(rule, unknown))
         else:
-            breakdown.extend(_medication_points(line, facts))
-    if not breakdown:
-        return None
-    points = sum(point.points for point in breakdown)
-    return ReportedFactor(
-        code=factor.code,
-        display=factor.display,
-        rationale=factor.rationale,
-        points=points,
-        likelihood=Likelihood.for_points(points),
-        breakdown=tuple(breakdown),
-        condition=factor.condition,
-    )
+            finding = _PREBUILT_FINDINGS[position]
+            if finding is None:
+                finding = _finding(rule, unique_answers(rule.when.evidence(facts)))
+            fired.append(finding)
+    return fired
+
+
+def _factors(facts: Facts, level: Level) -> tuple[ReportedFactor, ...]:
+    breakdowns: dict[int, list[FactorPoint]] = {}
+    for factor_position, line_position in compiled.scoring_lines(facts, level is Level.SELF_CARE):
+        line = kb.FACTORS[factor_position].points[line_position]
+        if isinstance(line, kb.PerMedication):
+            points = _medication_points(line, facts)
+        else:
+            point = _PREBUILT_POINTS[factor_position][line_position]
+            if point is None:
+                evidence = unique_answers(line.when.evidence(facts))
+                point = FactorPoint(line.points, _LABELS[factor_position][line_position], evidence)
+            points = [point]
+        breakdowns.setdefault(factor_position, []).extend(points)
+    reported = []
+    for position, breakdown in breakdowns.items():
+        if not breakdown:
+            continue
+        factor = kb.FACTORS[position]
+        total = sum(point.points for point in breakdown)
+        reported.append(
+            (
+                (-total, position),
+                ReportedFactor(
+                    code=factor.code,
+                    display=factor.display,
+                    rationale=factor.rationale,
+                    points=total,
+                    likelihood=Likelihood.for_points(total),
+                    breakdown=tuple(breakdown),
+                    condition=factor.condition,
+                ),
+            )
+        )
+    reported.sort(key=lambda pair: pair[0])  # most points first, ties in table order
+    return tuple(factor for _, factor in reported)
 
 
 def _medication_points(line: kb.PerMedication, facts: Facts) -> list[FactorPoint]:
@@ -283,14 +180,14 @@ def _advise(
     rule_ids: frozenset[str],
     factor_codes: frozenset[str],
 ) -> tuple[GivenAdvice, ...]:
+    by_answers_positions = compiled.advice_by_answers(facts)
     given: list[GivenAdvice] = []
     given_codes: set[str] = set()
-    for plan in _ADVICE:
-        advice = plan.advice
+    for position, advice in enumerate(kb.ADVICE):
         by_level = level in advice.levels
         by_rules = not advice.rules.isdisjoint(rule_ids)
         by_factors = not advice.factors.isdisjoint(factor_codes)
-        by_answers = plan.when is not None and plan.when(facts)
+        by_answers = position in by_answers_positions
         if not (advice.always or by_level or by_rules or by_factors or by_answers):
             continue
         if advice.not_with is not None and advice.not_with in given_codes:
@@ -302,8 +199,7 @@ def _advise(
             because.extend(sorted(advice.rules & rule_ids))
         if by_factors:
             because.extend(sorted(advice.factors & factor_codes))
-        if by_answers:
-            assert advice.when is not None  # noqa: S101 - compiled from it
+        if by_answers and advice.when is not None:
             because.extend(a.path for a in unique_answers(advice.when.evidence(facts)))
         text = advice.variant_text if advice.variant_rules & rule_ids else advice.text
         given.append(GivenAdvice(advice.code, advice.display, text, tuple(because)))
@@ -311,30 +207,18 @@ def _advise(
     return tuple(given)
 
 
+def unanswered_screen_items(facts: Facts) -> tuple[str, ...]:
+    """The screen items that must be known but are not, in protocol order (§5)."""
+    return compiled.unanswered(facts)
+
+
 def evaluate(request: Mapping[str, Any]) -> TriageResult:
     """Triage one validated request (PROTOCOL.md §3 shape) into a TriageResult."""
     facts = flatten(request)
-    unanswered = unanswered_screen_items(facts)
-    fired: list[FiredRule] = []
-    tokens = answer_tokens(facts)
-    for position in _RULE_INDEX.candidates(tokens):  # most urgent first, then table order
-        rule, trigger, _, when, unless, prebuilt = _RULES[position]
-        if trigger is None or when is None:
-            if unanswered:  # RF-SCREEN-INCOMPLETE, in its table position
-                unknown = tuple(Answer(link_id, None, link_id) for link_id in unanswered)
-                fired.append(_finding(rule, unknown))
-        elif when(facts) and (unless is None or not unless(facts)):
-            fired.append(prebuilt or _finding(rule, unique_answers(trigger.evidence(facts))))
+    unanswered = compiled.unanswered(facts)
+    fired = _fired_rules(facts, unanswered)
     level = max((finding.level for finding in fired), default=Level.SELF_CARE)
-
-    scored = [
-        (position, reported)
-        for position in _FACTOR_INDEX.candidates(tokens)
-        if (reported := _score(_FACTORS[position], facts, tokens, level)) is not None
-    ]
-    scored.sort(key=lambda pair: (-pair[1].points, pair[0]))
-    factors = tuple(reported for _, reported in scored)
-
+    factors = _factors(facts, level)
     advice = _advise(
         facts,
         level,

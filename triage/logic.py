@@ -31,11 +31,6 @@ Holds = Callable[[Facts], bool]
 MEDICATIONS = "history.medications"
 MEDICATION_CLASS = "history.medications.class"
 BODY_SITES = "twitching.body_sites"
-#: Prefix of the token of a yes/no answer given as false.
-NOT = "!"
-_NEGATED = {link_id: NOT + link_id for link_id, item in ITEMS.items() if item.kind is Kind.BOOLEAN}
-#: Required answers: a trigger on them alone never lets the engine skip anything.
-ALWAYS_ANSWERED = frozenset({BODY_SITES, "patient.age_years"})
 
 
 class VocabularyError(ValueError):
@@ -63,6 +58,18 @@ def _label(link_id: str) -> str:
     return link_id.rsplit(".", 1)[-1]
 
 
+class Names:
+    """Values that generated source refers to by name (see ``Condition.expression``)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def add(self, value: object) -> str:
+        name = f"_k{len(self.values)}"
+        self.values[name] = value
+        return name
+
+
 class Condition:
     """Base of every condition node."""
 
@@ -81,16 +88,6 @@ class Condition:
         """Every field the condition reads (for review and tests)."""
         raise NotImplementedError
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        """Tokens of which at least one must be among ``answer_tokens(facts)`` to hold.
-
-        A token is a key answered with anything but false, or ``NOT`` + a key
-        answered false. None when no such set exists (a condition that can hold
-        on an unknown answer). The engine skips an entry whose tokens miss the
-        request's without calling it: a pure shortcut, checked by a test.
-        """
-        raise NotImplementedError
-
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         """The evidence when it is the same whenever the condition holds, else None.
 
@@ -98,6 +95,15 @@ class Condition:
         answer, so the engine can build such findings once, at load time.
         """
         return None
+
+    def expression(self, names: Names) -> str:
+        """Python source equal to ``compile()``, over ``f`` (facts) and ``g`` (``f.get``).
+
+        ``triage.compiled`` inlines these into one function per table, which
+        removes a call per node; a node without its own source calls its
+        compiled closure. Only knowledge-base constants reach the source.
+        """
+        return f"{names.add(self.compile())}(f)"
 
     def compile(self) -> Holds:
         """A fast two-valued predicate: does ``test(facts)`` return True?
@@ -138,11 +144,11 @@ class Yes(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({self.link_id})
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        return frozenset({self.link_id})
-
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         return (self.answer,)
+
+    def expression(self, names: Names) -> str:
+        return f"(g({self.link_id!r}) is True)"
 
     def compile(self) -> Holds:
         key = self.link_id
@@ -176,11 +182,11 @@ class No(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({self.link_id})
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        return frozenset({NOT + self.link_id})  # holds on a false answer
-
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         return (self.answer,)
+
+    def expression(self, names: Names) -> str:
+        return f"(g({self.link_id!r}) is False)"
 
     def compile(self) -> Holds:
         key = self.link_id
@@ -214,14 +220,14 @@ class Is(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({self.link_id})
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        return frozenset({self.link_id})
-
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         if len(self.codes) != 1:
             return None
         (code,) = self.codes
         return (Answer(self.link_id, code, self.link_id),)
+
+    def expression(self, names: Names) -> str:
+        return f"(g({self.link_id!r}) in {names.add(self.codes)})"
 
     def compile(self) -> Holds:
         key, codes = self.link_id, self.codes
@@ -280,8 +286,9 @@ class Compare(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({self.link_id})
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        return frozenset({self.link_id})
+    def expression(self, names: Names) -> str:
+        key = repr(self.link_id)
+        return f"({key} in f and f[{key}] {self.op} {self.threshold!r})"
 
     def compile(self) -> Holds:
         key, threshold, op = self.link_id, self.threshold, self._OPS[self.op][1]
@@ -320,11 +327,11 @@ class Listed(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({self.link_id})
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        return frozenset({self.link_id})
-
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         return (Answer(self.link_id, self.code, self.link_id),)
+
+    def expression(self, names: Names) -> str:
+        return f"({self.code!r} in (g({self.link_id!r}) or ()))"
 
     def compile(self) -> Holds:
         key, code = self.link_id, self.code
@@ -401,9 +408,6 @@ class Medication(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({MEDICATIONS, MEDICATION_CLASS})
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        return frozenset({MEDICATIONS})
-
     def compile(self) -> Holds:
         matches = self._matches
 
@@ -458,9 +462,6 @@ class SiteIn(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({BODY_SITES})
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        return frozenset({BODY_SITES})
-
     def compile(self) -> Holds:
         wanted = self.sites
 
@@ -495,9 +496,6 @@ class SitesInclude(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({BODY_SITES})
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        return frozenset({BODY_SITES})
-
     def compile(self) -> Holds:
         wanted = self.sites
 
@@ -530,9 +528,6 @@ class SitesWithin(Condition):
         return "every site is in {" + ", ".join(sorted(self.sites)) + "}"
 
     def link_ids(self) -> frozenset[str]:
-        return frozenset({BODY_SITES})
-
-    def trigger_keys(self) -> frozenset[str] | None:
         return frozenset({BODY_SITES})
 
     def compile(self) -> Holds:
@@ -585,9 +580,6 @@ class RegionCount(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({BODY_SITES})
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        return frozenset({BODY_SITES})
-
     def compile(self) -> Holds:
         test = self.test
 
@@ -636,11 +628,8 @@ class AnyOf(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset().union(*(part.link_ids() for part in self.parts))
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        keys = [part.trigger_keys() for part in self.parts]
-        if any(k is None for k in keys):
-            return None
-        return frozenset().union(*keys)  # type: ignore[arg-type]
+    def expression(self, names: Names) -> str:
+        return "(" + " or ".join(part.expression(names) for part in self.parts) + ")"
 
     def compile(self) -> Holds:
         if all(type(part) is Yes for part in self.parts):
@@ -700,18 +689,14 @@ class AllOf(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset().union(*(part.link_ids() for part in self.parts))
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        # Any one part's keys will do; prefer the most selective (fewest always-answered keys).
-        candidates = [k for k in (part.trigger_keys() for part in self.parts) if k is not None]
-        if not candidates:
-            return None
-        return min(candidates, key=lambda keys: (len(keys & ALWAYS_ANSWERED), len(keys)))
-
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         parts = [part.constant_evidence() for part in self.parts]
         if any(part is None for part in parts):
             return None
         return unique_answers([answer for part in parts for answer in part or ()])
+
+    def expression(self, names: Names) -> str:
+        return "(" + " and ".join(part.expression(names) for part in self.parts) + ")"
 
     def compile(self) -> Holds:
         parts = tuple(part.compile() for part in self.parts)
@@ -765,8 +750,8 @@ class NotEstablished(Condition):
     def link_ids(self) -> frozenset[str]:
         return self.part.link_ids()
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        return None  # holds when its part is false or unknown
+    def expression(self, names: Names) -> str:
+        return f"(not {self.part.expression(names)})"
 
     def compile(self) -> Holds:
         part = self.part.compile()
@@ -801,11 +786,11 @@ class Term(Condition):
     def link_ids(self) -> frozenset[str]:
         return self.definition.link_ids()
 
-    def trigger_keys(self) -> frozenset[str] | None:
-        return self.definition.trigger_keys()
-
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         return self.definition.constant_evidence()
+
+    def expression(self, names: Names) -> str:
+        return self.definition.expression(names)
 
     def compile(self) -> Holds:
         return self.definition.compile()
@@ -816,11 +801,6 @@ def _wrap(part: Condition) -> str:
     if isinstance(part, AnyOf | AllOf) and not part.text:
         return f"({text})"
     return text
-
-
-def answer_tokens(facts: Facts) -> frozenset[str]:
-    """The request's tokens (see ``Condition.trigger_keys``)."""
-    return frozenset([key if value is not False else _NEGATED[key] for key, value in facts.items()])
 
 
 def unique_answers(answers: list[Answer]) -> tuple[Answer, ...]:
