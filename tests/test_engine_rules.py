@@ -578,3 +578,30 @@ def test_rules_are_reported_most_urgent_first_then_in_table_order():
     )
     assert result.rule_ids[0] == "RF-CHEST-PAIN"
     assert result.rule_ids[-1] == "RF-SCREEN-INCOMPLETE"
+
+
+def test_beta_agonist_doses_add_up_over_repeated_entries():
+    """Safer reading: two relievers at 2 doses a day are 4 doses a day."""
+    two_inhalers = {
+        "medications": [
+            {"class": "beta_agonist", "doses_per_day": 2},
+            {"class": "beta_agonist", "doses_per_day": 2},
+        ]
+    }
+    result = evaluate(request(symptoms={"muscle_cramps": True}, history=two_inhalers))
+    finding = next(f for f in result.rules if f.rule_id == "RF-BETA-AGONIST")
+    paths = {answer.path for answer in finding.evidence}
+    assert {"history.medications[0].doses_per_day", "history.medications[1].doses_per_day"} <= paths
+    unknown_doses = {"medications": [{"class": "beta_agonist"}, {"class": "beta_agonist"}]}
+    assert (
+        "RF-BETA-AGONIST"
+        not in evaluate(
+            request(symptoms={"muscle_cramps": True, "palpitations": False}, history=unknown_doses)
+        ).rule_ids
+    )
+
+
+def test_whole_body_counts_as_every_site_for_hemifacial_spasm():
+    """Safer reading: whole_body includes the eyelid and the face."""
+    twitching = {"body_sites": ["whole_body"], "side": "left", "duration_days": 15}
+    assert "RF-HEMIFACIAL" in evaluate(request(twitching=twitching)).rule_ids

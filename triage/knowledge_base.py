@@ -24,6 +24,7 @@ from triage.logic import (
     AnyOf,
     Compare,
     Condition,
+    DailyDoses,
     Is,
     Listed,
     Medication,
@@ -696,11 +697,9 @@ RULES: tuple[Rule, ...] = (
         "Reliever inhaler overuse or side effects",
         when=AnyOf(
             AllOf(Medication("beta_agonist"), sym("palpitations")),
-            AllOf(
-                Medication("beta_agonist", min_doses=4), any_sym("muscle_cramps", "muscle_weakness")
-            ),
-            text="beta_agonist and (palpitations, or (doses_per_day ≥ 4 and "
-            "(muscle_cramps or muscle_weakness)))",
+            AllOf(DailyDoses("beta_agonist", 4), any_sym("muscle_cramps", "muscle_weakness")),
+            text="beta_agonist and (palpitations, or (doses_per_day ≥ 4, added over the "
+            "beta_agonist entries, and (muscle_cramps or muscle_weakness)))",
         ),
         rationale="Palpitations, or cramps or weakness with frequent reliever use, suggest "
         "beta-agonist overuse and low potassium.",

@@ -346,22 +346,20 @@ class Listed(Condition):
 class Medication(Condition):
     """A medication of one of the classes is listed, optionally with limits.
 
-    ``max_days`` and ``min_doses`` are per medication entry; an omitted number
-    fails its limit (numeric conditions on omitted numbers are false).
+    ``max_days`` applies per medication entry; an omitted number fails its
+    limit (numeric conditions on omitted numbers are false).
     """
 
-    __slots__ = ("classes", "max_days", "min_doses")
+    __slots__ = ("classes", "max_days")
 
     def __init__(
         self,
         *classes: str,
         max_days: int | None = None,
-        min_doses: float | None = None,
     ) -> None:
         _check_codes(_item(MEDICATION_CLASS, Kind.CODE), classes)
         self.classes = frozenset(classes)
         self.max_days = max_days
-        self.min_doses = min_doses
 
     def _matches(self, medication: Mapping[str, Any]) -> bool:
         if medication["class"] not in self.classes:
@@ -369,10 +367,6 @@ class Medication(Condition):
         if self.max_days is not None:
             days = medication.get("days_since_start")
             if days is None or days > self.max_days:
-                return False
-        if self.min_doses is not None:
-            doses = medication.get("doses_per_day")
-            if doses is None or doses < self.min_doses:
                 return False
         return True
 
@@ -393,16 +387,12 @@ class Medication(Condition):
         keys = ["class"]
         if self.max_days is not None:
             keys.append("days_since_start")
-        if self.min_doses is not None:
-            keys.append("doses_per_day")
         return tuple(keys)
 
     def describe(self) -> str:
         text = " or ".join(sorted(self.classes))
         if self.max_days is not None:
             text += f" with days_since_start ≤ {self.max_days}"
-        if self.min_doses is not None:
-            text += f" with doses_per_day ≥ {self.min_doses:g}"
         return text
 
     def link_ids(self) -> frozenset[str]:
@@ -416,6 +406,61 @@ class Medication(Condition):
                 if matches(medication):
                     return True
             return False
+
+        return holds
+
+
+class DailyDoses(Condition):
+    """The doses per day of one medication class, added over its entries, reach a total.
+
+    "The same class may repeat" (PROTOCOL.md §3), and what RF-BETA-AGONIST is
+    about is total reliever use: two inhalers at 2 doses a day are 4 doses a
+    day. The safer reading adds them up; an omitted dose count adds nothing.
+    """
+
+    __slots__ = ("at_least", "medication_class")
+
+    def __init__(self, medication_class: str, at_least: float) -> None:
+        _check_codes(_item(MEDICATION_CLASS, Kind.CODE), (medication_class,))
+        doses = _item(f"{MEDICATIONS}.doses_per_day", Kind.DECIMAL)
+        if doses.maximum is not None and not 0 < at_least <= doses.maximum:
+            raise VocabularyError(f"doses threshold {at_least} outside 0–{doses.maximum}")
+        self.medication_class = medication_class
+        self.at_least = at_least
+
+    def _entries(self, facts: Facts) -> list[tuple[int, Mapping[str, Any]]]:
+        return [
+            (index, medication)
+            for index, medication in enumerate(facts.get(MEDICATIONS) or ())
+            if medication["class"] == self.medication_class
+        ]
+
+    def _total(self, facts: Facts) -> float:
+        return sum(m.get("doses_per_day") or 0 for _, m in self._entries(facts))
+
+    def test(self, facts: Facts) -> Tri:
+        if facts.get(MEDICATIONS) is None:
+            return None
+        return self._total(facts) >= self.at_least
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        answers = []
+        for index, medication in self._entries(facts):
+            answers.extend(medication_answers(index, medication, ("class", "doses_per_day")))
+        return answers
+
+    def describe(self) -> str:
+        return f"{self.medication_class} doses_per_day (all entries) ≥ {self.at_least:g}"
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({MEDICATIONS, MEDICATION_CLASS, f"{MEDICATIONS}.doses_per_day"})
+
+    def compile(self) -> Holds:
+        total = self._total
+        at_least = self.at_least
+
+        def holds(facts: Facts) -> bool:
+            return total(facts) >= at_least
 
         return holds
 
@@ -473,22 +518,27 @@ class SiteIn(Condition):
 
 
 class SitesInclude(Condition):
-    """The body sites include one of the named sites."""
+    """The body sites include one of the named sites; ``whole_body`` includes them all.
 
-    __slots__ = ("sites",)
+    PROTOCOL.md says whole_body "counts as every region"; for a test on single
+    sites (RF-HEMIFACIAL) the safer reading is that it counts as every site too.
+    """
+
+    __slots__ = ("matching", "sites")
 
     def __init__(self, *sites: str) -> None:
         _check_codes(_item(BODY_SITES, Kind.CODES), sites)
         self.sites = frozenset(sites)
+        self.matching = self.sites | {WHOLE_BODY}
 
     def test(self, facts: Facts) -> Tri:
         sites = facts.get(BODY_SITES)
         if sites is None:
             return None
-        return any(site in self.sites for site in sites)
+        return any(site in self.matching for site in sites)
 
     def evidence(self, facts: Facts) -> list[Answer]:
-        return [Answer(BODY_SITES, s, BODY_SITES) for s in _sites(facts) if s in self.sites]
+        return [Answer(BODY_SITES, s, BODY_SITES) for s in _sites(facts) if s in self.matching]
 
     def describe(self) -> str:
         return "sites include " + " or ".join(sorted(self.sites))
@@ -497,7 +547,7 @@ class SitesInclude(Condition):
         return frozenset({BODY_SITES})
 
     def compile(self) -> Holds:
-        wanted = self.sites
+        wanted = self.matching
 
         def holds(facts: Facts) -> bool:
             sites = facts.get(BODY_SITES)
