@@ -192,7 +192,11 @@ def regions_of(sites: list[str]) -> set[str]:
 
 
 def has_region_site(a: Answers, region: str) -> bool:
-    """'a head-neck site' etc.: a listed site in the region (`whole_body` counts)."""
+    """'a head-neck site' etc.: a listed site in the region (`whole_body` counts).
+
+    AMBIGUOUS: is `whole_body` "a head-neck site" (RF-DYSTONIA, RF-TETANY-POSSIBLE)?
+    §3 says it "counts as every region", so yes; that is also the safer reading.
+    """
     return region in regions_of(a.sites)
 
 
@@ -729,8 +733,9 @@ def factor_points(a: Answers, level: str) -> dict[str, int]:
     # CF-STIMULANTS | caffeine_mg_per_day above 400 (age ≥ 18) or above 100 (under
     # 18) +2; energy_drinks +1 (age ≥ 18) or +2 (under 18); adhd_stimulant +1;
     # beta_agonist +1
-    # (adhd_stimulant / beta_agonist score once per class: unlike
-    #  CF-MEDICATION-EFFECT this line does not say "each listed".)
+    # AMBIGUOUS: adhd_stimulant / beta_agonist listed twice: +1 once, or +1 per
+    # entry? Taken: once per class, because CF-MEDICATION-EFFECT says "each
+    # listed" and this line does not. (Points only; no level or rule depends on it.)
     p = 0
     p += 2 * a.gt("history.caffeine_mg_per_day", 400 if adult else 100)
     if a.yes("history.energy_drinks"):
@@ -776,6 +781,8 @@ def factor_points(a: Answers, level: str) -> dict[str, int]:
 
     # CF-TIC-PATTERN | only for a tic pattern: +1 each suppressible, urge_before,
     # age 4–17, tic_disorder, fatigue or anxiety_stress present
+    # AMBIGUOUS: "fatigue or anxiety_stress present" is read as one item (+1 when
+    # either is true), not +1 each; the swimmer-mild-tic example cannot tell.
     if tic_pattern(a):
         points["CF-TIC-PATTERN"] = (
             a.yes("twitching.suppressible")
