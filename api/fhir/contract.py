@@ -22,7 +22,7 @@ from api.fhir import codesystems as cs
 from api.fhir.capability import TRIAGE_OPERATION_ID
 from api.fhir.catalog import catalog
 from api.fhir.questionnaire_response import MEDICATIONS
-from api.fhir.triage_input import TRIAGE_STATUSES
+from api.fhir.triage_input import QR_ELEMENTS, TRIAGE_STATUSES
 from schemas.fields import TEXT_PATTERN
 from triage.knowledge_base import KNOWLEDGE_BASE_VERSION
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
@@ -32,22 +32,6 @@ FHIR_JSON = "application/fhir+json"
 ANY: Schema = {}  # elements we accept whatever their content (id, extension, text ...)
 
 _NOT_PATIENT: Schema = {"not": {"pattern": "^Patient/"}}
-
-_QR_ELEMENTS = (
-    "id",
-    "meta",
-    "language",
-    "text",
-    "contained",
-    "extension",
-    "identifier",
-    "basedOn",
-    "partOf",
-    "encounter",
-    "authored",
-    "author",
-    "source",
-)
 
 
 # --- the $triage request body ----------------------------------------------------------
@@ -252,7 +236,8 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
         },
         "item": {"type": "array", "items": {"anyOf": item_schemas}, "allOf": rules},
     }
-    properties.update(dict.fromkeys(_QR_ELEMENTS, ANY))
+    # Every other element of the resource is accepted as is (the reader checks the names).
+    properties.update(dict.fromkeys(sorted(QR_ELEMENTS - properties.keys()), ANY))
     return {
         "type": "object",
         "description": "A FHIR R4 QuestionnaireResponse answering the intake Questionnaire "

@@ -28,7 +28,7 @@ QR = "QuestionnaireResponse"
 TRIAGE_STATUSES = frozenset({"in-progress", "completed", "amended", "stopped"})
 ALL_STATUSES = TRIAGE_STATUSES | {"entered-in-error"}
 #: Elements of an R4 QuestionnaireResponse. Others are errors, as in FHIR JSON.
-_RESOURCE_KEYS = frozenset(
+QR_ELEMENTS = frozenset(
     {
         "resourceType",
         "id",
@@ -105,7 +105,7 @@ def _check_resource(qr: Any, canonical_base: str, version: str) -> None:
                 expression=f"{QR}.{key}",
                 code="not-supported",
             )
-        if key not in _RESOURCE_KEYS:
+        if key not in QR_ELEMENTS:
             raise QuestionnaireResponseError(
                 f"unknown element {str(key)[:40]!r} in the QuestionnaireResponse",
                 expression=f"{QR}.{key}" if str(key).isidentifier() else QR,
