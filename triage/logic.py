@@ -122,79 +122,60 @@ class Condition:
 # --- atoms ----------------------------------------------------------------------------
 
 
-class Yes(Condition):
-    """A yes/no answer is true."""
+class _Answered(Condition):
+    """A yes/no answer is given as ``expected`` (an unknown answer is neither)."""
 
     __slots__ = ("answer", "link_id")
+    expected: bool
 
     def __init__(self, link_id: str) -> None:
         _item(link_id, Kind.BOOLEAN)
         self.link_id = link_id
-        self.answer = Answer(link_id, True, link_id)  # immutable, so built once
+        self.answer = Answer(link_id, self.expected, link_id)  # immutable, so built once
 
     def test(self, facts: Facts) -> Tri:
-        return facts.get(self.link_id)
+        value = facts.get(self.link_id)
+        return None if value is None else value is self.expected
 
     def evidence(self, facts: Facts) -> list[Answer]:
         return [self.answer]
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset({self.link_id})
+
+    def constant_evidence(self) -> tuple[Answer, ...] | None:
+        return (self.answer,)
+
+    def expression(self, names: Names) -> str:
+        return f"(g({self.link_id!r}) is {self.expected})"
+
+    def compile(self) -> Holds:
+        key, expected = self.link_id, self.expected
+
+        def holds(facts: Facts) -> bool:
+            return facts.get(key) is expected
+
+        return holds
+
+
+class Yes(_Answered):
+    """A yes/no answer is true."""
+
+    __slots__ = ()
+    expected = True
 
     def describe(self) -> str:
         return _label(self.link_id)
 
-    def link_ids(self) -> frozenset[str]:
-        return frozenset({self.link_id})
 
-    def constant_evidence(self) -> tuple[Answer, ...] | None:
-        return (self.answer,)
-
-    def expression(self, names: Names) -> str:
-        return f"(g({self.link_id!r}) is True)"
-
-    def compile(self) -> Holds:
-        key = self.link_id
-
-        def holds(facts: Facts) -> bool:
-            return facts.get(key) is True
-
-        return holds
-
-
-class No(Condition):
+class No(_Answered):
     """A yes/no answer is known to be false (a reassuring answer)."""
 
-    __slots__ = ("answer", "link_id")
-
-    def __init__(self, link_id: str) -> None:
-        _item(link_id, Kind.BOOLEAN)
-        self.link_id = link_id
-        self.answer = Answer(link_id, False, link_id)
-
-    def test(self, facts: Facts) -> Tri:
-        value = facts.get(self.link_id)
-        return None if value is None else not value
-
-    def evidence(self, facts: Facts) -> list[Answer]:
-        return [self.answer]
+    __slots__ = ()
+    expected = False
 
     def describe(self) -> str:
         return f"{_label(self.link_id)} is false"
-
-    def link_ids(self) -> frozenset[str]:
-        return frozenset({self.link_id})
-
-    def constant_evidence(self) -> tuple[Answer, ...] | None:
-        return (self.answer,)
-
-    def expression(self, names: Names) -> str:
-        return f"(g({self.link_id!r}) is False)"
-
-    def compile(self) -> Holds:
-        key = self.link_id
-
-        def holds(facts: Facts) -> bool:
-            return facts.get(key) is False
-
-        return holds
 
 
 class Is(Condition):
