@@ -41,6 +41,24 @@ def narrative(body: str) -> Json:
     return {"status": "generated", "div": XHTML_OPEN + body + XHTML_CLOSE}
 
 
+#: Publisher of every resource we publish under a canonical URL.
+PUBLISHER = "twitch-triage"
+
+
+def published(url: str, *, version: str, name: str, title: str, date: str) -> Json:
+    """The metadata every resource we publish under a canonical URL shares (status active)."""
+    return {
+        "url": url,
+        "version": version,
+        "name": name,
+        "title": title,
+        "status": "active",
+        "experimental": False,
+        "date": date,
+        "publisher": PUBLISHER,
+    }
+
+
 def _unit_text(item: Item) -> str:
     unit = item.unit
     if unit is None or unit.code.startswith("{count}"):

@@ -10,12 +10,11 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from api.fhir import codesystems as cs
-from api.fhir._tables import Json, esc, narrative
+from api.fhir._tables import Json, esc, narrative, published
 from triage.knowledge_base import KNOWLEDGE_BASE_VERSION
 
 CAPABILITY_ID = "twitch-triage"
 TRIAGE_OPERATION_ID = "QuestionnaireResponse-triage"
-PUBLISHER = "twitch-triage"
 
 #: Resource types served by id (``GET /fhir/{type}/{id}``), all read-only.
 READABLE_TYPES = ("Questionnaire", "CodeSystem", "ValueSet", "OperationDefinition")
@@ -52,15 +51,14 @@ def build_triage_operation(canonical_base: str, *, date: str) -> Json:
             "<tr><td>return</td><td>out</td><td>1..1</td><td>Bundle</td></tr>"
             "</tbody></table>"
         ),
-        "url": operation_definition_url(canonical_base),
-        "version": KNOWLEDGE_BASE_VERSION,
-        "name": "Triage",
-        "title": "Triage a completed intake QuestionnaireResponse",
-        "status": "active",
+        **published(
+            operation_definition_url(canonical_base),
+            version=KNOWLEDGE_BASE_VERSION,
+            name="Triage",
+            title="Triage a completed intake QuestionnaireResponse",
+            date=date,
+        ),
         "kind": "operation",
-        "experimental": False,
-        "date": date,
-        "publisher": PUBLISHER,
         "description": (
             "Triages one person from a QuestionnaireResponse that answers the intake "
             f"Questionnaire `{questionnaire}` and returns the same Bundle as "
@@ -145,14 +143,13 @@ def build_capability_statement(canonical_base: str, *, date: str) -> Json:
             "<table><thead><tr><th>Resource</th><th>Interactions</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>"
         ),
-        "url": capability_statement_url(canonical_base),
-        "version": software,
-        "name": "TwitchTriage",
-        "title": "twitch-triage FHIR interface",
-        "status": "active",
-        "experimental": False,
-        "date": date,
-        "publisher": PUBLISHER,
+        **published(
+            capability_statement_url(canonical_base),
+            version=software,
+            name="TwitchTriage",
+            title="twitch-triage FHIR interface",
+            date=date,
+        ),
         "description": (
             "Triage of muscle twitching around exercise. Read the intake Questionnaire and "
             "the product terminology, post a completed QuestionnaireResponse to "

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.fhir import codesystems as cs
-from api.fhir._tables import Json, esc, narrative
+from api.fhir._tables import Json, esc, narrative, published
 from triage.knowledge_base import KNOWLEDGE_BASE_VERSION, SCREEN
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 
@@ -255,15 +255,14 @@ def build_questionnaire(canonical_base: str, *, date: str) -> dict[str, Any]:
         "resourceType": "Questionnaire",
         "id": cs.QUESTIONNAIRE_ID,
         "text": _narrative(items),
-        "url": cs.questionnaire_url(canonical_base),
-        "version": KNOWLEDGE_BASE_VERSION,
-        "name": "TwitchTriageIntake",
-        "title": "Twitch-triage intake",
-        "status": "active",
-        "experimental": False,
+        **published(
+            cs.questionnaire_url(canonical_base),
+            version=KNOWLEDGE_BASE_VERSION,
+            name="TwitchTriageIntake",
+            title="Twitch-triage intake",
+            date=date,
+        ),
         "subjectType": ["Patient"],
-        "date": date,
-        "publisher": "twitch-triage",
         "description": _description(),
         "purpose": "Collects the answers the twitch-triage protocol needs to triage one person "
         "with muscle twitching around exercise. Decision support for clinicians; it does not "

@@ -9,10 +9,8 @@ cites resolves to a concept here. One ValueSet per CodeSystem holds all its code
 from __future__ import annotations
 
 from api.fhir import codesystems as cs
-from api.fhir._tables import Json, esc, narrative
+from api.fhir._tables import Json, esc, narrative, published
 from triage.knowledge_base import KNOWLEDGE_BASE_VERSION
-
-PUBLISHER = "twitch-triage"
 
 
 def valueset_url(canonical_base: str, valueset_id: str) -> str:
@@ -46,14 +44,13 @@ def build_codesystem(spec: cs.CodeSystemSpec, canonical_base: str, *, date: str)
             "<table><thead><tr><th>Code</th><th>Display</th><th>Definition</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>"
         ),
-        "url": spec.url(canonical_base),
-        "version": KNOWLEDGE_BASE_VERSION,
-        "name": computable_name(spec.id),
-        "title": spec.title,
-        "status": "active",
-        "experimental": False,
-        "date": date,
-        "publisher": PUBLISHER,
+        **published(
+            spec.url(canonical_base),
+            version=KNOWLEDGE_BASE_VERSION,
+            name=computable_name(spec.id),
+            title=spec.title,
+            date=date,
+        ),
         "description": spec.description,
         "caseSensitive": True,
         "valueSet": valueset_url(canonical_base, spec.id),
@@ -72,14 +69,13 @@ def build_valueset(spec: cs.CodeSystemSpec, canonical_base: str, *, date: str) -
         "text": narrative(
             f"<p><b>{esc(spec.title)}</b>: all codes of the CodeSystem {esc(system)}.</p>"
         ),
-        "url": valueset_url(canonical_base, spec.id),
-        "version": KNOWLEDGE_BASE_VERSION,
-        "name": computable_name(spec.id),
-        "title": spec.title,
-        "status": "active",
-        "experimental": False,
-        "date": date,
-        "publisher": PUBLISHER,
+        **published(
+            valueset_url(canonical_base, spec.id),
+            version=KNOWLEDGE_BASE_VERSION,
+            name=computable_name(spec.id),
+            title=spec.title,
+            date=date,
+        ),
         "description": f"All codes of the CodeSystem {system}. {spec.description}",
         "immutable": False,
         "compose": {"include": [{"system": system, "version": KNOWLEDGE_BASE_VERSION}]},
