@@ -106,12 +106,13 @@ class Condition:
         return f"{names.add(self.compile())}(f)"
 
     def compile(self) -> Holds:
-        """A fast two-valued predicate: does ``test(facts)`` return True?
+        """A two-valued predicate: does ``test(facts)`` return True?
 
         The engine only ever asks whether a condition is established (a trigger
-        fires, an exception applies, a gate opens only on True), so it runs these
-        closures; ``test`` stays the readable three-valued definition, and a
-        property test checks that both agree on every generated request.
+        fires, an exception applies, a gate opens only on True). It runs the
+        source of ``expression``, which calls these closures for the nodes that
+        have no source of their own; a property test checks that both agree with
+        ``test`` on generated requests.
         """
         raise NotImplementedError
 
@@ -383,7 +384,9 @@ class Medication(Condition):
         matches = self._matches
 
         def holds(facts: Facts) -> bool:
-            for medication in facts.get(MEDICATIONS) or ():
+            # Called from the generated source on every request: an explicit loop
+            # measured ~6% fewer instructions per evaluation than any() over a generator.
+            for medication in facts.get(MEDICATIONS) or ():  # noqa: SIM110
                 if matches(medication):
                     return True
             return False
@@ -623,16 +626,25 @@ class RegionCount(Condition):
 # --- combinators ----------------------------------------------------------------------
 
 
-class AnyOf(Condition):
-    """Kleene OR: true if any part is true, unknown if none is true but one is unknown."""
+class _Combination(Condition):
+    """Two or more parts combined; ``text`` overrides the generated wording."""
 
     __slots__ = ("parts", "text")
 
     def __init__(self, *parts: Condition, text: str | None = None) -> None:
         if len(parts) < 2:
-            raise VocabularyError("AnyOf needs at least two parts")
+            raise VocabularyError(f"{type(self).__name__} needs at least two parts")
         self.parts = parts
         self.text = text
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset().union(*(part.link_ids() for part in self.parts))
+
+
+class AnyOf(_Combination):
+    """Kleene OR: true if any part is true, unknown if none is true but one is unknown."""
+
+    __slots__ = ()
 
     def test(self, facts: Facts) -> Tri:
         result: Tri = False
@@ -656,45 +668,22 @@ class AnyOf(Condition):
             return self.text
         return "any of " + ", ".join(_wrap(part) for part in self.parts)
 
-    def link_ids(self) -> frozenset[str]:
-        return frozenset().union(*(part.link_ids() for part in self.parts))
-
     def expression(self, names: Names) -> str:
         return "(" + " or ".join(part.expression(names) for part in self.parts) + ")"
 
     def compile(self) -> Holds:
-        if all(type(part) is Yes for part in self.parts):
-            keys = tuple(part.link_id for part in self.parts)  # type: ignore[attr-defined]
-
-            def any_yes(facts: Facts) -> bool:
-                get = facts.get
-                for key in keys:
-                    if get(key) is True:
-                        return True
-                return False
-
-            return any_yes
         parts = tuple(part.compile() for part in self.parts)
 
         def holds(facts: Facts) -> bool:
-            for part in parts:
-                if part(facts):
-                    return True
-            return False
+            return any(part(facts) for part in parts)
 
         return holds
 
 
-class AllOf(Condition):
+class AllOf(_Combination):
     """Kleene AND: false if any part is false, unknown if none is false but one is unknown."""
 
-    __slots__ = ("parts", "text")
-
-    def __init__(self, *parts: Condition, text: str | None = None) -> None:
-        if len(parts) < 2:
-            raise VocabularyError("AllOf needs at least two parts")
-        self.parts = parts
-        self.text = text
+    __slots__ = ()
 
     def test(self, facts: Facts) -> Tri:
         result: Tri = True
@@ -717,9 +706,6 @@ class AllOf(Condition):
             return self.text
         return " and ".join(_wrap(part) for part in self.parts)
 
-    def link_ids(self) -> frozenset[str]:
-        return frozenset().union(*(part.link_ids() for part in self.parts))
-
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         parts = [part.constant_evidence() for part in self.parts]
         if any(part is None for part in parts):
@@ -731,19 +717,9 @@ class AllOf(Condition):
 
     def compile(self) -> Holds:
         parts = tuple(part.compile() for part in self.parts)
-        if len(parts) == 2:
-            first, second = parts
-
-            def both(facts: Facts) -> bool:
-                return first(facts) and second(facts)
-
-            return both
 
         def holds(facts: Facts) -> bool:
-            for part in parts:
-                if not part(facts):
-                    return False
-            return True
+            return all(part(facts) for part in parts)
 
         return holds
 
