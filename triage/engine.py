@@ -207,11 +207,6 @@ def _advise(
     return tuple(given)
 
 
-def unanswered_screen_items(facts: Facts) -> tuple[str, ...]:
-    """The screen items that must be known but are not, in protocol order (§5)."""
-    return compiled.unanswered(facts)
-
-
 def evaluate(request: Mapping[str, Any]) -> TriageResult:
     """Triage one validated request (PROTOCOL.md §3 shape) into a TriageResult."""
     facts = flatten(request)
