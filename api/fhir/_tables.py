@@ -16,10 +16,14 @@ from typing import Any
 from markupsafe import escape
 
 from api.fhir import codesystems as cs
+from triage import wording
 from triage.result import LEVEL_DISPLAY, LEVEL_MEANING, Level, Likelihood
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind, iter_items
 
 Json = dict[str, Any]
+
+#: The linkId of who gave the answers (PROTOCOL.md 1.1 §3; shown in every summary).
+RESPONDENT = "respondent"
 
 XHTML_OPEN = '<div xmlns="http://www.w3.org/1999/xhtml">'
 XHTML_CLOSE = "</div>"
@@ -59,13 +63,6 @@ def published(url: str, *, version: str, name: str, title: str, date: str) -> Js
     }
 
 
-def _unit_text(item: Item) -> str:
-    unit = item.unit
-    if unit is None or unit.code.startswith("{count}"):
-        return ""
-    return " " + unit.display
-
-
 class Tables:
     """Every static fragment for one canonical base."""
 
@@ -92,6 +89,7 @@ class Tables:
         self.factor_code: dict[tuple[Any, ...], Json] = {}
         self.advice_component: dict[tuple[str, str, str], Json] = {}
         self.evidence_static: dict[tuple[Any, ...], tuple[Json, str]] = {}
+        self.decisive_static: dict[tuple[Any, ...], tuple[Json, str]] = {}
         self.kb_html: dict[str, str] = {}
 
     # --- observation codes and categories -------------------------------------------
@@ -122,6 +120,7 @@ class Tables:
         }
         self.advice_code = self.obs_concept("advice")
         self.unanswered_code = self.obs_concept("unanswered-screen-item")
+        self.decisive_coding = self.obs_coding("decisive-question")
         self.points_code = self.obs_concept("points")
         self.kb_version_code = self.obs_concept("knowledge-base-version")
         self.data_absent_unknown = {
@@ -153,8 +152,9 @@ class Tables:
 
     def _build_items(self) -> None:
         self.items: dict[str, Item] = {}
-        self.item_html: dict[str, str] = {}
-        self.unit_html: dict[str, str] = {}
+        # Clinician wording (triage.wording is the one place that words an item), escaped.
+        self.label_html: dict[str, str] = {}
+        self.question_html: dict[str, str] = {}
         self.intake_concept: dict[str, Json] = {}  # linkId coding; text = linkId
         self.unanswered_component: dict[str, Json] = {}
         self.code_coding: dict[str, dict[str, Json]] = {}
@@ -168,9 +168,9 @@ class Tables:
         for item in iter_items():
             link_id = item.link_id
             self.items[link_id] = item
-            text_html = esc(item.text)
-            self.item_html[link_id] = text_html
-            self.unit_html[link_id] = esc(_unit_text(item))
+            label_html = esc(wording.label(link_id))
+            self.label_html[link_id] = label_html
+            self.question_html[link_id] = esc(wording.question(link_id))
             coding = {"system": self.intake_url, "code": link_id, "display": item.text}
             self.intake_concept[link_id] = {"coding": [coding], "text": link_id}
             self.unanswered_component[link_id] = {
@@ -187,7 +187,7 @@ class Tables:
                 self.qr_bool[link_id] = {
                     value: (
                         {"linkId": link_id, "text": item.text, "answer": [{"valueBoolean": value}]},
-                        f"<tr><td>{text_html}</td><td>{'yes' if value else 'no'}</td></tr>",
+                        _row(label_html, esc(wording.answer_text(link_id, value))),
                     )
                     for value in (True, False)
                 }
@@ -199,14 +199,16 @@ class Tables:
                     for c in item.codes
                 }
                 self.code_coding[link_id] = codings
-                self.code_html[link_id] = {c.code: esc(c.display) for c in item.codes}
+                self.code_html[link_id] = {
+                    c.code: esc(wording.answer_text(link_id, c.code)) for c in item.codes
+                }
                 self.qr_answer[link_id] = {
                     code: {"valueCoding": coding} for code, coding in codings.items()
                 }
                 self.qr_code[link_id] = {
                     code: (
                         {"linkId": link_id, "text": item.text, "answer": [{"valueCoding": coding}]},
-                        f"<tr><td>{text_html}</td><td>{self.code_html[link_id][code]}</td></tr>",
+                        _row(label_html, self.code_html[link_id][code]),
                     )
                     for code, coding in codings.items()
                 }
@@ -217,6 +219,13 @@ class Tables:
         if coding is None:
             coding = {"system": self.code_system[link_id], "code": code}
         return coding
+
+    def respondent_html(self, respondent: str | None) -> str:
+        """Who gave the answers, for a narrative: "Parent or carer", or "not recorded"."""
+        if respondent is None:
+            return "not recorded"
+        html = self.code_html.get(RESPONDENT, {}).get(respondent)
+        return html if html is not None else esc(respondent)
 
     def code_text_html(self, link_id: str, code: str) -> str:
         html = self.code_html[link_id].get(code)
@@ -248,6 +257,11 @@ class Tables:
             component = {"code": self.kb_version_code, "valueString": version}
             _bounded_put(self.kb_component, version, component)
         return component
+
+
+def _row(label_html: str, answer_html: str) -> str:
+    """One row of the intake-answers table (both cells already escaped)."""
+    return f"<tr><td>{label_html}</td><td>{answer_html}</td></tr>"
 
 
 def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int = 4096) -> None:

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.fhir import codesystems as cs
-from api.fhir._tables import Json, tables
+from api.fhir._tables import RESPONDENT, Json, tables
+from api.fhir.observations import MEDICATION_CLASS as _MED_CLASS
 from api.fhir.observations import Common, factor_observation, level_observation, rule_observation
 from api.fhir.questionnaire_response import render_questionnaire_response
 from api.fhir.settings import SUPPORTED_FHIR_VERSIONS, FhirSettings
@@ -84,6 +85,7 @@ def render_triage_bundle(
     reference = patient.get("reference")
     subject = {"reference": reference} if reference else None
     version = result.knowledge_base_version
+    respondent_html = t.respondent_html(request.get(RESPONDENT))
 
     qr_url = f"urn:uuid:{ids[1]}"
     level_url = f"urn:uuid:{ids[2]}"
@@ -98,6 +100,7 @@ def render_triage_bundle(
                 questionnaire=f"{t.questionnaire_url}|{version}",
                 authored=timestamp,
                 subject=subject,
+                respondent_html=respondent_html,
             ),
         },
         {},  # the level Observation, filled below once the findings exist
@@ -123,7 +126,13 @@ def render_triage_bundle(
     entries[1] = {
         "fullUrl": level_url,
         "resource": level_observation(
-            t, result, common, members=members, rule_lines=rule_lines, factor_rows=factor_rows
+            t,
+            result,
+            common,
+            members=members,
+            rule_lines=rule_lines,
+            factor_rows=factor_rows,
+            respondent_html=respondent_html,
         ),
     }
     bundle = {
@@ -185,7 +194,15 @@ unknown stay distinct. **(2)** one triage-level `Observation` (`code` LOINC 1128
 `{cs.TRIAGE_OBSERVATION}#advice`, value = the advice code from CodeSystem `{cs.ADVICE}`, its
 `text` the advice), **the unanswered red-flag screen items** (code
 `{cs.TRIAGE_OBSERVATION}#unanswered-screen-item`, value = the linkId as a coding of CodeSystem
-`{cs.INTAKE_ITEM}`) and **the knowledge-base version** (code
+`{cs.INTAKE_ITEM}`), **the decisive questions** (one per unknown screen item that has one, in
+the same order: `code` = `{cs.TRIAGE_OBSERVATION}#decisive-question` plus the item's linkId as
+an `{cs.INTAKE_ITEM}` coding, `code.text` = the linkId; value[x] = the answer that would
+decide, typed as evidence is: `valueBoolean` true for a yes/no item, `valueCodeableConcept`
+for a listed value (for `history.medications` a code of `{cs.item_codesystem_id(_MED_CLASS)}`),
+`valueInteger` or `valueQuantity` for a value at a rule's threshold; `interpretation[0]` = the
+most urgent level that answer alone would give, from CodeSystem `{cs.TRIAGE_LEVEL}`, then one
+`{cs.RED_FLAG_RULE}` code per rule it would fire; the answer is hypothetical, the item is still
+unknown, and it never changes the level) and **the knowledge-base version** (code
 `{cs.TRIAGE_OBSERVATION}#knowledge-base-version`, `valueString`). **(3)** one `Observation` per
 fired red-flag rule, most urgent first (`code` = rule id from CodeSystem `{cs.RED_FLAG_RULE}`
 plus SNOMED CT where mapped, `valueCodeableConcept` = the rule's level, `note` = rationale
@@ -200,6 +217,8 @@ instead. Every Observation carries the knowledge-base version as `method` (CodeS
 `{cs.KNOWLEDGE_BASE}`, code `{cs.KNOWLEDGE_BASE_CODE}`, `version`). Every product CodeSystem is at
 `{{canonical base}}/CodeSystem/{{id}}` (default base `{cs.DEFAULT_CANONICAL_BASE}`);
 enum answers use one CodeSystem per item, id = the linkId with `.` and `_` as `-`
-(`twitching-body-sites`). Each resource has a generated XHTML narrative (red flags first)
-in which all request text is escaped.
+(`twitching-body-sites`); `respondent` (who gave the answers) is a QuestionnaireResponse item
+like any other (`valueCoding`). Each resource has a generated XHTML narrative written for
+clinicians (red flags first; who answered; answers as question and answer; the next questions
+as questions, each with "If yes → <level>"), in which all request text is escaped.
 """

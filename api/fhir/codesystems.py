@@ -49,16 +49,24 @@ KNOWLEDGE_BASE_DISPLAY = "Twitch-triage protocol knowledge base"
 
 #: The product's own observation and component codes (``triage-observation``).
 OBSERVATION_CODES: dict[str, tuple[str, str]] = {
-    "triage-level": ("Triage level", "The triage level of PROTOCOL.md §2 for this request."),
-    "red-flag": ("Red-flag finding", "A red-flag rule of PROTOCOL.md §4 that fired."),
+    "triage-level": (
+        "Triage level",
+        "How urgently the person needs care: the most urgent level of the red flags found.",
+    ),
+    "red-flag": ("Red-flag finding", "A red-flag rule that fired, with the answers behind it."),
     "contributing-factor": (
         "Contributing factor",
-        "A contributing factor of PROTOCOL.md §6 with at least one point.",
+        "A contributing factor with at least one point, with the answers behind each point.",
     ),
-    "advice": ("Advice", "One coded advice of PROTOCOL.md §7, in order."),
+    "advice": ("Advice", "One coded piece of advice, most important first."),
     "unanswered-screen-item": (
         "Unanswered screen item",
-        "A minimum red-flag screen item (PROTOCOL.md §5) that is unknown: the next question.",
+        "A minimum red-flag screen item that is unknown: the next question to ask.",
+    ),
+    "decisive-question": (
+        "Decisive question",
+        "An unanswered screen item with the answer that would decide it and, in interpretation, "
+        "the most urgent level that answer alone would give (then the rules it would fire).",
     ),
     "points": ("Points", "The points a contributing factor scored."),
     "knowledge-base-version": (

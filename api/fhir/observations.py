@@ -14,8 +14,19 @@ from typing import Any
 
 from api.fhir import codesystems as cs
 from api.fhir._tables import Json, Tables, _bounded_put, esc, narrative
-from triage.result import Answer, FiredRule, GivenAdvice, ReportedFactor, TriageResult
+from triage import wording
+from triage.result import (
+    Answer,
+    DecisiveQuestion,
+    FiredRule,
+    GivenAdvice,
+    ReportedFactor,
+    TriageResult,
+)
 from triage.vocabulary import Kind
+
+#: The class of a ``history.medications`` entry: what a deciding medication answer names.
+MEDICATION_CLASS = "history.medications.class"
 
 
 class Common:
@@ -30,31 +41,30 @@ class Common:
         self.derived_from = [{"reference": qr_url}]
 
 
-def _number_html(t: Tables, link_id: str, value: Any) -> str:
-    return f"{value}{t.unit_html.get(link_id, '')}"
-
-
-def _evidence_value(t: Tables, link_id: str, kind: Kind | None, value: Any) -> tuple[str, Any, str]:
-    """(value[x] element name, its value, narrative text) of a known answer."""
+def _evidence_value(t: Tables, link_id: str, kind: Kind | None, value: Any) -> tuple[str, Any]:
+    """(value[x] element name, its value) of a known answer."""
     if value.__class__ is bool:
-        return "valueBoolean", value, "yes" if value else "no"
+        return "valueBoolean", value
     if kind is Kind.INTEGER or (kind is None and value.__class__ is int):
-        return "valueInteger", int(value), _number_html(t, link_id, int(value))
+        return "valueInteger", int(value)
     if kind is Kind.DECIMAL:
         quantity: Json = {"value": value}
         unit = t.quantity_unit.get(link_id)
         if unit is not None:
             quantity.update(unit)
-        return "valueQuantity", quantity, _number_html(t, link_id, value)
+        return "valueQuantity", quantity
     if kind is Kind.CODE or kind is Kind.CODES:
         coding = t.coding_for(link_id, str(value))
-        concept = {"coding": [coding], "text": coding.get("display", value)}
-        return "valueCodeableConcept", concept, t.code_text_html(link_id, str(value))
-    return "valueString", str(value), esc(str(value))
+        return "valueCodeableConcept", {"coding": [coding], "text": coding.get("display", value)}
+    return "valueString", str(value)
 
 
 def evidence(t: Tables, answer: Answer) -> tuple[Json, str]:
-    """(component, narrative label) for one triggering answer."""
+    """(component, narrative text) for one triggering answer.
+
+    The narrative shows the question and the answer as a clinician reads them
+    (``wording.evidence_text``: "Session length: 120 minutes"), never the linkId.
+    """
     link_id, value, path = answer.link_id, answer.value, answer.path
     cls = value.__class__
     # Everything but free text repeats across requests; the cache is bounded anyway.
@@ -68,21 +78,18 @@ def evidence(t: Tables, answer: Answer) -> tuple[Json, str]:
     concept = t.intake_concept.get(link_id)
     if concept is None:  # not a vocabulary item: still a coded, well-formed component
         concept = {"coding": [{"system": t.intake_url, "code": link_id}], "text": path}
-        label = esc(link_id)
+        label = esc(path)
     else:
-        label = t.item_html[link_id]
+        label = esc(wording.evidence_text(answer))
         if path != link_id:
             concept = {"coding": concept["coding"], "text": path}
-            label = f"{label} ({esc(path)})"
     if value is None:  # an unknown screen item (RF-SCREEN-INCOMPLETE)
         component: Json = {"code": concept, "dataAbsentReason": t.data_absent_unknown}
-        shown = "unknown"
     else:
-        name, fhir_value, shown = _evidence_value(
-            t, link_id, item.kind if item is not None else None, value
-        )
+        kind = item.kind if item is not None else None
+        name, fhir_value = _evidence_value(t, link_id, kind, value)
         component = {"code": concept, name: fhir_value}
-    result = (component, f"{label}: {shown}")
+    result = (component, label)
     if cacheable:
         _bounded_put(t.evidence_static, key, result)
     return result
@@ -143,7 +150,7 @@ def rule_observation(t: Tables, rule: FiredRule, common: Common) -> tuple[Json, 
     components, labels = _evidence_all(t, rule.evidence)
     if labels:
         answers_html = "".join(f"<li>{label}</li>" for label in labels)
-        body = f"{header}<p>Triggering answers:</p><ul>{answers_html}</ul>"
+        body = f"{header}<p>Answers behind this finding:</p><ul>{answers_html}</ul>"
         line = f"{line_head} Triggered by: {'; '.join(labels)}.</li>"
     else:
         body = header
@@ -189,7 +196,7 @@ def _factor_static(t: Tables, factor: ReportedFactor) -> tuple[Json, list[Json],
 
 
 _FACTOR_TABLE_HEAD = (
-    "<table><thead><tr><th>Points</th><th>Because</th><th>Answers</th></tr></thead><tbody>"
+    "<table><thead><tr><th>Points</th><th>Finding</th><th>Answers</th></tr></thead><tbody>"
 )
 
 
@@ -205,8 +212,9 @@ def factor_observation(t: Tables, factor: ReportedFactor, common: Common) -> tup
             f"<td>{'; '.join(labels)}</td></tr>"
         )
     likelihood = factor.likelihood.value
+    points = esc(wording.count(factor.points, "point"))
     body = (
-        f"{title}: {factor.points} points, likelihood {likelihood}.</p>"
+        f"{title}: {points}, likelihood {likelihood}.</p>"
         f"<p>{kb_html(t, factor.rationale)}</p>{_FACTOR_TABLE_HEAD}{''.join(rows)}</tbody></table>"
     )
     resource: Json = {
@@ -249,6 +257,89 @@ def _advice_component(t: Tables, advice: GivenAdvice) -> tuple[Json, str]:
     return hit
 
 
+def _decisive_if_html(link_id: str, kind: Kind | None, answer: Any) -> str:
+    """The condition of a decisive answer: "If yes", "If the answer includes Anticoagulant"."""
+    if answer.__class__ is bool:
+        return "If yes" if answer else "If no"
+    shown = esc(wording.answer_text(link_id, answer))
+    if kind is Kind.CODES:
+        return f"If the answer includes {shown}"
+    return f"If the answer is {shown}"
+
+
+def decisive_component(t: Tables, question: DecisiveQuestion) -> tuple[Json, str]:
+    """(component, narrative text) of one decisive question (PROTOCOL.md 1.1 §8).
+
+    ``code``: the ``decisive-question`` coding plus the item's linkId coding
+    (``text`` = the linkId); ``value[x]``: the answer that would decide, typed as
+    evidence is; ``interpretation``: first the level that answer alone would
+    give, then each rule it would fire. Built from knowledge-base content and
+    vocabulary only, so it is cached.
+    """
+    answer = question.answer
+    key = (question.link_id, answer.__class__, answer, question.level, question.rule_ids)
+    hit = t.decisive_static.get(key)
+    if hit is not None:
+        return hit
+    link_id = question.link_id
+    item = t.items.get(link_id)
+    concept = t.intake_concept.get(link_id)
+    if concept is not None:
+        item_coding = concept["coding"][0]
+    else:  # not a vocabulary item: still coded
+        item_coding = {"system": t.intake_url, "code": link_id}
+    # The deciding answer to the medications list is a class that, listed, would decide.
+    answer_id = MEDICATION_CLASS if item is not None and item.kind is Kind.GROUP else link_id
+    answer_item = t.items.get(answer_id)
+    kind = answer_item.kind if answer_item is not None else None
+    if answer_id != link_id:
+        kind = Kind.CODES  # "includes": one more entry in the list
+    name, value = _evidence_value(t, answer_id, kind, answer)
+    component: Json = {
+        "code": {"coding": [t.decisive_coding, item_coding], "text": link_id},
+        name: value,
+        "interpretation": [
+            t.level_value[question.level],
+            *({"coding": [{"system": t.rule_url, "code": code}]} for code in question.rule_ids),
+        ],
+    }
+    html = f"{_decisive_if_html(answer_id, kind, answer)} → <b>{t.level_html[question.level]}</b>"
+    result = (component, html)
+    _bounded_put(t.decisive_static, key, result)
+    return result
+
+
+def _next_questions(t: Tables, result: TriageResult, components: list[Json]) -> list[str]:
+    """Unknown screen items as questions, each with its decisive answer; adds components."""
+    decisive: dict[str, str] = {}
+    decisive_components: list[Json] = []
+    for question in result.decisive:
+        component, html = decisive_component(t, question)
+        decisive_components.append(component)
+        decisive[question.link_id] = html
+    lines: list[str] = []
+    for link_id in result.unanswered:
+        component = t.unanswered_component.get(link_id)
+        if component is None:  # not a vocabulary item: still coded, shown as it is named
+            component = {
+                "code": t.unanswered_code,
+                "valueCodeableConcept": {"coding": [{"system": t.intake_url, "code": link_id}]},
+            }
+        components.append(component)
+        lines.append(_question_line(t, link_id, decisive.pop(link_id, None)))
+    # A decisive question is always an unknown screen item; should one not be, show it anyway.
+    lines.extend(_question_line(t, link_id, html) for link_id, html in decisive.items())
+    components.extend(decisive_components)
+    return lines
+
+
+def _question_line(t: Tables, link_id: str, decisive_html: str | None) -> str:
+    question = t.question_html.get(link_id) or esc(link_id)
+    if decisive_html is None:
+        return f"<li>{question}</li>"
+    return f"<li>{question} {decisive_html}</li>"
+
+
 def level_observation(
     t: Tables,
     result: TriageResult,
@@ -257,8 +348,12 @@ def level_observation(
     members: list[Json],
     rule_lines: list[str],
     factor_rows: list[str],
+    respondent_html: str,
 ) -> Json:
-    """The one triage-level Observation: level, advice, next questions, KB version."""
+    """The one triage-level Observation: level, advice, next questions, KB version.
+
+    ``respondent_html`` names who gave the answers (already escaped).
+    """
     level = result.level
     components: list[Json] = []
     advice_html: list[str] = []
@@ -266,24 +361,13 @@ def level_observation(
         component, line = _advice_component(t, advice)
         components.append(component)
         advice_html.append(line)
-    unanswered_html: list[str] = []
-    for link_id in result.unanswered:
-        component = t.unanswered_component.get(link_id)
-        if component is None:
-            component = {
-                "code": t.unanswered_code,
-                "valueCodeableConcept": {"coding": [{"system": t.intake_url, "code": link_id}]},
-            }
-            unanswered_html.append(f"<li>{esc(link_id)}</li>")
-        else:
-            unanswered_html.append(f"<li>{t.item_html[link_id]} ({link_id})</li>")
-        components.append(component)
+    unanswered_html = _next_questions(t, result, components)
     version = result.knowledge_base_version
     components.append(t.kb_version_component(version))
 
     parts = [
-        f"<p><b>Triage level: {t.level_html[level]}</b> ({level.code}). "
-        f"{t.level_meaning_html[level]}</p>"
+        f"<p><b>Triage level: {t.level_html[level]}</b>. {t.level_meaning_html[level]}</p>",
+        f"<p>Answers given by: {respondent_html}.</p>",
     ]
     if rule_lines:
         parts.append("<p><b>Red flags</b> (most urgent first)</p><ol>")
@@ -303,7 +387,10 @@ def level_observation(
         parts.extend(advice_html)
         parts.append("</ol>")
     if unanswered_html:
-        parts.append("<p><b>Next questions</b> (red-flag screen items still unknown)</p><ul>")
+        parts.append(
+            "<p><b>Next questions</b> (red-flag screen items still unknown; "
+            "the answer that would decide, and the level it alone would give)</p><ul>"
+        )
         parts.extend(unanswered_html)
         parts.append("</ul>")
     parts.append(f"<p>{esc(cs.KNOWLEDGE_BASE_DISPLAY)} version {esc(version)}.</p>")

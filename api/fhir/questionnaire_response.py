@@ -21,9 +21,12 @@ from typing import Any
 
 from api.fhir import codesystems as cs
 from api.fhir._tables import LAYOUT, Json, Tables, esc, narrative
+from triage import wording
 from triage.vocabulary import ITEMS, SECTIONS, Kind
 
 MEDICATIONS = "history.medications"
+#: A list given empty: the person has none (distinct from an unknown list, which has no row).
+NONE_HTML = "none"
 _MED_CLASS = "history.medications.class"
 _MED_DAYS = "history.medications.days_since_start"
 _MED_DOSES = "history.medications.doses_per_day"
@@ -41,8 +44,9 @@ def _section_layout() -> tuple[tuple[str | None, tuple[tuple[str, str, Kind], ..
 _SECTION_LAYOUT = _section_layout()
 
 
-def _number_html(t: Tables, link_id: str, value: float) -> str:
-    return f"{value}{t.unit_html[link_id]}"
+def _answer_html(link_id: str, value: Any) -> str:
+    """The answer as a clinician reads it (``wording.answer_text``), escaped."""
+    return esc(wording.answer_text(link_id, value))
 
 
 def _answered(t: Tables, link_id: str, answer: Json) -> Json:
@@ -62,12 +66,12 @@ def _code(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
 def _integer(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
     value = int(value)
     items.append(_answered(t, link_id, {"valueInteger": value}))
-    return _number_html(t, link_id, value)
+    return _answer_html(link_id, value)
 
 
 def _decimal(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
     items.append(_answered(t, link_id, {"valueDecimal": value}))
-    return _number_html(t, link_id, value)
+    return _answer_html(link_id, value)
 
 
 def _text(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
@@ -79,12 +83,17 @@ def _codes(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
     item: Json = {"linkId": link_id, "text": t.items[link_id].text}
     items.append(item)
     if not value:  # given and empty = none: the item without answers
-        return "none (empty list)"
+        return NONE_HTML
     answers = t.qr_answer[link_id]
     item["answer"] = [
         answers.get(code) or {"valueCoding": t.coding_for(link_id, code)} for code in value
     ]
     return ", ".join(t.code_text_html(link_id, code) for code in value)
+
+
+def _plain_number(value: float) -> float:
+    """``2.0`` → ``2`` for display (a count reads "2 doses", not "2.0 doses")."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _medication(t: Tables, med: Mapping[str, Any]) -> tuple[Json, str]:
@@ -103,11 +112,11 @@ def _medication(t: Tables, med: Mapping[str, Any]) -> tuple[Json, str]:
     days = med.get("days_since_start")
     if days is not None:
         children.append(_answered(t, _MED_DAYS, {"valueInteger": int(days)}))
-        parts.append(f"started {int(days)} days ago")
+        parts.append(f"started {esc(wording.count(int(days), 'day'))} ago")
     doses = med.get("doses_per_day")
     if doses is not None:
         children.append(_answered(t, _MED_DOSES, {"valueDecimal": doses}))
-        parts.append(f"{doses} doses per day")
+        parts.append(f"{esc(wording.count(_plain_number(doses), 'dose'))} per day")
     group: Json = {"linkId": MEDICATIONS, "text": t.items[MEDICATIONS].text}
     if children:
         group["item"] = children
@@ -117,7 +126,7 @@ def _medication(t: Tables, med: Mapping[str, Any]) -> tuple[Json, str]:
 def _group(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
     if not value:  # given and empty = none: one group item without child items
         items.append({"linkId": link_id, "text": t.items[link_id].text})
-        return "none (empty list)"
+        return NONE_HTML
     meds = [_medication(t, med) for med in value]
     items.extend(group for group, _ in meds)
     return "; ".join(text for _, text in meds)
@@ -141,8 +150,12 @@ def render_questionnaire_response(
     questionnaire: str,
     authored: str,
     subject: Json | None,
+    respondent_html: str,
 ) -> Json:
-    """The QuestionnaireResponse resource for a validated request."""
+    """The QuestionnaireResponse resource for a validated request.
+
+    ``respondent_html`` (escaped) heads the narrative: who gave the answers.
+    """
     items: list[Json] = []
     rows: list[str] = []
     qr_bool = t.qr_bool
@@ -162,20 +175,21 @@ def render_questionnaire_response(
                 item, row = qr_code[link_id][value]
             else:
                 shown = _RENDERERS[kind](t, link_id, value, items)
-                rows.append(f"<tr><td>{t.item_html[link_id]}</td><td>{shown}</td></tr>")
+                rows.append(f"<tr><td>{t.label_html[link_id]}</td><td>{shown}</td></tr>")
                 continue
             items.append(item)
             rows.append(row)
 
+    given_by = f"<p>Answers given by: {respondent_html}.</p>"
     body = (
         (
-            "<p><b>Intake answers</b>. Items not listed are unknown.</p>"
-            "<table><thead><tr><th>Item</th><th>Answer</th></tr></thead><tbody>"
+            f"<p><b>Intake answers</b>. Questions not listed were not answered (unknown).</p>"
+            f"{given_by}<table><thead><tr><th>Question</th><th>Answer</th></tr></thead><tbody>"
             + "".join(rows)
             + "</tbody></table>"
         )
         if rows
-        else "<p><b>Intake answers</b>: none given; every item is unknown.</p>"
+        else f"<p><b>Intake answers</b>: none given; every answer is unknown.</p>{given_by}"
     )
     resource: Json = {
         "resourceType": "QuestionnaireResponse",
