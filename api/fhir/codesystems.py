@@ -142,7 +142,7 @@ def vocabulary_codesystems() -> tuple[CodeSystemSpec, ...]:
         CodeSystemSpec(
             TRIAGE_LEVEL,
             "Triage level",
-            "Triage levels of PROTOCOL.md §2, most urgent first.",
+            "Triage levels, most urgent first (the codes of Infermedica's public triage API).",
             tuple(
                 Concept(level.code, LEVEL_DISPLAY[level], LEVEL_MEANING[level])
                 for level in sorted(Level, reverse=True)
@@ -151,7 +151,7 @@ def vocabulary_codesystems() -> tuple[CodeSystemSpec, ...]:
         CodeSystemSpec(
             LIKELIHOOD,
             "Contributing-factor likelihood",
-            "How strongly a contributing factor is supported (PROTOCOL.md §6).",
+            "How strongly a contributing factor is supported by its points.",
             (
                 Concept(Likelihood.HIGH.value, "High", "3 or more points."),
                 Concept(Likelihood.MODERATE.value, "Moderate", "2 points."),
@@ -161,7 +161,7 @@ def vocabulary_codesystems() -> tuple[CodeSystemSpec, ...]:
         CodeSystemSpec(
             INTAKE_ITEM,
             "Intake item",
-            "Every request field of PROTOCOL.md §3 by its vocabulary path (the linkId).",
+            "Every question of the intake, by its vocabulary path (the linkId).",
             tuple(Concept(item.link_id, item.text, item.definition) for item in iter_items()),
         ),
         CodeSystemSpec(
@@ -200,7 +200,7 @@ def knowledge_base_codesystems() -> tuple[CodeSystemSpec, ...]:
         CodeSystemSpec(
             RED_FLAG_RULE,
             "Red-flag rule",
-            "Red-flag rules of PROTOCOL.md §4, most urgent level first.",
+            "Red-flag rules, most urgent level first.",
             tuple(
                 Concept(r.id, r.display, f"Fires when {r.fires_when()}. {r.rationale}")
                 for r in kb.RULES
@@ -210,14 +210,14 @@ def knowledge_base_codesystems() -> tuple[CodeSystemSpec, ...]:
         CodeSystemSpec(
             CONTRIBUTING_FACTOR,
             "Contributing factor",
-            "Contributing factors of PROTOCOL.md §6.",
+            "Contributing factors: what may explain or aggravate the twitching.",
             tuple(Concept(f.code, f.display, f.rationale) for f in kb.FACTORS),
             versioned_with_knowledge_base=True,
         ),
         CodeSystemSpec(
             ADVICE,
             "Advice",
-            "Coded advice of PROTOCOL.md §7, most important first.",
+            "Coded advice, most important first.",
             tuple(Concept(a.code, a.display, a.text) for a in kb.ADVICE),
             versioned_with_knowledge_base=True,
         ),
