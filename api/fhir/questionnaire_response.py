@@ -50,7 +50,7 @@ def _answer_html(link_id: str, value: Any) -> str:
 
 
 def _answered(t: Tables, link_id: str, answer: Json) -> Json:
-    return {"linkId": link_id, "text": t.items[link_id].text, "answer": [answer]}
+    return {"linkId": link_id, "text": t.qr_text[link_id], "answer": [answer]}
 
 
 # Renderers for the kinds without a prebuilt item: each appends its item(s) and
@@ -80,7 +80,7 @@ def _text(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
 
 
 def _codes(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
-    item: Json = {"linkId": link_id, "text": t.items[link_id].text}
+    item: Json = {"linkId": link_id, "text": t.qr_text[link_id]}
     items.append(item)
     if not value:  # given and empty = none: the item without answers
         return NONE_HTML
@@ -117,7 +117,7 @@ def _medication(t: Tables, med: Mapping[str, Any]) -> tuple[Json, str]:
     if doses is not None:
         children.append(_answered(t, _MED_DOSES, {"valueDecimal": doses}))
         parts.append(f"{esc(wording.count(_plain_number(doses), 'dose'))} per day")
-    group: Json = {"linkId": MEDICATIONS, "text": t.items[MEDICATIONS].text}
+    group: Json = {"linkId": MEDICATIONS, "text": t.qr_text[MEDICATIONS]}
     if children:
         group["item"] = children
     return group, ", ".join(parts)
@@ -125,7 +125,7 @@ def _medication(t: Tables, med: Mapping[str, Any]) -> tuple[Json, str]:
 
 def _group(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
     if not value:  # given and empty = none: one group item without child items
-        items.append({"linkId": link_id, "text": t.items[link_id].text})
+        items.append({"linkId": link_id, "text": t.qr_text[link_id]})
         return NONE_HTML
     meds = [_medication(t, med) for med in value]
     items.extend(group for group, _ in meds)
