@@ -52,18 +52,27 @@ REQUEST: dict[str, Any] = {
 DECISIVE = (
     DecisiveQuestion("symptoms.confusion", True, Level.EMERGENCY_AMBULANCE, ("RF-CONFUSION",)),
     DecisiveQuestion(
-        "history.medications", "anticoagulant", Level.EMERGENCY, ("RF-HEAD-ANTICOAGULATED",)
+        "history.medications",
+        ({"class": "anticoagulant"},),
+        Level.EMERGENCY,
+        ("RF-HEAD-ANTICOAGULATED",),
     ),
     DecisiveQuestion(
         "blood_glucose_mmol_l", 3.9, Level.CONSULTATION_24, ("RF-LOW-GLUCOSE", "RF-HYPOGLYCAEMIA")
     ),
     DecisiveQuestion("activity.session_minutes", 180, Level.CONSULTATION, ()),
+    DecisiveQuestion("activity.intensity", "maximal", Level.CONSULTATION, ()),
+    DecisiveQuestion("history.conditions", ("sickle_cell_trait",), Level.EMERGENCY, ("RF-X",)),
+    DecisiveQuestion("twitching.body_sites", (), Level.CONSULTATION, ()),
 )
 UNANSWERED = (
     "symptoms.confusion",
     "history.medications",
     "blood_glucose_mmol_l",
     "activity.session_minutes",
+    "activity.intensity",
+    "history.conditions",
+    "twitching.body_sites",
     "symptoms.drowsiness",
 )
 
@@ -156,9 +165,8 @@ def test_one_coded_component_per_decisive_question_in_order():
 
 
 def test_the_deciding_answer_is_typed_like_evidence():
-    confusion, medication, glucose, session = _decisive_components(
-        _render()["entry"][1]["resource"]
-    )
+    components = _decisive_components(_render()["entry"][1]["resource"])
+    confusion, medication, glucose, session, intensity, condition, sites = components
     assert confusion["valueBoolean"] is True
     assert _codes(medication["valueCodeableConcept"]) == [
         (_url("history-medications-class"), "anticoagulant")
@@ -170,7 +178,13 @@ def test_the_deciding_answer_is_typed_like_evidence():
         "code": "mmol/L",
     }
     assert session["valueInteger"] == 180
-    for component in (confusion, medication, glucose, session):
+    assert _codes(intensity["valueCodeableConcept"]) == [(_url("activity-intensity"), "maximal")]
+    assert _codes(condition["valueCodeableConcept"]) == [
+        (_url("history-conditions"), "sickle_cell_trait")
+    ]
+    # "None" (an empty list) is a coded answer too.
+    assert _codes(sites["valueCodeableConcept"]) == [(_url("triage-observation"), "none")]
+    for component in components:
         assert sum(key.startswith("value") for key in component) == 1
 
 
@@ -218,6 +232,12 @@ def test_next_questions_are_questions_with_the_deciding_answer_and_its_level():
         f"{wording.answer_text('blood_glucose_mmol_l', 3.9)} → See a clinician within 24 hours",
         f"{wording.question('activity.session_minutes')} If the answer is "
         f"{wording.answer_text('activity.session_minutes', 180)} → See a clinician",
+        f"{wording.question('activity.intensity')} If the answer is "
+        f"{wording.answer_text('activity.intensity', 'maximal')} → See a clinician",
+        f"{wording.question('history.conditions')} If the answer includes "
+        f"{wording.answer_text('history.conditions', 'sickle_cell_trait')} → "
+        "Go to the emergency department",
+        f"{wording.question('twitching.body_sites')} If none → See a clinician",
     ]
     positions = [text.index(line) for line in expected]
     assert positions == sorted(positions)

@@ -121,6 +121,7 @@ class Tables:
         self.advice_code = self.obs_concept("advice")
         self.unanswered_code = self.obs_concept("unanswered-screen-item")
         self.decisive_coding = self.obs_coding("decisive-question")
+        self.none_listed = self.obs_concept("none")
         self.points_code = self.obs_concept("points")
         self.kb_version_code = self.obs_concept("knowledge-base-version")
         self.data_absent_unknown = {

@@ -68,6 +68,10 @@ OBSERVATION_CODES: dict[str, tuple[str, str]] = {
         "An unanswered screen item with the answer that would decide it and, in interpretation, "
         "the most urgent level that answer alone would give (then the rules it would fire).",
     ),
+    "none": (
+        "None",
+        "The answer to a list question that lists nothing (as a decisive answer: answering none).",
+    ),
     "points": ("Points", "The points a contributing factor scored."),
     "knowledge-base-version": (
         "Knowledge-base version",

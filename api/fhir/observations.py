@@ -9,7 +9,7 @@ unknown screen answer carries ``dataAbsentReason`` = ``unknown`` instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from api.fhir import codesystems as cs
@@ -257,14 +257,36 @@ def _advice_component(t: Tables, advice: GivenAdvice) -> tuple[Json, str]:
     return hit
 
 
-def _decisive_if_html(link_id: str, kind: Kind | None, answer: Any) -> str:
-    """The condition of a decisive answer: "If yes", "If the answer includes Anticoagulant"."""
-    if answer.__class__ is bool:
-        return "If yes" if answer else "If no"
-    shown = esc(wording.answer_text(link_id, answer))
-    if kind is Kind.CODES:
-        return f"If the answer includes {shown}"
-    return f"If the answer is {shown}"
+def _decisive_values(answer: Any) -> tuple[Any, ...] | None:
+    """The listed values of a list answer (``()`` = none), or None for a single answer.
+
+    The engine proposes a list as a tuple, a medication list as a tuple of
+    ``{"class": ...}`` objects (PROTOCOL.md 1.1 §8: "for a list, one listed value").
+    """
+    if not isinstance(answer, tuple):
+        return None
+    return tuple(v.get("class") if isinstance(v, Mapping) else v for v in answer)
+
+
+def _decisive_value(
+    t: Tables, answer_id: str, kind: Kind | None, answer: Any
+) -> tuple[str, Any, str]:
+    """(value[x] name, value, escaped condition text) of a decisive answer."""
+    values = _decisive_values(answer)
+    if values is None:
+        name, value = _evidence_value(t, answer_id, kind, answer)
+        if answer.__class__ is bool:
+            return name, value, "If yes" if answer else "If no"
+        return name, value, f"If the answer is {esc(wording.answer_text(answer_id, answer))}"
+    if not values:  # "none": nothing listed
+        return "valueCodeableConcept", t.none_listed, "If none"
+    codings = [t.coding_for(answer_id, str(v)) for v in values]
+    shown = ", ".join(esc(wording.answer_text(answer_id, str(v))) for v in values)
+    if len(codings) == 1:
+        concept = {"coding": codings, "text": codings[0].get("display", values[0])}
+        return "valueCodeableConcept", concept, f"If the answer includes {shown}"
+    # Several listed values together: one CodeableConcept cannot hold them, so as text.
+    return "valueString", ", ".join(map(str, values)), f"If the answer includes {shown}"
 
 
 def decisive_component(t: Tables, question: DecisiveQuestion) -> tuple[Json, str]:
@@ -272,12 +294,13 @@ def decisive_component(t: Tables, question: DecisiveQuestion) -> tuple[Json, str
 
     ``code``: the ``decisive-question`` coding plus the item's linkId coding
     (``text`` = the linkId); ``value[x]``: the answer that would decide, typed as
-    evidence is; ``interpretation``: first the level that answer alone would
-    give, then each rule it would fire. Built from knowledge-base content and
-    vocabulary only, so it is cached.
+    evidence is (a listed value as its coding, "none" as ``triage-observation#none``);
+    ``interpretation``: first the level that answer alone would give, then each
+    rule it would fire. Built from knowledge-base content and vocabulary only,
+    so it is cached.
     """
     answer = question.answer
-    key = (question.link_id, answer.__class__, answer, question.level, question.rule_ids)
+    key = (question.link_id, repr(answer), question.level, question.rule_ids)
     hit = t.decisive_static.get(key)
     if hit is not None:
         return hit
@@ -288,13 +311,11 @@ def decisive_component(t: Tables, question: DecisiveQuestion) -> tuple[Json, str
         item_coding = concept["coding"][0]
     else:  # not a vocabulary item: still coded
         item_coding = {"system": t.intake_url, "code": link_id}
-    # The deciding answer to the medications list is a class that, listed, would decide.
+    # A medication list is answered by the class of the medication it would list.
     answer_id = MEDICATION_CLASS if item is not None and item.kind is Kind.GROUP else link_id
     answer_item = t.items.get(answer_id)
     kind = answer_item.kind if answer_item is not None else None
-    if answer_id != link_id:
-        kind = Kind.CODES  # "includes": one more entry in the list
-    name, value = _evidence_value(t, answer_id, kind, answer)
+    name, value, condition_html = _decisive_value(t, answer_id, kind, answer)
     component: Json = {
         "code": {"coding": [t.decisive_coding, item_coding], "text": link_id},
         name: value,
@@ -303,8 +324,7 @@ def decisive_component(t: Tables, question: DecisiveQuestion) -> tuple[Json, str
             *({"coding": [{"system": t.rule_url, "code": code}]} for code in question.rule_ids),
         ],
     }
-    html = f"{_decisive_if_html(answer_id, kind, answer)} → <b>{t.level_html[question.level]}</b>"
-    result = (component, html)
+    result = (component, f"{condition_html} → <b>{t.level_html[question.level]}</b>")
     _bounded_put(t.decisive_static, key, result)
     return result
 
