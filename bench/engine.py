@@ -24,7 +24,7 @@ from typing import Any
 from triage import evaluate
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "examples-1.1"
 
 
 def load_examples() -> list[dict[str, Any]]:

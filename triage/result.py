@@ -152,6 +152,26 @@ class GivenAdvice(NamedTuple):
     because: tuple[str, ...]
 
 
+#: An answer a decisive question proposes: a request value (a list as a tuple;
+#: a medication list as a tuple of ``{"class": ...}`` objects).
+ProposedAnswer = bool | int | float | str | tuple[object, ...]
+
+
+class DecisiveQuestion(NamedTuple):
+    """For one unknown screen item: the most urgent level one answer to it alone gives.
+
+    ``answer`` is that answer (the first such, in candidate order: yes before no);
+    ``rule_ids`` the rules it would fire that do not fire now, most urgent first.
+    ``level`` may equal the current level (the answer would not escalate): every
+    unknown screen item gets one, so a clinician sees each question's weight.
+    """
+
+    link_id: str
+    answer: ProposedAnswer
+    level: Level
+    rule_ids: tuple[str, ...]
+
+
 class TriageResult(NamedTuple):
     """Everything PROTOCOL.md §8 says a result contains."""
 
@@ -161,6 +181,8 @@ class TriageResult(NamedTuple):
     advice: tuple[GivenAdvice, ...]
     unanswered: tuple[str, ...]
     knowledge_base_version: str
+    #: One per unknown screen item, in the order of ``unanswered``.
+    decisive: tuple[DecisiveQuestion, ...] = ()
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
