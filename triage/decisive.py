@@ -69,8 +69,8 @@ def _number_candidates(link_id: str) -> tuple[ProposedAnswer, ...]:
     high = item.maximum if item.maximum is not None else float("inf")
     values: set[float] = set()
     for threshold in _thresholds(link_id):
-        for value in (threshold - step, threshold, threshold + step):
-            value = round(value, 1)
+        for near in (threshold - step, threshold, threshold + step):
+            value = round(near, 1)
             if low <= value <= high:
                 values.add(int(value) if item.kind is Kind.INTEGER else value)
     if not values:

@@ -25,6 +25,8 @@ from triage.conditions import (
 from triage.knowledge_base.entries import Rule
 from triage.knowledge_base.terms import (
     ADULT,
+    AGE,
+    CAFFEINE,
     CRAMP,
     DEHYDRATION,
     DURATION,
@@ -46,9 +48,7 @@ from triage.knowledge_base.terms import (
     TEMPERATURE,
     TIC_DISORDER,
     TIC_FEATURES,
-    CAFFEINE,
     UNDER_18,
-    AGE,
     any_sym,
     listed,
     sym,
