@@ -61,8 +61,11 @@ def _rows(req: dict[str, Any]) -> list[tuple[bool, list[str]]]:
         ),
         (
             bool(sites & HEAD_NECK) or head,
-            ["twitching.loss_of_awareness", "twitching.rhythmic_march"]
-            + ["twitching.sustained_posture"],
+            [
+                "twitching.loss_of_awareness",
+                "twitching.rhythmic_march",
+                "twitching.sustained_posture",
+            ],
         ),
         (yes("neck_pain"), _s("headache")),
         (yes("neck_pain") and (head or fell), _s("numbness_tingling")),

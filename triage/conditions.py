@@ -90,6 +90,15 @@ class Condition:
         """
         return self.link_ids()
 
+    def requirements(self) -> tuple[frozenset[str], ...]:
+        """Answer sets that must *each* have one given answer for the condition to hold.
+
+        A conjunction needs every part's support; anything else needs its own.
+        Decisive questions use it to skip rules that another unknown answer blocks.
+        """
+        support = self.support()
+        return () if support is None else (support,)
+
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         """The evidence when it is the same whenever the condition holds, else None.
 
@@ -148,6 +157,44 @@ class No(_Answered):
 
     def describe(self) -> str:
         return f"{_label(self.link_id)} is false"
+
+
+class AnyYes(Condition):
+    """Any of several yes/no answers is true (Kleene OR over ``Yes`` atoms).
+
+    The same meaning as ``AnyOf(Yes(a), Yes(b), ...)``, as one node: the most
+    common trigger shape ("any of headache, dizziness, ...") in one call.
+    """
+
+    __slots__ = ("answers", "link_ids_")
+
+    def __init__(self, *link_ids: str) -> None:
+        if len(link_ids) < 2:
+            raise VocabularyError("AnyYes needs at least two answers")
+        for link_id in link_ids:
+            _item(link_id, Kind.BOOLEAN)
+        self.link_ids_ = link_ids
+        self.answers = {link_id: Answer(link_id, True, link_id) for link_id in link_ids}
+
+    def test(self, facts: Facts) -> Tri:
+        result: Tri = False
+        get = facts.get
+        for link_id in self.link_ids_:
+            value = get(link_id)
+            if value is True:
+                return True
+            if value is None:
+                result = None
+        return result
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return [self.answers[key] for key in self.link_ids_ if facts.get(key) is True]
+
+    def describe(self) -> str:
+        return "any of " + ", ".join(_label(link_id) for link_id in self.link_ids_)
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset(self.link_ids_)
 
 
 class Is(Condition):
@@ -587,6 +634,9 @@ class AllOf(_Combination):
             return self.text
         return " and ".join(_wrap(part) for part in self.parts)
 
+    def requirements(self) -> tuple[frozenset[str], ...]:
+        return tuple(r for part in self.parts for r in part.requirements())
+
     def support(self) -> frozenset[str] | None:
         # Every part must hold, so the narrowest part's answers suffice.
         supports = [s for s in (part.support() for part in self.parts) if s is not None]
@@ -662,6 +712,9 @@ class Term(Condition):
 
     def support(self) -> frozenset[str] | None:
         return self.definition.support()
+
+    def requirements(self) -> tuple[frozenset[str], ...]:
+        return self.definition.requirements()
 
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         return self.definition.constant_evidence()

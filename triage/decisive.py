@@ -5,7 +5,9 @@ For each unknown screen item, every candidate answer is tried alone on top of
 the request; the reported level is the most urgent any of them gives, computed
 with the same rules and screen as the request itself. Candidates come from the
 vocabulary and the knowledge base, never from a hand list:
-- yes/no: yes, then no;
+- yes/no: yes, then no -- "no" only for an item some exception or negation
+  reads (``No``, "not ...", ``unless``): an item read only as "yes" cannot give
+  a more urgent level on "no" (§5a, checked by the brute-force test);
 - one code (enum): each code;
 - a list of codes (conditions): ``[]``, then each code alone;
 - the medication list: ``[]``, then one medication of each class, start date
@@ -14,17 +16,24 @@ vocabulary and the knowledge base, never from a hand list:
   compares it with (1 apart for integers, 0.1 for decimals), within the item's range.
 
 Only rules that read the item are re-tested: the others keep their verdict,
-since nothing they read has changed. The screen (RF-SCREEN-INCOMPLETE) is
-recomputed only when no re-tested rule reaches ``consultation``.
+since nothing they read has changed; and a reader is skipped when another of
+its required answers (``Condition.requirements``) is not given, since it
+cannot fire whatever this item's answer. The screen (RF-SCREEN-INCOMPLETE)
+matters only when no rule reaches ``consultation``; it is recomputed only when answering the item could make the
+other unknown items known: when it is the last one, or when the item is read
+by a "not ..." clause of a screen row or by the measured-temperature shortcut.
+(Otherwise the rows that held still hold: a three-valued condition that is
+true stays true when an unknown answer becomes known.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from triage import knowledge_base as kb
-from triage.conditions import MEDICATIONS, Compare, Condition, Facts
-from triage.firing import SCREEN_RULE, rule_fires, unanswered
+from triage.conditions import MEDICATIONS, Compare, Condition, Facts, No, NotEstablished
+from triage.firing import fires_at, unanswered
 from triage.result import DecisiveQuestion, Level, ProposedAnswer
 from triage.vocabulary import ITEMS, Kind
 
@@ -78,11 +87,40 @@ def _number_candidates(link_id: str) -> tuple[ProposedAnswer, ...]:
     return tuple(sorted(values))
 
 
+def _negated_links() -> frozenset[str]:
+    """Items some condition reads as a reassuring "no" (where "no" may escalate)."""
+    links: set[str] = set()
+    roots = [rule.unless for rule in kb.RULES if rule.unless is not None]
+    roots += [node.part for node in _all_conditions() if isinstance(node, NotEstablished)]
+    for root in roots:
+        links |= root.link_ids()
+    links |= {node.link_id for node in _all_conditions() if isinstance(node, No)}
+    return frozenset(links)
+
+
+_NEGATED = _negated_links()
+
+
+def _screen_fragile_links() -> frozenset[str]:
+    """Items whose answer can make a holding screen row stop holding, or an item known."""
+    links: set[str] = set()
+    for row in kb.SCREEN_ROWS:
+        for node in _walk(row.when):
+            if isinstance(node, NotEstablished):
+                links |= node.part.link_ids()
+    for condition in kb.KNOWN_WITHOUT_ANSWER.values():
+        links |= condition.link_ids()
+    return frozenset(links)
+
+
+_FRAGILE = _screen_fragile_links()
+
+
 def candidates(link_id: str) -> tuple[ProposedAnswer, ...]:
     """Every answer tried for a screen item (see the module docstring)."""
     item = ITEMS[link_id]
     if item.kind is Kind.BOOLEAN:
-        return (True, False)
+        return (True, False) if link_id in _NEGATED else (True,)
     if item.kind is Kind.CODE:
         return tuple(code.code for code in item.codes)
     if item.kind is Kind.CODES:
@@ -93,44 +131,89 @@ def candidates(link_id: str) -> tuple[ProposedAnswer, ...]:
     return _number_candidates(link_id)
 
 
-def _readers(link_id: str) -> tuple[int, ...]:
-    """Positions of the triggered rules that read the item (trigger or exception)."""
-    return tuple(
-        position
-        for position, rule in enumerate(kb.RULES)
-        if rule.when is not None
-        and link_id in rule.when.link_ids() | (rule.unless.link_ids() if rule.unless else set())
-    )
+def _readers(link_id: str) -> tuple[tuple[int, tuple[frozenset[str], ...]], ...]:
+    """The triggered rules that read the item (trigger or exception), each with the
+    answer sets it requires that this item cannot provide."""
+    readers = []
+    for position, rule in enumerate(kb.RULES):
+        if rule.when is None:
+            continue
+        if link_id not in rule.when.link_ids() | (rule.unless.link_ids() if rule.unless else set()):
+            continue
+        others = tuple(r for r in rule.when.requirements() if link_id not in r)
+        readers.append((position, others))
+    return tuple(readers)
 
 
 _SCREEN_LINKS = tuple(dict.fromkeys(item.link_id for item in kb.SCREEN))
 CANDIDATES: dict[str, tuple[ProposedAnswer, ...]] = {
     link_id: candidates(link_id) for link_id in _SCREEN_LINKS
 }
-_READERS: dict[str, tuple[int, ...]] = {link_id: _readers(link_id) for link_id in _SCREEN_LINKS}
+_READERS = {link_id: _readers(link_id) for link_id in _SCREEN_LINKS}
+_READ = {link_id: frozenset(p for p, _ in readers) for link_id, readers in _READERS.items()}
 _LEVELS = tuple(rule.level for rule in kb.RULES)
+_IDS = tuple(rule.id for rule in kb.RULES)
 
 
-def _question(link_id: str, facts: Facts, fired: frozenset[int]) -> DecisiveQuestion:
-    readers = _READERS[link_id]
-    unchanged = [position for position in fired if position not in readers]
-    base = max((_LEVELS[p] for p in unchanged), default=Level.SELF_CARE)
-    rules = kb.RULES
-    best: tuple[Level, ProposedAnswer, tuple[int, ...]] | None = None
-    trial = dict(facts)
-    for answer in CANDIDATES[link_id]:
-        trial[link_id] = answer
-        newly = tuple(p for p in readers if p not in fired and rule_fires(rules[p], trial))
-        still = [p for p in readers if p in fired and rule_fires(rules[p], trial)]
-        level = max((_LEVELS[p] for p in (*newly, *still)), default=base)
-        level = max(level, base)
-        if level < Level.CONSULTATION and unanswered(trial):
-            level = _LEVELS[SCREEN_RULE]
-        if best is None or level > best[0]:
-            best = (level, answer, newly)
-    assert best is not None  # noqa: S101 - every screen item has a candidate
-    level, answer, newly = best
-    return DecisiveQuestion(link_id, answer, level, tuple(rules[p].id for p in sorted(newly)))
+def _level(
+    readers: list[int], trial: Facts, floor: Level, screen_stays_incomplete: bool
+) -> Level:
+    """The level the trial answers give, or ``floor`` if no reader can beat it.
+
+    Readers come most urgent first (table order), so the first that fires
+    decides and none at or below ``floor`` needs a test.
+    """
+    level = floor
+    for position in readers:
+        if _LEVELS[position] <= level:
+            break
+        if fires_at(position, trial):
+            level = _LEVELS[position]
+            break
+    if level < Level.CONSULTATION and (screen_stays_incomplete or unanswered(trial)):
+        level = Level.CONSULTATION  # RF-SCREEN-INCOMPLETE
+    return level
+
+
+def _question(
+    link_id: str, trial: dict[str, Any], fired: list[int], others_unknown: bool
+) -> DecisiveQuestion:
+    """The decisive question of one unknown item; ``trial`` is the request's facts,
+    lent for the trial answers and handed back unchanged."""
+    read = _READ[link_id]
+    given = trial.keys()
+    readers = [
+        position
+        for position, others in _READERS[link_id]
+        if not others or position in fired or not any(given.isdisjoint(n) for n in others)
+    ]
+    # ``fired`` is in table order, most urgent first: the first rule the item does
+    # not read sets the level no answer to the item can lower.
+    base = next((_LEVELS[p] for p in fired if p not in read), Level.SELF_CARE)
+    screen_stays_incomplete = others_unknown and link_id not in _FRAGILE
+    options = CANDIDATES[link_id]
+    best_answer = options[0]
+    if len(options) > 1:
+        best_level = Level.SELF_CARE
+        for number, answer in enumerate(options):
+            trial[link_id] = answer
+            floor = base if number == 0 else max(base, best_level)
+            level = _level(readers, trial, floor, screen_stays_incomplete)
+            # Only a strictly more urgent level replaces an earlier candidate.
+            if number == 0 or level > best_level:
+                best_level, best_answer = level, answer
+    trial[link_id] = best_answer
+    level = base
+    newly = []
+    for position in readers:
+        if fires_at(position, trial):
+            level = max(level, _LEVELS[position])
+            if position not in fired:
+                newly.append(position)
+    if level < Level.CONSULTATION and (screen_stays_incomplete or unanswered(trial)):
+        level = Level.CONSULTATION
+    del trial[link_id]
+    return DecisiveQuestion(link_id, best_answer, level, tuple(_IDS[p] for p in newly))
 
 
 def decisive_questions(
@@ -139,5 +222,6 @@ def decisive_questions(
     """One decisive question per unknown screen item, in the order of ``unknown``."""
     if not unknown:
         return ()
-    fired_set = frozenset(fired)
-    return tuple(_question(link_id, facts, fired_set) for link_id in unknown)
+    others_unknown = len(unknown) > 1
+    trial = dict(facts)
+    return tuple(_question(link_id, trial, fired, others_unknown) for link_id in unknown)

@@ -8,10 +8,10 @@ a request tests only the entries its answers can satisfy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from triage import knowledge_base as kb
-from triage.conditions import MEDICATIONS, Condition, Facts
+from triage.conditions import MEDICATIONS, Condition, Facts, Tri
 
 
 class Index:
@@ -57,6 +57,28 @@ def rule_fires(rule: kb.Rule, facts: Facts) -> bool:
     )
 
 
+def _never(_facts: Facts) -> Tri:
+    """The screen rule's trigger and a missing exception: never established."""
+    return None
+
+
+#: Per rule position: (trigger test, exception test) as bound methods, looked up
+#: once; the screen rule's trigger never holds here (it fires from the screen).
+TESTS: tuple[tuple[Callable[[Facts], Tri], Callable[[Facts], Tri]], ...] = tuple(
+    (
+        rule.when.test if rule.when is not None else _never,
+        rule.unless.test if rule.unless is not None else _never,
+    )
+    for rule in kb.RULES
+)
+
+
+def fires_at(position: int, facts: Facts) -> bool:
+    """``rule_fires`` by position, through the prebound tests."""
+    when, unless = TESTS[position]
+    return when(facts) is True and unless(facts) is not True
+
+
 SCREEN_RULE = next(position for position, rule in enumerate(kb.RULES) if rule.from_screen)
 RULE_INDEX = Index(rule.when.support() if rule.when else frozenset() for rule in kb.RULES)
 
@@ -91,9 +113,9 @@ def unanswered(facts: Facts) -> tuple[str, ...]:
 
 def fired_positions(facts: Facts) -> list[int]:
     """Positions in ``RULES`` of the triggered rules that fire (screen rule excluded)."""
-    rules = kb.RULES
-    return [
-        position
-        for position in RULE_INDEX.candidates(facts)
-        if position != SCREEN_RULE and rule_fires(rules[position], facts)
-    ]
+    fired = []
+    for position in RULE_INDEX.candidates(facts):
+        when, unless = TESTS[position]
+        if when(facts) is True and unless(facts) is not True:
+            fired.append(position)
+    return fired

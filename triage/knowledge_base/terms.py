@@ -10,6 +10,7 @@ from __future__ import annotations
 from triage.conditions import (
     AllOf,
     AnyOf,
+    AnyYes,
     Compare,
     Condition,
     Is,
@@ -43,7 +44,9 @@ def sym(name: str) -> Yes:
 
 def any_sym(*names: str) -> Condition:
     """Any of the symptoms is answered true."""
-    return AnyOf(*(sym(name) for name in names)) if len(names) > 1 else sym(names[0])
+    if len(names) == 1:
+        return sym(names[0])
+    return AnyYes(*(f"symptoms.{name}" for name in names))
 
 
 def listed(code: str) -> Listed:
