@@ -19,7 +19,8 @@ Only rules that read the item are re-tested: the others keep their verdict,
 since nothing they read has changed; and a reader is skipped when another of
 its required answers (``Condition.requirements``) is not given, since it
 cannot fire whatever this item's answer. The screen (RF-SCREEN-INCOMPLETE)
-matters only when no rule reaches ``consultation``; it is recomputed only when answering the item could make the
+matters only when no rule reaches ``consultation``; it is recomputed only when
+answering the item could make the
 other unknown items known: when it is the last one, or when the item is read
 by a "not ..." clause of a screen row or by the measured-temperature shortcut.
 (Otherwise the rows that held still hold: a three-valued condition that is
@@ -155,9 +156,7 @@ _LEVELS = tuple(rule.level for rule in kb.RULES)
 _IDS = tuple(rule.id for rule in kb.RULES)
 
 
-def _level(
-    readers: list[int], trial: Facts, floor: Level, screen_stays_incomplete: bool
-) -> Level:
+def _level(readers: list[int], trial: Facts, floor: Level, screen_stays_incomplete: bool) -> Level:
     """The level the trial answers give, or ``floor`` if no reader can beat it.
 
     Readers come most urgent first (table order), so the first that fires
