@@ -13,6 +13,7 @@ Rules and scoring lines are found through the candidate index of
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from triage import knowledge_base as kb
@@ -28,6 +29,7 @@ from triage.firing import (
 )
 from triage.result import (
     Answer,
+    DecisiveQuestions,
     FactorPoint,
     FiredRule,
     GivenAdvice,
@@ -242,5 +244,7 @@ def evaluate(request: Mapping[str, Any]) -> TriageResult:
         advice=advice,
         unanswered=unknown,
         knowledge_base_version=kb.KNOWLEDGE_BASE_VERSION,
-        decisive=decisive_questions(facts, positions, unknown),
+        decisive=DecisiveQuestions(partial(decisive_questions, facts, positions, unknown))
+        if unknown
+        else (),
     )
