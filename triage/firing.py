@@ -15,33 +15,29 @@ from triage.conditions import MEDICATIONS, Condition, Facts, Tri
 
 
 class Index:
-    """Positions of entries by the answers that can make them hold, as bit masks."""
+    """Positions of entries by the answers that can make them hold."""
 
     def __init__(self, supports: Iterable[frozenset[str] | None]) -> None:
-        self.always = 0
-        self.by_link: dict[str, int] = {}
+        always: list[int] = []
+        by_link: dict[str, list[int]] = {}
         for position, support in enumerate(supports):
-            bit = 1 << position
             if support is None:
-                self.always |= bit
+                always.append(position)
                 continue
             for link_id in support:
-                self.by_link[link_id] = self.by_link.get(link_id, 0) | bit
+                by_link.setdefault(link_id, []).append(position)
+        self.always = tuple(always)
+        self.by_link = {link_id: tuple(positions) for link_id, positions in by_link.items()}
 
     def candidates(self, facts: Facts) -> list[int]:
         """Positions, in table order, of the entries this request can make hold."""
-        mask = self.always
+        found = set(self.always)
         by_link = self.by_link
         for link_id in facts:
-            bits = by_link.get(link_id)
-            if bits:
-                mask |= bits
-        positions = []
-        while mask:
-            low = mask & -mask
-            positions.append(low.bit_length() - 1)
-            mask ^= low
-        return positions
+            positions = by_link.get(link_id)
+            if positions:
+                found.update(positions)
+        return sorted(found)
 
 
 def holds(condition: Condition | None, facts: Facts) -> bool:

@@ -58,10 +58,15 @@ class PerMedication:
 
     @property
     def text(self) -> str:
+        names = ", ".join(name.replace("_", " ") for name in self.classes)
         return (
-            f"each listed {', '.join(self.classes)}: +{self.recent_points} if "
-            f"days_since_start ≤ {self.recent_days}, else +{self.other_points}"
+            f"Each listed medicine ({names}): {_points(self.recent_points)} if started in the "
+            f"last {self.recent_days} days, else {_points(self.other_points)}"
         )
+
+
+def _points(count: int) -> str:
+    return "1 point" if count == 1 else f"{count} points"
 
 
 @dataclass(frozen=True, slots=True)

@@ -671,7 +671,8 @@ RULES: tuple[Rule, ...] = (
         C24,
         "Under 4 years old",
         when=Compare(AGE, "<", 4),
-        rationale="Children under 4 are outside the population this protocol was validated for.",
+        rationale="Children under 4 are outside the population this decision support was "
+        "validated for.",
         source="Intended use of this decision support: ages 4 and over",
     ),
     # consultation
