@@ -113,3 +113,12 @@ def test_decisive_questions_never_change_the_level_of_the_request():
     req = request()
     assert evaluate(req).level is Level.CONSULTATION
     assert all(q.level >= Level.CONSULTATION for q in evaluate(req).decisive)
+
+
+def test_decisive_questions_do_not_change_when_the_request_is_changed_afterwards():
+    req = request(history={"medications": [{"class": "statin", "days_since_start": 400}]})
+    result = evaluate(req)
+    expected = evaluate(copy.deepcopy(req)).decisive
+    req["history"]["medications"][0]["class"] = "anticoagulant"
+    req["symptoms"] = {"confusion": True}
+    assert result.decisive == tuple(expected)

@@ -77,7 +77,12 @@ def flatten(request: Mapping[str, Any]) -> dict[str, Any]:
             link_id = links.get(name)
             if link_id is None:
                 raise RequestShapeError(f"unknown field {key}.{name!r}")
-            facts[link_id] = tuple(answer) if link_id in _LIST_LINKS else answer
+            if link_id == MEDICATIONS:  # copied: the facts outlive the call (decisive)
+                facts[link_id] = tuple(dict(medication) for medication in answer)
+            elif link_id in _LIST_LINKS:
+                facts[link_id] = tuple(answer)
+            else:
+                facts[link_id] = answer
     return facts
 
 
