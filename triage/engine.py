@@ -149,21 +149,27 @@ def _medication_points(line: kb.PerMedication, facts: Facts) -> list[FactorPoint
     return points
 
 
+#: Per scoring line (in ``LINES`` order): its factor's position, the factor, the line.
+_LINE_ENTRIES = tuple((f, kb.FACTORS[f], kb.FACTORS[f].points[p]) for f, p in LINES)
+
+
+def _gate_open(factor: kb.Factor, facts: Facts, level: Level) -> bool:
+    """May the factor score at all (its level and "only when" gates)?"""
+    if factor.only_at_level is not None and factor.only_at_level is not level:
+        return False
+    return holds(factor.only_when, facts)
+
+
 def _factors(facts: Facts, level: Level) -> tuple[ReportedFactor, ...]:
     breakdowns: dict[int, list[FactorPoint]] = {}
     gates: dict[int, bool] = {}
     for flat in LINE_INDEX.candidates(facts):
-        factor_position, line_position = LINES[flat]
-        factor = kb.FACTORS[factor_position]
+        factor_position, factor, line = _LINE_ENTRIES[flat]
         gate = gates.get(factor_position)
         if gate is None:
-            gate = (factor.only_at_level is None or factor.only_at_level is level) and holds(
-                factor.only_when, facts
-            )
-            gates[factor_position] = gate
+            gate = gates[factor_position] = _gate_open(factor, facts, level)
         if not gate:
             continue
-        line = factor.points[line_position]
         if isinstance(line, kb.PerMedication):
             points = _medication_points(line, facts)
         elif line.when.test(facts) is True:

@@ -91,10 +91,16 @@ def _line_support(line: kb.Points | kb.PerMedication) -> frozenset[str] | None:
 LINE_INDEX = Index(_line_support(kb.FACTORS[f].points[p]) for f, p in LINES)
 
 
+#: Screen rows by the answers that can make their condition hold (row 1: always).
+ROW_INDEX = Index(row.when.support() if row.when is not None else None for row in kb.SCREEN_ROWS)
+
+
 def unanswered(facts: Facts) -> tuple[str, ...]:
     """The unknown screen items, in §5 table order, each once at its first place."""
     found: dict[str, None] = {}
-    for row in kb.SCREEN_ROWS:
+    rows = kb.SCREEN_ROWS
+    for position in ROW_INDEX.candidates(facts):
+        row = rows[position]
         if row.when is not None and row.when.test(facts) is not True:
             continue
         for link_id in row.items:
