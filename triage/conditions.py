@@ -235,7 +235,7 @@ class Compare(Condition):
     where it keeps the exception from applying, so the rule still fires.
     """
 
-    __slots__ = ("link_id", "op", "threshold")
+    __slots__ = ("compare", "link_id", "op", "threshold")
 
     _OPS = {  # noqa: RUF012 - a constant lookup table, never mutated
         ">=": ("≥", lambda a, b: a >= b),
@@ -255,12 +255,13 @@ class Compare(Condition):
         self.link_id = link_id
         self.op = op
         self.threshold = threshold
+        self.compare = self._OPS[op][1]
 
     def test(self, facts: Facts) -> Tri:
         value = facts.get(self.link_id)
         if value is None:
             return False
-        return self._OPS[self.op][1](value, self.threshold)
+        return self.compare(value, self.threshold)
 
     def evidence(self, facts: Facts) -> list[Answer]:
         return [Answer(self.link_id, facts[self.link_id], self.link_id)]
