@@ -21,8 +21,8 @@ from api.fhir import (
 )
 from api.fhir import codesystems as cs
 from triage.result import Level, TriageResult
-from triage.wording import question
 from triage.vocabulary import ITEMS, SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
+from triage.wording import question
 
 BASE = cs.DEFAULT_CANONICAL_BASE
 RESULT = TriageResult(Level.SELF_CARE, (), (), (), (), "1.0.0")
