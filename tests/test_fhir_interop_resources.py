@@ -226,6 +226,9 @@ def test_lists_open_with_a_yes_no_question_so_a_form_can_say_none(gate):
     # Nothing required inside the group can block a form whose answer is no: the whole
     # group is disabled then, and SDC renderers skip disabled items in validation.
     assert "none" in QUESTIONNAIRE["description"].lower()
+    # Where the list is part of the screen, the question that opens it says so.
+    if any(s.link_id == GATES[gate] and s.required_when is not None for s in SCREEN):
+        assert "minimum red-flag screen" in _help(item)
 
 
 def test_description_documents_the_conventions():

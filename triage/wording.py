@@ -315,7 +315,14 @@ TABLE: dict[str, Wording] = {
         "Which regular medicines does the person take?",
         "One entry per medicine; the same kind may be listed more than once.",
     ),
-    "history.medications.class": Wording("Medication", "What kind of medicine is it?"),
+    "history.medications.class": Wording(
+        "Medication",
+        "What kind of medicine is it?",
+        "Anticoagulant: a blood thinner such as warfarin or apixaban. Diuretic: a water "
+        "tablet. Statin: for cholesterol. Dopamine blocker: metoclopramide, "
+        "prochlorperazine or an antipsychotic. Beta agonist: a reliever inhaler such as "
+        "salbutamol. Choose other for any other medicine.",
+    ),
     "history.medications.days_since_start": Wording(
         "Medication started", "How many days ago was this medicine started?"
     ),

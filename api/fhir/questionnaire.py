@@ -193,10 +193,10 @@ def _item(item: Item, base: str, always: frozenset[str], conditional: dict[str, 
     return out
 
 
-def _gate(gate: str) -> Json:
+def _gate(gate: str, screen_when: str | None) -> Json:
     """The yes/no question that opens a list; "no" means the list is given and empty."""
     out: Json = {"linkId": gate, "text": wording.question(gate), "type": "boolean"}
-    help_item = _help(gate, None, None)
+    help_item = _help(gate, None, screen_when)
     if help_item is not None:
         out["item"] = [help_item]
     return out
@@ -279,7 +279,8 @@ def build_questionnaire(canonical_base: str, *, date: str) -> dict[str, Any]:
     items = []
     for item in vocabulary:
         if item.link_id in gate_of:
-            items.append(_gate(gate_of[item.link_id]))
+            # The list is a screen item through its gate: say so where the person answers.
+            items.append(_gate(gate_of[item.link_id], conditional.get(item.link_id)))
         items.append(_item(item, canonical_base, always, conditional))
     return {
         "resourceType": "Questionnaire",
