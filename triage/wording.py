@@ -154,8 +154,7 @@ TABLE: dict[str, Wording] = {
     ),
     "twitching.sustained_posture": Wording(
         "Sustained posture",
-        "In the last 72 hours, has part of the body been held in a twisted or fixed "
-        "position for minutes?",
+        "Has part of the body been held in a twisted or fixed position for minutes?",
         "For example the neck turned to one side, the eyes forced upward or the jaw locked, "
         "not relieved by stretching.",
     ),
