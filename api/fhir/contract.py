@@ -21,7 +21,7 @@ from typing import Any
 from api.fhir import codesystems as cs
 from api.fhir.capability import TRIAGE_OPERATION_ID
 from api.fhir.catalog import catalog
-from api.fhir.questionnaire_response import MEDICATIONS
+from api.fhir.questionnaire_response import GATES, MEDICATIONS
 from api.fhir.triage_input import QR_ELEMENTS, TRIAGE_STATUSES
 from schemas.fields import TEXT_PATTERN
 from triage.knowledge_base import KNOWLEDGE_BASE_VERSION
@@ -176,8 +176,12 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
     yes_no = [item for item in vocabulary if item.kind is Kind.BOOLEAN]
     item_schemas = [
         {
-            **_question_schema(yes_no[0], canonical_base, {"enum": [i.link_id for i in yes_no]}),
-            "description": "A yes/no question (answer valueBoolean).",
+            **_question_schema(
+                yes_no[0], canonical_base, {"enum": [i.link_id for i in yes_no] + [*GATES]}
+            ),
+            "description": "A yes/no question (answer valueBoolean); the questions that open "
+            f"a list ({', '.join(GATES)}) too: no = the list is given and empty, yes without "
+            "a listed member = unknown.",
         }
     ]
     item_schemas += [
@@ -199,6 +203,7 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
         "properties": {"linkId": {"const": MEDICATIONS}, "item": {"minItems": 1}},
     }
     rules = [_once(_has(item.link_id)) for item in vocabulary if item.kind is not Kind.GROUP]
+    rules += [_once(_has(gate)) for gate in GATES]
     rules += [{"contains": _has(item.link_id, answered=True)} for item in required_items]
     rules += [
         _once(listed_group, group.max_items or 0),

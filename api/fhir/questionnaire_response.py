@@ -28,6 +28,13 @@ _MED_CLASS = "history.medications.class"
 _MED_DAYS = "history.medications.days_since_start"
 _MED_DOSES = "history.medications.doses_per_day"
 _SECTION_NAMES = frozenset(section.name for section in SECTIONS)
+#: Yes/no questions of the intake Questionnaire that open a list (gate → list linkId).
+#: They are not vocabulary paths: they let a form say "none" (no → ``[]``), while a yes
+#: with no listed member stays unknown, since a yes is not "none" (the safer reading).
+GATES: dict[str, str] = {
+    "history.medications.any": MEDICATIONS,
+    "history.conditions.any": "history.conditions",
+}
 
 
 def _section_layout() -> tuple[tuple[str | None, tuple[tuple[str, str, Kind], ...]], ...]:
@@ -46,7 +53,7 @@ def _number_html(t: Tables, link_id: str, value: float) -> str:
 
 
 def _answered(t: Tables, link_id: str, answer: Json) -> Json:
-    return {"linkId": link_id, "text": t.items[link_id].text, "answer": [answer]}
+    return {"linkId": link_id, "text": t.question[link_id], "answer": [answer]}
 
 
 # Renderers for the kinds without a prebuilt item: each appends its item(s) and
@@ -76,7 +83,7 @@ def _text(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
 
 
 def _codes(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
-    item: Json = {"linkId": link_id, "text": t.items[link_id].text}
+    item: Json = {"linkId": link_id, "text": t.question[link_id]}
     items.append(item)
     if not value:  # given and empty = none: the item without answers
         return "none (empty list)"
@@ -108,7 +115,7 @@ def _medication(t: Tables, med: Mapping[str, Any]) -> tuple[Json, str]:
     if doses is not None:
         children.append(_answered(t, _MED_DOSES, {"valueDecimal": doses}))
         parts.append(f"{doses} doses per day")
-    group: Json = {"linkId": MEDICATIONS, "text": t.items[MEDICATIONS].text}
+    group: Json = {"linkId": MEDICATIONS, "text": t.question[MEDICATIONS]}
     if children:
         group["item"] = children
     return group, ", ".join(parts)
@@ -116,7 +123,7 @@ def _medication(t: Tables, med: Mapping[str, Any]) -> tuple[Json, str]:
 
 def _group(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
     if not value:  # given and empty = none: one group item without child items
-        items.append({"linkId": link_id, "text": t.items[link_id].text})
+        items.append({"linkId": link_id, "text": t.question[link_id]})
         return "none (empty list)"
     meds = [_medication(t, med) for med in value]
     items.extend(group for group, _ in meds)
@@ -424,6 +431,7 @@ class _Reader:
         self.expressions: dict[str, str] = {}
         self.seen: set[str] = set()
         self.empty_medications = False
+        self.gates: dict[str, tuple[bool, str]] = {}  # list linkId → (answer, FHIRPath)
 
     def target(self, link_id: str) -> dict[str, Any]:
         head, _, rest = link_id.partition(".")
@@ -464,6 +472,33 @@ class _Reader:
         if present:
             self.target(link_id)[link_id.rsplit(".", 1)[-1]] = value
             self.expressions[link_id] = expr
+
+    def gate(self, node: Mapping[str, Any], gate: str, expr: str) -> None:
+        """Remember the yes/no answer that opens a list; applied once all items are read."""
+        if gate in self.seen:
+            raise QuestionnaireResponseError(f"{gate} appears twice", expression=expr, link_id=gate)
+        self.seen.add(gate)
+        present, value = _read_scalar(node, Kind.BOOLEAN, gate, expr, self.systems)
+        if present:
+            self.gates[GATES[gate]] = (value, f"{expr}.answer[0]")
+
+    def apply_gates(self) -> None:
+        """No → the list is given and empty; yes → an empty list is unknown, not none.
+
+        Listed members always count, whatever the gate says: a medication or condition
+        that is named is never dropped (adding one never makes the level less urgent).
+        """
+        for list_id, (answer, expr) in self.gates.items():
+            section = self.target(list_id)
+            key = list_id.rsplit(".", 1)[1]
+            if section.get(key):
+                continue
+            if answer:
+                section.pop(key, None)
+                self.expressions.pop(list_id, None)
+            else:
+                section[key] = []
+                self.expressions.setdefault(list_id, expr)
 
     def subject(self, subject: Any) -> None:
         """A Patient ``subject`` stands in for ``patient.reference`` when no item gives it.
@@ -523,6 +558,9 @@ def map_questionnaire_response(
     for i, node in enumerate(nodes):
         expr = f"QuestionnaireResponse.item[{i}]"
         link_id = node.get("linkId") if isinstance(node, Mapping) else None
+        if isinstance(link_id, str) and link_id in GATES:
+            reader.gate(node, link_id, expr)
+            continue
         item = ITEMS.get(link_id) if isinstance(link_id, str) else None
         if item is None or link_id.startswith(MEDICATIONS + "."):
             raise QuestionnaireResponseError(
@@ -532,6 +570,7 @@ def map_questionnaire_response(
             reader.group(node, link_id, expr)
         else:
             reader.question(node, link_id, item.kind, expr)
+    reader.apply_gates()
     if "subject" in qr:
         reader.subject(qr["subject"])
     request = {key: value for key, value in reader.request.items() if value != {}}
