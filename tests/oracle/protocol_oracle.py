@@ -327,9 +327,7 @@ def red_flag_rules(a: Answers) -> dict[str, str]:  # noqa: PLR0915
     # loss_of_awareness; unless head_impact is false, seizure_minutes is under 5
     # and epilepsy is listed
     seizure_exception = (
-        a.no("history.head_impact")
-        and a.lt("twitching.seizure_minutes", 5)
-        and a.cond("epilepsy")
+        a.no("history.head_impact") and a.lt("twitching.seizure_minutes", 5) and a.cond("epilepsy")
     )
     fire(
         "RF-SEIZURE-DANGER",
@@ -337,8 +335,7 @@ def red_flag_rules(a: Answers) -> dict[str, str]:  # noqa: PLR0915
         (
             a.s("seizure")
             or (
-                head
-                and (a.yes("twitching.rhythmic_march") or a.yes("twitching.loss_of_awareness"))
+                head and (a.yes("twitching.rhythmic_march") or a.yes("twitching.loss_of_awareness"))
             )
         )
         and not seizure_exception,
@@ -442,9 +439,7 @@ def red_flag_rules(a: Answers) -> dict[str, str]:  # noqa: PLR0915
     fire(
         "RF-HEAD-ANTICOAGULATED",
         em,
-        head
-        and (a.med("anticoagulant") or a.cond("bleeding_disorder"))
-        and not anticoag_exception,
+        head and (a.med("anticoagulant") or a.cond("bleeding_disorder")) and not anticoag_exception,
     )
     # RF-HEAD-NECK-PAIN | head_impact and neck_pain
     fire("RF-HEAD-NECK-PAIN", em, head and a.s("neck_pain"))
@@ -733,37 +728,60 @@ ScreenRow = tuple[str, Callable[[Answers], bool], tuple[str, ...]]
 SCREEN: tuple[ScreenRow, ...] = (
     (
         "always",
-        lambda a: True,
+        lambda _: True,
         (
             *_sym(
-                "confusion", "drowsiness", "loss_of_consciousness", "fainting",
-                "exertional_collapse", "chest_pain", "palpitations", "breathing_difficulty",
-                "seizure", "slurred_speech", "one_sided_weakness", "cola_urine",
-                "muscle_weakness", "severe_muscle_pain",
+                "confusion",
+                "drowsiness",
+                "loss_of_consciousness",
+                "fainting",
+                "exertional_collapse",
+                "chest_pain",
+                "palpitations",
+                "breathing_difficulty",
+                "seizure",
+                "slurred_speech",
+                "one_sided_weakness",
+                "cola_urine",
+                "muscle_weakness",
+                "severe_muscle_pain",
             ),
             "history.head_impact",
         ),
-    ),  # fmt: skip
+    ),
     (
         "head_impact is true",
         lambda a: a.yes("history.head_impact"),
         (
             *_sym(
-                "headache", "vomiting", "dizziness", "loss_of_balance", "worsening_headache",
-                "neck_pain", "nausea", "foggy_thinking", "vision_changes", "unequal_pupils",
+                "headache",
+                "vomiting",
+                "dizziness",
+                "loss_of_balance",
+                "worsening_headache",
+                "neck_pain",
+                "nausea",
+                "foggy_thinking",
+                "vision_changes",
+                "unequal_pupils",
             ),
             "history.medications",
             "history.conditions",
         ),
-    ),  # fmt: skip
+    ),
     (
         "falls_last_7_days ≥ 1",
         lambda a: a.ge("history.falls_last_7_days", 1),
         _sym(
-            "neck_pain", "headache", "dizziness", "nausea", "loss_of_balance", "vision_changes",
+            "neck_pain",
+            "headache",
+            "dizziness",
+            "nausea",
+            "loss_of_balance",
+            "vision_changes",
             "foggy_thinking",
         ),
-    ),  # fmt: skip
+    ),
     (
         "a head-neck site, or head_impact is true",
         lambda a: has_region_site(a, "head_neck") or a.yes("history.head_impact"),
@@ -772,16 +790,24 @@ SCREEN: tuple[ScreenRow, ...] = (
     ("neck_pain is true", lambda a: a.s("neck_pain"), _sym("headache")),
     (
         "neck_pain is true and (head_impact is true or falls_last_7_days ≥ 1)",
-        lambda a: a.s("neck_pain")
-        and (a.yes("history.head_impact") or a.ge("history.falls_last_7_days", 1)),
+        lambda a: (
+            a.s("neck_pain")
+            and (a.yes("history.head_impact") or a.ge("history.falls_last_7_days", 1))
+        ),
         _sym("numbness_tingling"),
     ),
     ("fainting is true", lambda a: a.s("fainting"), _sym("fainting_during_exercise")),
     (
         "headache is true",
         lambda a: a.s("headache"),
-        _sym("sudden_severe_headache", "worsening_headache", "neck_pain", "vision_changes", "vomiting"),
-    ),  # fmt: skip
+        _sym(
+            "sudden_severe_headache",
+            "worsening_headache",
+            "neck_pain",
+            "vision_changes",
+            "vomiting",
+        ),
+    ),
     (
         "any of headache, vomiting, nausea, swollen_hands is true",
         lambda a: any_sym(a, "headache", "vomiting", "nausea", "swollen_hands"),
@@ -808,9 +834,11 @@ SCREEN: tuple[ScreenRow, ...] = (
     ),
     (
         "thyroid_or_parathyroid_surgery or kidney_disease is listed, or a diuretic is listed",
-        lambda a: a.cond("thyroid_or_parathyroid_surgery")
-        or a.cond("kidney_disease")
-        or a.med("diuretic"),
+        lambda a: (
+            a.cond("thyroid_or_parathyroid_surgery")
+            or a.cond("kidney_disease")
+            or a.med("diuretic")
+        ),
         _sym("hand_foot_spasm", "perioral_tingling"),
     ),
     (
@@ -852,7 +880,7 @@ SCREEN: tuple[ScreenRow, ...] = (
         (HIGH_TEMPERATURE_ITEM,),
     ),
 )
-assert len(SCREEN) == 27, "PROTOCOL.md 1.1 §5 has 27 rows"  # noqa: S101 - table guard
+assert len(SCREEN) == 27, "PROTOCOL.md 1.1 §5 has 27 rows"
 
 
 def known(a: Answers, link_id: str) -> bool:
@@ -894,7 +922,7 @@ STIMULANT_MEDICATION_EFFECT = (
 )
 
 
-def factor_points(a: Answers, level: str) -> dict[str, int]:  # noqa: PLR0915
+def factor_points(a: Answers, level: str) -> dict[str, int]:
     """Points of every factor (0 included) for the request at the given level."""
     points: dict[str, int] = dict.fromkeys(FACTOR_ORDER, 0)
     adult = a.age >= 18

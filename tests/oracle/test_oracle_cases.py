@@ -345,11 +345,14 @@ RULE_CASES: list[tuple[str, dict[str, Any], str, set[str], list[str]]] = [
     # RF-MEDICATION: an omitted start date counts as recent; serotonergic covered
     (
         "medication-serotonergic-no-date",
-        req(history={"medications": [{"class": "serotonergic"}]}, symptoms={"high_body_temperature": False}),
+        req(
+            history={"medications": [{"class": "serotonergic"}]},
+            symptoms={"high_body_temperature": False},
+        ),
         "consultation",
         {"RF-MEDICATION"},
         [],
-    ),  # fmt: skip
+    ),
     (
         "medication-statin-90-days",
         req(
@@ -394,11 +397,18 @@ RULE_CASES: list[tuple[str, dict[str, Any], str, set[str], list[str]]] = [
     ),
     (
         "dystonia-whole-body",
-        req(twitching={"body_sites": ["whole_body"], **dict.fromkeys(FOCAL, False), "sustained_posture": True}, history={"medications": []}),
+        req(
+            twitching={
+                "body_sites": ["whole_body"],
+                **dict.fromkeys(FOCAL, False),
+                "sustained_posture": True,
+            },
+            history={"medications": []},
+        ),
         "emergency",
         {"RF-DYSTONIA", "RF-SUSTAINED-POSTURE", "RF-MULTIPLE-REGIONS"},
         [],
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -654,9 +664,9 @@ def test_decisive_level_is_the_most_urgent_single_answer(request: dict[str, Any]
             for answer in _independent_candidates(link_id)
         ]
         assert question["level"] == max(levels, key=URGENCY.__getitem__)
-        assert oracle(with_answer(request, link_id, question["answer"]))["level"] == question[
-            "level"
-        ]
+        assert (
+            oracle(with_answer(request, link_id, question["answer"]))["level"] == question["level"]
+        )
         assert question["level"] in LEVELS
 
 
@@ -672,7 +682,7 @@ def _independent_candidates(link_id: str) -> list[Any]:
     if link_id == "activity.fluid_intake":
         return ["none", "low", "adequate", "excessive"]
     if link_id == "activity.session_minutes":
-        return list(range(0, 1441, 10)) + [59, 89, 179, 239]
+        return [*range(0, 1441, 10), 59, 89, 179, 239]
     if link_id == "twitching.cramp_minutes":
         return [x / 2 for x in range(0, 300)]
     if link_id == "blood_glucose_mmol_l":
