@@ -115,7 +115,7 @@ def as_request_answer(link_id: str, answer: Any) -> Any:
         return [v if isinstance(v, dict) else {"class": v} for v in values]
     if link_id == "history.conditions":
         return list(answer) if isinstance(answer, list | tuple) else [answer]
-    return answer
+    return {"yes": True, "no": False}.get(answer, answer) if isinstance(answer, str) else answer
 
 
 def decisive_differences(
@@ -222,6 +222,31 @@ def compare_all(
 
 
 # --- the tests ------------------------------------------------------------------------------
+
+
+def test_decisive_comparison_accepts_the_oracle_and_catches_a_wrong_level() -> None:
+    """The comparison itself can fail: the oracle's own questions pass, a lowered
+    level, a "no" for a yes/no item and an answer that does not reach the level fail."""
+    request = {
+        "patient": {"age_years": 30},
+        "twitching": {"body_sites": ["calf"]},
+        "history": {"medications": [{"class": "insulin_or_sulfonylurea"}]},
+    }
+    expected = decisive_questions(request)
+    own = [{"link_id": q["link_id"], "level": q["level"], "answer": q["answer"]} for q in expected]
+    assert decisive_differences(request, own, expected) == []
+    first = own[0]
+    assert first["link_id"] == "symptoms.confusion"
+    lowered = [{**first, "level": "consultation"}, *own[1:]]
+    assert decisive_differences(request, lowered, expected)
+    no = [{**first, "answer": False}, *own[1:]]
+    assert decisive_differences(request, no, expected)
+    glucose = next(q for q in own if q["link_id"] == "blood_glucose_mmol_l")
+    assert glucose["level"] == "emergency"
+    wrong = [{**q, "answer": 6.0} if q is glucose else q for q in own]
+    assert decisive_differences(request, wrong, expected)
+    assert decisive_differences(request, own[1:], expected)
+    assert decisive_differences(request, None, expected)
 
 
 def test_engine_knowledge_base_version_is_the_protocol_version() -> None:

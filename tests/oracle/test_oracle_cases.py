@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .protocol_oracle import (
     CONDITIONS,
     LEVELS,
     MEDICATION_CLASSES,
     SCREEN,
+    SYMPTOMS,
     URGENCY,
     decisive_questions,
     oracle,
@@ -698,3 +700,60 @@ def test_with_answer_creates_missing_sections(link_id: str) -> None:
     assert "history" not in request
     section, name = link_id.split(".")
     assert name in answered[section]
+
+
+# --- §5a invariants, checked on the oracle itself -------------------------------------------
+
+_YES_NO_PATHS = (
+    *(f"symptoms.{n}" for n in SYMPTOMS),
+    *(
+        f"twitching.{n}"
+        for n in ("spreading", "rhythmic_march", "loss_of_awareness", "sustained_posture",
+                  "painful")
+    ),
+    *(
+        f"activity.{n}"
+        for n in ("recent_load_increase", "hot_or_humid", "cold_exposure", "heavy_sweating",
+                  "ate_before_exercise", "warm_up", "cool_down")
+    ),
+    *(
+        f"history.{n}"
+        for n in ("head_impact", "energy_drinks", "recreational_stimulants", "short_sleep",
+                  "previous_episodes", "self_care_tried")
+    ),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(trigger_requests(), st.sampled_from(_YES_NO_PATHS))
+def test_false_to_true_or_unknown_never_lowers_the_level(
+    request: dict[str, Any], link_id: str
+) -> None:
+    """§5a: "Changing a yes/no answer from false to true, or from false to unknown,
+    never makes the level less urgent" (suppressible and urge_before excepted, so
+    they are not drawn)."""
+    base = URGENCY[oracle(with_answer(request, link_id, False))["level"]]
+    assert URGENCY[oracle(with_answer(request, link_id, True))["level"]] >= base
+    assert URGENCY[oracle(with_answer(request, link_id, None))["level"]] >= base
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    trigger_requests(),
+    st.sampled_from([c for c in CONDITIONS if c not in ("epilepsy", "tic_disorder")]),
+    st.sampled_from(MEDICATION_CLASSES),
+)
+def test_adding_a_list_item_never_lowers_the_level(
+    request: dict[str, Any], condition: str, medication: str
+) -> None:
+    """§5a: adding a medication, or a condition other than epilepsy and tic_disorder,
+    to a given list never makes the level less urgent."""
+    history = request.get("history") or {}
+    conditions = history.get("conditions") or []
+    medications = history.get("medications") or []
+    base = URGENCY[oracle(with_answer(request, "history.conditions", conditions))["level"]]
+    more = [*conditions, condition] if condition not in conditions else conditions
+    assert URGENCY[oracle(with_answer(request, "history.conditions", more))["level"]] >= base
+    base = URGENCY[oracle(with_answer(request, "history.medications", medications))["level"]]
+    more_meds = [*medications, {"class": medication}]
+    assert URGENCY[oracle(with_answer(request, "history.medications", more_meds))["level"]] >= base
