@@ -284,10 +284,12 @@ def measured_high_temperature(a: Answers) -> bool:
 def eah_risk(a: Answers) -> bool:
     # "EAH risk = `fluid_intake` is `excessive`, or `session_minutes` ≥ 180 and
     #  `fluid_intake` is not `none` or `low` (unknown counts as a risk)."
-    # "unknown counts as a risk" is read as applying to fluid_intake; an omitted
-    # session_minutes makes "≥ 180" false (§3 numeric rule). The example
-    # skater-head-impact-concussion (headache true, session and fluid unknown, no
-    # RF-EAH) confirms this reading.
+    # AMBIGUOUS: what does "(unknown counts as a risk)" cover? Readings: (a) an
+    # unknown fluid_intake only; an omitted session_minutes makes "≥ 180" false
+    # (§3 numeric rule); (b) an unknown session_minutes too. (b) is safer, but the
+    # 1.1 example skater-head-impact-concussion (headache true, session and fluid
+    # unknown, no RF-EAH, session and fluid listed as unanswered instead) decides
+    # for (a). Taken: (a); the unknown items are asked by the §5 screen instead.
     fluid = a.get("activity.fluid_intake")
     if fluid == "excessive":
         return True
@@ -705,12 +707,18 @@ MEDICATION_RULE_CLASSES = frozenset(
 # follow-up row when its condition holds ... the result lists the unknown items by
 # linkId ... in the order of this table, each item once (at its first place)".
 #
-# A row's condition "holds" on present answers (true, listed, a number meeting
-# the bound), like a §4 rule: cyclist-chest-pain (head_impact unknown) does not
-# ask the head-impact rows, and runner-calf-fasciculation (cramps with intensity
-# unknown) does not ask for the conditions. "First place" is the first place
-# among the rows that hold: seed-roller-skater-as-asked lists neck_pain before
-# headache, in the falls row's order.
+# AMBIGUOUS: does a follow-up row hold when its condition is unknown (head_impact
+# unknown, intensity unknown)? Readings: (a) only on present answers (true,
+# listed, a number meeting the bound), like a §4 rule; (b) also when unknown,
+# which asks more items (safer). The 1.1 examples decide for (a):
+# cyclist-chest-pain (head_impact unknown) does not ask the head-impact rows, and
+# runner-calf-fasciculation (cramps, intensity unknown) does not ask for the
+# conditions. Taken: (a); the unknown condition item is itself asked (head_impact
+# is a base item), so a later "yes" opens the row.
+# "First place" is the first place among the rows that hold:
+# seed-roller-skater-as-asked lists neck_pain before headache, in the falls row's
+# order, although the head-impact row (which does not hold there) names headache
+# first.
 #
 # "Bare names are `symptoms.` items; `falls_last_7_days`, `head_impact`,
 # `recreational_stimulants` and the conditions are `history.` items;
@@ -1156,6 +1164,11 @@ def advice_codes(a: Answers, level: str, rules: set[str], factors: set[str]) -> 
     # ADV-STOP-TRAINING | level above self_care
     give("ADV-STOP-TRAINING", level != "self_care")
     # ADV-NO-SAME-DAY-RETURN | head_impact, or RF-CONCUSSION-SYMPTOMS fired
+    # AMBIGUOUS: "Changes in 1.1" says this advice is given "after falls too".
+    # Readings: (a) the §7 table as written: after falls only through
+    # RF-CONCUSSION-SYMPTOMS (falls with a concussion sign); (b) after any fall
+    # (falls_last_7_days ≥ 1). (b) advises more, but advice moves no level and the
+    # table is the rule text. Taken: (a).
     give(
         "ADV-NO-SAME-DAY-RETURN",
         a.yes("history.head_impact") or "RF-CONCUSSION-SYMPTOMS" in rules,
@@ -1236,6 +1249,13 @@ def level_of(request: dict[str, Any]) -> str:
 
 #: Every number a rule, factor or screen row compares the screen's numeric items with,
 #: and the values on each side of it (in range).
+# AMBIGUOUS: "a value at a rule's threshold" for a strict bound ("< 3.0"): the
+# bound itself does not fire the rule. Readings: (a) the bound; (b) a value just
+# past it. Both are candidates here, so the level is the most urgent either gives
+# and the reported answer is the first that reaches it (2.9 for < 3.0); the
+# differential test checks an engine's numeric answer by putting it into the
+# request, not by equality. A listed medication is tried without days or doses
+# (so an omitted start date counts as recent for RF-MEDICATION, as §4 says).
 NUMBER_CANDIDATES: dict[str, tuple[float, ...]] = {
     # session_minutes: ≥ 60, ≥ 90, ≥ 180, ≥ 240
     "activity.session_minutes": (0, 59, 60, 89, 90, 179, 180, 239, 240),
