@@ -31,6 +31,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from marshmallow import ValidationError
 from oracle.protocol_oracle import (
     ENUM_CANDIDATES,
     KNOWLEDGE_BASE_VERSION,
@@ -157,6 +158,18 @@ def decisive_differences(
     return out
 
 
+def _part_difference(engine: Any, expected: Any) -> Any:
+    """What differs in one part: the level side by side; for sets and lists what only
+    one side has, and both lists in full when only their order differs."""
+    if isinstance(engine, set | list) and isinstance(expected, set | list):
+        engine_only = [x for x in engine if x not in expected]
+        oracle_only = [x for x in expected if x not in engine]
+        if engine_only or oracle_only:
+            return {"engine_only": sorted(engine_only), "oracle_only": sorted(oracle_only)}
+        return {"order: engine": engine, "oracle": expected}
+    return {"engine": engine, "oracle": expected}
+
+
 def differences(request: dict[str, Any], *, with_decisive: bool = True) -> dict[str, Any]:
     """Every part on which engine and oracle disagree, readably; {} when they agree."""
     expected = oracle(request)
@@ -167,12 +180,7 @@ def differences(request: dict[str, Any], *, with_decisive: bool = True) -> dict[
     out: dict[str, Any] = {}
     for part in PARTS[:-1]:
         if got[part] != expected[part]:
-            out[part] = {"engine": got[part], "oracle": expected[part]}
-    if "rules" in out:
-        out["rules"] = {
-            "engine_only": sorted(got["rules"] - expected["rules"]),
-            "oracle_only": sorted(expected["rules"] - got["rules"]),
-        }
+            out[part] = _part_difference(got[part], expected[part])
     if with_decisive:
         decisive = decisive_differences(request, got["decisive"], decisive_questions(request))
         if decisive:
@@ -187,7 +195,10 @@ def report(name: str, compared: int, failures: list[tuple[dict[str, Any], dict[s
         f"{name}: {len(failures)} of {compared} requests disagree "
         f"(by part: {dict(by_part.most_common())})",
     ]
-    for number, (request, diff) in enumerate(failures[:SHOWN], 1):
+    distinct: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for request, diff in failures:  # hypothesis repeats small requests; show each once
+        distinct.setdefault(json.dumps(request, sort_keys=True), (request, diff))
+    for number, (request, diff) in enumerate(list(distinct.values())[:SHOWN], 1):
         lines.append(f"--- disagreement {number}")
         lines.append(f"request: {json.dumps(request, sort_keys=True)}")
         lines.extend(f"  {part}: {detail}" for part, detail in diff.items())
@@ -209,9 +220,13 @@ def compare_all(
     @settings(_SETTINGS, max_examples=examples)
     @given(strategy)
     def explore(request: dict[str, Any]) -> None:
-        if load:
-            request = load_triage_request(json.loads(json.dumps(request)))
         compared.append(1)
+        if load:
+            try:
+                request = load_triage_request(json.loads(json.dumps(request)))
+            except ValidationError as error:
+                failures.append((request, {"schema": f"rejects the request: {error}"}))
+                return
         diff = differences(request, with_decisive=with_decisive)
         if diff:
             failures.append((request, diff))

@@ -326,7 +326,10 @@ def trigger_requests(draw: st.DrawFn) -> dict[str, Any]:  # noqa: PLR0912, PLR09
         for name in draw(
             st.lists(st.sampled_from(SCREEN_SYMPTOMS + FOLLOW_UP_SYMPTOMS), min_size=1, max_size=3)
         ):
-            _put(symptoms, name, draw(st.sampled_from([None, OMIT])))
+            if draw(st.booleans()):
+                symptoms[name] = None
+            else:
+                symptoms.pop(name, None)
         for path in draw(st.lists(st.sampled_from(_OTHER_FOLLOW_UPS), max_size=2)):
             section, name = path.split(".")
             if isinstance(request.get(section), dict):
