@@ -38,6 +38,7 @@ from oracle.protocol_oracle import (
     LIST_CANDIDATES,
     NUMBER_CANDIDATES,
     decisive_questions,
+    level_of,
     oracle,
     with_answer,
 )
@@ -50,9 +51,9 @@ from triage import evaluate
 
 #: Requests compared per generator in CI (§ "thousands of requests").
 TRIGGER_EXAMPLES = 2000
-EDGE_EXAMPLES = 1000
-VOCABULARY_EXAMPLES = 1000
-LOADED_EXAMPLES = 300
+EDGE_EXAMPLES = 800
+VOCABULARY_EXAMPLES = 800
+LOADED_EXAMPLES = 200
 #: Disagreeing requests shown in full in a failure report.
 SHOWN = 3
 
@@ -149,7 +150,7 @@ def decisive_differences(
         if unambiguous and answer != want["answers"][0]:
             out.append(f"{link_id}: answer engine {answer!r} != oracle {want['answers'][0]!r}")
             continue
-        reached = oracle(with_answer(request, link_id, answer))["level"]
+        reached = level_of(with_answer(request, link_id, answer))
         if reached != want["level"]:
             out.append(
                 f"{link_id}: the engine's answer {answer!r} gives {reached} per the oracle, "

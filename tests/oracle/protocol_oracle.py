@@ -1237,8 +1237,13 @@ def oracle(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def level_of(request: dict[str, Any]) -> str:
-    """Only the level (what a decisive answer is judged by)."""
-    return oracle(request)["level"]
+    """Only the level (what a decisive answer is judged by): §4 rules and §5 screen,
+    without the factors and advice that cannot change it."""
+    a = Answers(request)
+    levels = list(red_flag_rules(a).values())
+    if unanswered_screen(a):
+        levels.append("consultation")
+    return max(levels, key=URGENCY.__getitem__, default="self_care")
 
 
 # --- §8 decisive questions (brute force) ----------------------------------------------------

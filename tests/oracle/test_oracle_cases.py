@@ -24,6 +24,7 @@ from .protocol_oracle import (
     SYMPTOMS,
     URGENCY,
     decisive_questions,
+    level_of,
     oracle,
     with_answer,
 )
@@ -654,7 +655,7 @@ def test_decisive_sustained_posture_on_a_head_neck_site() -> None:
     assert decisive["twitching.sustained_posture"]["answer"] is True
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
 @given(trigger_requests())
 def test_decisive_level_is_the_most_urgent_single_answer(request: dict[str, Any]) -> None:
     """§8 by its definition: for each unknown item, no candidate answer gives a more
@@ -757,3 +758,10 @@ def test_adding_a_list_item_never_lowers_the_level(
     base = URGENCY[oracle(with_answer(request, "history.medications", medications))["level"]]
     more_meds = [*medications, {"class": medication}]
     assert URGENCY[oracle(with_answer(request, "history.medications", more_meds))["level"]] >= base
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(trigger_requests())
+def test_level_of_is_the_level_of_the_whole_protocol(request: dict[str, Any]) -> None:
+    """The shortcut the decisive questions use gives the full oracle's level."""
+    assert level_of(request) == oracle(request)["level"]
