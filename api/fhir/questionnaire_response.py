@@ -621,8 +621,8 @@ class _Reader:
                         f"{where}.{key}" if str(key).isidentifier() else where,
                     )
                 )
-        kind = subject.get("type")
-        if kind is not None and kind != "Patient":
+        kind = subject.get("type", "Patient")
+        if kind != "Patient":
             self.problems.append(
                 Problem(
                     f"subject.type {str(kind)[:40]!r} is not Patient: {_SEND}",
