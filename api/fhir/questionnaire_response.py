@@ -461,7 +461,9 @@ def _read_medication(
         try:
             if item is None or not link_id.startswith(MEDICATIONS + "."):
                 raise QuestionnaireResponseError(
-                    f"unknown medication item {link_id!r}", expression=child_expr, link_id=link_id
+                    f"unknown medication item {link_id!r}",
+                    expression=child_expr,
+                    link_id=link_id if isinstance(link_id, str) else None,
                 )
             if item.name in seen:
                 raise QuestionnaireResponseError(
@@ -544,7 +546,9 @@ class _Reader:
         try:
             if item is None or link_id.startswith(MEDICATIONS + "."):
                 raise QuestionnaireResponseError(
-                    f"unknown linkId {link_id!r}", expression=expr, link_id=link_id
+                    f"unknown linkId {link_id!r}",
+                    expression=expr,
+                    link_id=link_id if isinstance(link_id, str) else None,
                 )
             if item.kind is Kind.GROUP:
                 self.group(node, link_id, expr)
