@@ -90,11 +90,10 @@ def triage_operation() -> Response:
     try:
         loaded = load_request(source.mapped.request)
     except RequestValidationError as exc:
-        issues += [
-            _item_issue(source, issue)
-            for issue in exc.field_issues
-            if not source.explained(issue.path)
-        ]
+        values = [i for i in exc.field_issues if not source.explained(i.path)]
+        raise QuestionnaireResponseInvalidError(
+            issues + [_item_issue(source, issue) for issue in values]
+        ) from None
     if issues:
-        raise QuestionnaireResponseInvalidError(issues) from None
+        raise QuestionnaireResponseInvalidError(issues)
     return triage_response(loaded, state=state, fhir_version=fhir_version, bundle_type=bundle_type)
