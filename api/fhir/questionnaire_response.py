@@ -6,10 +6,12 @@ that is given but empty (``history.conditions: []``, ``history.medications: []``
 becomes an item *without* answers (for medications: one group item without child
 items), so "none" and "unknown" survive the round trip.
 
-Backward (:func:`map_questionnaire_response`) is what ``$triage`` (issue 4) runs
+Backward (:func:`read_questionnaire_response`) is what ``$triage`` (issue 4) runs
 before the request schema: it rebuilds the request dict and remembers, for every
 JSON path, the FHIRPath of the item it came from, so schema errors can name the
-item.
+item. It reads every item and collects every structural problem rather than
+stopping at the first (:func:`map_questionnaire_response` raises them all at
+once), and it checks ``subject`` so a result is never filed under another patient.
 """
 
 from __future__ import annotations
