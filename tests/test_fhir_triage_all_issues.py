@@ -261,3 +261,23 @@ def test_a_linkid_that_is_no_string_is_reported_with_the_values(link_id):
         ("value", f"{_R}.item[{minutes}].answer[0]"),
     ]
     assert not issues[0]["diagnostics"].startswith("linkId")
+
+
+def test_an_unreadable_item_does_not_hide_a_missing_one_of_its_section():
+    """patient.reference unreadable and patient.age_years absent: both reported."""
+    qr = _qr(FULL)
+    del qr["item"][_at(qr, "patient.age_years")]
+    reference = _at(qr, "patient.reference")
+    qr["item"][reference]["answer"] = [{"valueInteger": 1}]
+    issues = _issues(qr)
+    assert _pairs(issues) == [("value", f"{_R}.item[{reference}].answer[0]"), ("required", _R)]
+    assert issues[1]["diagnostics"].startswith("linkId patient.age_years: ")
+
+
+def test_a_refused_subject_does_not_hide_a_missing_item():
+    qr = _qr({"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}})
+    del qr["item"][_at(qr, "patient.age_years")]
+    qr["subject"] = {"reference": "https://ehr.example/fhir/Patient/1"}
+    issues = _issues(qr)
+    assert _pairs(issues) == [("value", f"{_R}.subject.reference"), ("required", _R)]
+    assert issues[1]["diagnostics"].startswith("linkId patient")

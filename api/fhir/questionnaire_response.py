@@ -534,6 +534,7 @@ class _Reader:
         self.seen: set[str] = set()
         self.empty_medications = False
         self.problems: list[Problem] = []
+        self.unreadable_sections: set[str] = set()
 
     def target(self, link_id: str) -> dict[str, Any]:
         head, _, rest = link_id.partition(".")
@@ -558,6 +559,11 @@ class _Reader:
                 self.question(node, link_id, item.kind, expr)
         except QuestionnaireResponseError as exc:
             self.problems.extend(exc.problems)
+            if item is not None:
+                # Keep its section, even if now empty: the request schema then names the
+                # missing required items one by one, not the section as a whole, and
+                # only the unreadable item's own "missing" repeats this problem.
+                self.unreadable_sections.add(link_id.partition(".")[0])
 
     def group(self, node: Mapping[str, Any], link_id: str, expr: str) -> None:
         meds = self.target(link_id).setdefault(link_id.rsplit(".", 1)[1], [])
@@ -704,7 +710,13 @@ def read_questionnaire_response(
         reader.item(node, f"{QR}.item[{i}]")
     if "subject" in qr:
         reader.subject(qr["subject"])
-    request = {key: value for key, value in reader.request.items() if value != {}}
+    for section in reader.unreadable_sections & _SECTION_NAMES:
+        reader.request.setdefault(section, {})
+    request = {
+        key: value
+        for key, value in reader.request.items()
+        if value != {} or key in reader.unreadable_sections
+    }
     return MappedRequest(request, reader.expressions), tuple(reader.problems)
 
 

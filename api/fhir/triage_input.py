@@ -79,15 +79,14 @@ class TriageInput:
         """Whether a request-schema error at ``json_path`` only echoes a structural problem.
 
         An item that could not be read is missing from the request, so a required
-        item, its section or a medication's class is reported missing too: that
-        error names the item's linkId (or its section) at the resource or group
-        enclosing the unreadable item, and would only repeat the problem.
+        item or a medication's class is reported missing too: that error names the
+        same linkId at the resource or group enclosing the unreadable item, and
+        would only repeat the problem. (The reader keeps the section of an
+        unreadable item, so a missing section never hides a missing item.)
         """
         expression, link_id = self.locate(json_path)
         return any(
-            problem.link_id is not None
-            and (problem.link_id == link_id or problem.link_id.startswith(link_id + "."))
-            and _encloses(expression, problem.expression)
+            problem.link_id == link_id and _encloses(expression, problem.expression)
             for problem in self.problems
         )
 
