@@ -31,9 +31,6 @@ Schema = dict[str, Any]
 FHIR_JSON = "application/fhir+json"
 ANY: Schema = {}  # elements we accept whatever their content (id, extension, text ...)
 
-_NOT_PATIENT: Schema = {"not": {"pattern": "^Patient/"}}
-
-
 # --- the $triage request body ----------------------------------------------------------
 
 
@@ -225,18 +222,26 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
         "status": {"enum": sorted(TRIAGE_STATUSES)},
         "subject": {
             "type": "object",
-            "description": "A Patient reference here stands for the `patient.reference` "
-            "answer. Give one or the other: this schema excludes both, and the server "
-            "accepts both only when they are equal (as in the QuestionnaireResponses "
-            "`POST /v1/triage` returns) and refuses two different patients (422).",
+            "description": "The patient, as a relative `Patient/<id>` reference: it stands "
+            "for the `patient.reference` answer. Give one or the other: this schema excludes "
+            "both, and the server accepts both only when they are equal (as in the "
+            "QuestionnaireResponses `POST /v1/triage` returns) and refuses two different "
+            "patients (422). Every other form of subject is refused (422), never ignored: "
+            "an absolute URL (the result names the patient relative to the server it is "
+            "filed on), `urn:`, contained, an `identifier`, a `display` alone, another "
+            "resource type.",
+            "required": ["reference"],
+            "additionalProperties": False,
             "properties": {
                 "reference": {
                     "type": "string",
-                    "anyOf": [
-                        _NOT_PATIENT,
-                        {"pattern": reference.pattern, "maxLength": reference.max_length},
-                    ],
-                }
+                    "pattern": reference.pattern,
+                    "maxLength": reference.max_length,
+                },
+                "type": {"const": "Patient"},
+                "id": ANY,
+                "extension": ANY,
+                "display": ANY,
             },
         },
         "item": {"type": "array", "items": {"anyOf": item_schemas}, "allOf": rules},
@@ -258,8 +263,6 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
         # One source for the patient (see the subject description).
         "anyOf": [
             {"not": {"required": ["subject"]}},
-            {"properties": {"subject": {"not": {"required": ["reference"]}}}},
-            {"properties": {"subject": {"properties": {"reference": _NOT_PATIENT}}}},
             {"properties": {"item": _once(_has(reference.link_id, answered=True), 0)}},
         ],
     }
