@@ -468,9 +468,6 @@ def _read_medication(
         link_id = child.get("linkId") if isinstance(child, Mapping) else None
         item = ITEMS.get(link_id) if isinstance(link_id, str) else None
         try:
-            if isinstance(link_id, str) and link_id in GATES:
-                self.gate(node, link_id, expr)
-                return
             if item is None or not link_id.startswith(MEDICATIONS + "."):
                 raise QuestionnaireResponseError(
                     f"unknown medication item {link_id!r}",
