@@ -47,7 +47,8 @@ INTERNAL = (
     (re.compile(r"[A-Za-z0-9]_[A-Za-z0-9]"), "a snake_case name (linkId, enum value)"),
     (re.compile(rf"\b(?:{_SECTION_NAMES})\.[a-z]"), "a dotted linkId"),
     (re.compile(r"\b(?:AND|OR|NOT)\b"), "a boolean operator"),
-    (re.compile(r"\b(?:and|or|not)\s*\(|\)\s*(?:and|or)\b"), "a bracketed boolean expression"),
+    # "x and (y or z)": an operator opening a bracket ("(Jacksonian march) or ..." is prose).
+    (re.compile(r"\b(?:and|or|not)\s+\("), "a bracketed boolean expression"),
     (re.compile(rf"(?<![\d.,])1 (?:{_COUNT_NOUNS})\b"), "an ungrammatical count"),
 )
 
@@ -134,6 +135,7 @@ def test_the_checker_finds_internal_text(text):
         "11 days | 21 hours | 1.5 hours | 2.1 days | Blood glucose: 3.9 mmol/L | 39.2 °C",
         "If yes → Call an ambulance",
         "Exceeds 400 mg per day; proceed to assessment",
+        "Jerking that spreads (Jacksonian march) or loss of awareness",
     ],
 )
 def test_the_checker_accepts_clinician_wording(text):

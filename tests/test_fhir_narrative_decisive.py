@@ -252,9 +252,10 @@ def test_respondent_is_shown_in_the_answers_and_the_summary():
     for resource in (given["entry"][0]["resource"], given["entry"][1]["resource"]):
         assert f"Answers given by: {shown}." in _text(resource["text"]["div"])
     qr_items = {item["linkId"]: item for item in given["entry"][0]["resource"]["item"]}
-    assert [_codes(a["valueCoding"]) for a in qr_items["respondent"]["answer"]] == [
-        [(_url("respondent"), "parent_or_carer")]
-    ]
+    assert [
+        (a["valueCoding"]["system"], a["valueCoding"]["code"])
+        for a in qr_items["respondent"]["answer"]
+    ] == [(_url("respondent"), "parent_or_carer")]
     unknown = _render()
     for resource in (unknown["entry"][0]["resource"], unknown["entry"][1]["resource"]):
         assert "Answers given by: not recorded." in _text(resource["text"]["div"])

@@ -156,8 +156,6 @@ class Tables:
         # Clinician wording (triage.wording is the one place that words an item), escaped.
         self.label_html: dict[str, str] = {}
         self.question_html: dict[str, str] = {}
-        #: QuestionnaireResponse ``item.text``: the intake Questionnaire's text of the item.
-        self.qr_text: dict[str, str] = {}
         self.intake_concept: dict[str, Json] = {}  # linkId coding; text = linkId
         self.unanswered_component: dict[str, Json] = {}
         self.code_coding: dict[str, dict[str, Json]] = {}
@@ -168,13 +166,13 @@ class Tables:
         self.qr_bool: dict[str, dict[bool, tuple[Json, str]]] = {}
         self.qr_code: dict[str, dict[str, tuple[Json, str]]] = {}
         self.qr_answer: dict[str, dict[str, Json]] = {}
+        self.question: dict[str, str] = {}  # QR item text = the Questionnaire's question
         for item in iter_items():
             link_id = item.link_id
             self.items[link_id] = item
-            label_html = esc(wording.label(link_id))
-            self.label_html[link_id] = label_html
-            self.question_html[link_id] = esc(wording.question(link_id))
-            self.qr_text[link_id] = qr_text = questionnaire_item_text(item)
+            question = self.question[link_id] = wording.question(link_id)
+            self.question_html[link_id] = esc(question)
+            label_html = self.label_html[link_id] = esc(wording.label(link_id))
             coding = {"system": self.intake_url, "code": link_id, "display": item.text}
             self.intake_concept[link_id] = {"coding": [coding], "text": link_id}
             self.unanswered_component[link_id] = {
@@ -190,7 +188,7 @@ class Tables:
             if item.kind is Kind.BOOLEAN:
                 self.qr_bool[link_id] = {
                     value: (
-                        {"linkId": link_id, "text": qr_text, "answer": [{"valueBoolean": value}]},
+                        {"linkId": link_id, "text": question, "answer": [{"valueBoolean": value}]},
                         _row(label_html, esc(wording.answer_text(link_id, value))),
                     )
                     for value in (True, False)
@@ -211,7 +209,7 @@ class Tables:
                 }
                 self.qr_code[link_id] = {
                     code: (
-                        {"linkId": link_id, "text": qr_text, "answer": [{"valueCoding": coding}]},
+                        {"linkId": link_id, "text": question, "answer": [{"valueCoding": coding}]},
                         _row(label_html, self.code_html[link_id][code]),
                     )
                     for code, coding in codings.items()
@@ -261,11 +259,6 @@ class Tables:
             component = {"code": self.kb_version_code, "valueString": version}
             _bounded_put(self.kb_component, version, component)
         return component
-
-
-def questionnaire_item_text(item: Item) -> str:
-    """The ``text`` of an item in the intake Questionnaire, echoed by QuestionnaireResponses."""
-    return item.text
 
 
 def _row(label_html: str, answer_html: str) -> str:

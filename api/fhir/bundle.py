@@ -194,15 +194,17 @@ unknown stay distinct. **(2)** one triage-level `Observation` (`code` LOINC 1128
 `{cs.TRIAGE_OBSERVATION}#advice`, value = the advice code from CodeSystem `{cs.ADVICE}`, its
 `text` the advice), **the unanswered red-flag screen items** (code
 `{cs.TRIAGE_OBSERVATION}#unanswered-screen-item`, value = the linkId as a coding of CodeSystem
-`{cs.INTAKE_ITEM}`), **the decisive questions** (one per unknown screen item that has one, in
-the same order: `code` = `{cs.TRIAGE_OBSERVATION}#decisive-question` plus the item's linkId as
-an `{cs.INTAKE_ITEM}` coding, `code.text` = the linkId; value[x] = the answer that would
-decide, typed as evidence is: `valueBoolean` true for a yes/no item, `valueCodeableConcept`
-for a listed value (for `history.medications` a code of `{cs.item_codesystem_id(_MED_CLASS)}`),
-`valueInteger` or `valueQuantity` for a value at a rule's threshold; `interpretation[0]` = the
-most urgent level that answer alone would give, from CodeSystem `{cs.TRIAGE_LEVEL}`, then one
-`{cs.RED_FLAG_RULE}` code per rule it would fire; the answer is hypothetical, the item is still
-unknown, and it never changes the level) and **the knowledge-base version** (code
+`{cs.INTAKE_ITEM}`), **the decisive questions** (one per unknown screen item, in the same
+order: `code` = `{cs.TRIAGE_OBSERVATION}#decisive-question` plus the item's linkId as an
+`{cs.INTAKE_ITEM}` coding, `code.text` = the linkId; value[x] = the answer that would decide,
+typed as evidence is: `valueBoolean` for a yes/no item, `valueCodeableConcept` for an enum value
+or one listed value (for `history.medications` a code of
+`{cs.item_codesystem_id(_MED_CLASS)}`; "none", an empty list, as
+`{cs.TRIAGE_OBSERVATION}#none`), `valueInteger` or `valueQuantity` for a value at a rule's
+threshold; `interpretation[0]` = the most urgent level that answer alone would give, from
+CodeSystem `{cs.TRIAGE_LEVEL}` (it may equal the current level), then one `{cs.RED_FLAG_RULE}`
+code per rule it would newly fire; the answer is hypothetical, the item is still unknown, and
+it never changes the level) and **the knowledge-base version** (code
 `{cs.TRIAGE_OBSERVATION}#knowledge-base-version`, `valueString`). **(3)** one `Observation` per
 fired red-flag rule, most urgent first (`code` = rule id from CodeSystem `{cs.RED_FLAG_RULE}`
 plus SNOMED CT where mapped, `valueCodeableConcept` = the rule's level, `note` = rationale
