@@ -297,7 +297,8 @@ def build_spec() -> dict[str, Any]:
         info={
             "summary": "Triage of muscle twitching around exercise, answered in HL7 FHIR R4.",
             "description": (
-                "Decision support for clinicians and clinical partner apps (PROTOCOL.md). "
+                "Decision support for clinicians and clinical partner apps (PROTOCOL.md, "
+                "protocol 1.1). "
                 "It triages; it does not diagnose and never overrides a clinician.\n\n"
                 "Every error is a FHIR OperationOutcome (`application/fhir+json; "
                 "fhirVersion=4.0`), never an HTML page; an unknown path answers 404 "
@@ -350,9 +351,10 @@ def build_spec() -> dict[str, Any]:
                 "operationId": "triage",
                 "summary": "Triage one person",
                 "description": (
-                    "Validates the request strictly, evaluates the red-flag rules, factors and "
-                    "advice of PROTOCOL.md and answers a FHIR collection Bundle (or, with "
-                    "`_bundle=transaction`, a transaction Bundle).\n\n"
+                    "Validates the request strictly, evaluates the red-flag rules, factors, "
+                    "advice and decisive questions of PROTOCOL.md (protocol 1.1) and answers a "
+                    "FHIR collection Bundle (or, with `_bundle=transaction`, a transaction "
+                    "Bundle); its narratives are written for clinicians.\n\n"
                     f"{negotiation}\n\n"
                     "Checks run in this order: Accept or `_format` (406), `_bundle` (400), "
                     "Content-Type (415), size (413), JSON (400), vocabulary (422)."
