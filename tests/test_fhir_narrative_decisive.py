@@ -250,7 +250,9 @@ def test_respondent_is_shown_in_the_answers_and_the_summary():
     given = _render({**REQUEST, "respondent": "parent_or_carer"})
     shown = wording.answer_text("respondent", "parent_or_carer")
     for resource in (given["entry"][0]["resource"], given["entry"][1]["resource"]):
-        assert f"Answers given by: {shown}." in _text(resource["text"]["div"])
+        text = _text(resource["text"]["div"])
+        assert f"Answers given by: {shown}." in text
+        assert text.count(wording.label("respondent")) == 1  # said once, at the top
     qr_items = {item["linkId"]: item for item in given["entry"][0]["resource"]["item"]}
     assert [
         (a["valueCoding"]["system"], a["valueCoding"]["code"])

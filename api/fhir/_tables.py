@@ -210,7 +210,10 @@ class Tables:
                 self.qr_code[link_id] = {
                     code: (
                         {"linkId": link_id, "text": question, "answer": [{"valueCoding": coding}]},
-                        _row(label_html, self.code_html[link_id][code]),
+                        # Who answered heads the narrative instead of being a row.
+                        ""
+                        if link_id == RESPONDENT
+                        else _row(label_html, self.code_html[link_id][code]),
                     )
                     for code, coding in codings.items()
                 }
