@@ -202,9 +202,9 @@ or one listed value (for `history.medications` a code of
 `{cs.item_codesystem_id(_MED_CLASS)}`; "none", an empty list, as
 `{cs.TRIAGE_OBSERVATION}#none`), `valueInteger` or `valueQuantity` for a value at a rule's
 threshold; `interpretation[0]` = the most urgent level that answer alone would give, from
-CodeSystem `{cs.TRIAGE_LEVEL}` (it may be no more urgent than the current level), then one `{cs.RED_FLAG_RULE}`
-code per rule it would newly fire; the answer is hypothetical, the item is still unknown, and
-it never changes the level) and **the knowledge-base version** (code
+CodeSystem `{cs.TRIAGE_LEVEL}` (it may be no more urgent than the current level), then one
+`{cs.RED_FLAG_RULE}` code per rule it would newly fire; the answer is hypothetical, the item is
+still unknown, and it never changes the level) and **the knowledge-base version** (code
 `{cs.TRIAGE_OBSERVATION}#knowledge-base-version`, `valueString`). **(3)** one `Observation` per
 fired red-flag rule, most urgent first (`code` = rule id from CodeSystem `{cs.RED_FLAG_RULE}`
 plus SNOMED CT where mapped, `valueCodeableConcept` = the rule's level, `note` = rationale
