@@ -23,7 +23,6 @@ from api import create_app
 from api.fhir import FhirSettings, render_triage_bundle
 from api.fhir import codesystems as cs
 from api.fhir.catalog import catalog
-from api.fhir.conformance import iter_nodes
 from api.fhir.questionnaire import (
     EXT_MAX_OCCURS,
     EXT_MAX_VALUE,
@@ -33,6 +32,7 @@ from api.fhir.questionnaire import (
     FOLLOW_UPS,
     help_link_id,
 )
+from tests.support.conformance import iter_nodes
 from triage import KNOWLEDGE_BASE_VERSION, evaluate
 from triage.knowledge_base import RULES, SCREEN
 from triage.vocabulary import ITEMS, SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
