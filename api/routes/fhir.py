@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from api.fhir.capability import CAPABILITY_ID, READABLE_TYPES
 from api.http import Call, bytes_response, fhir_endpoint, resource_response
 from api.negotiation import require_fhir_json_content_type
-from api.services import published_resource, triage_questionnaire_response
+from api.services import (
+    READABLE_TYPES,
+    capability_statement,
+    published_resource,
+    triage_questionnaire_response,
+)
 
 blueprint = Blueprint("fhir", __name__, url_prefix="/fhir")
 
@@ -24,12 +28,7 @@ READABLE = f"any({', '.join(READABLE_TYPES)})"
 @fhir_endpoint()
 def metadata(call: Call) -> Response:
     """The CapabilityStatement (FHIR ``capabilities`` interaction)."""
-    return bytes_response(
-        published_resource(
-            call.state.fhir, "CapabilityStatement", CAPABILITY_ID, call.fhir_version
-        ),
-        call,
-    )
+    return bytes_response(capability_statement(call.state.fhir, call.fhir_version), call)
 
 
 @blueprint.get(f"/<{READABLE}:resource_type>/<resource_id>")

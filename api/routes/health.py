@@ -8,7 +8,7 @@ from importlib.resources import files
 import orjson
 from flask import Blueprint, Response
 
-from triage import KNOWLEDGE_BASE_VERSION
+from api.services import health_status
 
 blueprint = Blueprint("health", __name__)
 
@@ -16,8 +16,7 @@ blueprint = Blueprint("health", __name__)
 @blueprint.get("/healthz")
 def healthz() -> Response:
     """Liveness for load balancers; names the knowledge base that answers."""
-    body = {"status": "ok", "knowledge_base_version": KNOWLEDGE_BASE_VERSION}
-    return Response(orjson.dumps(body), content_type="application/json")
+    return Response(orjson.dumps(health_status()), content_type="application/json")
 
 
 @cache

@@ -9,15 +9,19 @@ input plus the deployment's :class:`~api.fhir.FhirContext`, returns a value
 """
 
 from api.services.errors import InvalidInputError, NotFoundError, ServiceError
+from api.services.health import health_status
 from api.services.outcome import Outcome
-from api.services.published import published_resource
+from api.services.published import READABLE_TYPES, capability_statement, published_resource
 from api.services.triage import triage_intake, triage_questionnaire_response
 
 __all__ = [
+    "READABLE_TYPES",
     "InvalidInputError",
     "NotFoundError",
     "Outcome",
     "ServiceError",
+    "capability_statement",
+    "health_status",
     "published_resource",
     "triage_intake",
     "triage_questionnaire_response",

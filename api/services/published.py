@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from api.fhir import FhirContext, Issue
+from api.fhir.capability import CAPABILITY_ID, READABLE_TYPES
 from api.services.errors import NotFoundError
 from schemas import IssueType
+
+
+def capability_statement(context: FhirContext, fhir_version: str) -> bytes:
+    """The serialised CapabilityStatement (``GET /fhir/metadata``)."""
+    return published_resource(context, "CapabilityStatement", CAPABILITY_ID, fhir_version)
 
 
 def published_resource(
@@ -16,3 +22,6 @@ def published_resource(
         message = f"no {resource_type} with id {resource_id[:64]!r}"
         raise NotFoundError([Issue(IssueType.NOT_FOUND, message)], message)
     return body
+
+
+__all__ = ["READABLE_TYPES", "capability_statement", "published_resource"]
