@@ -89,7 +89,7 @@ class Tables:
         self._build_levels()
         self._build_items()
         for name, value in list(vars(self).items()):
-            setattr(self, name, freeze(value))
+            setattr(self, name, freeze_fragments(value, _INDEX_DEPTH.get(name, 0)))
         # Caches of fragments keyed by knowledge-base content (finite by construction).
         self.kb_method: dict[str, Json] = {}
         self.kb_component: dict[str, Json] = {}
@@ -253,6 +253,37 @@ class Tables:
             component = {"code": self.kb_version_code, "valueString": version}
             component = _bounded_put(self.kb_component, version, component)
         return component
+
+
+#: Attributes that are lookup indexes (by linkId, code, level ...), with their depth.
+#: The indexes stay plain dicts, because CPython specialises lookups on exact dicts
+#: and rendering does hundreds per Bundle; only what they hold goes into Bundles, and
+#: that is frozen. Other attributes are fragments and are frozen whole.
+_INDEX_DEPTH: dict[str, int] = {
+    "items": 1,
+    "item_html": 1,
+    "unit_html": 1,
+    "intake_concept": 1,
+    "unanswered_component": 1,
+    "quantity_unit": 1,
+    "code_system": 1,
+    "level_value": 1,
+    "level_html": 1,
+    "level_meaning_html": 1,
+    "likelihood_value": 1,
+    "code_coding": 2,
+    "code_html": 2,
+    "qr_answer": 2,
+    "qr_bool": 2,
+    "qr_code": 2,
+}
+
+
+def freeze_fragments(value: Any, depth: int) -> Any:
+    """``value`` frozen below ``depth`` levels of plain index dicts."""
+    if depth and type(value) is dict:
+        return {key: freeze_fragments(item, depth - 1) for key, item in value.items()}
+    return freeze(value)
 
 
 def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int = 4096) -> Any:
