@@ -79,6 +79,13 @@ def test_an_edit_of_a_rendered_bundle_cannot_corrupt_the_next_one():
         level["code"]["coding"].append({"code": "x"})  # shared with every Bundle
     with pytest.raises(TypeError):
         level["method"]["coding"][0]["version"] = "edited"
+    (headache,) = [
+        item
+        for item in first["entry"][0]["resource"]["item"]
+        if item["linkId"] == "symptoms.headache"
+    ]
+    with pytest.raises(TypeError):
+        headache["answer"][0]["valueBoolean"] = False  # a prebuilt yes/no item
     level["id"] = "assigned-by-storage"  # the resource itself is per request
     mutable = copy.deepcopy(first)
     mutable["entry"][1]["resource"]["code"]["coding"].append({"code": "x"})
