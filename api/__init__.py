@@ -1,8 +1,10 @@
 """The twitch-triage HTTP API: a Flask app factory (PROTOCOL.md §9).
 
-``create_app`` reads typed settings once, builds the FHIR settings once and
-registers one blueprint per resource family plus the single error module, so
-every request path is: negotiate → read → decode → load → evaluate → render.
+``create_app`` reads typed settings once, builds the deployment's FHIR context
+(render fragments and published resources) once and keeps it on the app, and
+registers one blueprint per resource family plus the single error module. Every
+request path is: negotiate and read the body (:mod:`api.http`) → one service
+call (:mod:`api.services`) → render the response. See ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from flask import Flask
 
 from api.config import EXTENSION, AppState, Settings
 from api.errors import register_error_handlers
-from api.fhir import FhirSettings
-from api.fhir.catalog import catalog
+from api.fhir import FhirContext, FhirSettings
 from api.routes import fhir as fhir_routes
 from api.routes import health, triage
 
@@ -36,12 +37,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     # Defence in depth: werkzeug also refuses bodies over the limit while reading.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions[EXTENSION] = AppState(
-        settings=settings, fhir_settings=FhirSettings(canonical_base=settings.canonical_base)
-    )
-    # Build the published FHIR resources now, not on the first request (and once per
-    # canonical base, shared by preloaded gunicorn workers).
-    catalog(settings.canonical_base)
+    # Build the render fragments and published FHIR resources now, not on the first
+    # request (preloaded gunicorn workers then share them copy-on-write).
+    fhir = FhirContext.build(FhirSettings(canonical_base=settings.canonical_base))
+    app.extensions[EXTENSION] = AppState(settings=settings, fhir=fhir)
     register_error_handlers(app)
     app.register_blueprint(triage.blueprint)
     app.register_blueprint(fhir_routes.blueprint)

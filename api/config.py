@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 
-from api.fhir import FhirSettings
+from api.fhir import FhirContext
 
 ENV_PREFIX = "TWITCH_TRIAGE_"
 _DIGITS = re.compile(r"[0-9]{1,12}")
@@ -105,10 +105,14 @@ EXTENSION = "twitch_triage"
 
 @dataclass(frozen=True, slots=True)
 class AppState:
-    """Objects built once per app at start-up and read by the views."""
+    """Objects built once per app at start-up and read by the views.
+
+    Per-deployment prebuilt resources live here, on the app, never in module
+    globals: two apps (tests, later tenants) never share or evict each other's.
+    """
 
     settings: Settings
-    fhir_settings: FhirSettings
+    fhir: FhirContext
 
 
 def app_state() -> AppState:

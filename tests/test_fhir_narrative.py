@@ -46,7 +46,8 @@ INTERNAL = (
     (re.compile("[≥≤<>=≠]"), "a comparison operator of rule syntax"),
     (re.compile(r"[A-Za-z0-9]_[A-Za-z0-9]"), "a snake_case name (linkId, enum value)"),
     (re.compile(rf"\b(?:{_SECTION_NAMES})\.[a-z]"), "a dotted linkId"),
-    (re.compile(r"\b(?:AND|OR|NOT)\b"), "a boolean operator"),
+    # Upper-case operators of rule syntax; not inside a code such as ADV-DO-NOT-DRINK-MORE.
+    (re.compile(r"(?<![\w-])(?:AND|OR|NOT)(?![\w-])"), "a boolean operator"),
     # "x and (y or z)": an operator opening a bracket ("(Jacksonian march) or ..." is prose).
     (re.compile(r"\b(?:and|or|not)\s+\("), "a bracketed boolean expression"),
     (re.compile(rf"(?<![\d.,])1 (?:{_COUNT_NOUNS})\b"), "an ungrammatical count"),
@@ -136,6 +137,7 @@ def test_the_checker_finds_internal_text(text):
         "If yes → Call an ambulance",
         "Exceeds 400 mg per day; proceed to assessment",
         "Jerking that spreads (Jacksonian march) or loss of awareness",
+        "Do not drink more water (ADV-DO-NOT-DRINK-MORE)",
     ],
 )
 def test_the_checker_accepts_clinician_wording(text):

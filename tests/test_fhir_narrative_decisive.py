@@ -20,7 +20,7 @@ from fhir.resources.R4B.bundle import Bundle as R4BBundle
 
 from api.fhir import LAYOUT_DESCRIPTION, FhirSettings, render_triage_bundle
 from api.fhir import codesystems as cs
-from api.fhir.conformance import bundle_problems
+from tests.support.conformance import bundle_problems
 from triage import evaluate, wording
 from triage.result import (
     Answer,

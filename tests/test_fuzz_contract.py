@@ -28,7 +28,7 @@ from schemathesis.core.failures import ServerError
 from schemathesis.openapi.checks import JsonSchemaError
 
 from api import create_app
-from api.openapi import OPENAPI_PATH
+from tools.openapi import OPENAPI_PATH
 
 #: Fuzzing-phase examples per operation (the coverage phase runs on top of these).
 MAX_EXAMPLES = 300
@@ -104,7 +104,7 @@ def test_a_valid_call_passes_every_check():
 )
 def test_canary_a_bundle_off_contract_is_caught(monkeypatch, broken):
     """application/fhir+json bodies really are validated as JSON against the schema."""
-    monkeypatch.setattr("api.routes.triage.render_triage_bundle", lambda *_a, **_k: broken)
+    monkeypatch.setattr("api.services.triage.render_triage_bundle", lambda *_a, **_k: broken)
     with pytest.raises(BaseExceptionGroup) as info:
         _triage_case().call_and_validate()
     assert info.group_contains(JsonSchemaError, match="Response violates schema")
@@ -114,7 +114,7 @@ def test_canary_a_server_error_is_caught(monkeypatch):
     def broken(_request: object) -> None:
         raise RuntimeError("engine failure")
 
-    monkeypatch.setattr("api.routes.triage.evaluate", broken)
+    monkeypatch.setattr("api.services.triage.evaluate", broken)
     with pytest.raises(BaseExceptionGroup) as info:
         _triage_case().call_and_validate()
     assert info.group_contains(ServerError)

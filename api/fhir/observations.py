@@ -91,7 +91,7 @@ def evidence(t: Tables, answer: Answer) -> tuple[Json, str]:
         component = {"code": concept, name: fhir_value}
     result = (component, label)
     if cacheable:
-        _bounded_put(t.evidence_static, key, result)
+        result = _bounded_put(t.evidence_static, key, result)
     return result
 
 
@@ -114,7 +114,7 @@ def kb_html(t: Tables, text: str) -> str:
     html = t.kb_html.get(text)
     if html is None:
         html = esc(text)
-        _bounded_put(t.kb_html, text, html)
+        html = _bounded_put(t.kb_html, text, html)
     return html
 
 
@@ -140,8 +140,7 @@ def _rule_static(t: Tables, rule: FiredRule) -> tuple[Json, list[Json], str, str
         f"<p>{esc(rule.rationale)}</p><p>Source: {esc(rule.source)}</p>{condition_html}"
     )
     result = (code, note, header, f"<li>{title}.")
-    _bounded_put(t.rule_code, key, result)
-    return result
+    return _bounded_put(t.rule_code, key, result)
 
 
 def rule_observation(t: Tables, rule: FiredRule, common: Common) -> tuple[Json, str]:
@@ -191,8 +190,7 @@ def _factor_static(t: Tables, factor: ReportedFactor) -> tuple[Json, list[Json],
         f"<p><b>Contributing factor: {esc(factor.display)}</b> ({esc(factor.code)})",
         f"<tr><td>{name}</td>",
     )
-    _bounded_put(t.factor_code, key, result)
-    return result
+    return _bounded_put(t.factor_code, key, result)
 
 
 _FACTOR_TABLE_HEAD = (
@@ -253,7 +251,7 @@ def _advice_component(t: Tables, advice: GivenAdvice) -> tuple[Json, str]:
             },
             f"<li><b>{esc(advice.display)}</b> ({esc(advice.code)}): {esc(advice.text)}</li>",
         )
-        _bounded_put(t.advice_component, key, hit)
+        hit = _bounded_put(t.advice_component, key, hit)
     return hit
 
 
@@ -325,8 +323,7 @@ def decisive_component(t: Tables, question: DecisiveQuestion) -> tuple[Json, str
         ],
     }
     result = (component, f"{condition_html} → <b>{t.level_html[question.level]}</b>")
-    _bounded_put(t.decisive_static, key, result)
-    return result
+    return _bounded_put(t.decisive_static, key, result)
 
 
 def _next_questions(t: Tables, result: TriageResult, components: list[Json]) -> list[str]:

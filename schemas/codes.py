@@ -1,0 +1,34 @@
+"""The FHIR IssueType codes of the whole product, in one enum.
+
+Request validation (422), the HTTP error table and the FHIR ``$triage`` reader
+all name their issues with these members, so a code the OpenAPI contract lists
+is a code some part of the product can emit, and vice versa.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class IssueType(enum.StrEnum):
+    """The FHIR R4 IssueType codes this product uses (http://hl7.org/fhir/issue-type)."""
+
+    STRUCTURE = "structure"
+    REQUIRED = "required"
+    VALUE = "value"
+    CODE_INVALID = "code-invalid"
+    INVALID = "invalid"
+    TOO_COSTLY = "too-costly"
+    NOT_SUPPORTED = "not-supported"
+    NOT_FOUND = "not-found"
+    PROCESSING = "processing"
+    EXCEPTION = "exception"
+
+
+#: The codes a request validation error (422, one per field) can carry.
+VALIDATION_CODES: tuple[IssueType, ...] = (
+    IssueType.REQUIRED,
+    IssueType.VALUE,
+    IssueType.CODE_INVALID,
+    IssueType.INVALID,
+)
