@@ -127,6 +127,11 @@ class Tables:
         self.unanswered_code = self.obs_concept("unanswered-screen-item")
         self.decisive_coding = self.obs_coding("decisive-question")
         self.none_listed = self.obs_concept("none")
+        # Rule codings a decisive question cites (the rules its answer would fire).
+        self.rule_concept = {
+            code: {"coding": [{"system": self.rule_url, "code": code, "display": display}]}
+            for code, display in cs.rule_displays().items()
+        }
         self.points_code = self.obs_concept("points")
         self.kb_version_code = self.obs_concept("knowledge-base-version")
         self.data_absent_unknown = {
@@ -288,6 +293,7 @@ _INDEX_DEPTH: dict[str, int] = {
     "quantity_unit": 1,
     "code_system": 1,
     "level_value": 1,
+    "rule_concept": 1,
     "level_html": 1,
     "level_meaning_html": 1,
     "likelihood_value": 1,

@@ -9,6 +9,7 @@ URL a Bundle cites is the URL the server answers.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -226,6 +227,13 @@ def knowledge_base_codesystems() -> tuple[CodeSystemSpec, ...]:
             versioned_with_knowledge_base=True,
         ),
     )
+
+
+@functools.cache
+def rule_displays() -> dict[str, str]:
+    """Rule id → display, for codings that cite a rule outside a result (decisive questions)."""
+    kb = importlib.import_module("triage.knowledge_base")
+    return {rule.id: rule.display for rule in kb.RULES}
 
 
 def product_codesystems() -> tuple[CodeSystemSpec, ...]:

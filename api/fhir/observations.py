@@ -287,6 +287,11 @@ def _decisive_value(
     return "valueString", ", ".join(map(str, values)), f"If the answer includes {shown}"
 
 
+def _rule_concept(t: Tables, rule_id: str) -> Json:
+    """A rule the published CodeSystem lacks (cannot happen with one knowledge base): coded."""
+    return {"coding": [{"system": t.rule_url, "code": rule_id}]}
+
+
 def decisive_component(t: Tables, question: DecisiveQuestion) -> tuple[Json, str]:
     """(component, narrative text) of one decisive question (PROTOCOL.md 1.1 §8).
 
@@ -319,7 +324,7 @@ def decisive_component(t: Tables, question: DecisiveQuestion) -> tuple[Json, str
         name: value,
         "interpretation": [
             t.level_value[question.level],
-            *({"coding": [{"system": t.rule_url, "code": code}]} for code in question.rule_ids),
+            *(t.rule_concept.get(code) or _rule_concept(t, code) for code in question.rule_ids),
         ],
     }
     result = (component, f"{condition_html} → <b>{t.level_html[question.level]}</b>")
