@@ -17,7 +17,8 @@ from api.errors import register_error_handlers
 from api.fhir import FhirSettings
 from api.fhir.catalog import catalog
 from api.routes import fhir as fhir_routes
-from api.routes import health, triage
+from api.routes import health, store, triage
+from api.storage import Store, default_database_url, make_engine, migrate
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -36,8 +37,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     # Defence in depth: werkzeug also refuses bodies over the limit while reading.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    engine = make_engine(settings.database_url or default_database_url(app.instance_path))
+    migrate(engine)
+    # No connection crosses a fork: preloaded gunicorn workers open their own.
+    engine.dispose()
     app.extensions[EXTENSION] = AppState(
-        settings=settings, fhir_settings=FhirSettings(canonical_base=settings.canonical_base)
+        settings=settings,
+        fhir_settings=FhirSettings(canonical_base=settings.canonical_base),
+        store=Store(engine),
     )
     # Build the published FHIR resources now, not on the first request (and once per
     # canonical base, shared by preloaded gunicorn workers).
@@ -46,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(triage.blueprint)
     app.register_blueprint(fhir_routes.blueprint)
     app.register_blueprint(health.blueprint)
+    store.install(app)
     return app
 
 

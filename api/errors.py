@@ -44,6 +44,9 @@ class IssueType(enum.StrEnum):
     NOT_FOUND = "not-found"
     PROCESSING = "processing"
     EXCEPTION = "exception"
+    TRANSIENT = "transient"
+    CONFLICT = "conflict"
+    BUSINESS_RULE = "business-rule"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,24 @@ class QuestionnaireResponseInvalidError(ApiError):
         return list(self._issues)
 
 
+class ServiceUnavailableError(ApiError):
+    """The store cannot be used now (database down or locked): retry after a pause."""
+
+    #: Seconds a client should wait before retrying (``Retry-After``).
+    RETRY_AFTER = 5
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.RETRY_AFTER)}
+
+
+class IdempotencyKeyReusedError(ApiError):
+    """An ``Idempotency-Key`` already used for a different request (422)."""
+
+
+class IdempotencyConflictError(ApiError):
+    """A request with the same ``Idempotency-Key`` is being processed right now (409)."""
+
+
 #: Exception class → (HTTP status, FHIR issue type). Looked up along the MRO, so
 #: werkzeug's own exceptions (routing, Flask's MAX_CONTENT_LENGTH) fit in too.
 ERROR_TABLE: dict[type[Exception], tuple[int, IssueType]] = {
@@ -147,6 +168,9 @@ ERROR_TABLE: dict[type[Exception], tuple[int, IssueType]] = {
     # The request line itself is wrong, before any body is read.
     InvalidParameterError: (400, IssueType.VALUE),
     ResourceNotFoundError: (404, IssueType.NOT_FOUND),
+    ServiceUnavailableError: (503, IssueType.TRANSIENT),
+    IdempotencyKeyReusedError: (422, IssueType.BUSINESS_RULE),
+    IdempotencyConflictError: (409, IssueType.CONFLICT),
     http.BadRequest: (400, IssueType.STRUCTURE),
     http.NotFound: (404, IssueType.NOT_FOUND),
     http.MethodNotAllowed: (405, IssueType.NOT_SUPPORTED),

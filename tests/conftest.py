@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +16,13 @@ from strategies import requests
 from werkzeug.test import TestResponse
 
 from api import create_app
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One SQLite store per test process (xdist worker), unless the caller names one."""
+    if "TWITCH_TRIAGE_DATABASE_URL" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="twitch-triage-tests-")
+        os.environ["TWITCH_TRIAGE_DATABASE_URL"] = f"sqlite:///{folder}/store.sqlite3"
 
 #: A small valid request (PROTOCOL.md §3) for tests that need one to pass.
 VALID_REQUEST: dict[str, Any] = {

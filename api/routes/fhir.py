@@ -68,7 +68,8 @@ def triage_operation() -> Response:
     fhir_version, bundle_type = negotiate_request(request, bundle=True)
     require_fhir_json_content_type(request.headers.get("Content-Type"))
     state = app_state()
-    body = parse_json_object(read_body(request, state.settings.max_body_bytes))
+    raw = read_body(request, state.settings.max_body_bytes)
+    body = parse_json_object(raw)
     try:
         source = read_triage_input(
             body,
@@ -86,4 +87,11 @@ def triage_operation() -> Response:
         raise QuestionnaireResponseInvalidError(
             [_item_issue(source, issue) for issue in exc.field_issues]
         ) from None
-    return triage_response(loaded, state=state, fhir_version=fhir_version, bundle_type=bundle_type)
+    return triage_response(
+        loaded,
+        state=state,
+        fhir_version=fhir_version,
+        bundle_type=bundle_type,
+        source="fhir/$triage",
+        body=raw,
+    )
