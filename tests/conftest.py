@@ -18,11 +18,12 @@ from werkzeug.test import TestResponse
 from api import create_app
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def pytest_configure() -> None:
     """One SQLite store per test process (xdist worker), unless the caller names one."""
     if "TWITCH_TRIAGE_DATABASE_URL" not in os.environ:
         folder = tempfile.mkdtemp(prefix="twitch-triage-tests-")
         os.environ["TWITCH_TRIAGE_DATABASE_URL"] = f"sqlite:///{folder}/store.sqlite3"
+
 
 #: A small valid request (PROTOCOL.md §3) for tests that need one to pass.
 VALID_REQUEST: dict[str, Any] = {

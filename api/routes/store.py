@@ -26,8 +26,6 @@ from flask import Blueprint, Flask, Response, g, request
 from api.config import app_state
 from api.errors import (
     InvalidParameterError,
-    Issue,
-    IssueType,
     ResourceNotFoundError,
     ServiceUnavailableError,
     error_response,
