@@ -21,7 +21,9 @@ from api.routes import health, store, triage
 from api.storage import Store, default_database_url, make_engine, migrate
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Flask:
     """Build the app; ``config`` overrides environment settings and Flask config.
 
     Keys naming a :class:`~api.config.Settings` field (``MAX_BODY_BYTES``,
@@ -30,7 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :class:`~api.config.ConfigError` on a bad value.
     """
     overrides = dict(config or {})
-    settings = Settings.load(overrides)
+    settings = Settings.load(overrides, environ)
     app = Flask(__name__)
     app.config.update(
         {key: value for key, value in overrides.items() if key.upper() not in Settings.field_keys()}

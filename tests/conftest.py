@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import strategies as st
+from storage_support import database_url, postgres_url  # noqa: F401 (shared fixtures)
 from strategies import requests
 from werkzeug.test import TestResponse
 

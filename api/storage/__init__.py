@@ -7,12 +7,13 @@ that reads or writes them; ``records`` turns one triage into what is stored.
 
 from __future__ import annotations
 
-from api.storage.database import default_database_url, make_engine, migrate
-from api.storage.repository import (
-    DuplicateKeyError,
+from api.storage.database import (
     StorageUnavailableError,
-    Store,
+    default_database_url,
+    make_engine,
+    migrate,
 )
+from api.storage.repository import DuplicateKeyError, Store
 
 __all__ = [
     "DuplicateKeyError",

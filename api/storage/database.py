@@ -23,6 +23,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -34,6 +35,28 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_CONNECT_TIMEOUT_S = 3
 #: Advisory lock key for migrations (any constant shared by all instances).
 _MIGRATION_LOCK = 727_274_001
+
+#: Errors that mean "the database is not available now", not "the request is wrong".
+_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+)
+
+
+class StorageUnavailableError(RuntimeError):
+    """The database cannot be used right now (down, unreachable, locked): retry later."""
+
+
+@contextlib.contextmanager
+def guarded() -> Iterator[None]:
+    """Turn "the database is not there" into :class:`StorageUnavailableError`."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StorageUnavailableError(type(getattr(exc, "orig", None) or exc).__name__) from exc
+
 
 #: Execution option asking for ``BEGIN IMMEDIATE`` on SQLite (a write transaction).
 WRITE = {"sqlite_immediate": True}
@@ -139,8 +162,9 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest migration (a no-op when it is there)."""
     head = head_revision()
-    if current_revision(engine) == head:
-        return
-    with _migration_lock(engine) as connection:
+    with guarded():
+        if current_revision(engine) == head:
+            return
+    with guarded(), _migration_lock(engine) as connection:
         command.upgrade(_alembic_config(connection), "head")
         connection.commit()

@@ -33,20 +33,8 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 
 from api.fhir.search import Cursor, DateCondition, SearchQuery, Token
-from api.storage.database import WRITE
+from api.storage.database import WRITE, guarded
 from api.storage.models import Assessment, AuditRecord, ResourceCode, StoredResource
-
-#: Errors that mean "the database is not available now", not "the request is wrong".
-_UNAVAILABLE = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    sa_exc.DisconnectionError,
-)
-
-
-class StorageUnavailableError(RuntimeError):
-    """The database cannot be used right now (down, unreachable, locked): retry later."""
 
 
 class DuplicateKeyError(RuntimeError):
@@ -132,15 +120,6 @@ class SearchPage:
     total: int
     next_cursor: Cursor | None
     previous_cursor: Cursor | None
-
-
-@contextlib.contextmanager
-def guarded() -> Iterator[None]:
-    """Turn "the database is not there" into :class:`StorageUnavailableError`."""
-    try:
-        yield
-    except _UNAVAILABLE as exc:
-        raise StorageUnavailableError(type(exc.orig or exc).__name__) from exc
 
 
 def standalone_resource(bundle: dict[str, Any], position: int) -> bytes:
