@@ -221,7 +221,7 @@ def audit_events(client: FlaskClient, query: str = "") -> list[dict[str, Any]]:
     while url:
         page = client.get(url).get_json()
         events.extend(e["resource"] for e in page.get("entry", []))
-        url = next((path_of(l["url"]) for l in page["link"] if l["relation"] == "next"), "")
+        url = next((path_of(k["url"]) for k in page["link"] if k["relation"] == "next"), "")
     return events
 
 
@@ -269,8 +269,8 @@ def test_search_audit_records_the_query_base64_not_in_a_description(client):
 
 
 def test_no_phi_in_audit_events(client, caplog):
-    secret = "Zebra-Notes-7781 lives at 1 Main St"
-    body = {**REQUEST, "notes": secret}
+    private = "Zebra-Notes-7781 lives at 1 Main St"
+    body = {**REQUEST, "notes": private}
     triage(client, body)
     client.post("/v1/triage", json={**body, "history": {"falls_last_7_days": -1}})
     events = audit_events(client)
