@@ -84,7 +84,7 @@ def test_every_kind_of_resource_was_collected(stored_resources):
     }
 
 
-def test_medplum_finds_no_error_and_only_the_expected_warning(medplum, stored_resources):
+def test_medplum_finds_no_error_and_only_the_expected_warning(medplum, stored_resources):  # noqa: F811 (pytest fixture)
     results = medplum(list(stored_resources.items()))
     problems = {}
     for label, result in results.items():
