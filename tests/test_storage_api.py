@@ -362,3 +362,35 @@ def test_a_malformed_idempotency_key_is_400(client):
 def test_without_a_key_every_post_is_a_new_assessment(app, client):
     assert triage(client).get_json()["id"] != triage(client).get_json()["id"]
     assert store_of(app).counts()["assessment"] == 2
+
+
+# --- CapabilityStatement ----------------------------------------------------------------
+
+
+def test_capability_statement_declares_what_the_store_serves(client):
+    bundle = triage(client).get_json()
+    statement = client.get("/fhir/metadata").get_json()
+    by_type = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    samples = {"reference": "Patient/p-1", "token": "11283-9", "date": "ge2020-01-01"}
+    ids = {
+        "Bundle": bundle["id"],
+        "Provenance": bundle["id"],
+        "QuestionnaireResponse": bundle["entry"][0]["resource"]["id"],
+        "Observation": bundle["entry"][1]["resource"]["id"],
+    }
+    checked = 0
+    for resource_type, declared in by_type.items():
+        codes = [i["code"] for i in declared.get("interaction", [])]
+        if "search-type" in codes:
+            for param in declared["searchParam"]:
+                value = samples[param["type"]]
+                if param["name"] == "entity":
+                    value = f"Bundle/{bundle['id']}"
+                url = f"/fhir/{resource_type}?{param['name']}={value}"
+                assert client.get(url).status_code == 200, url
+                checked += 1
+        if "read" in codes and resource_type in ids:
+            assert client.get(f"/fhir/{resource_type}/{ids[resource_type]}").status_code == 200
+            checked += 1
+    assert "delete" in [i["code"] for i in by_type["Bundle"]["interaction"]]
+    assert checked >= 14
