@@ -394,3 +394,30 @@ def test_capability_statement_declares_what_the_store_serves(client):
             checked += 1
     assert "delete" in [i["code"] for i in by_type["Bundle"]["interaction"]]
     assert checked >= 14
+
+
+def test_every_store_route_is_in_the_contract(app):
+    from api.openapi import build_spec  # noqa: PLC0415 (a development tool's import)
+
+    spec = build_spec()
+    routes: set[tuple[str, str]] = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("store."):
+            path = rule.rule.replace("<fhir_id:resource_id>", "{id}")
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                if "<any(" in path:
+                    names = path.split("<any(")[1].split(")")[0].split(", ")
+                    tail = path.split(":resource_type>")[1]
+                    routes |= {(method.lower(), f"/fhir/{n}{tail}") for n in names}
+                else:
+                    routes.add((method.lower(), path))
+    documented = {
+        (method, path)
+        for path, operations in spec["paths"].items()
+        for method in operations
+        if path.split("/")[-1] in ("{id}", "Observation", "QuestionnaireResponse", "AuditEvent")
+        and path.startswith("/fhir/")
+        and not path.startswith(("/fhir/Questionnaire/", "/fhir/CodeSystem/", "/fhir/ValueSet/"))
+        and not path.startswith("/fhir/OperationDefinition/")
+    }
+    assert routes == documented

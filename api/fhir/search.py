@@ -73,13 +73,39 @@ PARAMETER_DOCS: dict[str, str] = {
 CONTROL_PARAMETERS = ("_count", "_cursor", "_format")
 
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
+_YEAR = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+_DATE_TEXT = (
+    _YEAR + r"(?:-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12][0-9]|3[01])"
+    r"(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?)?)?"
+)
 _DATE = re.compile(
     r"(?P<year>[0-9]{4})(?:-(?P<month>[0-9]{2})(?:-(?P<day>[0-9]{2})"
     r"(?:T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]{1,6}))?)?"
     r"(?P<zone>Z|[+-][0-9]{2}:[0-9]{2}))?)?)?"
 )
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_ID_TEXT = r"[A-Za-z0-9\-.]{1,64}"
+_ID = re.compile(_ID_TEXT)
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+_CODING_TEXT = r"(?:[^,|]*\|)?[^,|]+"
+_MAX_US = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z
+
+#: The exact syntax of each kind of value (one or a comma list): the parser checks it
+#: first, and the OpenAPI contract publishes it, so the two cannot disagree.
+VALUE_PATTERNS: dict[str, str] = {
+    "date": f"^(?:{'|'.join(_PREFIXES)})?{_DATE_TEXT}$",
+    "token": f"^{_CODING_TEXT}(?:,{_CODING_TEXT})*$",
+    "reference:Patient": f"^(?:Patient/)?{_ID_TEXT}(?:,(?:Patient/)?{_ID_TEXT})*$",
+    "reference": f"^[A-Z][A-Za-z]{{1,63}}/{_ID_TEXT}(?:,[A-Z][A-Za-z]{{1,63}}/{_ID_TEXT})*$",
+    "_count": "^[0-9]{1,6}$",
+}
+
+
+def value_pattern(kind: str, target: str | None) -> str:
+    """The regular expression a value of this kind of parameter must match."""
+    return VALUE_PATTERNS[f"{kind}:{target}" if kind == "reference" and target else kind]
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_VALUE = 1024
 
@@ -162,6 +188,8 @@ def parse_date_range(name: str, text: str) -> tuple[int, int]:
     try:
         if parts["month"] is None:
             start = datetime(year, 1, 1, tzinfo=UTC)
+            if year == 9999:
+                return _to_us(start), _MAX_US
             end = datetime(year + 1, 1, 1, tzinfo=UTC)
         elif parts["day"] is None:
             month = int(parts["month"])
@@ -191,6 +219,8 @@ def parse_date_range(name: str, text: str) -> tuple[int, int]:
             end = start + step
     except ValueError:
         raise SearchError(name, f"{name}: {text[:40]!r} is not a valid date") from None
+    except OverflowError:  # the range ends after 9999-12-31
+        return _to_us(start), _MAX_US
     return _to_us(start), _to_us(end)
 
 
@@ -230,7 +260,7 @@ def _reference(name: str, value: str, target: str | None) -> str:
 
 
 def _count(value: str) -> int:
-    if not value.isdigit() or len(value) > 6:
+    if re.fullmatch(VALUE_PATTERNS["_count"], value) is None:
         raise SearchError("_count", "_count must be a whole number")
     count = int(value)
     if count > MAX_COUNT:
@@ -248,6 +278,27 @@ def decode_cursor(value: str) -> Cursor:
         return Cursor("after" if direction == "a" else "before", int(sort_us), cursor_id)
     except ValueError:
         raise SearchError("_cursor", "_cursor is not a cursor this server issued") from None
+
+
+def _add_condition(
+    name: str,
+    *,
+    kind: str,
+    target: str | None,
+    value: str,
+    references: dict[str, list[tuple[str, ...]]],
+    tokens: dict[str, list[tuple[Token, ...]]],
+    dates: dict[str, list[DateCondition]],
+) -> None:
+    """Parse one occurrence of a parameter into its condition list."""
+    if kind == "date":
+        dates.setdefault(name, []).append(_date_condition(name, value))
+    elif kind == "token":
+        tokens.setdefault(name, []).append(tuple(_token(name, part) for part in value.split(",")))
+    else:
+        references.setdefault(name, []).append(
+            tuple(_reference(name, part, target) for part in value.split(","))
+        )
 
 
 def parse_search(resource_type: str, pairs: Sequence[tuple[str, str]]) -> SearchQuery:
@@ -280,19 +331,18 @@ def parse_search(resource_type: str, pairs: Sequence[tuple[str, str]]) -> Search
         if not value:
             raise SearchError(name, f"{name} needs a value")
         kind, target = known[name]
+        if re.fullmatch(value_pattern(kind, target), value) is None:
+            raise SearchError(name, f"{name}: {value[:80]!r} is not a valid {kind} value")
         canonical.append((name, value))
-        if kind == "date":
-            if "," in value:
-                raise SearchError(name, f"{name}: repeat the parameter instead of a comma list")
-            dates.setdefault(name, []).append(_date_condition(name, value))
-        elif kind == "token":
-            tokens.setdefault(name, []).append(
-                tuple(_token(name, part) for part in value.split(","))
-            )
-        else:
-            references.setdefault(name, []).append(
-                tuple(_reference(name, part, target) for part in value.split(","))
-            )
+        _add_condition(
+            name,
+            kind=kind,
+            target=target,
+            value=value,
+            references=references,
+            tokens=tokens,
+            dates=dates,
+        )
     count = _count(control["_count"]) if "_count" in control else DEFAULT_COUNT
     if "_count" in control:
         canonical.append(("_count", str(count)))

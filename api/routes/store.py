@@ -22,6 +22,7 @@ import uuid
 
 import orjson
 from flask import Blueprint, Flask, Response, g, request
+from werkzeug.routing import BaseConverter
 
 from api.config import app_state
 from api.errors import (
@@ -40,6 +41,13 @@ from api.storage.assessments import Exchange, audit, now_us
 logger = logging.getLogger("api.storage")
 
 blueprint = Blueprint("store", __name__, url_prefix="/fhir")
+
+
+class FhirIdConverter(BaseConverter):
+    """A FHIR id (``[A-Za-z0-9-.]{1,64}``): ``$triage`` and other operations never match."""
+
+    regex = r"[A-Za-z0-9\-.]{1,64}"
+
 
 ENTRY_TYPES = "any(QuestionnaireResponse, Observation)"
 SEARCHABLE = "any(Observation, QuestionnaireResponse, AuditEvent)"
@@ -123,25 +131,25 @@ def _read_response(resource_type: str, resource_id: str) -> Response:
     return _respond(body, fhir_version, VERSION_ETAG, last_updated)
 
 
-@blueprint.get("/Bundle/<resource_id>")
+@blueprint.get("/Bundle/<fhir_id:resource_id>")
 def read_bundle(resource_id: str) -> Response:
     """The Bundle of an assessment exactly as it was sent."""
     return _read_response("Bundle", resource_id)
 
 
-@blueprint.get(f"/<{ENTRY_TYPES}:resource_type>/<resource_id>")
+@blueprint.get(f"/<{ENTRY_TYPES}:resource_type>/<fhir_id:resource_id>")
 def read_entry(resource_type: str, resource_id: str) -> Response:
     """One entry of a stored Bundle on its own."""
     return _read_response(resource_type, resource_id)
 
 
-@blueprint.get("/Provenance/<resource_id>")
+@blueprint.get("/Provenance/<fhir_id:resource_id>")
 def read_provenance(resource_id: str) -> Response:
     """The Provenance of an assessment (same id as its Bundle)."""
     return _read_response("Provenance", resource_id)
 
 
-@blueprint.get("/AuditEvent/<resource_id>")
+@blueprint.get("/AuditEvent/<fhir_id:resource_id>")
 def read_audit_event(resource_id: str) -> Response:
     """One AuditEvent."""
     return _read_response("AuditEvent", resource_id)
@@ -199,7 +207,7 @@ def search(resource_type: str) -> Response:
     )
 
 
-@blueprint.delete("/Bundle/<resource_id>")
+@blueprint.delete("/Bundle/<fhir_id:resource_id>")
 def delete_bundle(resource_id: str) -> Response:
     """Erase an assessment: its Bundle, entries and Provenance; its AuditEvents stay."""
     negotiate_request(request)
@@ -263,6 +271,7 @@ def _unavailable(exc: StorageUnavailableError) -> Response:
 
 def install(app: Flask) -> None:
     """Register the store routes, the request-id and audit hooks, and the 503 handler."""
+    app.url_map.converters["fhir_id"] = FhirIdConverter
     app.before_request(_request_id)
     app.after_request(_finish)
     app.register_error_handler(StorageUnavailableError, _unavailable)
