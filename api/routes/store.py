@@ -31,12 +31,11 @@ from api.errors import (
     ServiceUnavailableError,
     error_response,
 )
-from api.fhir.capability import software_version
 from api.fhir.search import SearchError, build_searchset, format_us, parse_search
 from api.media import negotiate_request
 from api.responses import fhir_content_type
 from api.storage import StorageUnavailableError
-from api.storage.assessments import Exchange, audit, now_us
+from api.storage.assessments import Exchange, audit, now_us, software_version
 
 logger = logging.getLogger("api.storage")
 

@@ -22,7 +22,6 @@ from api.errors import (
     RequestValidationError,
 )
 from api.fhir import as_transaction, render_triage_bundle
-from api.fhir.capability import software_version
 from api.jsonbody import parse_json_object, read_body
 from api.media import negotiate_request, require_json_content_type
 from api.responses import fhir_content_type
@@ -36,6 +35,7 @@ from api.storage.assessments import (
     replay,
     request_digest,
     save_triage,
+    software_version,
 )
 from schemas import field_issues, load_triage_request
 from triage import evaluate

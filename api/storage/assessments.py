@@ -7,6 +7,7 @@ Flask-free: the caller passes what it knows about the HTTP exchange
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from api.fhir import capability
 from api.fhir.audit import AuditFacts
 from api.fhir.search import format_us
 from api.storage.records import TriageFacts, assessment_record, audit_row, identify, new_id
@@ -32,6 +34,12 @@ class Exchange:
     request_id: str
     client_address: str | None
     software_version: str
+
+
+@functools.cache
+def software_version() -> str:
+    """The installed package version, read once (importlib.metadata costs milliseconds)."""
+    return capability.software_version()
 
 
 def now_us() -> int:
@@ -140,4 +148,5 @@ __all__ = [
     "replay",
     "request_digest",
     "save_triage",
+    "software_version",
 ]
