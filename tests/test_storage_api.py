@@ -421,3 +421,40 @@ def test_every_store_route_is_in_the_contract(app):
         and not path.startswith("/fhir/OperationDefinition/")
     }
     assert routes == documented
+
+
+def test_a_concurrent_duplicate_is_409_and_only_one_is_stored(tmp_path):
+    """Two requests with one key, both past the replay check while a writer holds SQLite's
+    lock: when it lets go one is stored, the other is told 409 (never a 500, never two)."""
+    import sqlite3  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    path = tmp_path / "dup.sqlite3"
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{path}"})
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
+    results: list[tuple[int, bytes]] = []
+
+    def post() -> None:
+        response = app.test_client().post(
+            "/v1/triage", json=REQUEST, headers={"Idempotency-Key": "same-key"}
+        )
+        results.append((response.status_code, response.data))
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)  # both have found no stored response and wait for the lock
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    for thread in threads:
+        thread.join(30)
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200, 409]
+    conflict = next(json.loads(body) for status, body in results if status == 409)
+    assert conflict["issue"][0]["code"] == "conflict"
+    assert store_of(app).counts()["assessment"] == 1
+    # The retry after the conflict gets the stored response.
+    stored = next(body for status, body in results if status == 200)
+    assert triage(app.test_client(), **{"Idempotency-Key": "same-key"}).data == stored
