@@ -65,6 +65,7 @@ def test_triage_names_where_it_is_stored_and_reads_back_byte_identical(client):
     assert read.data == response.data
     assert read.headers["Content-Type"] == "application/fhir+json; fhirVersion=4.0"
     assert read.headers["ETag"] == 'W/"1"'
+    assert read.headers["Last-Modified"].endswith(" GMT")  # an HTTP-date
 
 
 def test_every_entry_has_the_id_of_its_full_url_and_reads_alone(client):

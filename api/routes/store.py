@@ -22,6 +22,7 @@ import uuid
 
 import orjson
 from flask import Blueprint, Flask, Response, g, request
+from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter
 
 from api.config import app_state
@@ -91,7 +92,7 @@ def _etag_matches(etag: str) -> bool:
 def _respond(body: bytes, fhir_version: str, etag: str, last_updated_us: int | None) -> Response:
     headers = {"ETag": etag}
     if last_updated_us is not None:
-        headers["Last-Modified"] = format_us(last_updated_us)
+        headers["Last-Modified"] = http_date(last_updated_us / 1_000_000)
     if _etag_matches(etag):
         return Response(status=304, headers=headers)
     return Response(body, headers=headers, content_type=fhir_content_type(fhir_version))
