@@ -260,3 +260,39 @@ def test_every_date_the_contract_allows_is_parsed(text):
 def test_every_token_the_contract_allows_is_parsed(text):
     query = parse_search("Observation", [("code", text)])
     assert len(query.tokens["code"][0]) == text.count(",") + 1
+
+
+def test_total_is_exact_up_to_the_count_limit_and_omitted_above(database_url):
+    from api.config import EXTENSION  # noqa: PLC0415
+    from api.fhir.audit import AuditFacts  # noqa: PLC0415
+    from api.storage.records import audit_row, new_id  # noqa: PLC0415
+    from api.storage.repository import COUNT_LIMIT  # noqa: PLC0415
+
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    store = app.extensions[EXTENSION].store
+    with store.unit_of_work() as work:
+        for index in range(COUNT_LIMIT + 1):
+            work.add_audit(
+                audit_row(
+                    AuditFacts(
+                        id=new_id(),
+                        recorded=format_us(1_700_000_000_000_000 + index * 1000),
+                        interaction="read",
+                        status=200,
+                        request_id=new_id(),
+                        client_address="127.0.0.1",
+                        software_version="test",
+                        entity=("Bundle", f"b-{index}"),
+                    )
+                )
+            )
+    client = app.test_client()
+    many = search(client, "/fhir/AuditEvent?subtype=read&_count=5")
+    assert "total" not in many
+    assert len(many["entry"]) == 5
+    assert link(many, "next") is not None
+    few = search(client, "/fhir/AuditEvent?entity=Bundle/b-7")
+    assert few["total"] == 1
+    # 1_700_000_000 s is 2023-11-14T22:13:20Z, one event per ms: all but the last.
+    exact = search(client, "/fhir/AuditEvent?subtype=read&date=lt2023-11-14T22:13:21.000Z")
+    assert exact["total"] == COUNT_LIMIT

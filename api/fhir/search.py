@@ -373,7 +373,7 @@ def build_searchset(
     base: str,
     query: SearchQuery,
     entries: Sequence[tuple[str, str, Any]],
-    total: int,
+    total: int | None,
     next_cursor: Cursor | None,
     previous_cursor: Cursor | None,
     now: str,
@@ -393,9 +393,10 @@ def build_searchset(
         "id": bundle_id,
         "meta": {"lastUpdated": now},
         "type": "searchset",
-        "total": total,
         "link": links,
     }
+    if total is not None:  # optional in FHIR; omitted when counting would be too costly
+        bundle["total"] = total
     if entries:
         bundle["entry"] = [
             {

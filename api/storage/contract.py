@@ -57,10 +57,11 @@ def searchset_schema() -> Schema:
     """A page of search results."""
     return {
         "type": "object",
-        "description": "A FHIR `searchset` Bundle: `total` matches, `link` self/next/previous "
+        "description": "A FHIR `searchset` Bundle: `total` matches (exact up to 1000; "
+        "omitted when there are more), `link` self/next/previous "
         "(absolute URLs; follow them, the `_cursor` they carry is opaque), entries with "
         "absolute `fullUrl`, the resource and `search.mode` `match`. Newest first.",
-        "required": ["resourceType", "type", "total", "link"],
+        "required": ["resourceType", "type", "link"],
         "properties": {
             "resourceType": {"const": "Bundle"},
             "id": {"type": "string"},

@@ -117,7 +117,8 @@ class SearchPage:
 
     resources: tuple[bytes, ...]
     ids: tuple[str, ...]
-    total: int
+    #: Exact up to :data:`COUNT_LIMIT` matches; None above (FHIR's total is optional).
+    total: int | None
     next_cursor: Cursor | None
     previous_cursor: Cursor | None
 
@@ -214,6 +215,19 @@ class UnitOfWork:
                 delete(AuditRecord).where(AuditRecord.recorded_us < audit_before_us)
             ).rowcount
         return removed, audits
+
+
+#: Matches counted at most; above this a search reports no total (counting 100,000
+#: matches for every page would cost more than the page itself).
+COUNT_LIMIT = 1000
+
+
+def _bounded_count(connection: Connection, ids: Select[Any]) -> int | None:
+    """How many rows ``ids`` selects, or None when more than COUNT_LIMIT."""
+    counted = connection.execute(
+        select(func.count()).select_from(ids.limit(COUNT_LIMIT + 1).subquery())
+    ).scalar_one()
+    return None if counted > COUNT_LIMIT else counted
 
 
 def _date_clause(column: Any, condition: DateCondition) -> ColumnElement[bool]:
@@ -364,9 +378,7 @@ class Store:
         )
         stmt = select(r.id, r.date_us, r.assessment_id, r.position).where(*conditions)
         with self._reading() as connection:
-            total = connection.execute(
-                select(func.count()).select_from(r).where(*conditions)
-            ).scalar_one()
+            total = _bounded_count(connection, select(r.id).where(*conditions))
             rows, more = self._page_rows(connection, stmt, r.date_us, r.id, query)
             bundles: dict[str, dict[str, Any]] = {}
             wanted = {row[2] for row in rows}
@@ -396,9 +408,7 @@ class Store:
             )
         stmt = select(a.id, a.recorded_us, a.body).where(*conditions)
         with self._reading() as connection:
-            total = connection.execute(
-                select(func.count()).select_from(a).where(*conditions)
-            ).scalar_one()
+            total = _bounded_count(connection, select(a.id).where(*conditions))
             rows, more = self._page_rows(connection, stmt, a.recorded_us, a.id, query)
         return self._page(query, rows, more, tuple(row[2] for row in rows), total)
 
@@ -418,7 +428,11 @@ class Store:
 
     @staticmethod
     def _page(
-        query: SearchQuery, rows: list[Any], more: bool, bodies: tuple[bytes, ...], total: int
+        query: SearchQuery,
+        rows: list[Any],
+        more: bool,
+        bodies: tuple[bytes, ...],
+        total: int | None,
     ) -> SearchPage:
         """Links: ``next`` when older rows remain, ``previous`` when newer ones do."""
         backwards = query.cursor is not None and query.cursor.direction == "before"
