@@ -296,3 +296,11 @@ def test_total_is_exact_up_to_the_count_limit_and_omitted_above(database_url):
     # 1_700_000_000 s is 2023-11-14T22:13:20Z, one event per ms: all but the last.
     exact = search(client, "/fhir/AuditEvent?subtype=read&date=lt2023-11-14T22:13:21.000Z")
     assert exact["total"] == COUNT_LIMIT
+
+
+@given(st.integers(0, 10_000), st.integers(0, 3))
+def test_the_count_pattern_is_exactly_zero_to_the_maximum(count, zeros):
+    import re  # noqa: PLC0415
+
+    text = "0" * zeros + str(count)
+    assert (re.fullmatch(VALUE_PATTERNS["_count"], text) is not None) == (count <= MAX_COUNT)

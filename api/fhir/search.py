@@ -97,7 +97,7 @@ VALUE_PATTERNS: dict[str, str] = {
     "token": f"^{_CODING_TEXT}(?:,{_CODING_TEXT})*$",
     "reference:Patient": f"^(?:Patient/)?{_ID_TEXT}(?:,(?:Patient/)?{_ID_TEXT})*$",
     "reference": f"^[A-Z][A-Za-z]{{1,63}}/{_ID_TEXT}(?:,[A-Z][A-Za-z]{{1,63}}/{_ID_TEXT})*$",
-    "_count": "^[0-9]{1,6}$",
+    "_count": "^0*(?:[0-9]{1,2}|100)$",  # 0 to MAX_COUNT
 }
 
 
