@@ -105,17 +105,23 @@ _ERROR_TEXT: dict[int, str] = {
 }
 
 _TRIAGE_422 = (
-    "The QuestionnaireResponse cannot be triaged. One issue per offending item; "
-    "`expression` is the FHIRPath of the item (`QuestionnaireResponse.item[3].answer[0]`, "
-    "`QuestionnaireResponse.item[7].item[0]` inside a medication, "
-    "`Parameters.parameter[0].resource.item[3]` for a Parameters body) and `diagnostics` "
-    "start with its linkId. Resource-level problems (not a QuestionnaireResponse, another "
-    "`questionnaire`, a missing or unusable `status`, an unknown element, "
-    "`modifierExtension`) name the element. `code` is `invalid` (unknown linkId or element, "
-    "an item twice), `value` (wrong answer type, out of range, too long, subject and "
-    "`patient.reference` disagree ...), `code-invalid` (a code or CodeSystem not of the "
-    "item), `required` (a required item, `questionnaire` or `status` missing) or "
-    "`not-supported` (modifierExtension, implicitRules). At most 100 issues are listed."
+    "The QuestionnaireResponse cannot be triaged. Every problem is reported, one issue per "
+    "offending item or element: first the structural ones in document order, then the "
+    "answers' values (checked on the items that could be read; a required item that could "
+    "not be read is not reported twice). `expression` is the FHIRPath of the item "
+    "(`QuestionnaireResponse.item[3].answer[0]`, `QuestionnaireResponse.item[7].item[0]` "
+    "inside a medication, `Parameters.parameter[0].resource.item[3]` for a Parameters body) "
+    "and `diagnostics` start with its linkId. Resource-level problems (not a "
+    "QuestionnaireResponse, another `questionnaire`, a missing or unusable `status`, an "
+    "unknown element, `modifierExtension`, a `subject` other than a relative "
+    "`Patient/<id>` or naming another patient than the `patient.reference` answer) name "
+    "the element (`QuestionnaireResponse.subject.reference`). `code` is `invalid` (unknown "
+    "linkId or element, an item twice), `value` (wrong answer type, out of range, too "
+    "long, a subject that cannot be carried or names another patient ...), "
+    "`code-invalid` (a code or CodeSystem not of the item), `required` (a required item, "
+    "`questionnaire`, `status` or `subject.reference` missing) or `not-supported` "
+    "(modifierExtension, implicitRules). At most 100 issues are listed; when there are "
+    "more, the last one (code `too-costly`) counts the rest."
 )
 
 

@@ -1,12 +1,16 @@
 """Benchmark the triage engine alone: median and p99 of ``evaluate``.
 
-Usage: ``python -m bench.engine [--rounds N] [--generated N] [--seed S]``
+Usage: ``python -m bench.engine [--rounds N] [--generated N] [--seed S] [--decisive]``
 
 Two workloads: the shared worked examples, and seeded random requests drawn
 from the vocabulary (every optional field omitted, null or given). Each is
 timed per call with ``perf_counter_ns``; a baseline measured in the same run,
 ``json.dumps`` of the same request, turns the figures into ratios that survive
 a change of machine. The goal of the engine issue is a median under 50 µs.
+
+Decisive questions are computed on first use (``TriageResult.decisive``);
+``--decisive`` times ``evaluate`` plus reading them, as a renderer that shows
+them pays.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 from triage import evaluate
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "examples-1.1"
 
 
 def load_examples() -> list[dict[str, Any]]:
@@ -112,7 +116,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2000, help="passes over the examples")
     parser.add_argument("--generated", type=int, default=5000, help="random requests")
     parser.add_argument("--seed", type=int, default=20261121)
+    parser.add_argument(
+        "--decisive", action="store_true", help="also compute the decisive questions"
+    )
     args = parser.parse_args(argv)
+    engine_call: Callable[[Any], object] = (
+        (lambda request: len(evaluate(request).decisive)) if args.decisive else evaluate
+    )
 
     workloads = {
         "examples": (load_examples(), args.rounds),
@@ -121,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{'workload':10} {'calls':>7} {'median µs':>10} {'p99 µs':>8} "
           f"{'baseline µs':>12} {'ratio':>6}")  # fmt: skip
     for name, (inputs, rounds) in workloads.items():
-        engine = summary(time_calls(evaluate, inputs, rounds))
+        engine = summary(time_calls(engine_call, inputs, rounds))
         baseline = summary(time_calls(json.dumps, inputs, rounds))
         print(
             f"{name:10} {len(inputs) * rounds:7d} {engine[0]:10.1f} {engine[1]:8.1f} "

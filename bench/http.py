@@ -11,7 +11,7 @@ Both servers run under gunicorn with the settings of ``twitch-triage serve``
 127.0.0.1 and a free port: the API (``python -m api.cli serve``) and the echo
 app (:mod:`bench.echo_app`, Flask's default ``request.get_json()`` and
 ``jsonify``). Both get the same body, the ``request`` of one shared example
-(``../shared/protocol/examples/NAME.json``, default
+(``../shared/protocol/examples-1.1/NAME.json``, default
 ``runner-calf-fasciculation``); every request is evaluated afresh (the API
 caches no results). Before loading, one request to each is checked (the API
 answers the example's expected level, the echo answers the body back).
@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES_DIR = ROOT.parent / "shared" / "protocol" / "examples"
+EXAMPLES_DIR = ROOT.parent / "shared" / "protocol" / "examples-1.1"
 DEFAULT_EXAMPLE = "runner-calf-fasciculation"
 LUA_SCRIPT = Path(__file__).with_name("post.lua")
 HOST = "127.0.0.1"

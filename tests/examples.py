@@ -1,4 +1,4 @@
-"""The worked cases of ../shared/protocol/examples, found from this file's location."""
+"""The worked cases of ../shared/protocol/examples-1.1, found from this file's location."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "examples-1.1"
 
 
 def load_examples() -> list[tuple[str, dict[str, Any]]]:

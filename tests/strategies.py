@@ -16,7 +16,8 @@ from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 #: Thresholds used by the knowledge base; numbers are drawn around them.
 _INTERESTING = (
     0, 1, 3, 4, 5, 6, 7, 10, 14, 15, 17, 18, 32, 35, 40, 48, 60, 90, 91, 100, 180, 240, 365,
-    400, 2.9, 3.0, 3.9, 4.0, 4.5, 31.9, 34.9, 39.9, 49,
+    400, 2.9, 3.0, 3.9, 4.0, 4.5, 31.9, 34.9, 39.9, 49, 38, 39, 37.9, 38.9, 38.0, 39.0,
+    101, 399, 401, 1199, 1200,
 )  # fmt: skip
 
 BOOLEAN_ITEMS = tuple(

@@ -11,7 +11,7 @@ import pytest
 from api import create_app
 from triage import KNOWLEDGE_BASE_VERSION
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "examples-1.1"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.json"))
 BASE = "https://twitch-triage.org/fhir"
 LOINC_TRIAGE = ("http://loinc.org", "11283-9")

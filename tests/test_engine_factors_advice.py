@@ -71,6 +71,8 @@ FACTOR_CASES: dict[str, list[tuple[dict[str, Any], int | None]]] = {
                  history={"caffeine_mg_per_day": 101, "energy_drinks": True}), 4),
         (request(history={"caffeine_mg_per_day": 400}), None),
         (request(patient={"age_years": 17}, history={"caffeine_mg_per_day": 100}), None),
+        (request(history={"recreational_stimulants": True}), 2),
+        (request(history={"recreational_stimulants": False}), None),
     ],
     "CF-MEDICATION-EFFECT": [
         (request(history={"medications": [
@@ -80,6 +82,8 @@ FACTOR_CASES: dict[str, list[tuple[dict[str, Any], int | None]]] = {
             {"class": "anticoagulant", "days_since_start": 3},
         ]}), 4),
         (request(history={"medications": [{"class": "other", "days_since_start": 1}]}), None),
+        (request(history={"medications": [{"class": "serotonergic", "days_since_start": 90},
+                                          {"class": "serotonergic", "days_since_start": 91}]}), 3),
     ],
     "CF-LOW-BLOOD-SUGAR": [
         (request(activity={"ate_before_exercise": False}, blood_glucose_mmol_l=3.9,
@@ -101,11 +105,12 @@ FACTOR_CASES: dict[str, list[tuple[dict[str, Any], int | None]]] = {
     ],
     "CF-TIC-PATTERN": [
         (request(patient={"age_years": 9},
-                 twitching={"body_sites": ["eyelid"], "suppressible": True, "urge_before": True},
+                 twitching={"body_sites": ["eyelid"], "suppressible": True, "urge_before": True,
+                            "spreading": False},
                  history={"conditions": ["tic_disorder"]},
                  symptoms={"anxiety_stress": True, "fatigue": True}), 5),
         (request(patient={"age_years": 3}, twitching={"body_sites": ["face"],
-                                                     "urge_before": True}), 1),
+                                                     "urge_before": True, "spreading": False}), 1),
         (request(patient={"age_years": 9},
                  twitching={"body_sites": ["thigh"], "suppressible": True}), None),
     ],
@@ -120,6 +125,14 @@ FACTOR_CASES: dict[str, list[tuple[dict[str, Any], int | None]]] = {
         (screened(twitching={"timing": "at_rest", "duration_days": 14}), 4),
         (screened(twitching={"body_sites": ["calf", "thigh"], "spreading": False}), 2),
         (request(twitching={"timing": "at_rest", "duration_days": 3}), None),  # not self_care
+        (screened(twitching={"timing": "at_rest", "painful": True}), None),  # 1.1: painful
+        (screened(twitching={"timing": "at_rest", "painful": False}), 3),
+        (screened(patient={"age_years": 17}, twitching={"body_sites": ["neck"],  # a child's neck
+              "timing": "at_rest", "loss_of_awareness": False, "rhythmic_march": False,
+              "sustained_posture": False}), None),
+        (screened(patient={"age_years": 18}, twitching={"body_sites": ["neck"],
+              "timing": "at_rest", "loss_of_awareness": False, "rhythmic_march": False,
+              "sustained_posture": False}), 3),
     ],
 }  # fmt: skip
 
@@ -201,8 +214,12 @@ ADVICE_CASES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
     "ADV-MEDICATION-REVIEW": (screened(history={"medications": [{"class": "statin"}]}),
                               screened(history={"medications": [{"class": "other"}]})),
     "ADV-LABS": (request(symptoms={"muscle_swelling": True}), request()),
-    "ADV-TIC-GUIDANCE": (screened(twitching={"body_sites": ["eyelid"], "suppressible": True}),
-                         screened(twitching={"body_sites": ["calf"], "suppressible": True})),
+    "ADV-TIC-GUIDANCE": (screened(patient={"age_years": 8},
+                                  twitching={"body_sites": ["eyelid"], "suppressible": True,
+                                             "spreading": False}),
+                         screened(patient={"age_years": 8},
+                                  twitching={"body_sites": ["calf"], "suppressible": True,
+                                             "spreading": False})),
     "ADV-SAFETY-NET": (screened(), None),
 }  # fmt: skip
 

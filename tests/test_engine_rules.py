@@ -384,7 +384,13 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[tuple[str, Any]]]] =
     "RF-PERSISTENT": (
         request(twitching={"duration_days": 15, "body_sites": ["eyelid"]}),  # tic features unknown
         request(
-            twitching={"duration_days": 15, "body_sites": ["eyelid"], "suppressible": True},
+            patient={"age_years": 12},
+            twitching={
+                "duration_days": 15,
+                "body_sites": ["eyelid"],
+                "suppressible": True,
+                "spreading": False,
+            },
         ),  # an established tic pattern
         [("twitching.duration_days", 15)],
     ),
@@ -469,7 +475,85 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[tuple[str, Any]]]] =
     ),
 }
 
+NEW_IN_1_1 = {
+    "RF-HEAD-NEURO": (
+        request(history={"head_impact": True}, symptoms={"vision_changes": True}),
+        request(history={"head_impact": False}, symptoms={"vision_changes": True}),
+        [("history.head_impact", True), ("symptoms.vision_changes", True)],
+    ),
+    "RF-TOXIC-HYPERTHERMIA": (
+        request(
+            history={"medications": [{"class": "serotonergic", "days_since_start": 200}]},
+            body_temperature_c=38.0,
+        ),
+        request(
+            history={"medications": [{"class": "serotonergic", "days_since_start": 200}]},
+            body_temperature_c=37.9,
+        ),
+        [("history.medications[0].class", "serotonergic"), ("body_temperature_c", 38.0)],
+    ),
+    "RF-FEVER": (
+        request(body_temperature_c=38.0),
+        request(body_temperature_c=37.9),
+        [("body_temperature_c", 38.0)],
+    ),
+    "RF-CAFFEINE-EXCESS": (
+        request(patient={"age_years": 17}, history={"caffeine_mg_per_day": 400}),
+        request(patient={"age_years": 18}, history={"caffeine_mg_per_day": 1199}),
+        [("patient.age_years", 17), ("history.caffeine_mg_per_day", 400)],
+    ),
+    "RF-RECREATIONAL-STIMULANTS": (
+        request(history={"recreational_stimulants": True}),
+        request(history={"recreational_stimulants": False}),
+        [("history.recreational_stimulants", True)],
+    ),
+    "RF-INTERFERES": (
+        request(twitching={"impact": "interferes", "body_sites": ["calf"]}),
+        request(
+            patient={"age_years": 9},
+            twitching={
+                "impact": "interferes",
+                "body_sites": ["neck"],
+                "suppressible": True,
+                "spreading": False,
+            },
+        ),  # an established tic pattern (RF-TIC-TROUBLESOME covers it instead)
+        [("twitching.impact", "interferes")],
+    ),
+}
+CASES.update(NEW_IN_1_1)
+
 RULE_BY_ID = {rule.id: rule for rule in RULES}
+
+
+@pytest.mark.parametrize("rule_id", list(NEW_IN_1_1))
+def test_new_rule_of_1_1_carries_exactly_its_evidence(rule_id):
+    fires, _, evidence = NEW_IN_1_1[rule_id]
+    finding = next(f for f in evaluate(fires).rules if f.rule_id == rule_id)
+    assert [(answer.path, answer.value) for answer in finding.evidence] == evidence
+
+
+def test_caffeine_limits_for_adults():
+    adult = {"age_years": 18}
+    assert (
+        "RF-CAFFEINE-EXCESS"
+        in evaluate(request(patient=adult, history={"caffeine_mg_per_day": 1200})).rule_ids
+    )
+    assert (
+        "RF-CAFFEINE-EXCESS"
+        not in evaluate(
+            request(patient={"age_years": 17}, history={"caffeine_mg_per_day": 399})
+        ).rule_ids
+    )
+
+
+def test_toxic_hyperthermia_on_stimulant_drugs_with_a_high_temperature_answer():
+    result = evaluate(
+        request(history={"recreational_stimulants": True}, symptoms={"high_body_temperature": True})
+    )
+    assert {"RF-TOXIC-HYPERTHERMIA", "RF-HYPERTHERMIA"} <= set(result.rule_ids)
+    assert "ADV-COOL-NOW" in result.advice_codes
+    assert "ADV-LABS" in result.advice_codes
 
 
 def test_every_rule_has_a_firing_case_and_a_near_miss():
@@ -552,17 +636,111 @@ def test_spreading_makes_multiple_regions_even_when_falling_asleep():
 
 
 def test_tic_pattern_needs_every_site_in_face_neck_or_shoulder():
-    tic = {"suppressible": True, "duration_days": 30}
-    inside = evaluate(request(twitching={**tic, "body_sites": ["eyelid", "shoulder"]}))
-    outside = evaluate(request(twitching={**tic, "body_sites": ["eyelid", "calf"]}))
+    tic = {"suppressible": True, "duration_days": 30, "spreading": False}
+    child = {"age_years": 10}
+    inside = evaluate(
+        request(patient=child, twitching={**tic, "body_sites": ["eyelid", "shoulder"]})
+    )
+    outside = evaluate(request(patient=child, twitching={**tic, "body_sites": ["eyelid", "calf"]}))
     assert "RF-PERSISTENT" not in inside.rule_ids
     assert {"RF-PERSISTENT", "RF-MULTIPLE-REGIONS"} <= set(outside.rule_ids)
 
 
-def test_medication_limit_with_unknown_days_does_not_fire():
-    # PROTOCOL.md §3: a numeric condition on an omitted number is false.
+def test_medication_with_an_omitted_start_date_counts_as_recent():
+    # PROTOCOL.md 1.1 §4: RF-MEDICATION "with days_since_start ≤ 90 or omitted".
     result = evaluate(request(history={"medications": [{"class": "statin"}]}))
-    assert "RF-MEDICATION" not in result.rule_ids
+    assert "RF-MEDICATION" in result.rule_ids
+    finding = next(f for f in result.rules if f.rule_id == "RF-MEDICATION")
+    assert [(a.path, a.value) for a in finding.evidence] == [
+        ("history.medications[0].class", "statin")
+    ]
+    other = evaluate(request(history={"medications": [{"class": "other"}]}))
+    assert "RF-MEDICATION" not in other.rule_ids
+
+
+def test_serotonergic_medicines_are_reviewed_when_recent():
+    recent = {"medications": [{"class": "serotonergic", "days_since_start": 10}]}
+    old = {"medications": [{"class": "serotonergic", "days_since_start": 91}]}
+    assert "RF-MEDICATION" in evaluate(request(history=recent)).rule_ids
+    assert "RF-MEDICATION" not in evaluate(request(history=old)).rule_ids
+
+
+@pytest.mark.parametrize(
+    ("patient", "twitching", "conditions", "fires"),
+    [
+        ({"age_years": 12}, {"spreading": False}, None, False),  # a child's tic pattern
+        ({"age_years": 12}, {}, None, True),  # spreading unknown: not established
+        ({"age_years": 12}, {"spreading": True}, None, True),
+        ({"age_years": 30}, {"spreading": False}, None, True),  # adult onset
+        ({"age_years": 30}, {"spreading": False}, ["tic_disorder"], False),
+        ({"age_years": 30}, {"spreading": False}, [], True),
+        ({"age_years": 17}, {"spreading": False}, None, False),
+        ({"age_years": 18}, {"spreading": False}, None, True),
+    ],
+)
+def test_tic_pattern_of_1_1_needs_spreading_false_and_a_child_or_known_tics(
+    patient, twitching, conditions, fires
+):
+    history = {} if conditions is None else {"conditions": conditions}
+    result = evaluate(
+        request(
+            patient=patient,
+            twitching={"body_sites": ["eyelid"], "urge_before": True, "duration_days": 30}
+            | twitching,
+            history=history,
+        )
+    )
+    assert ("RF-PERSISTENT" in result.rule_ids) is fires
+
+
+def test_unknown_tic_features_leave_interferes_free_to_fire():
+    result = evaluate(request(twitching={"body_sites": ["eyelid"], "impact": "interferes"}))
+    assert "RF-INTERFERES" in result.rule_ids
+
+
+def test_concussion_symptoms_after_falls_without_a_known_head_knock():
+    result = evaluate(request(history={"falls_last_7_days": 1}, symptoms={"dizziness": True}))
+    finding = next(f for f in result.rules if f.rule_id == "RF-CONCUSSION-SYMPTOMS")
+    assert [(a.path, a.value) for a in finding.evidence] == [
+        ("history.falls_last_7_days", 1),
+        ("symptoms.dizziness", True),
+    ]
+    assert "ADV-NO-SAME-DAY-RETURN" in result.advice_codes
+    none = evaluate(request(history={"falls_last_7_days": 0}, symptoms={"dizziness": True}))
+    assert "RF-CONCUSSION-SYMPTOMS" not in none.rule_ids
+
+
+@pytest.mark.parametrize("sign", ["rhythmic_march", "loss_of_awareness"])
+def test_focal_seizure_signs_after_a_head_knock_call_an_ambulance(sign):
+    after = evaluate(request(history={"head_impact": True}, twitching={sign: True}))
+    assert "RF-SEIZURE-DANGER" in after.rule_ids
+    assert after.level is Level.EMERGENCY_AMBULANCE
+    finding = next(f for f in after.rules if f.rule_id == "RF-SEIZURE-DANGER")
+    assert {(a.path, a.value) for a in finding.evidence} == {
+        ("history.head_impact", True),
+        (f"twitching.{sign}", True),
+    }
+    without = evaluate(request(history={"head_impact": False}, twitching={sign: True}))
+    assert "RF-SEIZURE-DANGER" not in without.rule_ids
+    unknown = evaluate(request(twitching={sign: True}))
+    assert "RF-SEIZURE-DANGER" not in unknown.rule_ids  # a trigger needs answers present
+
+
+@pytest.mark.parametrize(
+    ("activity", "temperature", "high"),
+    [
+        ({"hot_or_humid": True}, 39.0, True),
+        ({"intensity": "high"}, 39.0, True),
+        ({"intensity": "maximal"}, 39.5, True),
+        ({"intensity": "moderate"}, 39.5, False),
+        ({}, 39.9, False),
+        ({}, 40.0, True),
+        ({"hot_or_humid": True}, 38.9, False),
+    ],
+)
+def test_high_temperature_of_1_1_counts_39_in_heat_or_hard_exercise(activity, temperature, high):
+    result = evaluate(request(activity=activity, body_temperature_c=temperature))
+    assert ("RF-HYPERTHERMIA" in result.rule_ids) is high
 
 
 def test_rules_are_reported_most_urgent_first_then_in_table_order():

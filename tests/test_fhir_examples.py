@@ -21,7 +21,7 @@ from api.fhir.conformance import bundle_problems, iter_nodes
 from triage import evaluate
 from triage import knowledge_base as kb
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "examples-1.1"
 CASES = sorted(EXAMPLES.glob("*.json"))
 BASE = cs.DEFAULT_CANONICAL_BASE
 SPECS = {spec.url(BASE): spec for spec in cs.product_codesystems()}

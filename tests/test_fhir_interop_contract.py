@@ -267,5 +267,5 @@ def test_query_parameters_are_documented_and_unknown_ones_said_to_be_ignored():
 
 def test_reference_item_pattern_is_the_vocabulary_one():
     schema = DOCUMENT["components"]["schemas"]["TriageQuestionnaireResponse"]
-    subject = schema["properties"]["subject"]["properties"]["reference"]["anyOf"][1]
+    subject = schema["properties"]["subject"]["properties"]["reference"]
     assert subject["pattern"] == ITEMS["patient.reference"].pattern

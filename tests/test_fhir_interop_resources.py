@@ -33,9 +33,11 @@ from api.fhir.questionnaire import (
     FOLLOW_UPS,
     help_link_id,
 )
+from api.fhir.questionnaire_response import GATES
 from triage import KNOWLEDGE_BASE_VERSION, evaluate
 from triage.knowledge_base import RULES, SCREEN
 from triage.vocabulary import ITEMS, SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
+from triage.wording import help_text, question
 
 BASE = cs.DEFAULT_CANONICAL_BASE
 FHIR = "application/fhir+json"
@@ -95,21 +97,29 @@ def test_items_are_flat_in_vocabulary_order_with_medications_as_a_group():
     vocabulary = [item.link_id for s in SECTIONS for item in s.items] + [
         item.link_id for item in TOP_LEVEL_ITEMS
     ]
-    assert top == vocabulary
+    # Each list that can be "none" is opened by its yes/no question, just before it.
+    gate_of = {list_id: gate for gate, list_id in GATES.items()}
+    expected = []
+    for link_id in vocabulary:
+        if link_id in gate_of:
+            expected.append(gate_of[link_id])
+        expected.append(link_id)
+    assert top == expected
     group = QUESTIONS["history.medications"]
     assert [c["linkId"] for c in group["item"] if c["type"] != "display"] == [
         "history.medications.class",
         "history.medications.days_since_start",
         "history.medications.doses_per_day",
     ]
-    assert set(QUESTIONS) == set(ITEMS)
+    assert set(QUESTIONS) == set(ITEMS) | set(GATES)
 
 
 @pytest.mark.parametrize("link_id", sorted(ITEMS))
 def test_item_matches_its_vocabulary_definition(link_id):
     vocab: Item = ITEMS[link_id]
     item = QUESTIONS[link_id]
-    assert item["text"] == vocab.text
+    assert item["text"] == question(link_id)
+    assert item["text"].endswith("?")
     expected_type = TYPES.get(vocab.kind) or ("text" if (vocab.max_length or 0) > 255 else "string")
     assert item["type"] == expected_type
     assert item.get("repeats", False) is (vocab.kind in (Kind.CODES, Kind.GROUP))
@@ -148,8 +158,8 @@ def test_item_matches_its_vocabulary_definition(link_id):
         assert _extension(item, EXT_MAX_OCCURS)["valueInteger"] == vocab.max_items
     if vocab.pattern is not None:
         assert re.fullmatch(_extension(item, EXT_REGEX)["valueString"], "Patient/a-1.b")
-    if vocab.definition:
-        assert vocab.definition in _help(item)
+    if help_text(link_id) is not None:
+        assert help_text(link_id) in _help(item)
 
 
 def test_required_marks_the_screen_and_the_schema_required_items():
@@ -187,6 +197,12 @@ def test_enable_when_only_on_true_follow_ups():
         "history.medications.doses_per_day": [
             {"question": "history.medications.class", "operator": "exists", "answerBoolean": True}
         ],
+        "history.medications": [
+            {"question": "history.medications.any", "operator": "=", "answerBoolean": True}
+        ],
+        "history.conditions": [
+            {"question": "history.conditions.any", "operator": "=", "answerBoolean": True}
+        ],
     }
     # Never a symptom that rules read, except the one the issue names a follow-up
     # (fainting_during_exercise, whose rule also fires on exertional_collapse).
@@ -194,6 +210,25 @@ def test_enable_when_only_on_true_follow_ups():
     assert hidden_symptoms & _rule_inputs() == {"symptoms.fainting_during_exercise"}
     for link_id, (condition,) in conditional.items():
         assert condition["question"] in QUESTIONS, link_id
+
+
+@pytest.mark.parametrize("gate", sorted(GATES))
+def test_lists_open_with_a_yes_no_question_so_a_form_can_say_none(gate):
+    item = QUESTIONS[gate]
+    assert item["type"] == "boolean"
+    assert item["text"] == question(gate)
+    assert item["text"].endswith("?")
+    assert "required" not in item  # never blocks a form
+    assert gate not in ITEMS  # not a vocabulary path: the request has no such field
+    listed = QUESTIONS[GATES[gate]]
+    assert listed["enableWhen"] == [{"question": gate, "operator": "=", "answerBoolean": True}]
+    assert listed["repeats"] is True
+    # Nothing required inside the group can block a form whose answer is no: the whole
+    # group is disabled then, and SDC renderers skip disabled items in validation.
+    assert "none" in QUESTIONNAIRE["description"].lower()
+    # Where the list is part of the screen, the question that opens it says so.
+    if any(s.link_id == GATES[gate] and s.required_when is not None for s in SCREEN):
+        assert "minimum red-flag screen" in _help(item)
 
 
 def test_description_documents_the_conventions():

@@ -22,6 +22,7 @@ from api.fhir import (
 from api.fhir import codesystems as cs
 from triage.result import Level, TriageResult
 from triage.vocabulary import ITEMS, SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
+from triage.wording import question
 
 BASE = cs.DEFAULT_CANONICAL_BASE
 RESULT = TriageResult(Level.SELF_CARE, (), (), (), (), "1.0.0")
@@ -93,7 +94,7 @@ def test_items_are_flat_in_vocabulary_order_with_typed_answers():
     }
     assert "symptoms.fatigue" not in items  # unknown = no item
     for item in qr["item"]:
-        assert item["text"] == ITEMS[item["linkId"]].text
+        assert item["text"] == question(item["linkId"])
 
 
 def test_medications_are_one_group_item_per_medication():
@@ -137,10 +138,10 @@ def test_empty_list_stays_distinct_from_omitted():
     unknown = copy.deepcopy(base) | {"history": {"head_impact": False}}
     none_items = _items(_qr(none))
     assert none_items["history.conditions"] == [
-        {"linkId": "history.conditions", "text": "Conditions"}
+        {"linkId": "history.conditions", "text": question("history.conditions")}
     ]  # present, no answer = none
     assert none_items["history.medications"] == [
-        {"linkId": "history.medications", "text": "Medications"}
+        {"linkId": "history.medications", "text": question("history.medications")}
     ]  # one group, no children = none
     unknown_items = _items(_qr(unknown))
     assert "history.conditions" not in unknown_items

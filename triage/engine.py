@@ -3,21 +3,33 @@
 ``evaluate`` is a pure function of the request and the knowledge-base version
 (PROTOCOL.md §5a): no clock, no randomness, no I/O. It flattens the request
 once into link id → answer, finds the fired rules, then the scoring lines of
-the factors (one factor depends on the final level), then the advice. The
-tests run on ``triage.compiled``'s functions; evidence is gathered only for what
-fired, and findings whose evidence never varies are built once, at load.
+the factors (one factor depends on the final level), then the advice, then the
+decisive questions (``triage.decisive``).
+
+Rules and scoring lines are found through the candidate index of
+``triage.firing``; findings whose evidence never varies are built once, at load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
-from triage import compiled
 from triage import knowledge_base as kb
-from triage.logic import MEDICATIONS, Facts, medication_answers, unique_answers
+from triage.conditions import MEDICATIONS, Facts, medication_answers, unique_answers
+from triage.decisive import decisive_questions
+from triage.firing import (
+    LINE_INDEX,
+    LINES,
+    SCREEN_RULE,
+    fired_positions,
+    holds,
+    unanswered,
+)
 from triage.result import (
     Answer,
+    DecisiveQuestions,
     FactorPoint,
     FiredRule,
     GivenAdvice,
@@ -26,7 +38,7 @@ from triage.result import (
     ReportedFactor,
     TriageResult,
 )
-from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Kind
+from triage.vocabulary import ITEMS, SECTIONS, TOP_LEVEL_ITEMS, Kind
 
 
 class RequestShapeError(ValueError):
@@ -41,6 +53,7 @@ _LIST_KINDS = (Kind.CODES, Kind.GROUP)
 _LIST_LINKS = frozenset(
     item.link_id for section in SECTIONS for item in section.items if item.kind in _LIST_KINDS
 )
+_CLASS_DISPLAY = {code.code: code.display for code in ITEMS["history.medications.class"].codes}
 
 
 def flatten(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,7 +77,12 @@ def flatten(request: Mapping[str, Any]) -> dict[str, Any]:
             link_id = links.get(name)
             if link_id is None:
                 raise RequestShapeError(f"unknown field {key}.{name!r}")
-            facts[link_id] = tuple(answer) if link_id in _LIST_LINKS else answer
+            if link_id == MEDICATIONS:  # copied: the facts outlive the call (decisive)
+                facts[link_id] = tuple(dict(medication) for medication in answer)
+            elif link_id in _LIST_LINKS:
+                facts[link_id] = tuple(answer)
+            else:
+                facts[link_id] = answer
     return facts
 
 
@@ -87,49 +105,78 @@ def _prebuilt(rule: kb.Rule) -> FiredRule | None:
     return None if constant is None else _finding(rule, constant)
 
 
-def _prebuilt_point(line: kb.Points | kb.PerMedication) -> FactorPoint | None:
-    if isinstance(line, kb.PerMedication):
-        return None
-    constant = line.when.constant_evidence()
-    return None if constant is None else FactorPoint(line.points, line.text, constant)
-
-
-#: Findings and factor points built once (results are immutable, so shared).
+#: Findings built once (results are immutable, so shared).
 _PREBUILT_FINDINGS = tuple(_prebuilt(rule) for rule in kb.RULES)
-_PREBUILT_POINTS = tuple(tuple(_prebuilt_point(p) for p in f.points) for f in kb.FACTORS)
-_LABELS = tuple(
-    tuple(line.text if isinstance(line, kb.Points) else "" for line in factor.points)
-    for factor in kb.FACTORS
-)
 
 
-def _fired_rules(facts: Facts, unanswered: tuple[str, ...]) -> list[FiredRule]:
+def _fired_rules(facts: Facts, positions: list[int], unknown: tuple[str, ...]) -> list[FiredRule]:
+    if unknown:
+        positions = sorted([*positions, SCREEN_RULE])
     fired: list[FiredRule] = []
-    for position in compiled.fired(facts, bool(unanswered)):  # most urgent first
+    for position in positions:  # table order is most urgent first
         rule = kb.RULES[position]
         if rule.when is None:  # RF-SCREEN-INCOMPLETE: the unknown items are its evidence
-            unknown = tuple(Answer(link_id, None, link_id) for link_id in unanswered)
-            fired.append(_finding(rule, unknown))
-        else:
-            finding = _PREBUILT_FINDINGS[position]
-            if finding is None:
-                finding = _finding(rule, unique_answers(rule.when.evidence(facts)))
-            fired.append(finding)
+            fired.append(_finding(rule, tuple(Answer(link, None, link) for link in unknown)))
+            continue
+        finding = _PREBUILT_FINDINGS[position]
+        if finding is None:
+            finding = _finding(rule, unique_answers(rule.when.evidence(facts)))
+        fired.append(finding)
     return fired
+
+
+def _plural(count: float, unit: str) -> str:
+    return f"{count:g} {unit}" if count == 1 else f"{count:g} {unit}s"
+
+
+def _medication_points(line: kb.PerMedication, facts: Facts) -> list[FactorPoint]:
+    points = []
+    for index, medication in enumerate(facts.get(MEDICATIONS) or ()):
+        if medication["class"] not in line.classes:
+            continue
+        days = medication.get("days_since_start")
+        recent = days is not None and days <= line.recent_days
+        name = _CLASS_DISPLAY[medication["class"]]
+        label = (
+            f"{name}, started {_plural(days, 'day')} ago"
+            if days is not None
+            else f"{name}, start date unknown"
+        )
+        evidence = medication_answers(index, medication, ("class", "days_since_start"))
+        points.append(
+            FactorPoint(line.recent_points if recent else line.other_points, label, tuple(evidence))
+        )
+    return points
+
+
+#: Per scoring line (in ``LINES`` order): its factor's position, the factor, the line.
+_LINE_ENTRIES = tuple((f, kb.FACTORS[f], kb.FACTORS[f].points[p]) for f, p in LINES)
+
+
+def _gate_open(factor: kb.Factor, facts: Facts, level: Level) -> bool:
+    """May the factor score at all (its level and "only when" gates)?"""
+    if factor.only_at_level is not None and factor.only_at_level is not level:
+        return False
+    return holds(factor.only_when, facts)
 
 
 def _factors(facts: Facts, level: Level) -> tuple[ReportedFactor, ...]:
     breakdowns: dict[int, list[FactorPoint]] = {}
-    for factor_position, line_position in compiled.scoring_lines(facts, level is Level.SELF_CARE):
-        line = kb.FACTORS[factor_position].points[line_position]
+    gates: dict[int, bool] = {}
+    for flat in LINE_INDEX.candidates(facts):
+        factor_position, factor, line = _LINE_ENTRIES[flat]
+        gate = gates.get(factor_position)
+        if gate is None:
+            gate = gates[factor_position] = _gate_open(factor, facts, level)
+        if not gate:
+            continue
         if isinstance(line, kb.PerMedication):
             points = _medication_points(line, facts)
+        elif line.when.test(facts) is True:
+            evidence = unique_answers(line.when.evidence(facts))
+            points = [FactorPoint(line.points, line.text, evidence)]
         else:
-            point = _PREBUILT_POINTS[factor_position][line_position]
-            if point is None:
-                evidence = unique_answers(line.when.evidence(facts))
-                point = FactorPoint(line.points, _LABELS[factor_position][line_position], evidence)
-            points = [point]
+            continue
         breakdowns.setdefault(factor_position, []).extend(points)
     reported = []
     for position, breakdown in breakdowns.items():
@@ -155,39 +202,19 @@ def _factors(facts: Facts, level: Level) -> tuple[ReportedFactor, ...]:
     return tuple(factor for _, factor in reported)
 
 
-def _medication_points(line: kb.PerMedication, facts: Facts) -> list[FactorPoint]:
-    points = []
-    for index, medication in enumerate(facts.get(MEDICATIONS) or ()):
-        if medication["class"] not in line.classes:
-            continue
-        days = medication.get("days_since_start")
-        recent = days is not None and days <= line.recent_days
-        label = (
-            f"{medication['class']} started {days} days ago"
-            if days is not None
-            else f"{medication['class']} (start unknown)"
-        )
-        evidence = medication_answers(index, medication, ("class", "days_since_start"))
-        points.append(
-            FactorPoint(line.recent_points if recent else line.other_points, label, tuple(evidence))
-        )
-    return points
-
-
 def _advise(
     facts: Facts,
     level: Level,
     rule_ids: frozenset[str],
     factor_codes: frozenset[str],
 ) -> tuple[GivenAdvice, ...]:
-    by_answers_positions = compiled.advice_by_answers(facts)
     given: list[GivenAdvice] = []
     given_codes: set[str] = set()
-    for position, advice in enumerate(kb.ADVICE):
+    for advice in kb.ADVICE:
         by_level = level in advice.levels
         by_rules = not advice.rules.isdisjoint(rule_ids)
         by_factors = not advice.factors.isdisjoint(factor_codes)
-        by_answers = position in by_answers_positions
+        by_answers = advice.when is not None and advice.when.test(facts) is True
         if not (advice.always or by_level or by_rules or by_factors or by_answers):
             continue
         if advice.not_with is not None and advice.not_with in given_codes:
@@ -210,8 +237,9 @@ def _advise(
 def evaluate(request: Mapping[str, Any]) -> TriageResult:
     """Triage one validated request (PROTOCOL.md §3 shape) into a TriageResult."""
     facts = flatten(request)
-    unanswered = compiled.unanswered(facts)
-    fired = _fired_rules(facts, unanswered)
+    unknown = unanswered(facts)
+    positions = fired_positions(facts)
+    fired = _fired_rules(facts, positions, unknown)
     level = max((finding.level for finding in fired), default=Level.SELF_CARE)
     factors = _factors(facts, level)
     advice = _advise(
@@ -225,6 +253,9 @@ def evaluate(request: Mapping[str, Any]) -> TriageResult:
         rules=tuple(fired),
         factors=factors,
         advice=advice,
-        unanswered=unanswered,
+        unanswered=unknown,
         knowledge_base_version=kb.KNOWLEDGE_BASE_VERSION,
+        decisive=DecisiveQuestions(partial(decisive_questions, facts, positions, unknown))
+        if unknown
+        else (),
     )

@@ -11,7 +11,8 @@ trace a level back to the answers is here; nothing here knows about FHIR.
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple, overload
 
 #: A JSON scalar answer; ``None`` only in evidence for an *unknown* screen item.
 AnswerValue = bool | int | float | str | None
@@ -152,6 +153,76 @@ class GivenAdvice(NamedTuple):
     because: tuple[str, ...]
 
 
+#: An answer a decisive question proposes: a request value (a list as a tuple;
+#: a medication list as a tuple of ``{"class": ...}`` objects).
+ProposedAnswer = bool | int | float | str | tuple[object, ...]
+
+
+class DecisiveQuestion(NamedTuple):
+    """For one unknown screen item: the most urgent level one answer to it alone gives.
+
+    ``answer`` is that answer (the first such, in candidate order: yes before no);
+    ``rule_ids`` the rules it would fire that do not fire now, most urgent first.
+    ``level`` may equal the current level (the answer would not escalate): every
+    unknown screen item gets one, so a clinician sees each question's weight.
+    """
+
+    link_id: str
+    answer: ProposedAnswer
+    level: Level
+    rule_ids: tuple[str, ...]
+
+
+class DecisiveQuestions(Sequence[DecisiveQuestion]):
+    """The decisive questions of a result, computed on first use and then kept.
+
+    They cost as much as the rest of an evaluation together when many screen
+    items are unknown, and not every caller shows them; so ``evaluate`` hands
+    over the (pure) computation and the first reader runs it. Behaves as a
+    read-only tuple: equal to a tuple or another instance with the same items.
+    """
+
+    __slots__ = ("_compute", "_items")
+
+    def __init__(self, compute: Callable[[], tuple[DecisiveQuestion, ...]]) -> None:
+        self._compute: Callable[[], tuple[DecisiveQuestion, ...]] | None = compute
+        self._items: tuple[DecisiveQuestion, ...] | None = None
+
+    def _get(self) -> tuple[DecisiveQuestion, ...]:
+        if self._items is None:
+            assert self._compute is not None  # noqa: S101 - set until the first use
+            self._items = self._compute()
+            self._compute = None  # drop the request's answers once computed
+        return self._items
+
+    @overload
+    def __getitem__(self, index: int) -> DecisiveQuestion: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[DecisiveQuestion, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> DecisiveQuestion | tuple[DecisiveQuestion, ...]:
+        return self._get()[index]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __iter__(self) -> Iterator[DecisiveQuestion]:
+        return iter(self._get())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DecisiveQuestions):
+            return self._get() == other._get()
+        if isinstance(other, tuple):
+            return self._get() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to tuples, so not hashable
+
+    def __repr__(self) -> str:
+        return f"DecisiveQuestions({self._get()!r})"
+
+
 class TriageResult(NamedTuple):
     """Everything PROTOCOL.md §8 says a result contains."""
 
@@ -161,6 +232,8 @@ class TriageResult(NamedTuple):
     advice: tuple[GivenAdvice, ...]
     unanswered: tuple[str, ...]
     knowledge_base_version: str
+    #: One per unknown screen item, in the order of ``unanswered`` (computed on first use).
+    decisive: Sequence[DecisiveQuestion] = ()
 
     @property
     def rule_ids(self) -> tuple[str, ...]:

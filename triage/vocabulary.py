@@ -160,6 +160,11 @@ MEDICATION_CLASSES = _codes(
     ("beta_agonist", "Beta agonist (reliever inhaler)"),
     ("corticosteroid", "Corticosteroid"),
     ("insulin_or_sulfonylurea", "Insulin or sulfonylurea"),
+    (
+        "serotonergic",
+        "Serotonergic medicine",
+        "SSRIs, SNRIs, tramadol, triptans, MAOIs, lithium, St John's wort.",
+    ),
     ("other", "Other medication"),
 )
 
@@ -413,7 +418,11 @@ _SYMPTOMS: tuple[tuple[str, str, str], ...] = (
     ("seizure", "Seizure", ""),
     ("slurred_speech", "Slurred speech", ""),
     ("difficulty_swallowing", "Difficulty swallowing", ""),
-    ("one_sided_weakness", "One-sided weakness", ""),
+    (
+        "one_sided_weakness",
+        "One-sided weakness",
+        "Weakness or drooping of one side of the face or body.",
+    ),
     ("unequal_pupils", "Unequal pupils", ""),
     ("vision_changes", "Vision changes", ""),
     ("headache", "Headache", ""),
@@ -449,9 +458,22 @@ _SYMPTOMS: tuple[tuple[str, str, str], ...] = (
     ("nausea", "Nausea", ""),
     ("vomiting", "Vomiting", ""),
     ("repeated_vomiting", "Repeated vomiting", ""),
-    ("high_body_temperature", "High body temperature", ""),
-    ("chest_pain", "Chest pain", ""),
-    ("palpitations", "Palpitations", "Irregular, or still racing 10 minutes after stopping."),
+    (
+        "high_body_temperature",
+        "High body temperature",
+        "Feels very hot, hot skin, or a high reading.",
+    ),
+    (
+        "chest_pain",
+        "Chest pain",
+        "Chest pain or pressure, or pain or discomfort in the neck, jaw, shoulder or arm "
+        "brought on by exertion.",
+    ),
+    (
+        "palpitations",
+        "Palpitations",
+        "Irregular, fluttering or pounding heartbeat, or still racing 10 minutes after stopping.",
+    ),
     ("breathing_difficulty", "Breathing difficulty", "Short of breath at rest, now."),
     ("noisy_breathing", "Noisy breathing", ""),
     ("fatigue", "Fatigue", ""),
@@ -538,6 +560,12 @@ HISTORY = Section(
             unit=MG_PER_DAY,
         ),
         _yes_no("history.energy_drinks", "Energy drinks"),
+        _yes_no(
+            "history.recreational_stimulants",
+            "Recreational stimulants",
+            "Cocaine, amphetamines, MDMA or non-prescribed stimulant medicines in the last "
+            "72 hours.",
+        ),
         Item(
             "history.alcohol_units_per_week",
             Kind.INTEGER,
@@ -593,6 +621,18 @@ TOP_LEVEL_ITEMS: tuple[Item, ...] = (
         "Onset of weakness, speech or swallowing problems",
         "Gradual = over weeks.",
         codes=_codes("sudden", "gradual"),
+    ),
+    Item(
+        "respondent",
+        Kind.CODE,
+        "Who gave the answers",
+        "Never changes the triage; shown to the clinician with the answers.",
+        codes=_codes(
+            ("patient", "Patient"),
+            ("parent_or_carer", "Parent or carer"),
+            ("clinician", "Clinician"),
+            ("other", "Other"),
+        ),
     ),
     Item(
         "notes",

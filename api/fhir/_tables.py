@@ -16,6 +16,7 @@ from typing import Any
 from markupsafe import escape
 
 from api.fhir import codesystems as cs
+from triage import wording
 from triage.result import LEVEL_DISPLAY, LEVEL_MEANING, Level, Likelihood
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind, iter_items
 
@@ -165,9 +166,11 @@ class Tables:
         self.qr_bool: dict[str, dict[bool, tuple[Json, str]]] = {}
         self.qr_code: dict[str, dict[str, tuple[Json, str]]] = {}
         self.qr_answer: dict[str, dict[str, Json]] = {}
+        self.question: dict[str, str] = {}  # QR item text = the Questionnaire's question
         for item in iter_items():
             link_id = item.link_id
             self.items[link_id] = item
+            question = self.question[link_id] = wording.question(link_id)
             text_html = esc(item.text)
             self.item_html[link_id] = text_html
             self.unit_html[link_id] = esc(_unit_text(item))
@@ -186,7 +189,7 @@ class Tables:
             if item.kind is Kind.BOOLEAN:
                 self.qr_bool[link_id] = {
                     value: (
-                        {"linkId": link_id, "text": item.text, "answer": [{"valueBoolean": value}]},
+                        {"linkId": link_id, "text": question, "answer": [{"valueBoolean": value}]},
                         f"<tr><td>{text_html}</td><td>{'yes' if value else 'no'}</td></tr>",
                     )
                     for value in (True, False)
@@ -205,7 +208,7 @@ class Tables:
                 }
                 self.qr_code[link_id] = {
                     code: (
-                        {"linkId": link_id, "text": item.text, "answer": [{"valueCoding": coding}]},
+                        {"linkId": link_id, "text": question, "answer": [{"valueCoding": coding}]},
                         f"<tr><td>{text_html}</td><td>{self.code_html[link_id][code]}</td></tr>",
                     )
                     for code, coding in codings.items()

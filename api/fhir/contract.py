@@ -21,7 +21,7 @@ from typing import Any
 from api.fhir import codesystems as cs
 from api.fhir.capability import TRIAGE_OPERATION_ID
 from api.fhir.catalog import catalog
-from api.fhir.questionnaire_response import MEDICATIONS
+from api.fhir.questionnaire_response import GATES, MEDICATIONS
 from api.fhir.triage_input import QR_ELEMENTS, TRIAGE_STATUSES
 from schemas.fields import TEXT_PATTERN
 from triage.knowledge_base import KNOWLEDGE_BASE_VERSION
@@ -30,9 +30,6 @@ from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 Schema = dict[str, Any]
 FHIR_JSON = "application/fhir+json"
 ANY: Schema = {}  # elements we accept whatever their content (id, extension, text ...)
-
-_NOT_PATIENT: Schema = {"not": {"pattern": "^Patient/"}}
-
 
 # --- the $triage request body ----------------------------------------------------------
 
@@ -176,8 +173,12 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
     yes_no = [item for item in vocabulary if item.kind is Kind.BOOLEAN]
     item_schemas = [
         {
-            **_question_schema(yes_no[0], canonical_base, {"enum": [i.link_id for i in yes_no]}),
-            "description": "A yes/no question (answer valueBoolean).",
+            **_question_schema(
+                yes_no[0], canonical_base, {"enum": [i.link_id for i in yes_no] + [*GATES]}
+            ),
+            "description": "A yes/no question (answer valueBoolean); the questions that open "
+            f"a list ({', '.join(GATES)}) too: no = the list is given and empty, yes without "
+            "a listed member = unknown.",
         }
     ]
     item_schemas += [
@@ -199,6 +200,7 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
         "properties": {"linkId": {"const": MEDICATIONS}, "item": {"minItems": 1}},
     }
     rules = [_once(_has(item.link_id)) for item in vocabulary if item.kind is not Kind.GROUP]
+    rules += [_once(_has(gate)) for gate in GATES]
     rules += [{"contains": _has(item.link_id, answered=True)} for item in required_items]
     rules += [
         _once(listed_group, group.max_items or 0),
@@ -220,18 +222,26 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
         "status": {"enum": sorted(TRIAGE_STATUSES)},
         "subject": {
             "type": "object",
-            "description": "A Patient reference here stands for the `patient.reference` "
-            "answer. Give one or the other: this schema excludes both, and the server "
-            "accepts both only when they are equal (as in the QuestionnaireResponses "
-            "`POST /v1/triage` returns) and refuses two different patients (422).",
+            "description": "The patient, as a relative `Patient/<id>` reference: it stands "
+            "for the `patient.reference` answer. Give one or the other: this schema excludes "
+            "both, and the server accepts both only when they are equal (as in the "
+            "QuestionnaireResponses `POST /v1/triage` returns) and refuses two different "
+            "patients (422). Every other form of subject is refused (422), never ignored: "
+            "an absolute URL (the result names the patient relative to the server it is "
+            "filed on), `urn:`, contained, an `identifier`, a `display` alone, another "
+            "resource type.",
+            "required": ["reference"],
+            "additionalProperties": False,
             "properties": {
                 "reference": {
                     "type": "string",
-                    "anyOf": [
-                        _NOT_PATIENT,
-                        {"pattern": reference.pattern, "maxLength": reference.max_length},
-                    ],
-                }
+                    "pattern": reference.pattern,
+                    "maxLength": reference.max_length,
+                },
+                "type": {"const": "Patient"},
+                "id": ANY,
+                "extension": ANY,
+                "display": ANY,
             },
         },
         "item": {"type": "array", "items": {"anyOf": item_schemas}, "allOf": rules},
@@ -253,8 +263,6 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
         # One source for the patient (see the subject description).
         "anyOf": [
             {"not": {"required": ["subject"]}},
-            {"properties": {"subject": {"not": {"required": ["reference"]}}}},
-            {"properties": {"subject": {"properties": {"reference": _NOT_PATIENT}}}},
             {"properties": {"item": _once(_has(reference.link_id, answered=True), 0)}},
         ],
     }

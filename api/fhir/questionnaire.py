@@ -15,6 +15,8 @@ from typing import Any
 
 from api.fhir import codesystems as cs
 from api.fhir._tables import Json, esc, narrative, published
+from api.fhir.questionnaire_response import GATES
+from triage import wording
 from triage.knowledge_base import KNOWLEDGE_BASE_VERSION, SCREEN
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 
@@ -39,6 +41,9 @@ FOLLOW_UPS: dict[str, tuple[str, str, bool]] = {
     # Inside one medication group: details are asked once its class is known.
     "history.medications.days_since_start": ("history.medications.class", "exists", True),
     "history.medications.doses_per_day": ("history.medications.class", "exists", True),
+    # The lists are asked only after a yes to their gating question, so "no" records
+    # "none" in any SDC renderer and an empty repeating group never blocks a form.
+    **{list_id: (gate, "=", True) for gate, list_id in GATES.items()},
 }
 
 #: Answers longer than this are collected as ``text`` (multi-line), shorter as ``string``.
@@ -109,16 +114,18 @@ def _extensions(item: Item) -> list[Json]:
     return out
 
 
-def _help(item: Item, screen_when: str | None) -> Json | None:
+def _help(link_id: str, kind: Kind | None, screen_when: str | None) -> Json | None:
     """A display child with the itemControl ``help``: the SDC way to attach help text."""
-    parts = [item.definition] if item.definition else []
-    if item.kind is Kind.REFERENCE:
+    text = wording.help_text(link_id)
+    parts = [text] if text else []
+    if kind is Kind.REFERENCE:
         parts.append(
             "Hidden: taken from QuestionnaireResponse.subject when not answered; "
             "when both are given they must name the same Patient."
         )
     if screen_when is not None:
-        parts.append(f"Part of the minimum red-flag screen (PROTOCOL.md §5) if {screen_when}.")
+        # Which earlier answers make it so is in the description, for integrators.
+        parts.append("Please answer: after some answers it is part of the minimum red-flag screen.")
     if not parts:
         return None
     return {
@@ -131,7 +138,7 @@ def _help(item: Item, screen_when: str | None) -> Json | None:
                 },
             }
         ],
-        "linkId": help_link_id(item.link_id),
+        "linkId": help_link_id(link_id),
         "text": " ".join(parts),
         "type": "display",
     }
@@ -151,7 +158,7 @@ def _item(item: Item, base: str, always: frozenset[str], conditional: dict[str, 
             "display": item.text,
         }
     ]
-    out["text"] = item.text
+    out["text"] = wording.question(link_id)
     kind_type = _TYPES[item.kind]
     if item.kind is Kind.STRING and (item.max_length or 0) > _LONG_TEXT:
         kind_type = "text"
@@ -178,11 +185,20 @@ def _item(item: Item, base: str, always: frozenset[str], conditional: dict[str, 
             options.append(option)
         out["answerOption"] = options
     children = [_item(child, base, always, conditional) for child in item.children]
-    help_item = _help(item, conditional.get(link_id) if follow_up is None else None)
+    help_item = _help(link_id, item.kind, conditional.get(link_id) if follow_up is None else None)
     if help_item is not None:
         children.insert(0, help_item)
     if children:
         out["item"] = children
+    return out
+
+
+def _gate(gate: str, screen_when: str | None) -> Json:
+    """The yes/no question that opens a list; "no" means the list is given and empty."""
+    out: Json = {"linkId": gate, "text": wording.question(gate), "type": "boolean"}
+    help_item = _help(gate, None, screen_when)
+    if help_item is not None:
+        out["item"] = [help_item]
     return out
 
 
@@ -200,19 +216,28 @@ def _description() -> str:
         "* **Unknown**: a question without an item (or an item without answers) is unknown, "
         "never assumed absent. For yes/no questions, answer `false` explicitly to exclude "
         "a symptom.\n"
+        "* **None** for medications and conditions: each list is opened by a yes/no "
+        "question of its own (`history.medications.any`, `history.conditions.any`, not "
+        "vocabulary paths) and enabled only after a yes (`enableWhen`), so any SDC "
+        'renderer can record "none" (answer no) and no required item inside an empty '
+        "repeating group blocks a form. `$triage` reads no as the empty list `[]` and a yes "
+        "without any listed member as unknown (a yes is not none); listed members always "
+        "count, whatever the yes/no answer. Not `questionnaire-optionExclusive`: LHC-Forms, "
+        "a widely used renderer, does not support it.\n"
         "* **Empty list**: for the list questions `twitching.body_sites`, "
         "`history.conditions` and `history.medications`, an item that is present with no "
         "answer (for medications: one `history.medications` group item without child "
-        'items) means the list was given and is empty ("none"); a missing item means '
-        "unknown. A given list is complete: a condition or medication class it does not "
-        "contain is absent.\n"
+        'items) also means the list was given and is empty ("none"), unless its yes/no '
+        "question says yes; a missing item means unknown. A given list is complete: a "
+        "condition or medication class it does not contain is absent.\n"
         "* `required` marks the minimum red-flag screen (PROTOCOL.md §5) as guidance for "
         "renderers: `$triage` treats a missing screen answer as unknown and reports it as "
         "the next question to ask (rule RF-SCREEN-INCOMPLETE), not as an error. The screen "
         f"also needs {conditional_list}.\n"
         "* `enableWhen` is used only for true follow-up questions "
         "(`history.hours_since_head_impact`, `symptoms.fainting_during_exercise`, the "
-        "details of one medication). `$triage` still reads every answer it is given, "
+        "details of one medication, the two lists after their yes/no question). `$triage` "
+        "still reads every answer it is given, "
         "enabled or not: an answer is never dropped.\n"
         "* Codings use the product CodeSystem of their item "
         "(`{canonical base}/CodeSystem/{linkId with . and _ as -}`); numbers carry their "
@@ -250,7 +275,13 @@ def build_questionnaire(canonical_base: str, *, date: str) -> dict[str, Any]:
     always, conditional = _screen()
     vocabulary = [item for section in SECTIONS for item in section.items]
     vocabulary.extend(TOP_LEVEL_ITEMS)
-    items = [_item(item, canonical_base, always, conditional) for item in vocabulary]
+    gate_of = {list_id: gate for gate, list_id in GATES.items()}
+    items = []
+    for item in vocabulary:
+        if item.link_id in gate_of:
+            # The list is a screen item through its gate: say so where the person answers.
+            items.append(_gate(gate_of[item.link_id], conditional.get(item.link_id)))
+        items.append(_item(item, canonical_base, always, conditional))
     return {
         "resourceType": "Questionnaire",
         "id": cs.QUESTIONNAIRE_ID,

@@ -6,17 +6,19 @@ that is given but empty (``history.conditions: []``, ``history.medications: []``
 becomes an item *without* answers (for medications: one group item without child
 items), so "none" and "unknown" survive the round trip.
 
-Backward (:func:`map_questionnaire_response`) is what ``$triage`` (issue 4) runs
+Backward (:func:`read_questionnaire_response`) is what ``$triage`` (issue 4) runs
 before the request schema: it rebuilds the request dict and remembers, for every
 JSON path, the FHIRPath of the item it came from, so schema errors can name the
-item.
+item. It reads every item and collects every structural problem rather than
+stopping at the first (:func:`map_questionnaire_response` raises them all at
+once), and it checks ``subject`` so a result is never filed under another patient.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from api.fhir import codesystems as cs
@@ -28,6 +30,13 @@ _MED_CLASS = "history.medications.class"
 _MED_DAYS = "history.medications.days_since_start"
 _MED_DOSES = "history.medications.doses_per_day"
 _SECTION_NAMES = frozenset(section.name for section in SECTIONS)
+#: Yes/no questions of the intake Questionnaire that open a list (gate → list linkId).
+#: They are not vocabulary paths: they let a form say "none" (no → ``[]``), while a yes
+#: with no listed member stays unknown, since a yes is not "none" (the safer reading).
+GATES: dict[str, str] = {
+    "history.medications.any": MEDICATIONS,
+    "history.conditions.any": "history.conditions",
+}
 
 
 def _section_layout() -> tuple[tuple[str | None, tuple[tuple[str, str, Kind], ...]], ...]:
@@ -46,7 +55,7 @@ def _number_html(t: Tables, link_id: str, value: float) -> str:
 
 
 def _answered(t: Tables, link_id: str, answer: Json) -> Json:
-    return {"linkId": link_id, "text": t.items[link_id].text, "answer": [answer]}
+    return {"linkId": link_id, "text": t.question[link_id], "answer": [answer]}
 
 
 # Renderers for the kinds without a prebuilt item: each appends its item(s) and
@@ -76,7 +85,7 @@ def _text(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
 
 
 def _codes(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
-    item: Json = {"linkId": link_id, "text": t.items[link_id].text}
+    item: Json = {"linkId": link_id, "text": t.question[link_id]}
     items.append(item)
     if not value:  # given and empty = none: the item without answers
         return "none (empty list)"
@@ -108,7 +117,7 @@ def _medication(t: Tables, med: Mapping[str, Any]) -> tuple[Json, str]:
     if doses is not None:
         children.append(_answered(t, _MED_DOSES, {"valueDecimal": doses}))
         parts.append(f"{doses} doses per day")
-    group: Json = {"linkId": MEDICATIONS, "text": t.items[MEDICATIONS].text}
+    group: Json = {"linkId": MEDICATIONS, "text": t.question[MEDICATIONS]}
     if children:
         group["item"] = children
     return group, ", ".join(parts)
@@ -116,7 +125,7 @@ def _medication(t: Tables, med: Mapping[str, Any]) -> tuple[Json, str]:
 
 def _group(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
     if not value:  # given and empty = none: one group item without child items
-        items.append({"linkId": link_id, "text": t.items[link_id].text})
+        items.append({"linkId": link_id, "text": t.question[link_id]})
         return "none (empty list)"
     meds = [_medication(t, med) for med in value]
     items.extend(group for group, _ in meds)
@@ -194,12 +203,34 @@ def render_questionnaire_response(
 # --- QuestionnaireResponse → request --------------------------------------------------
 
 
-class QuestionnaireResponseError(ValueError):
-    """A QuestionnaireResponse that cannot be read as a request.
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One structural problem of a QuestionnaireResponse: one OperationOutcome issue.
 
     ``expression`` is the FHIRPath of the offending element
     (``QuestionnaireResponse.item[3].answer[0]``); ``link_id`` names the item;
     ``code`` is the FHIR IssueType (``invalid``, ``value``, ``code-invalid``, ``required``).
+    """
+
+    message: str
+    expression: str
+    link_id: str | None = None
+    code: str = "invalid"
+
+    def rebased(self, root: str) -> Problem:
+        """The same problem with its FHIRPath under ``root`` (a Parameters body)."""
+        if root == QR or not self.expression.startswith(QR):
+            return self
+        return replace(self, expression=root + self.expression[len(QR) :])
+
+
+class QuestionnaireResponseError(ValueError):
+    """A QuestionnaireResponse that cannot be read as a request: every problem found.
+
+    Raised with one problem by the helpers that check one element, and with all
+    of them (:attr:`problems`) by :func:`map_questionnaire_response`, which reads
+    every item before it gives up, so a client sees every problem at once.
+    ``expression``, ``link_id`` and ``code`` are those of the first problem.
     """
 
     def __init__(
@@ -211,11 +242,32 @@ class QuestionnaireResponseError(ValueError):
         code: str = "invalid",
     ) -> None:
         super().__init__(message)
-        self.expression = expression
-        self.link_id = link_id
-        self.code = code
+        self.problems: tuple[Problem, ...] = (Problem(message, expression, link_id, code),)
+
+    @classmethod
+    def of(cls, problems: Sequence[Problem]) -> QuestionnaireResponseError:
+        """One error for several problems (at least one)."""
+        first = problems[0]
+        error = cls(
+            first.message, expression=first.expression, link_id=first.link_id, code=first.code
+        )
+        error.problems = tuple(problems)
+        return error
+
+    @property
+    def expression(self) -> str:
+        return self.problems[0].expression
+
+    @property
+    def link_id(self) -> str | None:
+        return self.problems[0].link_id
+
+    @property
+    def code(self) -> str:
+        return self.problems[0].code
 
 
+QR = "QuestionnaireResponse"
 _INDEX = re.compile(r"\[[0-9]+\]")
 _LAST_INDEX = re.compile(r"^(.*)\[([0-9]+)\]$")
 
@@ -348,7 +400,11 @@ def _item_systems(canonical_base: str) -> dict[str, str]:
 def _read_scalar(
     node: Mapping[str, Any], kind: Kind, link_id: str, expr: str, systems: Mapping[str, str] | None
 ) -> tuple[bool, Any]:
-    """(present, value) of a non-group item; an item without answers is unknown."""
+    """(present, value) of a non-group item; an item without answers is unknown.
+
+    A list item reports every bad answer; its readable answers are then dropped
+    too, so request-schema errors cannot name an answer by a shifted index.
+    """
     _check_keys(node, _ITEM_KEYS, expr, link_id)
     answers = node.get("answer", [])
     if not isinstance(answers, list):
@@ -362,10 +418,15 @@ def _read_scalar(
             link_id=link_id,
         )
     if kind is Kind.CODES:
-        codes = [
-            _answer_value(a, kind, link_id, f"{expr}.answer[{i}]", systems)
-            for i, a in enumerate(answers)
-        ]
+        codes: list[Any] = []
+        problems: list[Problem] = []
+        for i, answer in enumerate(answers):
+            try:
+                codes.append(_answer_value(answer, kind, link_id, f"{expr}.answer[{i}]", systems))
+            except QuestionnaireResponseError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise QuestionnaireResponseError.of(problems)
         return True, codes
     if not answers:
         return False, None
@@ -380,8 +441,13 @@ def _read_scalar(
 
 
 def _read_medication(
-    node: Mapping[str, Any], expr: str, json_path: str, systems: Mapping[str, str] | None
+    node: Mapping[str, Any],
+    expr: str,
+    json_path: str,
+    systems: Mapping[str, str] | None,
+    problems: list[Problem],
 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """One medication; a bad group raises, a bad child item is added to ``problems``."""
     _check_keys(node, _ITEM_KEYS, expr, MEDICATIONS)
     if node.get("answer", []) != []:
         raise QuestionnaireResponseError(
@@ -396,27 +462,77 @@ def _read_medication(
         raise QuestionnaireResponseError(
             "item must be a list", expression=f"{expr}.item", link_id=MEDICATIONS, code="value"
         )
+    seen: set[str] = set()
     for j, child in enumerate(children):
         child_expr = f"{expr}.item[{j}]"
         link_id = child.get("linkId") if isinstance(child, Mapping) else None
         item = ITEMS.get(link_id) if isinstance(link_id, str) else None
-        if item is None or not link_id.startswith(MEDICATIONS + "."):
-            raise QuestionnaireResponseError(
-                f"unknown medication item {link_id!r}", expression=child_expr, link_id=link_id
-            )
-        if item.name in medication:
-            raise QuestionnaireResponseError(
-                f"{link_id} appears twice in one medication", expression=child_expr, link_id=link_id
-            )
-        present, value = _read_scalar(child, item.kind, link_id, child_expr, systems)
+        try:
+            if item is None or not link_id.startswith(MEDICATIONS + "."):
+                raise QuestionnaireResponseError(
+                    f"unknown medication item {link_id!r}",
+                    expression=child_expr,
+                    link_id=link_id if isinstance(link_id, str) else None,
+                )
+            if item.name in seen:
+                raise QuestionnaireResponseError(
+                    f"{link_id} appears twice in one medication",
+                    expression=child_expr,
+                    link_id=link_id,
+                )
+            seen.add(item.name)
+            present, value = _read_scalar(child, item.kind, link_id, child_expr, systems)
+        except QuestionnaireResponseError as exc:
+            problems.extend(exc.problems)
+            continue
         if present:
             medication[item.name] = value
             expressions[f"{json_path}.{item.name}"] = child_expr
     return medication, expressions
 
 
+#: Elements of a FHIR R4 Reference that a ``subject`` may carry besides ``reference``.
+#: ``identifier`` is refused on purpose (see :meth:`_Reader.subject`).
+_SUBJECT_KEYS = frozenset({"id", "extension", "reference", "type", "display"})
+_PATIENT_REFERENCE = re.compile(ITEMS["patient.reference"].pattern or "")
+#: ``scheme://host/.../Type/id`` with an optional ``/_history/version``.
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://.*?([A-Za-z]+)/([^/]+)(?:/_history/[^/]+)?/?$")
+_RELATIVE = re.compile(r"^([A-Za-z]+)/([^/]+)")
+_SEND = (
+    "send subject.reference as Patient/<id> (relative to the FHIR server the result is filed on)"
+)
+
+
+def _unusable_reference(reference: str, answer: str | None) -> str:
+    """Why a subject reference that is not ``Patient/<id>`` cannot name the patient."""
+    absolute = _ABSOLUTE.match(reference)
+    kind, ident = absolute.groups() if absolute else (None, None)
+    if absolute is None and (relative := _RELATIVE.match(reference)) is not None:
+        kind, ident = relative.groups()
+    shown = repr(reference[:80])
+    if reference.lower().startswith("urn:"):
+        why = "points into a Bundle, and a $triage body has none to resolve it in"
+    elif reference.startswith("#"):
+        why = "points to a contained resource, which the result cannot carry"
+    elif kind is not None and kind != "Patient":
+        return f"subject {shown} names a {kind}, not a Patient: {_SEND}"
+    elif absolute and answer is not None and ident != answer.removeprefix("Patient/"):
+        return (
+            f"subject {shown} and the patient.reference answer {answer[:80]!r} "
+            "name different patients"
+        )
+    elif "://" in reference:
+        why = (
+            "is absolute, and the result can only name the patient as Patient/<id>, "
+            "which resolves against whatever server it is filed on"
+        )
+    else:
+        why = "is not Patient/<id> with an id of 1 to 64 of A-Z a-z 0-9 - ."
+    return f"subject {shown} {why}: {_SEND}"
+
+
 class _Reader:
-    """Accumulates the request while walking the top-level items once."""
+    """Accumulates the request and every problem while walking the top-level items once."""
 
     def __init__(self, systems: Mapping[str, str] | None) -> None:
         self.systems = systems
@@ -424,6 +540,9 @@ class _Reader:
         self.expressions: dict[str, str] = {}
         self.seen: set[str] = set()
         self.empty_medications = False
+        self.gates: dict[str, tuple[bool, str]] = {}  # list linkId → (answer, FHIRPath)
+        self.problems: list[Problem] = []
+        self.unreadable_sections: set[str] = set()
 
     def target(self, link_id: str) -> dict[str, Any]:
         head, _, rest = link_id.partition(".")
@@ -431,10 +550,38 @@ class _Reader:
             self.request.setdefault(head, {}) if rest and head in _SECTION_NAMES else self.request
         )
 
+    def item(self, node: Any, expr: str) -> None:
+        """Read one top-level item; its problems are collected, not raised."""
+        link_id = node.get("linkId") if isinstance(node, Mapping) else None
+        item = ITEMS.get(link_id) if isinstance(link_id, str) else None
+        try:
+            if isinstance(link_id, str) and link_id in GATES:
+                self.gate(node, link_id, expr)
+                return
+            if item is None or link_id.startswith(MEDICATIONS + "."):
+                raise QuestionnaireResponseError(
+                    f"unknown linkId {link_id!r}",
+                    expression=expr,
+                    link_id=link_id if isinstance(link_id, str) else None,
+                )
+            if item.kind is Kind.GROUP:
+                self.group(node, link_id, expr)
+            else:
+                self.question(node, link_id, item.kind, expr)
+        except QuestionnaireResponseError as exc:
+            self.problems.extend(exc.problems)
+            if item is not None:
+                # Keep its section, even if now empty: the request schema then names the
+                # missing required items one by one, not the section as a whole, and
+                # only the unreadable item's own "missing" repeats this problem.
+                self.unreadable_sections.add(link_id.partition(".")[0])
+
     def group(self, node: Mapping[str, Any], link_id: str, expr: str) -> None:
         meds = self.target(link_id).setdefault(link_id.rsplit(".", 1)[1], [])
         json_path = f"{link_id}[{len(meds)}]"
-        medication, child_expressions = _read_medication(node, expr, json_path, self.systems)
+        medication, child_expressions = _read_medication(
+            node, expr, json_path, self.systems, self.problems
+        )
         # A group without child items means "none": it must be the only medications group.
         # A group with child items is a medication, even if none is answered (the
         # request schema then reports its missing class).
@@ -465,39 +612,151 @@ class _Reader:
             self.target(link_id)[link_id.rsplit(".", 1)[-1]] = value
             self.expressions[link_id] = expr
 
-    def subject(self, subject: Any) -> None:
-        """A Patient ``subject`` stands in for ``patient.reference`` when no item gives it.
+    def gate(self, node: Mapping[str, Any], gate: str, expr: str) -> None:
+        """Remember the yes/no answer that opens a list; applied once all items are read."""
+        if gate in self.seen:
+            raise QuestionnaireResponseError(f"{gate} appears twice", expression=expr, link_id=gate)
+        self.seen.add(gate)
+        present, value = _read_scalar(node, Kind.BOOLEAN, gate, expr, self.systems)
+        if present:
+            self.gates[GATES[gate]] = (value, f"{expr}.answer[0]")
 
-        When both name a Patient they must agree: results filed under the wrong
-        patient are worse than a refused request.
+    def apply_gates(self) -> None:
+        """No → the list is given and empty; yes → an empty list is unknown, not none.
+
+        Listed members always count, whatever the gate says: a medication or condition
+        that is named is never dropped (adding one never makes the level less urgent).
         """
-        where = "QuestionnaireResponse.subject"
+        for list_id, (answer, expr) in self.gates.items():
+            section = self.target(list_id)
+            key = list_id.rsplit(".", 1)[1]
+            if section.get(key):
+                continue
+            if answer:
+                section.pop(key, None)
+                self.expressions.pop(list_id, None)
+            else:
+                section[key] = []
+                self.expressions.setdefault(list_id, expr)
+
+    def subject(self, subject: Any) -> None:
+        """Check ``subject`` against the ``patient.reference`` answer, or stand in for it.
+
+        Results filed under the wrong patient are worse than a refused request,
+        so a subject is used only in the one form the result carries, a relative
+        ``Patient/<id>``, and only when it agrees with the answer. Every other
+        form is refused, never dropped: an absolute URL (the result could
+        resolve to another server's patient), ``urn:``/contained references
+        (nothing to resolve them in), an ``identifier`` (cannot be carried or
+        compared), a ``display`` alone, another resource type.
+        """
+        where = f"{QR}.subject"
         if not isinstance(subject, Mapping):
-            raise QuestionnaireResponseError(
-                "subject must be a Reference object", expression=where, code="value"
+            self.problems.append(Problem("subject must be a Reference object", where, code="value"))
+            return
+        for key in subject:
+            if key == "identifier":
+                self.problems.append(
+                    Problem(
+                        "a subject identifier cannot be carried into the result or checked "
+                        f"against the patient.reference answer: {_SEND}, without identifier",
+                        f"{where}.identifier",
+                        code="value",
+                    )
+                )
+            elif key not in _SUBJECT_KEYS:
+                self.problems.append(
+                    Problem(
+                        f"unknown element {str(key)[:40]!r} in subject",
+                        f"{where}.{key}" if str(key).isidentifier() else where,
+                    )
+                )
+        kind = subject.get("type", "Patient")
+        if kind != "Patient":
+            self.problems.append(
+                Problem(
+                    f"subject.type {str(kind)[:40]!r} is not Patient: {_SEND}",
+                    f"{where}.type",
+                    code="value",
+                )
             )
         if "reference" not in subject:
+            if "identifier" not in subject:  # already reported
+                self.problems.append(
+                    Problem(
+                        "subject names no patient by reference (a display alone cannot "
+                        f"identify one): {_SEND}, or leave subject out",
+                        f"{where}.reference",
+                        code="required",
+                    )
+                )
             return
         reference = subject["reference"]
         if not isinstance(reference, str):
-            raise QuestionnaireResponseError(
-                "subject.reference must be a string", expression=f"{where}.reference", code="value"
+            self.problems.append(
+                Problem("subject.reference must be a string", f"{where}.reference", code="value")
             )
-        if not reference.startswith("Patient/"):
             return
         patient = self.request.setdefault("patient", {})
         given = patient.get("reference")
-        if given is None:
+        answer = given if isinstance(given, str) else None
+        if _PATIENT_REFERENCE.fullmatch(reference) is None:
+            self.problems.append(
+                Problem(
+                    _unusable_reference(reference, answer),
+                    f"{where}.reference",
+                    "patient.reference",
+                    "value",
+                )
+            )
+        elif any(p.link_id == "patient.reference" for p in self.problems):
+            return  # the answer could not be read: nothing to compare, and refused anyway
+        elif given is None:
             patient["reference"] = reference
             self.expressions["patient.reference"] = f"{where}.reference"
         elif given != reference:
-            raise QuestionnaireResponseError(
-                f"subject {reference[:80]!r} and the patient.reference answer {given[:80]!r} "
-                "name different patients",
-                expression=f"{where}.reference",
-                link_id="patient.reference",
-                code="value",
+            self.problems.append(
+                Problem(
+                    f"subject {reference[:80]!r} and the patient.reference answer "
+                    f"{str(given)[:80]!r} name different patients",
+                    f"{where}.reference",
+                    "patient.reference",
+                    "value",
+                )
             )
+
+
+def read_questionnaire_response(
+    qr: Mapping[str, Any], *, canonical_base: str | None = None
+) -> tuple[MappedRequest, tuple[Problem, ...]]:
+    """The request read from every item that could be read, and every problem found.
+
+    The request is complete only without problems; with problems it is what the
+    readable items say, so the request schema can still report their values.
+    A body that is not a QuestionnaireResponse, or whose ``item`` is not a list,
+    cannot be read at all and raises.
+    """
+    if not isinstance(qr, Mapping) or qr.get("resourceType") != QR:
+        raise QuestionnaireResponseError("expected a QuestionnaireResponse", expression=QR)
+    nodes = qr.get("item", [])
+    if not isinstance(nodes, list):
+        raise QuestionnaireResponseError(
+            "item must be a list", expression=f"{QR}.item", code="value"
+        )
+    reader = _Reader(_item_systems(canonical_base) if canonical_base is not None else None)
+    for i, node in enumerate(nodes):
+        reader.item(node, f"{QR}.item[{i}]")
+    reader.apply_gates()
+    if "subject" in qr:
+        reader.subject(qr["subject"])
+    for section in reader.unreadable_sections & _SECTION_NAMES:
+        reader.request.setdefault(section, {})
+    request = {
+        key: value
+        for key, value in reader.request.items()
+        if value != {} or key in reader.unreadable_sections
+    }
+    return MappedRequest(request, reader.expressions), tuple(reader.problems)
 
 
 def map_questionnaire_response(
@@ -505,37 +764,16 @@ def map_questionnaire_response(
 ) -> MappedRequest:
     """Rebuild the request dict from a QuestionnaireResponse of our intake Questionnaire.
 
-    Only the shape is checked here (known linkIds, answer types, no duplicates);
-    ranges and enum membership are the request schema's job, and
+    Only the shape is checked here (known linkIds, answer types, no duplicates,
+    the subject); ranges and enum membership are the request schema's job, and
     ``MappedRequest.expressions`` lets its errors name the item. With
-    ``canonical_base`` the codings must use our item CodeSystems.
+    ``canonical_base`` the codings must use our item CodeSystems. Raises one
+    QuestionnaireResponseError listing every problem.
     """
-    if not isinstance(qr, Mapping) or qr.get("resourceType") != "QuestionnaireResponse":
-        raise QuestionnaireResponseError(
-            "expected a QuestionnaireResponse", expression="QuestionnaireResponse"
-        )
-    nodes = qr.get("item", [])
-    if not isinstance(nodes, list):
-        raise QuestionnaireResponseError(
-            "item must be a list", expression="QuestionnaireResponse.item", code="value"
-        )
-    reader = _Reader(_item_systems(canonical_base) if canonical_base is not None else None)
-    for i, node in enumerate(nodes):
-        expr = f"QuestionnaireResponse.item[{i}]"
-        link_id = node.get("linkId") if isinstance(node, Mapping) else None
-        item = ITEMS.get(link_id) if isinstance(link_id, str) else None
-        if item is None or link_id.startswith(MEDICATIONS + "."):
-            raise QuestionnaireResponseError(
-                f"unknown linkId {link_id!r}", expression=expr, link_id=link_id
-            )
-        if item.kind is Kind.GROUP:
-            reader.group(node, link_id, expr)
-        else:
-            reader.question(node, link_id, item.kind, expr)
-    if "subject" in qr:
-        reader.subject(qr["subject"])
-    request = {key: value for key, value in reader.request.items() if value != {}}
-    return MappedRequest(request, reader.expressions)
+    mapped, problems = read_questionnaire_response(qr, canonical_base=canonical_base)
+    if problems:
+        raise QuestionnaireResponseError.of(problems)
+    return mapped
 
 
 def questionnaire_response_to_request(

@@ -2,11 +2,13 @@
 
 Only what is specific to the operation lives here: unwrapping an optional
 Parameters body, the resource-level checks (the ``questionnaire`` it answers,
-its ``status``, elements we must not ignore) and, for the items, the existing
-inverse mapping :func:`map_questionnaire_response`. Ranges, codes, required
-fields and everything else about the answers are the request schema's job,
-exactly as for ``POST /v1/triage``; :meth:`MappedRequest.locate` turns its
-JSON paths back into FHIRPaths.
+its ``status``, elements we must not ignore) and, for the items and the
+subject, the inverse mapping :func:`read_questionnaire_response`. Every
+structural problem is collected, not just the first, so a client sees them all
+in one OperationOutcome. Ranges, codes, required fields and everything else
+about the answers are the request schema's job, exactly as for
+``POST /v1/triage``; :meth:`MappedRequest.locate` turns its JSON paths back
+into FHIRPaths.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from typing import Any
 
 from api.fhir import codesystems as cs
 from api.fhir.questionnaire_response import (
+    QR,
     MappedRequest,
+    Problem,
     QuestionnaireResponseError,
-    map_questionnaire_response,
+    read_questionnaire_response,
 )
 
-QR = "QuestionnaireResponse"
 #: QuestionnaireResponse.status codes (FHIR R4, required binding) we triage.
 #: ``entered-in-error`` is refused: the answers are known to be wrong.
 TRIAGE_STATUSES = frozenset({"in-progress", "completed", "amended", "stopped"})
@@ -56,15 +59,40 @@ _MODIFIERS = ("modifierExtension", "implicitRules")
 
 @dataclass(frozen=True, slots=True)
 class TriageInput:
-    """The mapped request and the FHIRPath root of the QuestionnaireResponse in the body."""
+    """What a ``$triage`` body says: the mapped request and every structural problem.
+
+    With problems, ``mapped`` holds only the items that could be read (the
+    request schema may still report their values, see :meth:`explained`), and
+    the body is refused; ``problems`` are already rooted in the body.
+    """
 
     mapped: MappedRequest
     root: str = QR
+    problems: tuple[Problem, ...] = ()
 
     def locate(self, json_path: str) -> tuple[str, str]:
         """(FHIRPath in the body, linkId) for a request-schema error at ``json_path``."""
         expression, link_id = self.mapped.locate(json_path)
         return _rebase(expression, self.root), link_id
+
+    def explained(self, json_path: str) -> bool:
+        """Whether a request-schema error at ``json_path`` only echoes a structural problem.
+
+        An item that could not be read is missing from the request, so a required
+        item or a medication's class is reported missing too: that error names the
+        same linkId at the resource or group enclosing the unreadable item, and
+        would only repeat the problem. (The reader keeps the section of an
+        unreadable item, so a missing section never hides a missing item.)
+        """
+        expression, link_id = self.locate(json_path)
+        return any(
+            problem.link_id == link_id and _encloses(expression, problem.expression)
+            for problem in self.problems
+        )
+
+
+def _encloses(outer: str, inner: str) -> bool:
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
 
 
 def _rebase(expression: str, root: str) -> str:
@@ -91,71 +119,87 @@ def _unwrap(body: Mapping[str, Any]) -> tuple[Any, str]:
     return parameter.get("resource"), "Parameters.parameter[0].resource"
 
 
-def _check_resource(qr: Any, canonical_base: str, version: str) -> None:
+def _check_resource(qr: Any, canonical_base: str, version: str) -> list[Problem]:
+    """Every resource-level problem; raises only when the body is no QuestionnaireResponse."""
     if not isinstance(qr, Mapping) or qr.get("resourceType") != QR:
         found = qr.get("resourceType") if isinstance(qr, Mapping) else None
         shown = f"a {found[:40]}" if isinstance(found, str) else "no FHIR resource"
         raise QuestionnaireResponseError(
             f"expected a QuestionnaireResponse, got {shown}", expression=QR
         )
+    problems: list[Problem] = []
     for key in qr:
         if key in _MODIFIERS:
-            raise QuestionnaireResponseError(
-                f"{key} is not supported, so the QuestionnaireResponse cannot be triaged",
-                expression=f"{QR}.{key}",
-                code="not-supported",
+            problems.append(
+                Problem(
+                    f"{key} is not supported, so the QuestionnaireResponse cannot be triaged",
+                    f"{QR}.{key}",
+                    code="not-supported",
+                )
             )
-        if key not in QR_ELEMENTS:
-            raise QuestionnaireResponseError(
-                f"unknown element {str(key)[:40]!r} in the QuestionnaireResponse",
-                expression=f"{QR}.{key}" if str(key).isidentifier() else QR,
+        elif key not in QR_ELEMENTS:
+            problems.append(
+                Problem(
+                    f"unknown element {str(key)[:40]!r} in the QuestionnaireResponse",
+                    f"{QR}.{key}" if str(key).isidentifier() else QR,
+                )
             )
     url = cs.questionnaire_url(canonical_base)
     expected = cs.questionnaire_canonical(canonical_base, version)
     questionnaire = qr.get("questionnaire")
     if questionnaire is None:
-        raise QuestionnaireResponseError(
-            f"questionnaire is required: the intake Questionnaire {expected}",
-            expression=f"{QR}.questionnaire",
-            code="required",
+        problems.append(
+            Problem(
+                f"questionnaire is required: the intake Questionnaire {expected}",
+                f"{QR}.questionnaire",
+                code="required",
+            )
         )
-    if not isinstance(questionnaire, str) or questionnaire not in (url, expected):
+    elif not isinstance(questionnaire, str) or questionnaire not in (url, expected):
         shown = str(questionnaire)[:200]
-        raise QuestionnaireResponseError(
-            f"questionnaire must be {expected} (or {url}), got {shown!r}",
-            expression=f"{QR}.questionnaire",
-            code="value",
+        problems.append(
+            Problem(
+                f"questionnaire must be {expected} (or {url}), got {shown!r}",
+                f"{QR}.questionnaire",
+                code="value",
+            )
         )
     status = qr.get("status")
     if status is None:
-        raise QuestionnaireResponseError(
-            "status is required", expression=f"{QR}.status", code="required"
+        problems.append(Problem("status is required", f"{QR}.status", code="required"))
+    elif not isinstance(status, str) or status not in ALL_STATUSES:
+        problems.append(
+            Problem(
+                f"status {str(status)[:40]!r} is not a QuestionnaireResponse status",
+                f"{QR}.status",
+                code="code-invalid",
+            )
         )
-    if not isinstance(status, str) or status not in ALL_STATUSES:
-        raise QuestionnaireResponseError(
-            f"status {str(status)[:40]!r} is not a QuestionnaireResponse status",
-            expression=f"{QR}.status",
-            code="code-invalid",
+    elif status not in TRIAGE_STATUSES:
+        problems.append(
+            Problem(
+                f"a QuestionnaireResponse with status {status} is not triaged",
+                f"{QR}.status",
+                code="value",
+            )
         )
-    if status not in TRIAGE_STATUSES:
-        raise QuestionnaireResponseError(
-            f"a QuestionnaireResponse with status {status} is not triaged",
-            expression=f"{QR}.status",
-            code="value",
-        )
+    return problems
 
 
 def read_triage_input(body: Mapping[str, Any], *, canonical_base: str, version: str) -> TriageInput:
-    """The request a ``$triage`` body stands for; QuestionnaireResponseError names the item.
+    """What a ``$triage`` body says, with every structural problem in ``problems``.
 
-    ``version`` is the Questionnaire version our QuestionnaireResponses cite (the
-    knowledge-base version). Codings must use our item CodeSystems.
+    Raises QuestionnaireResponseError only when nothing can be read: a Parameters
+    body without the one ``resource`` parameter, a resource that is not a
+    QuestionnaireResponse, an ``item`` that is not a list. ``version`` is the
+    Questionnaire version our QuestionnaireResponses cite (the knowledge-base
+    version). Codings must use our item CodeSystems.
     """
     qr, root = _unwrap(body)
     try:
-        _check_resource(qr, canonical_base, version)
-        mapped = map_questionnaire_response(qr, canonical_base=canonical_base)
+        problems = _check_resource(qr, canonical_base, version)
+        mapped, item_problems = read_questionnaire_response(qr, canonical_base=canonical_base)
     except QuestionnaireResponseError as exc:
-        exc.expression = _rebase(exc.expression, root)
-        raise
-    return TriageInput(mapped, root)
+        raise QuestionnaireResponseError.of([p.rebased(root) for p in exc.problems]) from None
+    problems.extend(item_problems)
+    return TriageInput(mapped, root, tuple(p.rebased(root) for p in problems))

@@ -21,6 +21,7 @@ from api.errors import (
 )
 from api.fhir import QuestionnaireResponseError
 from api.fhir.catalog import CAPABILITY_ID, catalog
+from api.fhir.questionnaire_response import Problem
 from api.fhir.triage_input import TriageInput, read_triage_input
 from api.jsonbody import parse_json_object, read_body
 from api.media import negotiate_request, require_fhir_json_content_type
@@ -62,6 +63,11 @@ def _item_issue(source: TriageInput, issue: FieldIssue) -> Issue:
     return Issue(str(issue.code), f"linkId {link_id}: {issue.message}", (expression,))
 
 
+def _problem_issue(problem: Problem) -> Issue:
+    shown = f"linkId {problem.link_id}: {problem.message}" if problem.link_id else problem.message
+    return Issue(problem.code, shown, (problem.expression,))
+
+
 @blueprint.post("/QuestionnaireResponse/$triage")
 def triage_operation() -> Response:
     """Triage a QuestionnaireResponse answering the intake Questionnaire (same Bundle)."""
@@ -76,17 +82,21 @@ def triage_operation() -> Response:
             canonical_base=state.fhir_settings.canonical_base,
             version=KNOWLEDGE_BASE_VERSION,
         )
-    except QuestionnaireResponseError as exc:
-        shown = f"linkId {exc.link_id}: {exc}" if exc.link_id is not None else str(exc)
-        raise QuestionnaireResponseInvalidError(
-            [Issue(exc.code, shown, (exc.expression,))]
-        ) from None
+    except QuestionnaireResponseError as exc:  # nothing could be read
+        raise QuestionnaireResponseInvalidError(list(map(_problem_issue, exc.problems))) from None
+    # Structural problems first, in document order; then the answers' values, which
+    # the schema still checks on the items that could be read (not those that
+    # only repeat a structural problem). Any problem at all: nothing is triaged.
+    issues = [_problem_issue(problem) for problem in source.problems]
     try:
         loaded = load_request(source.mapped.request)
     except RequestValidationError as exc:
+        values = [i for i in exc.field_issues if not source.explained(i.path)]
         raise QuestionnaireResponseInvalidError(
-            [_item_issue(source, issue) for issue in exc.field_issues]
+            issues + [_item_issue(source, issue) for issue in values]
         ) from None
+    if issues:
+        raise QuestionnaireResponseInvalidError(issues)
     return triage_response(
         loaded,
         state=state,

@@ -1,4 +1,11 @@
-"""A small three-valued condition language for the knowledge base.
+"""The condition language of the knowledge base: one semantics per condition.
+
+Each condition has exactly one definition of what it means, ``test(facts)``,
+and one of what it cites, ``evidence(facts)``; there is no second, compiled
+copy to drift from it. Speed comes from the engine's candidate index instead:
+``support()`` names the answers of which at least one must be given for the
+condition to hold, so a rule none of whose supporting answers was given is
+never tested.
 
 Each condition answers ``test(facts)`` with True, False or None (*unknown*) using
 Kleene logic, so an omitted answer is never read as "absent" (PROTOCOL.md §3).
@@ -16,7 +23,7 @@ plain words of PROTOCOL.md for reviewers and the published CodeSystems.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from triage.result import Answer
@@ -26,7 +33,6 @@ from triage.vocabulary import ITEMS, REGIONS, WHOLE_BODY, Item, Kind
 #: tuples; ``history.medications`` is a tuple of dicts.
 Facts = Mapping[str, Any]
 Tri = bool | None
-Holds = Callable[[Facts], bool]
 
 MEDICATIONS = "history.medications"
 MEDICATION_CLASS = "history.medications.class"
@@ -58,18 +64,6 @@ def _label(link_id: str) -> str:
     return link_id.rsplit(".", 1)[-1]
 
 
-class Names:
-    """Values that generated source refers to by name (see ``Condition.expression``)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, object] = {}
-
-    def add(self, value: object) -> str:
-        name = f"_k{len(self.values)}"
-        self.values[name] = value
-        return name
-
-
 class Condition:
     """Base of every condition node."""
 
@@ -85,8 +79,25 @@ class Condition:
         raise NotImplementedError
 
     def link_ids(self) -> frozenset[str]:
-        """Every field the condition reads (for review and tests)."""
+        """Every field the condition reads (the decisive-question index uses it)."""
         raise NotImplementedError
+
+    def support(self) -> frozenset[str] | None:
+        """Answers of which one must be given for the condition to hold; None: none needed.
+
+        The engine tests a rule only when one of these answers is in the request
+        (``NotEstablished`` can hold on an empty request, so it has no support).
+        """
+        return self.link_ids()
+
+    def requirements(self) -> tuple[frozenset[str], ...]:
+        """Answer sets that must *each* have one given answer for the condition to hold.
+
+        A conjunction needs every part's support; anything else needs its own.
+        Decisive questions use it to skip rules that another unknown answer blocks.
+        """
+        support = self.support()
+        return () if support is None else (support,)
 
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         """The evidence when it is the same whenever the condition holds, else None.
@@ -95,26 +106,6 @@ class Condition:
         answer, so the engine can build such findings once, at load time.
         """
         return None
-
-    def expression(self, names: Names) -> str:
-        """Python source equal to ``compile()``, over ``f`` (facts) and ``g`` (``f.get``).
-
-        ``triage.compiled`` inlines these into one function per table, which
-        removes a call per node; a node without its own source calls its
-        compiled closure. Only knowledge-base constants reach the source.
-        """
-        return f"{names.add(self.compile())}(f)"
-
-    def compile(self) -> Holds:
-        """A two-valued predicate: does ``test(facts)`` return True?
-
-        The engine only ever asks whether a condition is established (a trigger
-        fires, an exception applies, a gate opens only on True). It runs the
-        source of ``expression``, which calls these closures for the nodes that
-        have no source of their own; a property test checks that both agree with
-        ``test`` on generated requests.
-        """
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.describe()}>"
@@ -147,17 +138,6 @@ class _Answered(Condition):
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         return (self.answer,)
 
-    def expression(self, names: Names) -> str:
-        return f"(g({self.link_id!r}) is {self.expected})"
-
-    def compile(self) -> Holds:
-        key, expected = self.link_id, self.expected
-
-        def holds(facts: Facts) -> bool:
-            return facts.get(key) is expected
-
-        return holds
-
 
 class Yes(_Answered):
     """A yes/no answer is true."""
@@ -177,6 +157,44 @@ class No(_Answered):
 
     def describe(self) -> str:
         return f"{_label(self.link_id)} is false"
+
+
+class AnyYes(Condition):
+    """Any of several yes/no answers is true (Kleene OR over ``Yes`` atoms).
+
+    The same meaning as ``AnyOf(Yes(a), Yes(b), ...)``, as one node: the most
+    common trigger shape ("any of headache, dizziness, ...") in one call.
+    """
+
+    __slots__ = ("answers", "link_ids_")
+
+    def __init__(self, *link_ids: str) -> None:
+        if len(link_ids) < 2:
+            raise VocabularyError("AnyYes needs at least two answers")
+        for link_id in link_ids:
+            _item(link_id, Kind.BOOLEAN)
+        self.link_ids_ = link_ids
+        self.answers = {link_id: Answer(link_id, True, link_id) for link_id in link_ids}
+
+    def test(self, facts: Facts) -> Tri:
+        result: Tri = False
+        get = facts.get
+        for link_id in self.link_ids_:
+            value = get(link_id)
+            if value is True:
+                return True
+            if value is None:
+                result = None
+        return result
+
+    def evidence(self, facts: Facts) -> list[Answer]:
+        return [self.answers[key] for key in self.link_ids_ if facts.get(key) is True]
+
+    def describe(self) -> str:
+        return "any of " + ", ".join(_label(link_id) for link_id in self.link_ids_)
+
+    def link_ids(self) -> frozenset[str]:
+        return frozenset(self.link_ids_)
 
 
 class Is(Condition):
@@ -208,17 +226,6 @@ class Is(Condition):
         (code,) = self.codes
         return (Answer(self.link_id, code, self.link_id),)
 
-    def expression(self, names: Names) -> str:
-        return f"(g({self.link_id!r}) in {names.add(self.codes)})"
-
-    def compile(self) -> Holds:
-        key, codes = self.link_id, self.codes
-
-        def holds(facts: Facts) -> bool:
-            return facts.get(key) in codes
-
-        return holds
-
 
 class Compare(Condition):
     """A numeric answer against a threshold; an omitted number makes it false.
@@ -228,7 +235,7 @@ class Compare(Condition):
     where it keeps the exception from applying, so the rule still fires.
     """
 
-    __slots__ = ("link_id", "op", "threshold")
+    __slots__ = ("compare", "link_id", "op", "threshold")
 
     _OPS = {  # noqa: RUF012 - a constant lookup table, never mutated
         ">=": ("≥", lambda a, b: a >= b),
@@ -248,12 +255,13 @@ class Compare(Condition):
         self.link_id = link_id
         self.op = op
         self.threshold = threshold
+        self.compare = self._OPS[op][1]
 
     def test(self, facts: Facts) -> Tri:
         value = facts.get(self.link_id)
         if value is None:
             return False
-        return self._OPS[self.op][1](value, self.threshold)
+        return self.compare(value, self.threshold)
 
     def evidence(self, facts: Facts) -> list[Answer]:
         return [Answer(self.link_id, facts[self.link_id], self.link_id)]
@@ -267,19 +275,6 @@ class Compare(Condition):
 
     def link_ids(self) -> frozenset[str]:
         return frozenset({self.link_id})
-
-    def expression(self, names: Names) -> str:
-        key = repr(self.link_id)
-        return f"({key} in f and f[{key}] {self.op} {self.threshold!r})"
-
-    def compile(self) -> Holds:
-        key, threshold, op = self.link_id, self.threshold, self._OPS[self.op][1]
-
-        def holds(facts: Facts) -> bool:
-            value = facts.get(key)
-            return value is not None and op(value, threshold)
-
-        return holds
 
 
 class Listed(Condition):
@@ -312,18 +307,6 @@ class Listed(Condition):
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         return (Answer(self.link_id, self.code, self.link_id),)
 
-    def expression(self, names: Names) -> str:
-        return f"({self.code!r} in (g({self.link_id!r}) or ()))"
-
-    def compile(self) -> Holds:
-        key, code = self.link_id, self.code
-
-        def holds(facts: Facts) -> bool:
-            values = facts.get(key)
-            return values is not None and code in values
-
-        return holds
-
 
 class Medication(Condition):
     """A medication of one of the classes is listed, optionally with limits.
@@ -332,23 +315,28 @@ class Medication(Condition):
     limit (numeric conditions on omitted numbers are false).
     """
 
-    __slots__ = ("classes", "max_days")
+    __slots__ = ("classes", "max_days", "omitted_days_recent")
 
     def __init__(
         self,
         *classes: str,
         max_days: int | None = None,
+        omitted_days_recent: bool = False,
     ) -> None:
         _check_codes(_item(MEDICATION_CLASS, Kind.CODE), classes)
         self.classes = frozenset(classes)
         self.max_days = max_days
+        #: RF-MEDICATION (1.1): an omitted start date counts as recent.
+        self.omitted_days_recent = omitted_days_recent
 
     def _matches(self, medication: Mapping[str, Any]) -> bool:
         if medication["class"] not in self.classes:
             return False
         if self.max_days is not None:
             days = medication.get("days_since_start")
-            if days is None or days > self.max_days:
+            if days is None:
+                return self.omitted_days_recent
+            if days > self.max_days:
                 return False
         return True
 
@@ -374,24 +362,13 @@ class Medication(Condition):
     def describe(self) -> str:
         text = " or ".join(sorted(self.classes))
         if self.max_days is not None:
-            text += f" with days_since_start ≤ {self.max_days}"
+            text += f" started in the last {self.max_days} days"
+            if self.omitted_days_recent:
+                text += " or at an unknown date"
         return text
 
     def link_ids(self) -> frozenset[str]:
         return frozenset({MEDICATIONS, MEDICATION_CLASS})
-
-    def compile(self) -> Holds:
-        matches = self._matches
-
-        def holds(facts: Facts) -> bool:
-            # Called from the generated source on every request: an explicit loop
-            # measured ~6% fewer instructions per evaluation than any() over a generator.
-            for medication in facts.get(MEDICATIONS) or ():  # noqa: SIM110
-                if matches(medication):
-                    return True
-            return False
-
-        return holds
 
 
 class DailyDoses(Condition):
@@ -439,15 +416,6 @@ class DailyDoses(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({MEDICATIONS, MEDICATION_CLASS, f"{MEDICATIONS}.doses_per_day"})
 
-    def compile(self) -> Holds:
-        total = self._total
-        at_least = self.at_least
-
-        def holds(facts: Facts) -> bool:
-            return total(facts) >= at_least
-
-        return holds
-
 
 def medication_answers(
     index: int, medication: Mapping[str, Any], keys: tuple[str, ...]
@@ -491,15 +459,6 @@ class SiteIn(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({BODY_SITES})
 
-    def compile(self) -> Holds:
-        wanted = self.sites
-
-        def holds(facts: Facts) -> bool:
-            sites = facts.get(BODY_SITES)
-            return bool(sites) and not wanted.isdisjoint(sites)
-
-        return holds
-
 
 class SitesInclude(Condition):
     """The body sites include one of the named sites; ``whole_body`` includes them all.
@@ -530,15 +489,6 @@ class SitesInclude(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({BODY_SITES})
 
-    def compile(self) -> Holds:
-        wanted = self.matching
-
-        def holds(facts: Facts) -> bool:
-            sites = facts.get(BODY_SITES)
-            return bool(sites) and not wanted.isdisjoint(sites)
-
-        return holds
-
 
 class SitesWithin(Condition):
     """Every body site is one of the named sites (``whole_body`` is never within)."""
@@ -563,15 +513,6 @@ class SitesWithin(Condition):
 
     def link_ids(self) -> frozenset[str]:
         return frozenset({BODY_SITES})
-
-    def compile(self) -> Holds:
-        allowed = self.sites
-
-        def holds(facts: Facts) -> bool:
-            sites = facts.get(BODY_SITES)
-            return bool(sites) and allowed.issuperset(sites)
-
-        return holds
 
 
 class RegionCount(Condition):
@@ -614,14 +555,6 @@ class RegionCount(Condition):
     def link_ids(self) -> frozenset[str]:
         return frozenset({BODY_SITES})
 
-    def compile(self) -> Holds:
-        test = self.test
-
-        def holds(facts: Facts) -> bool:
-            return test(facts) is True
-
-        return holds
-
 
 # --- combinators ----------------------------------------------------------------------
 
@@ -639,6 +572,13 @@ class _Combination(Condition):
 
     def link_ids(self) -> frozenset[str]:
         return frozenset().union(*(part.link_ids() for part in self.parts))
+
+    def support(self) -> frozenset[str] | None:
+        # Any part holding needs one of its own answers: the union.
+        supports = [part.support() for part in self.parts]
+        if any(support is None for support in supports):
+            return None
+        return frozenset().union(*(s for s in supports if s is not None))
 
 
 class AnyOf(_Combination):
@@ -668,17 +608,6 @@ class AnyOf(_Combination):
             return self.text
         return "any of " + ", ".join(_wrap(part) for part in self.parts)
 
-    def expression(self, names: Names) -> str:
-        return "(" + " or ".join(part.expression(names) for part in self.parts) + ")"
-
-    def compile(self) -> Holds:
-        parts = tuple(part.compile() for part in self.parts)
-
-        def holds(facts: Facts) -> bool:
-            return any(part(facts) for part in parts)
-
-        return holds
-
 
 class AllOf(_Combination):
     """Kleene AND: false if any part is false, unknown if none is false but one is unknown."""
@@ -706,22 +635,19 @@ class AllOf(_Combination):
             return self.text
         return " and ".join(_wrap(part) for part in self.parts)
 
+    def requirements(self) -> tuple[frozenset[str], ...]:
+        return tuple(r for part in self.parts for r in part.requirements())
+
+    def support(self) -> frozenset[str] | None:
+        # Every part must hold, so the narrowest part's answers suffice.
+        supports = [s for s in (part.support() for part in self.parts) if s is not None]
+        return min(supports, key=len) if supports else None
+
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         parts = [part.constant_evidence() for part in self.parts]
         if any(part is None for part in parts):
             return None
         return unique_answers([answer for part in parts for answer in part or ()])
-
-    def expression(self, names: Names) -> str:
-        return "(" + " and ".join(part.expression(names) for part in self.parts) + ")"
-
-    def compile(self) -> Holds:
-        parts = tuple(part.compile() for part in self.parts)
-
-        def holds(facts: Facts) -> bool:
-            return all(part(facts) for part in parts)
-
-        return holds
 
 
 class NotEstablished(Condition):
@@ -757,16 +683,8 @@ class NotEstablished(Condition):
     def link_ids(self) -> frozenset[str]:
         return self.part.link_ids()
 
-    def expression(self, names: Names) -> str:
-        return f"(not {self.part.expression(names)})"
-
-    def compile(self) -> Holds:
-        part = self.part.compile()
-
-        def holds(facts: Facts) -> bool:
-            return not part(facts)
-
-        return holds
+    def support(self) -> frozenset[str] | None:
+        return None  # holds when nothing is known
 
 
 class Term(Condition):
@@ -793,14 +711,14 @@ class Term(Condition):
     def link_ids(self) -> frozenset[str]:
         return self.definition.link_ids()
 
+    def support(self) -> frozenset[str] | None:
+        return self.definition.support()
+
+    def requirements(self) -> tuple[frozenset[str], ...]:
+        return self.definition.requirements()
+
     def constant_evidence(self) -> tuple[Answer, ...] | None:
         return self.definition.constant_evidence()
-
-    def expression(self, names: Names) -> str:
-        return self.definition.expression(names)
-
-    def compile(self) -> Holds:
-        return self.definition.compile()
 
 
 def _wrap(part: Condition) -> str:

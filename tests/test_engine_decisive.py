@@ -1,0 +1,124 @@
+"""Decisive questions (PROTOCOL.md §8) against brute force: answer each unknown
+screen item with every candidate, re-evaluate the whole request, compare."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from engine_cases import request, screened
+from examples import EXAMPLES
+from hypothesis import HealthCheck, given, settings
+from strategies import requests
+
+from triage import evaluate
+from triage.decisive import CANDIDATES
+from triage.result import Level
+from triage.vocabulary import ITEMS, Kind
+
+
+def _answered(req: dict[str, Any], link_id: str, answer: Any) -> dict[str, Any]:
+    """A copy of the request with one answer set, lists as JSON lists."""
+    out = copy.deepcopy(req)
+    value = (
+        [dict(m) if isinstance(m, dict) else m for m in answer]
+        if isinstance(answer, tuple)
+        else answer
+    )
+    section, _, name = link_id.partition(".")
+    if not name:
+        out[section] = value
+    else:
+        body = out.get(section) or {}
+        out[section] = body
+        body[name] = value
+    return out
+
+
+def _brute_force_answers(link_id: str) -> tuple[Any, ...]:
+    """Every candidate, and for a yes/no item both answers whatever the engine prunes."""
+    if ITEMS[link_id].kind is Kind.BOOLEAN:
+        return (True, False)
+    return CANDIDATES[link_id]
+
+
+def _check(req: dict[str, Any]) -> None:
+    result = evaluate(req)
+    assert [q.link_id for q in result.decisive] == list(result.unanswered)
+    now = set(result.rule_ids)
+    for question in result.decisive:
+        levels = [
+            (answer, evaluate(_answered(req, question.link_id, answer)).level)
+            for answer in _brute_force_answers(question.link_id)
+        ]
+        top = max(level for _, level in levels)
+        assert question.level == top, question
+        # The first candidate that reaches the most urgent level is the one reported.
+        assert question.answer == next(answer for answer, level in levels if level == top)
+        chosen = evaluate(_answered(req, question.link_id, question.answer))
+        assert chosen.level == question.level
+        new_rules = [r for r in chosen.rule_ids if r not in now and r != "RF-SCREEN-INCOMPLETE"]
+        assert list(question.rule_ids) == new_rules, question
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_decisive_questions_agree_with_full_re_evaluation(req):
+    _check(req)
+
+
+@pytest.mark.parametrize("case", [case for _, case in EXAMPLES], ids=[n for n, _ in EXAMPLES])
+def test_decisive_questions_of_the_examples_agree_with_brute_force(case):
+    _check(case["request"])
+
+
+def test_the_seed_as_asked_shows_which_answer_calls_an_ambulance():
+    case = dict(EXAMPLES)["seed-roller-skater-as-asked"]
+    result = evaluate(case["request"])
+    assert result.level is Level.CONSULTATION
+    by_item = {q.link_id: q for q in result.decisive}
+    assert len(by_item) == len(result.unanswered) == 27
+    confusion = by_item["symptoms.confusion"]
+    assert (confusion.answer, confusion.level) == (True, Level.EMERGENCY_AMBULANCE)
+    assert "RF-CONFUSION" in confusion.rule_ids
+    neck = by_item["symptoms.neck_pain"]  # falls: neck pain alone is a fall neck injury
+    assert neck.answer is True
+    assert "RF-FALL-NECK-PAIN" in neck.rule_ids
+    dizzy = by_item["symptoms.dizziness"]  # falls: concussion symptoms (1.1)
+    assert "RF-CONCUSSION-SYMPTOMS" in dizzy.rule_ids
+
+
+def test_a_list_item_proposes_one_listed_value():
+    result = evaluate(screened(history={"head_impact": True}))
+    medications = next(q for q in result.decisive if q.link_id == "history.medications")
+    assert medications.answer == ({"class": "anticoagulant"},)
+    assert medications.level is Level.EMERGENCY
+    assert medications.rule_ids == ("RF-HEAD-ANTICOAGULATED",)
+
+
+def test_a_number_proposes_a_value_at_a_threshold():
+    cramps = screened(symptoms={"muscle_cramps": True})
+    question = next(q for q in evaluate(cramps).decisive if q.link_id == "twitching.cramp_minutes")
+    assert question.answer == 60
+    assert question.rule_ids == ("RF-PROLONGED-CRAMP",)
+    assert question.level is Level.EMERGENCY
+
+
+def test_no_unknown_items_no_decisive_questions():
+    assert evaluate(screened()).decisive == ()
+
+
+def test_decisive_questions_never_change_the_level_of_the_request():
+    req = request()
+    assert evaluate(req).level is Level.CONSULTATION
+    assert all(q.level >= Level.CONSULTATION for q in evaluate(req).decisive)
+
+
+def test_decisive_questions_do_not_change_when_the_request_is_changed_afterwards():
+    req = request(history={"medications": [{"class": "statin", "days_since_start": 400}]})
+    result = evaluate(req)
+    expected = evaluate(copy.deepcopy(req)).decisive
+    req["history"]["medications"][0]["class"] = "anticoagulant"
+    req["symptoms"] = {"confusion": True}
+    assert result.decisive == tuple(expected)
