@@ -459,3 +459,14 @@ def test_a_concurrent_duplicate_is_409_and_only_one_is_stored(tmp_path):
     # The retry after the conflict gets the stored response.
     stored = next(body for status, body in results if status == 200)
     assert triage(app.test_client(), **{"Idempotency-Key": "same-key"}).data == stored
+
+
+def test_audit_events_are_r4_only_other_stored_resources_follow_negotiation(client):
+    bundle_id = triage(client).get_json()["id"]
+    r5 = {"Accept": "application/fhir+json; fhirVersion=5.0"}
+    read = client.get(f"/fhir/Bundle/{bundle_id}", headers=r5)
+    assert read.status_code == 200
+    assert read.headers["Content-Type"] == "application/fhir+json; fhirVersion=5.0"
+    refused = client.get("/fhir/AuditEvent", headers=r5)
+    assert refused.status_code == 406
+    assert refused.get_json()["issue"][0]["code"] == "not-supported"

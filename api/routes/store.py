@@ -28,13 +28,14 @@ from werkzeug.routing import BaseConverter
 from api.config import app_state
 from api.errors import (
     InvalidParameterError,
+    NotAcceptableError,
     ResourceNotFoundError,
     ServiceUnavailableError,
     error_response,
 )
 from api.fhir.search import SearchError, build_searchset, format_us, parse_search
 from api.media import negotiate_request
-from api.responses import fhir_content_type
+from api.responses import DEFAULT_FHIR_VERSION, fhir_content_type
 from api.storage import StorageUnavailableError
 from api.storage.assessments import Exchange, audit, now_us, software_version
 
@@ -125,8 +126,16 @@ def _read(resource_type: str, resource_id: str) -> tuple[bytes, int]:
     return found
 
 
-def _read_response(resource_type: str, resource_id: str) -> Response:
+def _negotiate(resource_type: str) -> str:
+    """The FHIR version to answer in; AuditEvent is R4 only (R5 restructured it)."""
     fhir_version, _ = negotiate_request(request)
+    if resource_type == "AuditEvent" and fhir_version != DEFAULT_FHIR_VERSION:
+        raise NotAcceptableError("AuditEvent is served in FHIR R4 (fhirVersion=4.0) only")
+    return fhir_version
+
+
+def _read_response(resource_type: str, resource_id: str) -> Response:
+    fhir_version = _negotiate(resource_type)
     body, last_updated = _read(resource_type, resource_id)
     return _respond(body, fhir_version, VERSION_ETAG, last_updated)
 
@@ -158,7 +167,7 @@ def read_audit_event(resource_id: str) -> Response:
 @blueprint.get(f"/<{SEARCHABLE}:resource_type>")
 def search(resource_type: str) -> Response:
     """Search stored resources: a ``searchset`` Bundle, newest first, paged."""
-    fhir_version, _ = negotiate_request(request)
+    fhir_version = _negotiate(resource_type)
     try:
         query = parse_search(resource_type, list(request.args.items(multi=True)))
     except SearchError as exc:
