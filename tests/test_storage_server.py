@@ -41,6 +41,7 @@ pytestmark = pytest.mark.server
 
 HEADERS = {"Content-Type": "application/json"}
 LOAD_REQUESTS = 2000
+OUTAGE_REQUESTS = 6000
 CLIENTS = 4
 
 
@@ -75,9 +76,10 @@ def worker_pids(master: int) -> list[int]:
 class Load:
     """POSTs from several threads; records every outcome."""
 
-    def __init__(self, port: int, total: int) -> None:
+    def __init__(self, port: int, total: int, stop: threading.Event | None = None) -> None:
         self.port = port
         self.total = total
+        self.stop = stop or threading.Event()
         self.next = 0
         self.lock = threading.Lock()
         self.ok: dict[int, tuple[str, bytes]] = {}  # index → (location, body)
@@ -87,7 +89,7 @@ class Load:
 
     def _take(self) -> int | None:
         with self.lock:
-            if self.next >= self.total:
+            if self.next >= self.total or self.stop.is_set():
                 return None
             self.next += 1
             return self.next - 1
@@ -111,6 +113,8 @@ class Load:
                     self.ok[index] = (headers["Location"], body)
                 elif status == 503:
                     self.retry_after.add(headers.get("Retry-After", ""))
+            if status == 503:
+                time.sleep(0.05)  # a client backs off (briefly: the test must stay short)
 
     def run(self, during: threading.Thread | None = None) -> None:
         threads = [threading.Thread(target=self.client) for _ in range(CLIENTS)]
@@ -211,7 +215,9 @@ def test_postgresql_stopped_mid_run_gives_503_then_service_resumes(monkeypatch):
     with private_postgres() as pg:
         database_url = create_database(pg.url())
         with serving(database_url, monkeypatch) as server:
-            load = Load(server.port, LOAD_REQUESTS)
+            # Time-bound, not count-bound: 2 s of service, 3 s down, 4 s after the restart
+            # (at most OUTAGE_REQUESTS requests, however fast the machine).
+            load = Load(server.port, OUTAGE_REQUESTS)
             marks: dict[str, float] = {}
 
             def outage() -> None:
@@ -221,6 +227,8 @@ def test_postgresql_stopped_mid_run_gives_503_then_service_resumes(monkeypatch):
                 time.sleep(3.0)
                 pg.start()
                 marks["up"] = time.monotonic()
+                time.sleep(4.0)
+                load.stop.set()
 
             load.run(during=threading.Thread(target=outage))
             assert "up" in marks
