@@ -1,8 +1,10 @@
 """The twitch-triage HTTP API: a Flask app factory (PROTOCOL.md §9).
 
-``create_app`` reads typed settings once, builds the FHIR settings once and
-registers one blueprint per resource family plus the single error module, so
-every request path is: negotiate → read → decode → load → evaluate → render.
+``create_app`` reads typed settings once, builds the deployment's FHIR context
+(render fragments and published resources) once and keeps it on the app, and
+registers one blueprint per resource family plus the single error module. Every
+request path is: negotiate and read the body (:mod:`api.http`) → one service
+call (:mod:`api.services`) → render the response. See ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from typing import Any
 
 from flask import Flask
 
+from api import storage_http
 from api.config import EXTENSION, AppState, Settings
 from api.errors import register_error_handlers
-from api.fhir import FhirSettings
-from api.fhir.catalog import catalog
+from api.fhir import FhirContext, FhirSettings
 from api.routes import fhir as fhir_routes
 from api.routes import health, store, triage
 from api.storage import Store, default_database_url, make_engine, migrate
@@ -43,19 +45,16 @@ def create_app(
     migrate(engine)
     # No connection crosses a fork: preloaded gunicorn workers open their own.
     engine.dispose()
-    app.extensions[EXTENSION] = AppState(
-        settings=settings,
-        fhir_settings=FhirSettings(canonical_base=settings.canonical_base),
-        store=Store(engine),
-    )
-    # Build the published FHIR resources now, not on the first request (and once per
-    # canonical base, shared by preloaded gunicorn workers).
-    catalog(settings.canonical_base)
+    # Build the render fragments and published FHIR resources now, not on the first
+    # request (preloaded gunicorn workers then share them copy-on-write).
+    fhir = FhirContext.build(FhirSettings(canonical_base=settings.canonical_base))
+    app.extensions[EXTENSION] = AppState(settings=settings, fhir=fhir, store=Store(engine))
     register_error_handlers(app)
+    storage_http.install(app)  # the fhir_id converter first: the store's routes use it
     app.register_blueprint(triage.blueprint)
     app.register_blueprint(fhir_routes.blueprint)
     app.register_blueprint(health.blueprint)
-    store.install(app)
+    app.register_blueprint(store.blueprint)
     return app
 
 

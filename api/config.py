@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 
-from api.fhir import FhirSettings
+from api.fhir import FhirContext
 from api.storage import Store
 
 ENV_PREFIX = "TWITCH_TRIAGE_"
@@ -153,10 +153,14 @@ EXTENSION = "twitch_triage"
 
 @dataclass(frozen=True, slots=True)
 class AppState:
-    """Objects built once per app at start-up and read by the views."""
+    """Objects built once per app at start-up and read by the views.
+
+    Per-deployment prebuilt resources live here, on the app, never in module
+    globals: two apps (tests, later tenants) never share or evict each other's.
+    """
 
     settings: Settings
-    fhir_settings: FhirSettings
+    fhir: FhirContext
     #: The assessment and audit store (shared by every request of this app).
     store: Store
 

@@ -1,61 +1,38 @@
 """Every error the API returns, as a FHIR OperationOutcome (PROTOCOL.md §9).
 
-One table (:data:`ERROR_TABLE`) maps each exception class to its HTTP status
-and FHIR IssueType; one function (:func:`register_error_handlers`) installs
-the handlers, so no view builds an error response itself and Flask never
-answers with its HTML error page. Unexpected exceptions become a 500 that
-names only an incident id; the traceback goes to the server log.
+One table (:data:`ERROR_TABLE`) maps each exception class (the HTTP layer's own
+:class:`ApiError` s, the services' domain errors, werkzeug's) to its HTTP status
+and FHIR IssueType; one function (:func:`register_error_handlers`) installs the
+handlers, so no view builds an error response itself and Flask never answers
+with its HTML error page. Unexpected exceptions become a 500 that names only an
+incident id; the traceback goes to the server log.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from flask import Flask, Response, current_app, g, has_request_context, request
-from markupsafe import escape
 from werkzeug import exceptions as http
 from werkzeug.http import HTTP_STATUS_CODES
 
-from api.responses import DEFAULT_FHIR_VERSION, fhir_response
-from schemas import FieldIssue
+from api.fhir.outcome import MAX_ISSUES, Issue, operation_outcome
+from api.fhir.versions import DEFAULT_FHIR_VERSION
+from api.responses import fhir_response
+from api.services.errors import (
+    IdempotencyConflictError,
+    IdempotencyKeyReusedError,
+    InvalidInputError,
+    InvalidSearchError,
+    NotFoundError,
+    ServiceError,
+    VersionNotServedError,
+)
+from schemas import IssueType
 
 logger = logging.getLogger("api.errors")
-
-#: An OperationOutcome never lists more issues than this (bounded error bodies).
-MAX_ISSUES = 100
-#: Longest diagnostics text; longer client-derived text is cut.
-MAX_DIAGNOSTICS = 500
-
-
-class IssueType(enum.StrEnum):
-    """The FHIR R4 IssueType codes this API uses (http://hl7.org/fhir/issue-type)."""
-
-    STRUCTURE = "structure"
-    REQUIRED = "required"
-    VALUE = "value"
-    CODE_INVALID = "code-invalid"
-    INVALID = "invalid"
-    TOO_COSTLY = "too-costly"
-    NOT_SUPPORTED = "not-supported"
-    NOT_FOUND = "not-found"
-    PROCESSING = "processing"
-    EXCEPTION = "exception"
-    TRANSIENT = "transient"
-    CONFLICT = "conflict"
-    BUSINESS_RULE = "business-rule"
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """One OperationOutcome.issue; ``expression`` holds JSON paths into the request."""
-
-    code: str
-    diagnostics: str
-    expression: tuple[str, ...] = ()
 
 
 class ApiError(Exception):
@@ -93,19 +70,14 @@ class NotAcceptableError(ApiError):
     """The Accept header rules out every FHIR JSON representation we produce."""
 
 
-class RequestValidationError(ApiError):
-    """The JSON object does not fit the request vocabulary: one issue per field."""
+class ServiceUnavailableError(ApiError):
+    """The store cannot be used now (database down or locked): retry after a pause."""
 
-    def __init__(self, field_issues: Sequence[FieldIssue]) -> None:
-        super().__init__(f"{len(field_issues)} field(s) of the request are not valid")
-        self.field_issues = tuple(field_issues)
+    #: Seconds a client should wait before retrying (``Retry-After``).
+    RETRY_AFTER = 5
 
-    def issues(self) -> list[Issue]:
-        return [Issue(str(fi.code), fi.diagnostics, (fi.path,)) for fi in self.field_issues]
-
-
-class ResourceNotFoundError(ApiError):
-    """No published resource of this type has this id (``GET /fhir/{type}/{id}``)."""
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.RETRY_AFTER)}
 
 
 class InvalidParameterError(ApiError):
@@ -121,39 +93,6 @@ class InvalidParameterError(ApiError):
         return [Issue(code, self.diagnostics, (f"http.{self.name}",))]
 
 
-class QuestionnaireResponseInvalidError(ApiError):
-    """A ``$triage`` QuestionnaireResponse that cannot be triaged: one issue per item.
-
-    Each issue's expression is the FHIRPath of the offending item
-    (``QuestionnaireResponse.item[3].answer[0]``); its diagnostics name the linkId.
-    """
-
-    def __init__(self, issues: Sequence[Issue]) -> None:
-        super().__init__(f"{len(issues)} item(s) of the QuestionnaireResponse are not valid")
-        self._issues = tuple(issues)
-
-    def issues(self) -> list[Issue]:
-        return list(self._issues)
-
-
-class ServiceUnavailableError(ApiError):
-    """The store cannot be used now (database down or locked): retry after a pause."""
-
-    #: Seconds a client should wait before retrying (``Retry-After``).
-    RETRY_AFTER = 5
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.RETRY_AFTER)}
-
-
-class IdempotencyKeyReusedError(ApiError):
-    """An ``Idempotency-Key`` already used for a different request (422)."""
-
-
-class IdempotencyConflictError(ApiError):
-    """A request with the same ``Idempotency-Key`` is being processed right now (409)."""
-
-
 #: Exception class → (HTTP status, FHIR issue type). Looked up along the MRO, so
 #: werkzeug's own exceptions (routing, Flask's MAX_CONTENT_LENGTH) fit in too.
 ERROR_TABLE: dict[type[Exception], tuple[int, IssueType]] = {
@@ -161,16 +100,17 @@ ERROR_TABLE: dict[type[Exception], tuple[int, IssueType]] = {
     PayloadTooLargeError: (413, IssueType.TOO_COSTLY),
     UnsupportedMediaTypeError: (415, IssueType.NOT_SUPPORTED),
     NotAcceptableError: (406, IssueType.NOT_SUPPORTED),
-    # The per-field codes (required, value, code-invalid, invalid) come from the schema.
-    RequestValidationError: (422, IssueType.INVALID),
-    # Issue codes per item, as for RequestValidationError.
-    QuestionnaireResponseInvalidError: (422, IssueType.INVALID),
-    # The request line itself is wrong, before any body is read.
-    InvalidParameterError: (400, IssueType.VALUE),
-    ResourceNotFoundError: (404, IssueType.NOT_FOUND),
-    ServiceUnavailableError: (503, IssueType.TRANSIENT),
+    # Service errors carry their own issues: per field or item, codes from the schema
+    # (required, value, code-invalid, invalid) or the QuestionnaireResponse reader.
+    InvalidInputError: (422, IssueType.INVALID),
+    NotFoundError: (404, IssueType.NOT_FOUND),
     IdempotencyKeyReusedError: (422, IssueType.BUSINESS_RULE),
     IdempotencyConflictError: (409, IssueType.CONFLICT),
+    ServiceUnavailableError: (503, IssueType.TRANSIENT),
+    InvalidSearchError: (400, IssueType.VALUE),
+    VersionNotServedError: (406, IssueType.NOT_SUPPORTED),
+    # The request line itself is wrong, before any body is read.
+    InvalidParameterError: (400, IssueType.VALUE),
     http.BadRequest: (400, IssueType.STRUCTURE),
     http.NotFound: (404, IssueType.NOT_FOUND),
     http.MethodNotAllowed: (405, IssueType.NOT_SUPPORTED),
@@ -193,47 +133,6 @@ def lookup(exc: BaseException) -> tuple[int, IssueType]:
     return 500, IssueType.EXCEPTION
 
 
-def _clean(text: str) -> str:
-    """Cap the length and make the text encodable (no lone surrogates)."""
-    if len(text) > MAX_DIAGNOSTICS:
-        text = text[: MAX_DIAGNOSTICS - 1] + "…"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def operation_outcome(issues: Iterable[Issue], *, summary: str) -> dict[str, object]:
-    """An OperationOutcome with an escaped XHTML narrative listing every issue."""
-    listed = list(issues)
-    if len(listed) > MAX_ISSUES:
-        extra = len(listed) - (MAX_ISSUES - 1)
-        listed = [
-            *listed[: MAX_ISSUES - 1],
-            Issue(IssueType.TOO_COSTLY, f"{extra} further problems are not listed"),
-        ]
-    rendered = []
-    rows = []
-    for issue in listed:
-        diagnostics = _clean(issue.diagnostics)
-        expression = [_clean(e) for e in issue.expression]
-        entry: dict[str, object] = {
-            "severity": "error",
-            "code": str(issue.code),
-            "diagnostics": diagnostics,
-        }
-        if expression:
-            entry["expression"] = expression
-        rendered.append(entry)
-        rows.append(f"<li><b>{escape(str(issue.code))}</b>: {escape(diagnostics)}</li>")
-    div = (
-        '<div xmlns="http://www.w3.org/1999/xhtml">'
-        f"<p>{escape(summary)}</p><ul>{''.join(rows)}</ul></div>"
-    )
-    return {
-        "resourceType": "OperationOutcome",
-        "text": {"status": "generated", "div": div},
-        "issue": rendered,
-    }
-
-
 def error_response(
     status: int, issues: Iterable[Issue], headers: dict[str, str] | None = None
 ) -> Response:
@@ -254,6 +153,11 @@ def error_response(
 def _handle_api_error(exc: ApiError) -> Response:
     status, _ = lookup(exc)
     return error_response(status, exc.issues(), exc.headers())
+
+
+def _handle_service_error(exc: ServiceError) -> Response:
+    status, _ = lookup(exc)
+    return error_response(status, exc.issues)
 
 
 #: Client-facing texts for werkzeug errors (their own descriptions mention HTML forms).
@@ -298,5 +202,16 @@ def _handle_unexpected(exc: BaseException) -> Response:
 def register_error_handlers(app: Flask) -> None:
     """Install the only error handlers of the app (most specific first)."""
     app.register_error_handler(ApiError, _handle_api_error)
+    app.register_error_handler(ServiceError, _handle_service_error)
     app.register_error_handler(http.HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)
+
+
+__all__ = [
+    "ERROR_TABLE",
+    "MAX_ISSUES",
+    "ApiError",
+    "Issue",
+    "IssueType",
+    "register_error_handlers",
+]

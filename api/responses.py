@@ -13,9 +13,7 @@ from typing import Any
 import orjson
 from flask import Response
 
-FHIR_JSON = "application/fhir+json"
-#: FHIR version a response is in unless the client negotiated another (R4).
-DEFAULT_FHIR_VERSION = "4.0"
+from api.fhir.versions import DEFAULT_FHIR_VERSION, FHIR_JSON
 
 
 def fhir_content_type(fhir_version: str = DEFAULT_FHIR_VERSION) -> str:

@@ -4,8 +4,8 @@ Why custom fields: marshmallow's stock fields coerce ("3" → 3, 1 → True), ru
 validators through generic ``And`` chains and produce plain English messages.
 Here every check is inline (one type test, one range test) so a load stays
 cheap, nothing is coerced, and every error message is a :class:`CodedMessage`:
-a ``str`` that also carries the FHIR issue type, so the API maps errors to
-OperationOutcome codes structurally instead of parsing English.
+a ``str`` that also carries the FHIR issue type (:class:`schemas.codes.IssueType`),
+so the API maps errors to OperationOutcome codes structurally instead of parsing English.
 
 Null handling: an optional field sent as ``null`` means *unknown*, exactly like
 an omitted field, and is **dropped** from the loaded dict. The loaded request
@@ -15,24 +15,16 @@ engine or the record). ``null`` inside a list is an error.
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from marshmallow import ValidationError, fields, missing
-from marshmallow.schema import Schema
+from marshmallow import Schema, ValidationError, fields, missing
 
-
-class ValidationCode(enum.StrEnum):
-    """FHIR IssueType codes a request validation error can carry (PROTOCOL.md §9)."""
-
-    REQUIRED = "required"
-    VALUE = "value"
-    CODE_INVALID = "code-invalid"
-    INVALID = "invalid"
+from schemas.codes import IssueType
+from schemas.loader import load_object
 
 
 class CodedMessage(str):
@@ -43,9 +35,9 @@ class CodedMessage(str):
     """
 
     __slots__ = ("code",)
-    code: ValidationCode
+    code: IssueType
 
-    def __new__(cls, text: str, code: ValidationCode) -> CodedMessage:
+    def __new__(cls, text: str, code: IssueType) -> CodedMessage:
         obj = super().__new__(cls, text)
         obj.code = code
         return obj
@@ -55,10 +47,10 @@ class CodedMessage(str):
         return (CodedMessage, (str(self), self.code))
 
 
-REQUIRED = ValidationCode.REQUIRED
-VALUE = ValidationCode.VALUE
-CODE_INVALID = ValidationCode.CODE_INVALID
-INVALID = ValidationCode.INVALID
+REQUIRED = IssueType.REQUIRED
+VALUE = IssueType.VALUE
+CODE_INVALID = IssueType.CODE_INVALID
+INVALID = IssueType.INVALID
 
 #: Unicode category Cc except tab, line feed and carriage return, as a regex class body.
 _CONTROL = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F"
@@ -135,7 +127,7 @@ class StrictField(fields.Field):
         code = getattr(message, "code", VALUE)
         return ValidationError(CodedMessage(str.format(message, **kwargs), code))
 
-    def error(self, code: ValidationCode, text: str) -> ValidationError:
+    def error(self, code: IssueType, text: str) -> ValidationError:
         """A coded error with a message built from the offending value."""
         return ValidationError(CodedMessage(text, code))
 
@@ -344,7 +336,7 @@ class StrictObjectList(_StrictList):
                 errors[index] = self._null_member()
                 continue
             try:
-                loaded.append(schema.load(member))
+                loaded.append(load_object(schema, member))
             except ValidationError as exc:
                 errors[index] = exc.messages
         if errors:
@@ -359,4 +351,4 @@ class StrictNested(StrictField, fields.Nested):
         fields.Nested.__init__(self, nested, required=required, allow_none=not required, **kwargs)
 
     def _check(self, value: Any) -> dict[str, Any]:
-        return self.schema.load(value)
+        return load_object(self.schema, value)

@@ -1,4 +1,4 @@
-"""Turn marshmallow's nested error messages into one issue per offending field.
+"""The one place where marshmallow's errors become coded issues, one per offending field.
 
 marshmallow reports errors as a tree mirroring the data (``{"history":
 {"medications": {0: {"class": [msg]}}}}``). The API needs a flat list with a
@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from marshmallow import ValidationError
 from marshmallow.exceptions import SCHEMA
 
-from schemas.fields import INVALID, VALUE, ValidationCode
-from schemas.request import allowed_keys
+from schemas.codes import IssueType
+from schemas.fields import INVALID, VALUE
+from schemas.request import allowed_keys, load_triage_request
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_SEGMENT = 80
@@ -32,7 +34,7 @@ class FieldIssue:
     """One offending field: its JSON path, FHIR issue type and what is wrong."""
 
     path: str
-    code: ValidationCode
+    code: IssueType
     message: str
 
     @property
@@ -130,3 +132,22 @@ def field_issues(messages: Mapping[str, Any] | list[Any] | str) -> list[FieldIss
             text += _suggestion(segments)
         issues.append(FieldIssue(render_path(segments), code, text))
     return issues
+
+
+class InvalidRequestError(ValueError):
+    """A decoded body that does not fit the request vocabulary: one issue per field."""
+
+    def __init__(self, issues: list[FieldIssue]) -> None:
+        super().__init__(f"{len(issues)} field(s) of the request are not valid")
+        self.issues = tuple(issues)
+
+
+def validate_request(data: Any) -> dict[str, Any]:
+    """The loaded request (see :func:`load_triage_request`), or InvalidRequestError.
+
+    Callers outside ``schemas/`` use this and never see a marshmallow type.
+    """
+    try:
+        return load_triage_request(data)
+    except ValidationError as exc:
+        raise InvalidRequestError(field_issues(exc.messages)) from None

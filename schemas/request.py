@@ -13,10 +13,10 @@ fields at construction, which is the expensive part) and is safe to share:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
-from marshmallow import RAISE, Schema, ValidationError, fields, missing
-from marshmallow.error_store import ErrorStore
+from marshmallow import RAISE, Schema, ValidationError, fields
 
 from schemas.fields import (
     INVALID,
@@ -32,6 +32,7 @@ from schemas.fields import (
     StrictObjectList,
     StrictString,
 )
+from schemas.loader import KeyIndex, load_object
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind, Section
 
 
@@ -47,81 +48,13 @@ class StrictSchema(Schema):
         "type": CodedMessage("must be a JSON object", VALUE),
     }
 
-    #: Set to False to run marshmallow's stock field loop (tests compare both).
+    #: Set to False to load through marshmallow's own ``Schema.load`` (tests compare both).
     fast_path: ClassVar[bool] = True
 
-    def _deserialize(  # type: ignore[override]
-        self,
-        data: Any,
-        *,
-        error_store: ErrorStore,
-        many: bool = False,
-        partial: Any = None,
-        unknown: str = RAISE,
-        index: int | None = None,
-    ) -> Any:
-        """Visit the keys that were sent instead of every declared field.
-
-        marshmallow's loop calls every field (the symptoms section alone has
-        44) with a fresh closure per field, about 0.7 µs each, even for the
-        keys a request leaves out; that was ~85 µs per example body. The
-        vocabulary's fields keep no per-load state and return ``missing`` for
-        an absent optional value, so visiting only the sent keys plus the
-        required ones gives the same result and errors (the fast path test
-        compares both loops) at a quarter of the cost. Anything unusual
-        (``many``, ``partial``, another ``unknown`` policy, a non-object)
-        goes through marshmallow's own loop.
-        """
-        if (
-            not self.fast_path
-            or many
-            or partial
-            or unknown != RAISE
-            or not isinstance(data, dict)
-            or self.opts.index_errors is False
-        ):
-            return super()._deserialize(
-                data,
-                error_store=error_store,
-                many=many,
-                partial=partial,
-                unknown=unknown,
-                index=index,
-            )
-        by_key, required = self._field_index()
-        result: dict[str, Any] = {}
-        for key, raw in data.items():
-            entry = by_key.get(key)
-            if entry is None:
-                error_store.store_error([self.error_messages["unknown"]], key, index)
-                continue
-            attr, field = entry
-            try:
-                value = field.deserialize(raw, key, data)
-            except ValidationError as error:
-                error_store.store_error(error.messages, key, index=index)
-                continue
-            if value is not missing:
-                result[attr] = value
-        for key in required:
-            if key not in data:
-                error_store.store_error(
-                    [by_key[key][1].error_messages["required"]], key, index=index
-                )
-        return result
-
-    def _field_index(self) -> tuple[dict[str, tuple[str, fields.Field]], tuple[str, ...]]:
-        """Load fields by JSON key, and the required keys; built once per instance."""
-        cached = self.__dict__.get("_strict_index")
-        if cached is None:
-            by_key = {
-                (field.data_key or attr): (field.attribute or attr, field)
-                for attr, field in self.load_fields.items()
-            }
-            required = tuple(key for key, (_, field) in by_key.items() if field.required)
-            cached = (by_key, required)
-            self.__dict__["_strict_index"] = cached
-        return cached
+    @functools.cached_property
+    def key_index(self) -> KeyIndex:
+        """Load fields by JSON key, for :func:`schemas.loader.load_object`; built once."""
+        return KeyIndex.of(self)
 
 
 def _metadata(item: Item) -> dict[str, Any]:
@@ -223,7 +156,7 @@ TriageRequestSchema: type[StrictSchema] = schema_class(
 
 def _warm(schema: StrictSchema) -> None:
     """Build the lazily created nested schemas and key indexes now, not per worker."""
-    schema._field_index()
+    schema.key_index  # noqa: B018 (builds the cached index now)
     for field in schema.fields.values():
         if isinstance(field, StrictNested):
             _warm(field.schema)
@@ -263,4 +196,4 @@ def load_triage_request(data: Any) -> dict[str, Any]:
     """
     if not isinstance(data, dict):
         raise ValidationError({"_schema": [StrictSchema.error_messages["type"]]})
-    return REQUEST_SCHEMA.load(data)
+    return load_object(REQUEST_SCHEMA, data)

@@ -245,5 +245,5 @@ def test_500_from_the_engine(post_triage, monkeypatch):
     def broken(request: object) -> None:
         raise KeyError(SECRET, request)
 
-    monkeypatch.setattr("api.routes.triage.evaluate", broken)
+    monkeypatch.setattr("api.services.triage.evaluate", broken)
     assert_leaks_nothing(post_triage(VALID_REQUEST))

@@ -8,7 +8,7 @@ import pytest
 from conftest import VALID_REQUEST
 
 from api.errors import NotAcceptableError, UnsupportedMediaTypeError
-from api.media import negotiate_fhir_version, require_json_content_type
+from api.negotiation import negotiate_fhir_version, require_json_content_type
 
 FHIR = "application/fhir+json"
 

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from werkzeug.test import TestResponse
 
-from api.fhir.conformance import narrative_problems
+from tests.support.conformance import narrative_problems
 from triage.vocabulary import ITEMS, Item, Kind
 
 FHIR_JSON = "application/fhir+json; fhirVersion=4.0"

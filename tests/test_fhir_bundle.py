@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from api.fhir import LAYOUT_DESCRIPTION, FhirSettings, as_transaction, render_triage_bundle
 from api.fhir import codesystems as cs
 from api.fhir.bundle import format_instant, uuid4_batch
-from api.fhir.conformance import bundle_problems, iter_nodes, narrative_problems
+from tests.support.conformance import bundle_problems, iter_nodes, narrative_problems
 from triage.result import (
     Answer,
     Concept,

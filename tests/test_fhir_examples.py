@@ -17,7 +17,7 @@ from fhir.resources.R4B.bundle import Bundle as R4BBundle
 
 from api.fhir import FhirSettings, questionnaire_response_to_request, render_triage_bundle
 from api.fhir import codesystems as cs
-from api.fhir.conformance import bundle_problems, iter_nodes
+from tests.support.conformance import bundle_problems, iter_nodes
 from triage import evaluate
 from triage import knowledge_base as kb
 

@@ -1,6 +1,6 @@
 """openapi.yaml describes the FHIR interface exactly: what its $triage schema accepts is triaged.
 
-The ``$triage`` request schema is generated from the vocabulary (api/fhir/contract.py)
+The ``$triage`` request schema is generated from the vocabulary (tools/fhir_contract.py)
 and contract fuzzing (tests/test_fuzz_contract.py) holds the server to it. Here
 the equivalence is checked directly on QuestionnaireResponses close to valid
 ones: schema-valid ⇔ 200, schema-invalid ⇔ 422, with the two documented
@@ -29,9 +29,9 @@ from api import create_app
 from api.fhir import FhirSettings, render_triage_bundle
 from api.fhir import codesystems as cs
 from api.fhir.catalog import catalog
-from api.openapi import OPENAPI_PATH, build_spec
 from api.routes.fhir import READABLE
-from api.storage.contract import STORED_READS
+from tools.openapi import OPENAPI_PATH, build_spec
+from tools.store_contract import STORED_READS
 from triage import evaluate
 from triage.vocabulary import ITEMS
 

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from strategies import requests
 
 from api import create_app
+from api.config import EXTENSION
 from api.fhir import FhirSettings, render_triage_bundle
 from api.fhir import codesystems as cs
-from api.fhir.catalog import catalog
-from api.fhir.conformance import iter_nodes
+from api.fhir.catalog import CAPABILITY_ID, catalog
 from api.fhir.questionnaire import (
     EXT_MAX_OCCURS,
     EXT_MAX_VALUE,
@@ -34,6 +34,7 @@ from api.fhir.questionnaire import (
     help_link_id,
 )
 from api.fhir.questionnaire_response import GATES
+from tests.support.conformance import iter_nodes
 from triage import KNOWLEDGE_BASE_VERSION, evaluate
 from triage.knowledge_base import RULES, SCREEN
 from triage.vocabulary import ITEMS, SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
@@ -485,8 +486,12 @@ def test_canonical_base_is_configuration(monkeypatch):
     assert response.status_code == 200
 
 
-def test_published_resources_are_built_once_per_canonical_base():
-    assert catalog(BASE) is catalog(BASE)
-    one = create_app({"TESTING": True}).test_client().get("/fhir/metadata").data
+def test_published_resources_are_built_once_per_app():
+    # Built at create_app and kept on the app (not in a module cache keyed by base).
+    app = create_app({"TESTING": True})
+    built = app.extensions[EXTENSION].fhir.catalog
+    one = app.test_client().get("/fhir/metadata").data
+    assert app.extensions[EXTENSION].fhir.catalog is built
+    assert one == built.body("CapabilityStatement", CAPABILITY_ID)  # served from it
     two = create_app({"TESTING": True}).test_client().get("/fhir/metadata").data
     assert one == two  # deterministic: no time or host in the content

@@ -19,7 +19,7 @@ from werkzeug.test import TestResponse
 from api import create_app
 from api.fhir import codesystems as cs
 from api.fhir.catalog import catalog
-from api.fhir.conformance import bundle_problems
+from tests.support.conformance import bundle_problems
 from triage import KNOWLEDGE_BASE_VERSION
 
 FHIR = "application/fhir+json"

@@ -15,7 +15,7 @@ from strategies import requests
 
 from api.fhir import FhirSettings, questionnaire_response_to_request, render_triage_bundle
 from api.fhir import codesystems as cs
-from api.fhir.conformance import bundle_problems
+from tests.support.conformance import bundle_problems
 from triage import evaluate
 
 SETTINGS = FhirSettings()

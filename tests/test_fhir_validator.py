@@ -9,7 +9,7 @@ CapabilityStatement, OperationDefinition, every CodeSystem and ValueSet, and the
 OperationOutcomes of error responses. medplum checks structure, cardinality,
 primitive formats and invariants (FHIRPath constraints); two checks it lacks run
 here too: required terminology bindings (``fhir_validator/r4_bindings.py``) and
-narrative XHTML (``api.fhir.conformance.narrative_problems``).
+narrative XHTML (``tests.support.conformance.narrative_problems``).
 
 Set-up: ``npm ci`` installs the pinned packages when node_modules is missing or
 stale. Without Node or the npm registry the validator tests skip with the reason,
@@ -44,7 +44,7 @@ from fhir_validator.r4_bindings import (
 from fhir_validator.r4_extensions import ExtensionDefinition, extension_problems, load_definitions
 
 from api import create_app
-from api.fhir.conformance import iter_nodes, narrative_problems
+from tests.support.conformance import iter_nodes, narrative_problems
 
 VALIDATOR = Path(__file__).resolve().parent / "fhir_validator"
 PINNED = json.loads((VALIDATOR / "package.json").read_text(encoding="utf-8"))["dependencies"]

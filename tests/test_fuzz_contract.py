@@ -29,8 +29,8 @@ from schemathesis.core.failures import ServerError
 from schemathesis.openapi.checks import JsonSchemaError
 
 from api import create_app
-from api.openapi import OPENAPI_PATH
-from api.storage.assessments import SavedTriage
+from api.services.assessments import StoredTriage
+from tools.openapi import OPENAPI_PATH
 
 #: Fuzzing-phase examples per operation (the coverage phase runs on top of these).
 MAX_EXAMPLES = 300
@@ -108,8 +108,8 @@ def test_canary_a_bundle_off_contract_is_caught(monkeypatch, broken):
     """application/fhir+json bodies really are validated as JSON against the schema."""
     # The body sent is what storage serialised (it gives the Bundle its ids), so break that.
     monkeypatch.setattr(
-        "api.routes.triage.save_triage",
-        lambda *_a, **_k: SavedTriage(
+        "api.routes.triage.stored_triage",
+        lambda *_a, **_k: StoredTriage(
             body=json.dumps(broken).encode(), bundle_id="x", stored=False
         ),
     )
@@ -122,7 +122,7 @@ def test_canary_a_server_error_is_caught(monkeypatch):
     def broken(_request: object) -> None:
         raise RuntimeError("engine failure")
 
-    monkeypatch.setattr("api.routes.triage.evaluate", broken)
+    monkeypatch.setattr("api.services.triage.evaluate", broken)
     with pytest.raises(BaseExceptionGroup) as info:
         _triage_case().call_and_validate()
     assert info.group_contains(ServerError)

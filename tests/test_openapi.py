@@ -13,9 +13,9 @@ from marshmallow import ValidationError
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
-from api.openapi import OPENAPI_PATH, build_spec, render_yaml
 from schemas import load_triage_request
 from schemas.fields import TEXT_PATTERN
+from tools.openapi import OPENAPI_PATH, build_spec, render_yaml
 from triage.vocabulary import ITEMS, SECTIONS, Kind
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ def spec() -> dict[str, Any]:
 def test_committed_openapi_yaml_is_up_to_date():
     assert OPENAPI_PATH == REPO / "openapi.yaml"
     committed = OPENAPI_PATH.read_text(encoding="utf-8")
-    assert committed == render_yaml(), "openapi.yaml is stale: run python -m api.openapi --write"
+    assert committed == render_yaml(), "openapi.yaml is stale: run python -m tools.openapi --write"
 
 
 def test_packaged_copy_is_the_committed_file():

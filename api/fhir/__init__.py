@@ -1,4 +1,7 @@
-"""FHIR rendering of a triage result (PROTOCOL.md §9) and the QuestionnaireResponse mapping.
+"""FHIR rendering and reading, pure: no Flask (a test enforces it).
+
+Renders a triage result (PROTOCOL.md §9), the published conformance resources and
+OperationOutcomes; reads a QuestionnaireResponse back into a request.
 
 Public interface::
 
@@ -16,23 +19,29 @@ from api.fhir.bundle import (
     as_transaction,
     render_triage_bundle,
 )
+from api.fhir.context import FhirContext
+from api.fhir.outcome import Issue, operation_outcome
 from api.fhir.questionnaire_response import (
     MappedRequest,
     QuestionnaireResponseError,
     map_questionnaire_response,
     questionnaire_response_to_request,
 )
-from api.fhir.settings import SUPPORTED_FHIR_VERSIONS, FhirSettings
+from api.fhir.settings import FhirSettings
+from api.fhir.versions import SUPPORTED_FHIR_VERSIONS
 
 __all__ = [
     "LAYOUT_DESCRIPTION",
     "SUPPORTED_FHIR_VERSIONS",
     "TRANSACTION_DESCRIPTION",
+    "FhirContext",
     "FhirSettings",
+    "Issue",
     "MappedRequest",
     "QuestionnaireResponseError",
     "as_transaction",
     "map_questionnaire_response",
+    "operation_outcome",
     "questionnaire_response_to_request",
     "render_triage_bundle",
 ]

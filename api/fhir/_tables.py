@@ -1,10 +1,12 @@
-"""Static FHIR fragments, built once per canonical base.
+"""Static FHIR fragments, built once per deployment (canonical base).
 
 Rendering runs on every request and must stay far below a millisecond, so every
 coding, CodeableConcept, QuestionnaireResponse item and narrative row that does
-not depend on the request is built here once and *shared* by every Bundle.
-Consequence: a rendered Bundle must be treated as read-only (serialize it; copy
-it before mutating).
+not depend on the request is built here once and *shared* by every Bundle. Every
+shared fragment is frozen (:mod:`api.fhir.frozen`): an in-place edit of a rendered
+Bundle's shared part raises instead of corrupting later responses. The app owns
+one instance (:class:`api.fhir.context.FhirContext`); nothing here is a module
+global keyed by canonical base.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from markupsafe import escape
 
 from api.fhir import codesystems as cs
+from api.fhir.frozen import freeze
 from triage import wording
 from triage.result import LEVEL_DISPLAY, LEVEL_MEANING, Level, Likelihood
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind, iter_items
@@ -86,6 +89,8 @@ class Tables:
         self._build_observation_codes()
         self._build_levels()
         self._build_items()
+        for name, value in list(vars(self).items()):
+            setattr(self, name, freeze_fragments(value, _INDEX_DEPTH.get(name, 0)))
         # Caches of fragments keyed by knowledge-base content (finite by construction).
         self.kb_method: dict[str, Json] = {}
         self.kb_component: dict[str, Json] = {}
@@ -242,28 +247,55 @@ class Tables:
                 ],
                 "text": f"{cs.KNOWLEDGE_BASE_DISPLAY} {version}",
             }
-            _bounded_put(self.kb_method, version, method)
+            method = _bounded_put(self.kb_method, version, method)
         return method
 
     def kb_version_component(self, version: str) -> Json:
         component = self.kb_component.get(version)
         if component is None:
             component = {"code": self.kb_version_code, "valueString": version}
-            _bounded_put(self.kb_component, version, component)
+            component = _bounded_put(self.kb_component, version, component)
         return component
 
 
-def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int = 4096) -> None:
-    """Insert into a cache that can only grow with knowledge-base content; guard anyway."""
+#: Attributes that are lookup indexes (by linkId, code, level ...), with their depth.
+#: The indexes stay plain dicts, because CPython specialises lookups on exact dicts
+#: and rendering does hundreds per Bundle; only what they hold goes into Bundles, and
+#: that is frozen. Other attributes are fragments and are frozen whole.
+_INDEX_DEPTH: dict[str, int] = {
+    "items": 1,
+    "item_html": 1,
+    "unit_html": 1,
+    "intake_concept": 1,
+    "unanswered_component": 1,
+    "quantity_unit": 1,
+    "code_system": 1,
+    "level_value": 1,
+    "level_html": 1,
+    "level_meaning_html": 1,
+    "likelihood_value": 1,
+    "code_coding": 2,
+    "code_html": 2,
+    "qr_answer": 2,
+    "qr_bool": 2,
+    "qr_code": 2,
+}
+
+
+def freeze_fragments(value: Any, depth: int) -> Any:
+    """``value`` frozen below ``depth`` levels of plain index dicts."""
+    if depth and type(value) is dict:
+        return {key: freeze_fragments(item, depth - 1) for key, item in value.items()}
+    return freeze(value)
+
+
+def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int = 4096) -> Any:
+    """Insert a frozen fragment into a cache that can only grow with knowledge-base
+    content; guard anyway."""
     if len(cache) >= limit:
         cache.clear()
-    cache[key] = value
-
-
-@functools.lru_cache(maxsize=16)
-def tables(base: str) -> Tables:
-    """The static fragments for a canonical base (built on first use)."""
-    return Tables(base)
+    frozen = cache[key] = freeze(value)
+    return frozen
 
 
 #: The request layout: (section name or None, key, item) in vocabulary order.

@@ -18,11 +18,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.fhir import codesystems as cs
-from api.fhir._tables import Json, tables
+from api.fhir._tables import Json, Tables
 from api.fhir.observations import Common, factor_observation, level_observation, rule_observation
 from api.fhir.questionnaire_response import render_questionnaire_response
-from api.fhir.settings import SUPPORTED_FHIR_VERSIONS, FhirSettings
+from api.fhir.settings import FhirSettings
+from api.fhir.versions import DEFAULT_FHIR_VERSION, FHIR_VERSIONS
 from triage.result import TriageResult
+
+#: Bundle types a triage result can be returned as (``?_bundle=``).
+BUNDLE_TYPES = ("collection", "transaction")
 
 _VARIANT = {f"{i:x}": f"{(i & 3) | 8:x}" for i in range(16)}
 
@@ -59,21 +63,26 @@ def render_triage_bundle(
     result: TriageResult,
     *,
     settings: FhirSettings,
-    fhir_version: str = "4.0",
+    fhir_version: str = DEFAULT_FHIR_VERSION,
     now: datetime | None = None,
     new_id: Callable[[], str] | None = None,
+    tables: Tables | None = None,
 ) -> dict[str, Any]:
     """The collection Bundle for a validated ``request`` and its ``result``.
 
     ``request`` is the JSON shape of PROTOCOL.md §3 (omitted/null = unknown).
     ``now`` (timezone-aware) and ``new_id`` (returns a UUID string) make output
-    deterministic in tests. The returned dict shares static fragments with other
-    Bundles: serialize it, do not mutate it in place.
+    deterministic in tests. ``tables`` are the deployment's prebuilt fragments
+    (the app passes its own; without them they are built for ``settings``, ~1 ms).
+    The returned dict shares frozen fragments with other Bundles: serialize it, or
+    ``copy.deepcopy`` it before changing it.
     """
-    if fhir_version not in SUPPORTED_FHIR_VERSIONS:
-        supported = ", ".join(SUPPORTED_FHIR_VERSIONS)
+    if fhir_version not in FHIR_VERSIONS:
+        supported = ", ".join(FHIR_VERSIONS)
         raise ValueError(f"unsupported fhirVersion {fhir_version!r}; supported: {supported}")
-    t = tables(settings.canonical_base)
+    if tables is None or tables.base != settings.canonical_base:
+        tables = Tables(settings.canonical_base)
+    t = tables
     rules = result.rules
     factors = result.factors
     count = 3 + len(rules) + len(factors)  # bundle id, QR, level, findings

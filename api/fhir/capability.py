@@ -12,7 +12,8 @@ from importlib.metadata import PackageNotFoundError, version
 from api.fhir import codesystems as cs
 from api.fhir._tables import Json, esc, narrative, published
 from api.fhir.search import DEFAULT_COUNT, MAX_COUNT, PARAMETER_DOCS, SEARCH_PARAMETERS
-from triage.knowledge_base import KNOWLEDGE_BASE_VERSION
+from api.fhir.versions import R4
+from triage import KNOWLEDGE_BASE_VERSION
 
 CAPABILITY_ID = "twitch-triage"
 TRIAGE_OPERATION_ID = "QuestionnaireResponse-triage"
@@ -213,7 +214,7 @@ def build_capability_statement(canonical_base: str, *, date: str) -> Json:
         "kind": "instance",
         "software": {"name": "twitch-triage", "version": software},
         "implementation": {"description": "twitch-triage FHIR interface"},
-        "fhirVersion": "4.0.1",
+        "fhirVersion": R4.release,
         "format": ["application/fhir+json", "json"],
         "rest": [
             {

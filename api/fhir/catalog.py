@@ -1,14 +1,16 @@
-"""Every conformance resource the server publishes, built once per canonical base.
+"""Every conformance resource the server publishes, built once per deployment.
 
 Questionnaire, CapabilityStatement, OperationDefinition, and a CodeSystem plus a
 ValueSet per product code system: all static for a given canonical base and
-knowledge-base version, so they are built and serialised (R4 and R5) on first
-use and served as bytes. Nothing here runs on the ``POST /v1/triage`` path.
+knowledge-base version, so the app builds and serialises them (R4 and R5) once at
+start-up (:class:`api.fhir.context.FhirContext`) and serves the bytes. The
+resources are frozen (:mod:`api.fhir.frozen`). Nothing here runs on the
+``POST /v1/triage`` path.
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -21,10 +23,10 @@ from api.fhir.capability import (
     build_capability_statement,
     build_triage_operation,
 )
+from api.fhir.frozen import freeze
 from api.fhir.questionnaire import build_questionnaire
-from api.fhir.settings import SUPPORTED_FHIR_VERSIONS
 from api.fhir.terminology import build_codesystem, build_valueset
-from api.fhir.versions import to_r5
+from api.fhir.versions import DEFAULT_FHIR_VERSION, FHIR_VERSIONS, R4, R5, to_r5
 
 #: ``date`` of the published resources: when their content last changed. Bump it
 #: with the vocabulary, knowledge base or interface (a stable value keeps caches valid).
@@ -37,18 +39,22 @@ Key = tuple[str, str]  # (resourceType, id)
 class Catalog:
     """Published resources by (type, id) and FHIR version, as dicts and as JSON bytes."""
 
-    resources: dict[str, dict[Key, Json]]
-    bodies: dict[str, dict[Key, bytes]]
+    resources: Mapping[str, Mapping[Key, Json]]
+    bodies: Mapping[str, Mapping[Key, bytes]]
 
-    def get(self, resource_type: str, resource_id: str, fhir_version: str = "4.0") -> Json | None:
+    def get(
+        self, resource_type: str, resource_id: str, fhir_version: str = DEFAULT_FHIR_VERSION
+    ) -> Json | None:
         return self.resources[fhir_version].get((resource_type, resource_id))
 
-    def body(self, resource_type: str, resource_id: str, fhir_version: str = "4.0") -> bytes | None:
+    def body(
+        self, resource_type: str, resource_id: str, fhir_version: str = DEFAULT_FHIR_VERSION
+    ) -> bytes | None:
         return self.bodies[fhir_version].get((resource_type, resource_id))
 
     def ids(self, resource_type: str) -> list[str]:
         """Ids of one resource type, in publication order."""
-        return [rid for (rtype, rid) in self.resources["4.0"] if rtype == resource_type]
+        return [rid for (rtype, rid) in self.resources[R4.mime] if rtype == resource_type]
 
 
 def r4_resources(canonical_base: str) -> list[Json]:
@@ -65,12 +71,11 @@ def r4_resources(canonical_base: str) -> list[Json]:
     return out
 
 
-@functools.lru_cache(maxsize=16)
 def catalog(canonical_base: str) -> Catalog:
-    """The catalog for a canonical base (built on first use, then shared)."""
+    """Build the catalog for a canonical base (~4 ms; the app keeps the one it serves)."""
     r4 = {(r["resourceType"], r["id"]): r for r in r4_resources(canonical_base)}
-    by_version = {"4.0": r4, "5.0": {key: to_r5(r) for key, r in r4.items()}}
-    if set(by_version) != set(SUPPORTED_FHIR_VERSIONS):  # pragma: no cover - a new version
+    by_version = freeze({R4.mime: r4, R5.mime: {key: to_r5(r) for key, r in r4.items()}})
+    if set(by_version) != set(FHIR_VERSIONS):  # pragma: no cover - a new version
         raise RuntimeError("the catalog must cover every supported FHIR version")
     bodies = {
         version: {key: orjson.dumps(r) for key, r in resources.items()}

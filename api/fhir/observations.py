@@ -84,7 +84,7 @@ def evidence(t: Tables, answer: Answer) -> tuple[Json, str]:
         component = {"code": concept, name: fhir_value}
     result = (component, f"{label}: {shown}")
     if cacheable:
-        _bounded_put(t.evidence_static, key, result)
+        result = _bounded_put(t.evidence_static, key, result)
     return result
 
 
@@ -107,7 +107,7 @@ def kb_html(t: Tables, text: str) -> str:
     html = t.kb_html.get(text)
     if html is None:
         html = esc(text)
-        _bounded_put(t.kb_html, text, html)
+        html = _bounded_put(t.kb_html, text, html)
     return html
 
 
@@ -133,8 +133,7 @@ def _rule_static(t: Tables, rule: FiredRule) -> tuple[Json, list[Json], str, str
         f"<p>{esc(rule.rationale)}</p><p>Source: {esc(rule.source)}</p>{condition_html}"
     )
     result = (code, note, header, f"<li>{title}.")
-    _bounded_put(t.rule_code, key, result)
-    return result
+    return _bounded_put(t.rule_code, key, result)
 
 
 def rule_observation(t: Tables, rule: FiredRule, common: Common) -> tuple[Json, str]:
@@ -184,8 +183,7 @@ def _factor_static(t: Tables, factor: ReportedFactor) -> tuple[Json, list[Json],
         f"<p><b>Contributing factor: {esc(factor.display)}</b> ({esc(factor.code)})",
         f"<tr><td>{name}</td>",
     )
-    _bounded_put(t.factor_code, key, result)
-    return result
+    return _bounded_put(t.factor_code, key, result)
 
 
 _FACTOR_TABLE_HEAD = (
@@ -245,7 +243,7 @@ def _advice_component(t: Tables, advice: GivenAdvice) -> tuple[Json, str]:
             },
             f"<li><b>{esc(advice.display)}</b> ({esc(advice.code)}): {esc(advice.text)}</li>",
         )
-        _bounded_put(t.advice_component, key, hit)
+        hit = _bounded_put(t.advice_component, key, hit)
     return hit
 
 

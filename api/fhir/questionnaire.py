@@ -16,8 +16,8 @@ from typing import Any
 from api.fhir import codesystems as cs
 from api.fhir._tables import Json, esc, narrative, published
 from api.fhir.questionnaire_response import GATES
-from triage import wording
-from triage.knowledge_base import KNOWLEDGE_BASE_VERSION, SCREEN
+from triage import KNOWLEDGE_BASE_VERSION, wording
+from triage.knowledge_base import SCREEN
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 
 # --- extension and code system URLs (FHIR R4 core extensions and SDC) ----------------------

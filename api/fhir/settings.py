@@ -6,9 +6,6 @@ from dataclasses import dataclass
 
 from api.fhir.codesystems import DEFAULT_CANONICAL_BASE, normalize_base
 
-#: FHIR versions ``render_triage_bundle`` can emit, by the ``fhirVersion`` MIME parameter.
-SUPPORTED_FHIR_VERSIONS: dict[str, str] = {"4.0": "4.0.1", "5.0": "5.0.0"}
-
 
 @dataclass(frozen=True, slots=True)
 class FhirSettings:

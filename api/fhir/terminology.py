@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from api.fhir import codesystems as cs
 from api.fhir._tables import Json, esc, narrative, published
-from triage.knowledge_base import KNOWLEDGE_BASE_VERSION
+from triage import KNOWLEDGE_BASE_VERSION
 
 
 def valueset_url(canonical_base: str, valueset_id: str) -> str:

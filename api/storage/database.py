@@ -160,11 +160,16 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest migration (a no-op when it is there)."""
+    """Bring the database to the newest migration (a no-op when it is there).
+
+    Everything happens under the lock, the first connection included: on a new
+    SQLite file that connection switches the journal to WAL, which must not race
+    another process doing the same.
+    """
     head = head_revision()
-    with guarded():
-        if current_revision(engine) == head:
-            return
     with guarded(), _migration_lock(engine) as connection:
+        if MigrationContext.configure(connection).get_current_revision() == head:
+            connection.rollback()
+            return
         command.upgrade(_alembic_config(connection), "head")
         connection.commit()

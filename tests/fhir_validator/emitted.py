@@ -96,7 +96,7 @@ def collect(client: FlaskClient, examples: list[tuple[str, dict[str, Any]]]) -> 
         response = client.open(path, method=method, **kwargs)
         assert response.status_code == int(label[:3]), (label, response.data[:300])
         out[f"outcome/{label}"] = json.loads(response.data)
-    with mock.patch("api.routes.triage.evaluate", side_effect=RuntimeError("boom")):
+    with mock.patch("api.services.triage.evaluate", side_effect=RuntimeError("boom")):
         response = client.post("/v1/triage", json=examples[0][1]["request"])
     assert response.status_code == 500
     out["outcome/500-internal"] = json.loads(response.data)

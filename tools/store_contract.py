@@ -21,7 +21,8 @@ from api.fhir.search import (
     VALUE_PATTERNS,
     value_pattern,
 )
-from api.responses import FHIR_JSON
+
+FHIR_JSON = "application/fhir+json"
 
 Schema = dict[str, Any]
 

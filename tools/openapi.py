@@ -1,15 +1,15 @@
 """Generate ``openapi.yaml`` (OpenAPI 3.1) from the marshmallow schemas.
 
-    python -m api.openapi            # print the document
-    python -m api.openapi --write    # rewrite openapi.yaml at the repository root
-    python -m api.openapi --check    # exit 1 when openapi.yaml is out of date
+    python -m tools.openapi            # print the document
+    python -m tools.openapi --write    # rewrite openapi.yaml at the repository root
+    python -m tools.openapi --check    # exit 1 when openapi.yaml is out of date
 
 The request schema comes from :mod:`schemas` through apispec's
 MarshmallowPlugin, the error codes from :data:`api.errors.ERROR_TABLE` and the
 Bundle layout from :data:`api.fhir.LAYOUT_DESCRIPTION`, so the contract cannot
 drift from the code (``tests/test_openapi.py`` fails when the committed file
-differs). A development tool: apispec and PyYAML are test dependencies, and
-the running API serves the committed file.
+differs). A development tool outside the served package: apispec and PyYAML are test
+dependencies, and the running API serves the committed file.
 """
 
 from __future__ import annotations
@@ -29,12 +29,10 @@ from marshmallow import EXCLUDE, INCLUDE, fields
 
 from api import fhir
 from api.config import Settings
-from api.errors import ERROR_TABLE, MAX_ISSUES, IssueType
-from api.fhir import contract
-from api.media import FHIR_VERSIONS, FORMATS
-from api.responses import FHIR_JSON
-from api.storage import contract as store_contract
-from schemas import TriageRequestSchema, ValidationCode, load_triage_request
+from api.errors import ERROR_TABLE, MAX_ISSUES
+from api.fhir.versions import FHIR_JSON, FHIR_VERSION_ALIASES
+from api.negotiation import FORMATS
+from schemas import VALIDATION_CODES, IssueType, TriageRequestSchema, load_triage_request
 from schemas.fields import (
     TEXT_PATTERN,
     StrictBoolean,
@@ -47,6 +45,8 @@ from schemas.fields import (
     _Ranged,
     _StrictList,
 )
+from tools import fhir_contract as contract
+from tools import store_contract
 from triage import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ _TRIAGE_422 = (
 def _issue_codes(status: int) -> list[str]:
     """The FHIR issue codes a status can carry, from the one error table."""
     if status == 422:  # per field, from the schema's coded messages
-        return [code.value for code in ValidationCode]
+        return [code.value for code in VALIDATION_CODES]
     found = {code.value for (st, code) in ERROR_TABLE.values() if st == status}
     if status == 500:
         found.add(IssueType.EXCEPTION.value)
@@ -292,7 +292,7 @@ def build_spec() -> dict[str, Any]:
     """The OpenAPI 3.1 document as a dict (deterministic)."""
     load_triage_request(EXAMPLE_REQUEST)  # the documented example must stay valid
     defaults = Settings()
-    versions = ", ".join(sorted(set(FHIR_VERSIONS.values())))
+    versions = ", ".join(sorted(set(FHIR_VERSION_ALIASES.values())))
     plugin = MarshmallowPlugin()
     spec = APISpec(
         title="twitch-triage",
@@ -497,7 +497,7 @@ def render_yaml() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m api.openapi", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.openapi", description=__doc__)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help=f"rewrite {OPENAPI_PATH.name}")
     mode.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
@@ -509,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = OPENAPI_PATH.read_text(encoding="utf-8") if OPENAPI_PATH.exists() else ""
         if current != text:
-            sys.stderr.write(f"{OPENAPI_PATH.name} is stale: run python -m api.openapi --write\n")
+            sys.stderr.write(f"{OPENAPI_PATH.name} is stale: run python -m tools.openapi --write\n")
             return 1
         return 0
     sys.stdout.write(text)

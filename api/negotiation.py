@@ -1,7 +1,9 @@
-"""Media types: what a request may send and which FHIR version it gets back.
+"""Content negotiation: which FHIR version and Bundle type a request gets back, and
+which Content-Types a request body may have.
 
-Both checks are pure functions of one header value and are cached, since a
-partner sends the same headers on every call.
+Each check is a pure function of one header value and is cached (the results are
+immutable strings or None), since a partner sends the same headers on every call.
+The views never call these: :func:`api.http.fhir_endpoint` does, once per request.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from werkzeug.http import parse_accept_header, parse_options_header
 from werkzeug.wrappers import Request
 
 from api.errors import InvalidParameterError, NotAcceptableError, UnsupportedMediaTypeError
-from api.responses import DEFAULT_FHIR_VERSION, FHIR_JSON
+from api.fhir.bundle import BUNDLE_TYPES
+from api.fhir.versions import (
+    DEFAULT_FHIR_VERSION,
+    FHIR_JSON,
+    FHIR_VERSION_ALIASES,
+    FHIR_VERSIONS,
+    R4,
+    R5,
+)
 
-#: fhirVersion parameter values we answer, mapped to the version we render.
-#: Major.minor is the spec's form; the full release is accepted as a courtesy.
-FHIR_VERSIONS: dict[str, str] = {"4.0": "4.0", "4.0.1": "4.0", "5.0": "5.0", "5.0.0": "5.0"}
 #: Media ranges that cover what we send, by specificity (higher = more specific).
 _RANGES: dict[str, int] = {
     "*/*": 0,
@@ -48,9 +55,9 @@ def negotiate_fhir_version(accept: str | None) -> str:
             continue
         wanted = params.get("fhirversion")
         if wanted is None:
-            versions: tuple[str, ...] = ("4.0", "5.0")
-        elif wanted in FHIR_VERSIONS:
-            versions = (FHIR_VERSIONS[wanted],)
+            versions: tuple[str, ...] = tuple(FHIR_VERSIONS)
+        elif wanted in FHIR_VERSION_ALIASES:
+            versions = (FHIR_VERSION_ALIASES[wanted],)
             specificity += 1
         else:
             continue
@@ -94,13 +101,9 @@ FORMATS: dict[str, str] = {
     "json": DEFAULT_FHIR_VERSION,
     "application/json": DEFAULT_FHIR_VERSION,
     FHIR_JSON: DEFAULT_FHIR_VERSION,
-    f"{FHIR_JSON}; fhirVersion=4.0": "4.0",
-    f"{FHIR_JSON}; fhirVersion=5.0": "5.0",
+    f"{FHIR_JSON}; fhirVersion={R4.mime}": R4.mime,
+    f"{FHIR_JSON}; fhirVersion={R5.mime}": R5.mime,
 }
-
-
-#: Bundle types a triage result can be returned as (``?_bundle=``).
-BUNDLE_TYPES = ("collection", "transaction")
 
 
 def _single(args: MultiDict[str, str], name: str, error: type[Exception]) -> str | None:
@@ -161,7 +164,7 @@ def negotiate_request(request: Request, *, bundle: bool = False) -> tuple[str, s
 
 
 #: fhirVersion values a ``$triage`` body may declare: the input is R4.
-_R4_VERSIONS = frozenset(key for key, value in FHIR_VERSIONS.items() if value == "4.0")
+_R4_VERSIONS = frozenset(key for key, value in FHIR_VERSION_ALIASES.items() if value == R4.mime)
 
 
 @lru_cache(maxsize=_CACHE)

@@ -1,4 +1,4 @@
-"""The FHIR interface in OpenAPI terms: schemas, parameters and paths for ``api.openapi``.
+"""The FHIR interface in OpenAPI terms: schemas, parameters and paths for ``tools.openapi``.
 
 The ``$triage`` request schema is generated from the vocabulary like the
 ``/v1/triage`` one, and is meant to be *exact*: a QuestionnaireResponse valid
@@ -23,12 +23,12 @@ from api.fhir.capability import TRIAGE_OPERATION_ID
 from api.fhir.catalog import catalog
 from api.fhir.questionnaire_response import GATES, MEDICATIONS
 from api.fhir.triage_input import QR_ELEMENTS, TRIAGE_STATUSES
+from api.fhir.versions import FHIR_JSON
 from schemas.fields import TEXT_PATTERN
-from triage.knowledge_base import KNOWLEDGE_BASE_VERSION
+from triage import KNOWLEDGE_BASE_VERSION
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 
 Schema = dict[str, Any]
-FHIR_JSON = "application/fhir+json"
 ANY: Schema = {}  # elements we accept whatever their content (id, extension, text ...)
 
 # --- the $triage request body ----------------------------------------------------------

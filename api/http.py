@@ -1,0 +1,99 @@
+"""The HTTP edge shared by every FHIR endpoint: negotiate, read the body, answer.
+
+Views declare what they read with :func:`fhir_endpoint` and receive a
+:class:`Call`; they hold no negotiation or body-reading code of their own. Order
+of checks, for every endpoint alike: Accept or ``_format`` (406), ``_bundle``
+(400, triage endpoints only), Content-Type (415), size (413), JSON (400). Other
+query parameters are ignored, as FHIR servers do.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response, request
+
+from api.config import AppState, app_state
+from api.jsonbody import parse_json_object, read_body
+from api.negotiation import negotiate_request
+from api.responses import fhir_content_type, fhir_response
+
+#: A Content-Type check: returns None or raises UnsupportedMediaTypeError.
+ContentTypeCheck = Callable[[str | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One negotiated request, as a view sees it."""
+
+    state: AppState
+    fhir_version: str
+    bundle_type: str
+    #: The decoded JSON object body (empty for endpoints without a body).
+    payload: Mapping[str, Any]
+
+
+_NO_BODY: Mapping[str, Any] = {}
+
+
+def fhir_endpoint(
+    *, body: ContentTypeCheck | None = None, bundle: bool = False
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Decorate a view ``view(call, **url_args)`` answering FHIR.
+
+    ``body``: the Content-Type check of an endpoint that reads a JSON object body
+    (read at most ``max_body_bytes``, strictly decoded); ``bundle``: whether the
+    endpoint answers a Bundle whose type ``_bundle`` selects.
+    """
+
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def endpoint(**url_args: Any) -> Response:
+            fhir_version, bundle_type = negotiate_request(request, bundle=bundle)
+            state = app_state()
+            payload = _NO_BODY
+            if body is not None:
+                body(request.headers.get("Content-Type"))
+                payload = parse_json_object(read_body(request, state.settings.max_body_bytes))
+            return view(Call(state, fhir_version, bundle_type, payload), **url_args)
+
+        return endpoint
+
+    return decorate
+
+
+def resource_response(resource: Mapping[str, Any], call: Call) -> Response:
+    """A FHIR resource (a dict) in the negotiated version."""
+    return fhir_response(resource, fhir_version=call.fhir_version)
+
+
+def bytes_response(body: bytes, call: Call) -> Response:
+    """A prebuilt FHIR resource (JSON bytes) in the negotiated version."""
+    return Response(body, content_type=fhir_content_type(call.fhir_version))
+
+
+# The storage edge (request ids, audit hooks, stored answers) is part of this edge.
+from api.storage_http import (  # noqa: E402 (after Call: it imports nothing from here)
+    VERSION_ETAG,
+    audited,
+    conditional_response,
+    exchange,
+    recording,
+    stored_response,
+)
+
+__all__ = [
+    "VERSION_ETAG",
+    "Call",
+    "audited",
+    "bytes_response",
+    "conditional_response",
+    "exchange",
+    "fhir_endpoint",
+    "recording",
+    "resource_response",
+    "stored_response",
+]
