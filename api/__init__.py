@@ -14,14 +14,18 @@ from typing import Any
 
 from flask import Flask
 
+from api import storage_http
 from api.config import EXTENSION, AppState, Settings
 from api.errors import register_error_handlers
 from api.fhir import FhirContext, FhirSettings
 from api.routes import fhir as fhir_routes
-from api.routes import health, triage
+from api.routes import health, store, triage
+from api.storage import Store, default_database_url, make_engine, migrate
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Flask:
     """Build the app; ``config`` overrides environment settings and Flask config.
 
     Keys naming a :class:`~api.config.Settings` field (``MAX_BODY_BYTES``,
@@ -30,21 +34,27 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :class:`~api.config.ConfigError` on a bad value.
     """
     overrides = dict(config or {})
-    settings = Settings.load(overrides)
+    settings = Settings.load(overrides, environ)
     app = Flask(__name__)
     app.config.update(
         {key: value for key, value in overrides.items() if key.upper() not in Settings.field_keys()}
     )
     # Defence in depth: werkzeug also refuses bodies over the limit while reading.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    engine = make_engine(settings.database_url or default_database_url(app.instance_path))
+    migrate(engine)
+    # No connection crosses a fork: preloaded gunicorn workers open their own.
+    engine.dispose()
     # Build the render fragments and published FHIR resources now, not on the first
     # request (preloaded gunicorn workers then share them copy-on-write).
     fhir = FhirContext.build(FhirSettings(canonical_base=settings.canonical_base))
-    app.extensions[EXTENSION] = AppState(settings=settings, fhir=fhir)
+    app.extensions[EXTENSION] = AppState(settings=settings, fhir=fhir, store=Store(engine))
     register_error_handlers(app)
+    storage_http.install(app)  # the fhir_id converter first: the store's routes use it
     app.register_blueprint(triage.blueprint)
     app.register_blueprint(fhir_routes.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(store.blueprint)
     return app
 
 

@@ -65,14 +65,54 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="serve the API with gunicorn",
         description="Serve the API with gunicorn. Flags override TWITCH_TRIAGE_HOST, "
         "TWITCH_TRIAGE_PORT and TWITCH_TRIAGE_WORKERS; the app itself reads "
-        "TWITCH_TRIAGE_MAX_BODY_BYTES and TWITCH_TRIAGE_CANONICAL_BASE.",
+        "TWITCH_TRIAGE_MAX_BODY_BYTES, TWITCH_TRIAGE_CANONICAL_BASE and the storage settings "
+        "(TWITCH_TRIAGE_DATABASE_URL …); the store is created and migrated on start.",
     )
     serve.add_argument("--host", default=environ.get("TWITCH_TRIAGE_HOST", DEFAULT_HOST))
     serve.add_argument("--port", default=environ.get("TWITCH_TRIAGE_PORT", str(DEFAULT_PORT)))
     serve.add_argument(
         "--workers", default=environ.get("TWITCH_TRIAGE_WORKERS", str(DEFAULT_WORKERS))
     )
+    commands.add_parser(
+        "purge",
+        help="delete assessments and audit events older than their retention period",
+        description="Delete the assessments issued more than TWITCH_TRIAGE_RETENTION_DAYS "
+        "days ago (with their resources and Provenance) and the AuditEvents recorded more "
+        "than TWITCH_TRIAGE_AUDIT_RETENTION_DAYS days ago, in the store named by "
+        "TWITCH_TRIAGE_DATABASE_URL. A period of 0 keeps that kind for ever. Prints what "
+        "was removed; run it daily (cron, a systemd timer).",
+    )
+    commands.add_parser(
+        "migrate",
+        help="create or upgrade the store's tables",
+        description="Run the database migrations (serve also does this at start).",
+    )
     return parser
+
+
+def purge(
+    environ: Mapping[str, str] | None = None, *, now_us: int | None = None
+) -> tuple[int, int]:
+    """Apply the retention settings once: (assessments removed, audit events removed)."""
+    import time  # noqa: PLC0415
+
+    from api import create_app  # noqa: PLC0415
+    from api.config import EXTENSION  # noqa: PLC0415
+
+    app = create_app(environ=environ)
+    state = app.extensions[EXTENSION]
+    settings = state.settings
+    now = time.time_ns() // 1000 if now_us is None else now_us
+    day_us = 86_400 * 1_000_000
+    if settings.retention_days == 0 and settings.audit_retention_days == 0:
+        return 0, 0
+    # A period of 0 keeps for ever: a cut-off before any record.
+    assessments_before = now - settings.retention_days * day_us if settings.retention_days else 0
+    audit_before = (
+        now - settings.audit_retention_days * day_us if settings.audit_retention_days else None
+    )
+    with state.store.unit_of_work() as work:
+        return work.purge(assessments_before_us=assessments_before, audit_before_us=audit_before)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -80,6 +120,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     parser = _parser(env)
     args = parser.parse_args(argv)
+    if args.command in ("purge", "migrate"):
+        return _maintenance(parser, args.command, env)
     try:
         port = parse_int("port (--port / TWITCH_TRIAGE_PORT)", args.port, minimum=1, maximum=65535)
         workers = parse_int(
@@ -99,6 +141,27 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
     )
     GunicornServer(app, gunicorn_options(host, port, workers)).run()
+    return 0
+
+
+def _maintenance(parser: argparse.ArgumentParser, command: str, env: Mapping[str, str]) -> int:
+    """``purge`` and ``migrate``: one pass over the store, a line of output."""
+    from api.storage import StorageUnavailableError  # noqa: PLC0415
+
+    try:
+        if command == "purge":
+            assessments, audits = purge(env)
+            print(f"purged {assessments} assessment(s) and {audits} audit event(s)")  # noqa: T201
+        else:
+            from api import create_app  # noqa: PLC0415
+
+            create_app(environ=env)
+            print("the store is at the newest migration")  # noqa: T201
+    except ConfigError as exc:
+        parser.error(str(exc))
+    except StorageUnavailableError as exc:
+        print(f"the store is unavailable: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
     return 0
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 
 from api.fhir import FhirContext
+from api.storage import Store
 
 ENV_PREFIX = "TWITCH_TRIAGE_"
 _DIGITS = re.compile(r"[0-9]{1,12}")
@@ -53,6 +54,35 @@ def parse_base_url(name: str, raw: Any) -> str:
     return value
 
 
+def parse_bool(name: str, raw: Any) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off); anything else is an error."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower() if isinstance(raw, str | int) else None
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def parse_database_url(name: str, raw: Any) -> str:
+    """A SQLite (``sqlite+pysqlite:///path``) or PostgreSQL (``postgresql+psycopg://``) URL."""
+    if not isinstance(raw, str):
+        raise ConfigError(f"{name} must be a database URL string, got {raw!r}")
+    value = raw.strip()
+    if value == "":
+        return value
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ConfigError(
+            f"{name} must start with sqlite:/// or postgresql+psycopg://, got scheme {scheme!r}"
+        )
+    if scheme.startswith("sqlite") and value.split("://", 1)[1] in ("", "/", "/:memory:"):
+        raise ConfigError(f"{name} must name a SQLite file (workers share it), got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the API reads from its environment."""
@@ -61,6 +91,14 @@ class Settings:
     max_body_bytes: int = 65536
     #: Base of the product's canonical URLs (CodeSystems, Questionnaire); not the host.
     canonical_base: str = "https://twitch-triage.org/fhir"
+    #: SQLAlchemy URL of the store; "" = the SQLite file in the instance folder.
+    database_url: str = ""
+    #: False = "store nothing": triage works, nothing of the assessment is kept.
+    store_assessments: bool = True
+    #: Days an assessment is kept before ``twitch-triage purge`` removes it; 0 = forever.
+    retention_days: int = 0
+    #: Days an AuditEvent is kept before ``twitch-triage purge`` removes it; 0 = forever.
+    audit_retention_days: int = 0
 
     @classmethod
     def load(
@@ -91,6 +129,16 @@ class Settings:
         if "canonical_base" in raw:
             label, value = raw["canonical_base"]
             values["canonical_base"] = parse_base_url(label, value)
+        if "database_url" in raw:
+            label, value = raw["database_url"]
+            values["database_url"] = parse_database_url(label, value)
+        if "store_assessments" in raw:
+            label, value = raw["store_assessments"]
+            values["store_assessments"] = parse_bool(label, value)
+        for name in ("retention_days", "audit_retention_days"):
+            if name in raw:
+                label, value = raw[name]
+                values[name] = parse_int(label, value, minimum=0, maximum=36500)
         return cls(**values)
 
     @classmethod
@@ -113,6 +161,8 @@ class AppState:
 
     settings: Settings
     fhir: FhirContext
+    #: The assessment and audit store (shared by every request of this app).
+    store: Store
 
 
 def app_state() -> AppState:

@@ -21,7 +21,15 @@ from werkzeug.http import HTTP_STATUS_CODES
 from api.fhir.outcome import MAX_ISSUES, Issue, operation_outcome
 from api.fhir.versions import DEFAULT_FHIR_VERSION
 from api.responses import fhir_response
-from api.services.errors import InvalidInputError, NotFoundError, ServiceError
+from api.services.errors import (
+    IdempotencyConflictError,
+    IdempotencyKeyReusedError,
+    InvalidInputError,
+    InvalidSearchError,
+    NotFoundError,
+    ServiceError,
+    VersionNotServedError,
+)
 from schemas import IssueType
 
 logger = logging.getLogger("api.errors")
@@ -62,6 +70,16 @@ class NotAcceptableError(ApiError):
     """The Accept header rules out every FHIR JSON representation we produce."""
 
 
+class ServiceUnavailableError(ApiError):
+    """The store cannot be used now (database down or locked): retry after a pause."""
+
+    #: Seconds a client should wait before retrying (``Retry-After``).
+    RETRY_AFTER = 5
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.RETRY_AFTER)}
+
+
 class InvalidParameterError(ApiError):
     """A query parameter we interpret has a value we do not support (``_bundle``)."""
 
@@ -86,6 +104,11 @@ ERROR_TABLE: dict[type[Exception], tuple[int, IssueType]] = {
     # (required, value, code-invalid, invalid) or the QuestionnaireResponse reader.
     InvalidInputError: (422, IssueType.INVALID),
     NotFoundError: (404, IssueType.NOT_FOUND),
+    IdempotencyKeyReusedError: (422, IssueType.BUSINESS_RULE),
+    IdempotencyConflictError: (409, IssueType.CONFLICT),
+    ServiceUnavailableError: (503, IssueType.TRANSIENT),
+    InvalidSearchError: (400, IssueType.VALUE),
+    VersionNotServedError: (406, IssueType.NOT_SUPPORTED),
     # The request line itself is wrong, before any body is read.
     InvalidParameterError: (400, IssueType.VALUE),
     http.BadRequest: (400, IssueType.STRUCTURE),

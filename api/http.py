@@ -75,4 +75,25 @@ def bytes_response(body: bytes, call: Call) -> Response:
     return Response(body, content_type=fhir_content_type(call.fhir_version))
 
 
-__all__ = ["Call", "bytes_response", "fhir_endpoint", "resource_response"]
+# The storage edge (request ids, audit hooks, stored answers) is part of this edge.
+from api.storage_http import (  # noqa: E402 (after Call: it imports nothing from here)
+    VERSION_ETAG,
+    audited,
+    conditional_response,
+    exchange,
+    recording,
+    stored_response,
+)
+
+__all__ = [
+    "VERSION_ETAG",
+    "Call",
+    "audited",
+    "bytes_response",
+    "conditional_response",
+    "exchange",
+    "fhir_endpoint",
+    "recording",
+    "resource_response",
+    "stored_response",
+]

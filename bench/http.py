@@ -348,12 +348,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run servers and load generator at this niceness (e.g. -10 as root on a machine "
         "shared with other jobs: both servers alike get the CPU first)",
     )  # fmt: skip
+    parser.add_argument(
+        "--storage", choices=["sqlite", "off", "url"], default="sqlite",
+        help="the API's store: sqlite = the embedded default (a fresh file), off = "
+        "TWITCH_TRIAGE_STORE_ASSESSMENTS=false (AuditEvents only), url = --database-url",
+    )  # fmt: skip
+    parser.add_argument("--database-url", help="with --storage url (e.g. postgresql+psycopg://…)")
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s, Python loader")
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     parser.add_argument("--check", action="store_true", help="exit 1 if the goal is missed")
     args = parser.parse_args(argv)
     if args.smoke:
         args.rounds, args.seconds, args.warmup, args.loader = 1, 1, 0, "python"
+    if (args.storage == "url") != bool(args.database_url):
+        parser.error("--database-url goes with --storage url, and only with it")
     for name in ("rounds", "seconds", "connections", "threads"):
         if not 1 <= getattr(args, name) <= 3600:
             parser.error(f"--{name} must be from 1 to 3600")
@@ -383,8 +391,35 @@ def apply_niceness(nice: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 
+STORE_VARIABLE = "TWITCH_TRIAGE_STORE_ASSESSMENTS"
+
+
+def configure_storage(args: argparse.Namespace, folder: str) -> str:
+    """Set the API server's store in the environment it inherits; a label for the report."""
+    os.environ[STORE_VARIABLE] = "false" if args.storage == "off" else "true"
+    if args.storage == "url":
+        os.environ["TWITCH_TRIAGE_DATABASE_URL"] = args.database_url
+        return f"store {args.database_url.split('://', 1)[0]}"
+    os.environ["TWITCH_TRIAGE_DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
+    return "store sqlite" if args.storage == "sqlite" else "store off (AuditEvents only)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    saved = {k: os.environ.get(k) for k in ("TWITCH_TRIAGE_DATABASE_URL", STORE_VARIABLE)}
+    store_dir = tempfile.TemporaryDirectory(prefix="bench-store-")
+    try:
+        return _main(args, configure_storage(args, store_dir.name))
+    finally:
+        for name, value in saved.items():  # leave the caller's environment as it was
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        store_dir.cleanup()
+
+
+def _main(args: argparse.Namespace, storage: str) -> int:
     example = load_example(args.example)
     body = json.dumps(example["request"]).encode()
     loader = choose_loader(args.loader)
@@ -394,7 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"example {args.example} ({len(body)} bytes), {args.rounds} round(s) x {args.seconds} s, "
         f"{args.connections} connections, loader {loader}"
         + (f" ({args.threads} threads)" if loader == "wrk" else "")
-        + f", gunicorn {WORKERS} sync workers each, niceness {niceness}; {os.cpu_count()} CPUs, "
+        + f", gunicorn {WORKERS} sync workers each, {storage}, niceness {niceness}; "
+        f"{os.cpu_count()} CPUs, "
         f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
     )
     paths = {"echo": "/echo", "api": "/v1/triage"}
@@ -446,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")  # fmt: skip
     if args.json:
         print(json.dumps({
-            "example": args.example, "loader": loader, "rounds": args.rounds,
+            "example": args.example, "loader": loader, "rounds": args.rounds, "storage": storage,
             "seconds": args.seconds, "connections": args.connections, "niceness": niceness,
             "echo": echo_sum, "api": api_sum, "ratio": ratio, "failed": failed, "met": met,
             "runs": [asdict(run) for target in runs.values() for run in target],

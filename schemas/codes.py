@@ -23,6 +23,11 @@ class IssueType(enum.StrEnum):
     NOT_FOUND = "not-found"
     PROCESSING = "processing"
     EXCEPTION = "exception"
+    # Storage (issue 10): database unavailable (503), Idempotency-Key in use (409) or
+    # reused for another request (422).
+    TRANSIENT = "transient"
+    CONFLICT = "conflict"
+    BUSINESS_RULE = "business-rule"
 
 
 #: The codes a request validation error (422, one per field) can carry.

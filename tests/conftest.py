@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -10,10 +13,29 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import strategies as st
+from storage_support import database_url, postgres_url  # noqa: F401 (shared fixtures)
 from strategies import requests
 from werkzeug.test import TestResponse
 
 from api import create_app
+
+_SUITE_STORE: list[str] = []
+
+
+def pytest_configure() -> None:
+    """One SQLite store per test process (xdist worker), unless the caller names one."""
+    if "TWITCH_TRIAGE_DATABASE_URL" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="twitch-triage-tests-")
+        _SUITE_STORE.append(folder)
+        os.environ["TWITCH_TRIAGE_DATABASE_URL"] = f"sqlite:///{folder}/store.sqlite3"
+
+
+def pytest_unconfigure() -> None:
+    """Remove the store this process created (servers the tests started are gone by now)."""
+    for folder in _SUITE_STORE:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("TWITCH_TRIAGE_DATABASE_URL", None)
+
 
 #: A small valid request (PROTOCOL.md §3) for tests that need one to pass.
 VALID_REQUEST: dict[str, Any] = {

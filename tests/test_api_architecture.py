@@ -1,7 +1,8 @@
 """The layers import only in the directions ARCHITECTURE.md allows.
 
 triage → nothing of ours; schemas → triage; api/fhir → triage, schemas (no Flask);
-api/services → api/fhir, schemas, triage (no Flask); api/routes → api/services and
+api/storage → api/fhir, schemas, triage (no Flask); api/services → api/storage,
+api/fhir, schemas, triage (no Flask); api/routes → api/services and
 the HTTP edge, never another route module; the served package never imports dev
 tools (tools/, tests/, bench/). Lazy imports inside functions count too.
 """
@@ -68,7 +69,9 @@ def _violations(folder: str, allowed: tuple[str, ...], forbidden: tuple[str, ...
         ("triage", ("triage",), (*WEB, "marshmallow", "fhir")),
         ("schemas", ("schemas", "triage"), WEB),
         ("api/fhir", ("api.fhir", "schemas", "triage"), WEB),
-        ("api/services", ("api.services", "api.fhir", "schemas", "triage"), WEB),
+        # Storage sits below the services (issue 10): models, repository, records.
+        ("api/storage", ("api.storage", "api.fhir", "schemas", "triage"), WEB),
+        ("api/services", ("api.services", "api.storage", "api.fhir", "schemas", "triage"), WEB),
         (
             "api/routes",
             ("api.services", "api.http", "api.negotiation"),

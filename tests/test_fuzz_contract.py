@@ -18,6 +18,7 @@ range, length and enum (about 1,000 requests for ``POST /v1/triage``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from schemathesis.core.failures import ServerError
 from schemathesis.openapi.checks import JsonSchemaError
 
 from api import create_app
+from api.services.assessments import StoredTriage
 from tools.openapi import OPENAPI_PATH
 
 #: Fuzzing-phase examples per operation (the coverage phase runs on top of these).
@@ -104,7 +106,13 @@ def test_a_valid_call_passes_every_check():
 )
 def test_canary_a_bundle_off_contract_is_caught(monkeypatch, broken):
     """application/fhir+json bodies really are validated as JSON against the schema."""
-    monkeypatch.setattr("api.services.triage.render_triage_bundle", lambda *_a, **_k: broken)
+    # The body sent is what storage serialised (it gives the Bundle its ids), so break that.
+    monkeypatch.setattr(
+        "api.routes.triage.stored_triage",
+        lambda *_a, **_k: StoredTriage(
+            body=json.dumps(broken).encode(), bundle_id="x", stored=False
+        ),
+    )
     with pytest.raises(BaseExceptionGroup) as info:
         _triage_case().call_and_validate()
     assert info.group_contains(JsonSchemaError, match="Response violates schema")

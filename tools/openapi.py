@@ -46,6 +46,7 @@ from schemas.fields import (
     _StrictList,
 )
 from tools import fhir_contract as contract
+from tools import store_contract
 from triage import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,8 +78,10 @@ _ERROR_TEXT: dict[int, str] = {
     "an empty body, NaN or Infinity, a number overflowing to infinity, a duplicate key in "
     "any object, nesting deeper than 64 levels, or a top level that is not an object; or the "
     "query parameter `_bundle` is not `collection` or `transaction` (issue code `value`, "
-    "expression `http._bundle`).",
-    404: "No resource at this path, or no published resource with this id.",
+    "expression `http._bundle`); or, for a search, an unknown parameter, a modifier, a "
+    "malformed value or `_count` over the maximum (expression `http.<name>`); or a "
+    "malformed `Idempotency-Key` header.",
+    404: "No resource at this path, or no published or stored resource with this id.",
     405: "The method is not supported for this path (see the Allow header).",
     406: "The Accept header (or `_format`) rules out application/fhir+json with fhirVersion "
     "4.0 or 5.0.",
@@ -89,7 +92,8 @@ _ERROR_TEXT: dict[int, str] = {
     "`application/json` for $triage (parameters: charset=utf-8, fhirVersion=4.0).",
     422: "The JSON object does not fit the request vocabulary. One issue per offending "
     "field; `expression` holds its JSON path (`history.medications[0].class`, "
-    "`twitching.body_sites[2]`, `symptoms.confsion`); `code` is `required` (missing "
+    "`twitching.body_sites[2]`, `symptoms.confsion`); or an `Idempotency-Key` reused with "
+    "another request (`business-rule`); `code` is `required` (missing "
     "required field, or null for one), `code-invalid` (a string that is not one of the "
     "item's codes), `invalid` (an unknown field) or `value` (wrong JSON type, out of range, "
     "too long, empty, control character, unpaired surrogate, pattern mismatch, too few or "
@@ -97,6 +101,7 @@ _ERROR_TEXT: dict[int, str] = {
     "listed; when there are more, the last one (code `too-costly`) counts the rest.",
     500: "An unexpected error. The diagnostics name an incident id for the server log and "
     "nothing else.",
+    **store_contract.error_texts(),
 }
 
 _TRIAGE_422 = (
@@ -330,6 +335,8 @@ def build_spec() -> dict[str, Any]:
     spec.components.schema("Bundle", _bundle_schema())
     for name, schema in contract.fhir_components().items():
         spec.components.schema(name, schema)
+    for name, schema in store_contract.components().items():
+        spec.components.schema(name, schema)
     formats = list(FORMATS)
     negotiation = (
         "Content negotiation: no Accept, `*/*`, `application/*`, "
@@ -342,7 +349,8 @@ def build_spec() -> dict[str, Any]:
     )
 
     triage_errors = {
-        str(status): _error_response(status) for status in (400, 405, 406, 413, 415, 422, 500)
+        str(status): _error_response(status)
+        for status in (400, 405, 406, 409, 413, 415, 422, 500, 503)
     }
     spec.path(
         path="/v1/triage",
@@ -357,7 +365,8 @@ def build_spec() -> dict[str, Any]:
                     "Bundle); its narratives are written for clinicians.\n\n"
                     f"{negotiation}\n\n"
                     "Checks run in this order: Accept or `_format` (406), `_bundle` (400), "
-                    "Content-Type (415), size (413), JSON (400), vocabulary (422)."
+                    "Content-Type (415), size (413), JSON (400), vocabulary (422).\n\n"
+                    + store_contract.IDEMPOTENCY
                 ),
                 "parameters": [contract.BUNDLE_PARAMETER, contract.format_parameter(formats)],
                 "requestBody": {
@@ -389,6 +398,17 @@ def build_spec() -> dict[str, Any]:
         triage_422=triage_422,
         formats=formats,
         example_qr=_example_questionnaire_response(),
+    ).items():
+        if path == "/fhir/QuestionnaireResponse/$triage":
+            post = operations["post"]
+            post["description"] += "\n\n" + store_contract.IDEMPOTENCY
+            post["responses"].update({str(s): _error_response(s) for s in (409, 503)})
+        spec.path(path=path, operations=operations)
+    for path, operations in store_contract.store_paths(
+        _error_response,
+        format_parameter=contract.format_parameter(formats),
+        r4_format_parameter=contract.format_parameter([f for f in formats if "5.0" not in f]),
+        negotiation=negotiation,
     ).items():
         spec.path(path=path, operations=operations)
     spec.path(

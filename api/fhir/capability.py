@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from api.fhir import codesystems as cs
 from api.fhir._tables import Json, esc, narrative, published
+from api.fhir.search import DEFAULT_COUNT, MAX_COUNT, PARAMETER_DOCS, SEARCH_PARAMETERS
 from api.fhir.versions import R4
 from triage import KNOWLEDGE_BASE_VERSION
 
@@ -103,6 +104,54 @@ def build_triage_operation(canonical_base: str, *, date: str) -> Json:
     }
 
 
+#: Stored resources (issue 10): type → interactions, besides search where declared.
+STORED_INTERACTIONS: dict[str, tuple[str, ...]] = {
+    "Bundle": ("read", "delete"),
+    "Observation": ("read", "search-type"),
+    "Provenance": ("read",),
+    "AuditEvent": ("read", "search-type"),
+}
+_STORED_DOCS = {
+    "Bundle": "Every triage result Bundle as sent (its id names it in the triage response's "
+    "Location). delete erases the assessment with its resources and Provenance.",
+    "Observation": "Each Observation of a stored Bundle, read alone (references as Type/id).",
+    "Provenance": "The Provenance of a stored assessment; its id is the Bundle's id.",
+    "AuditEvent": "The audit trail (IHE BALP style): one per create, read, search, delete "
+    "and failed attempt.",
+}
+_PARAMETER_TYPES = {"reference": "reference", "token": "token", "date": "date"}
+
+
+def _search_params(resource_type: str) -> list[Json]:
+    return [
+        {"name": name, "type": _PARAMETER_TYPES[kind], "documentation": PARAMETER_DOCS[name]}
+        for name, (kind, _) in SEARCH_PARAMETERS.get(resource_type, {}).items()
+    ]
+
+
+def _stored_resource(resource_type: str, interactions: tuple[str, ...]) -> Json:
+    entry: Json = {
+        "type": resource_type,
+        "documentation": _STORED_DOCS.get(resource_type, ""),
+        "interaction": [{"code": code} for code in interactions],
+        "versioning": "versioned",
+        "readHistory": False,
+        "updateCreate": False,
+        "conditionalDelete": "not-supported",
+    }
+    params = _search_params(resource_type)
+    if params:
+        entry["documentation"] += SEARCH_DOCS
+        entry["searchParam"] = params
+    return entry
+
+
+SEARCH_DOCS = (
+    f" Search: `_count` (default {DEFAULT_COUNT}, at most {MAX_COUNT}), newest first, "
+    "`next`/`previous` links; an unknown parameter or modifier is a 400."
+)
+
+
 def build_capability_statement(canonical_base: str, *, date: str) -> Json:
     """The R4 CapabilityStatement of this server (kind ``instance``)."""
     software = software_version()
@@ -117,10 +166,15 @@ def build_capability_statement(canonical_base: str, *, date: str) -> Json:
         }
         for resource_type in READABLE_TYPES
     ]
+    resources.extend(
+        _stored_resource(resource_type, interactions)
+        for resource_type, interactions in STORED_INTERACTIONS.items()
+    )
     resources.append(
         {
-            "type": "QuestionnaireResponse",
-            "documentation": "Not stored: QuestionnaireResponses are only triaged.",
+            **_stored_resource("QuestionnaireResponse", ("read", "search-type")),
+            "documentation": "Each QuestionnaireResponse of a stored Bundle, read alone."
+            + SEARCH_DOCS,
             "operation": [
                 {
                     "name": "triage",
@@ -166,8 +220,9 @@ def build_capability_statement(canonical_base: str, *, date: str) -> Json:
             {
                 "mode": "server",
                 "documentation": (
-                    "Read-only terminology and Questionnaire, plus the $triage operation. "
-                    "Unknown query parameters are ignored; `_format` is honoured like Accept."
+                    "Read-only terminology and Questionnaire, the $triage operation, and "
+                    "read/search/delete of the stored assessments. Outside searches unknown "
+                    "query parameters are ignored; `_format` is honoured like Accept."
                 ),
                 "resource": resources,
             }

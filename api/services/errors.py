@@ -25,3 +25,19 @@ class InvalidInputError(ServiceError):
 
 class NotFoundError(ServiceError):
     """No published resource has this type and id (404)."""
+
+
+class IdempotencyKeyReusedError(ServiceError):
+    """An ``Idempotency-Key`` already used for a different request (422)."""
+
+
+class IdempotencyConflictError(ServiceError):
+    """A request with the same ``Idempotency-Key`` is being stored right now (409)."""
+
+
+class InvalidSearchError(ServiceError):
+    """A search parameter the server refuses (400, expression ``http.<name>``)."""
+
+
+class VersionNotServedError(ServiceError):
+    """This resource type is not served in the negotiated FHIR version (406)."""

@@ -22,6 +22,7 @@ from typing import Any
 #: use them; the test checks they are all real R4 resource types.
 RESOURCE_TYPES_USED = frozenset(
     {
+        "AuditEvent",
         "Bundle",
         "CapabilityStatement",
         "CodeSystem",
@@ -30,6 +31,7 @@ RESOURCE_TYPES_USED = frozenset(
         "OperationOutcome",
         "Parameters",
         "Patient",
+        "Provenance",
         "Questionnaire",
         "QuestionnaireResponse",
         "ValueSet",

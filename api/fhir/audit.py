@@ -1,0 +1,132 @@
+"""AuditEvent in the style of IHE Basic Audit Log Patterns (BALP), FHIR R4.
+
+One AuditEvent per RESTful interaction on patient data (create, read, search,
+delete) and per failed attempt: type ``rest``, subtype the interaction, action,
+recorded, outcome, the client as requesting agent, this service as the second
+agent and the source, and as entities what was touched and the request id.
+
+No PHI: descriptions are fixed texts and HTTP status codes; the client is its
+network address; what was touched is named by reference (``Bundle/<uuid>``),
+and a search is recorded as its query, base64 in ``entity.query`` as BALP
+prescribes, never in a description. Pure: no Flask, no database.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
+DICOM = "http://dicom.nema.org/resources/ontology/DCM"
+SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+#: Identifier system of the request ids this service assigns or accepts.
+REQUEST_ID_SYSTEM = "urn:ietf:rfc:3986"
+
+#: restful-interaction code → (display, AuditEvent.action).
+INTERACTIONS: dict[str, tuple[str, str]] = {
+    "create": ("create", "C"),
+    "read": ("read", "R"),
+    "search-type": ("search type", "E"),
+    "delete": ("delete", "D"),
+    "operation": ("operation", "E"),
+}
+
+#: R4 AuditEventOutcome codes.
+SUCCESS = "0"
+MINOR_FAILURE = "4"
+SERIOUS_FAILURE = "8"
+
+
+def outcome_for_status(status: int) -> str:
+    """0 for a success, 4 for a refused request (4xx), 8 for a server failure (5xx)."""
+    if status < 400:
+        return SUCCESS
+    return MINOR_FAILURE if status < 500 else SERIOUS_FAILURE
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFacts:
+    """What one AuditEvent records; every field is free of PHI by construction."""
+
+    id: str
+    recorded: str
+    interaction: str
+    status: int
+    request_id: str
+    client_address: str | None
+    software_version: str
+    #: ``(resource type, id)`` of what was touched, when one resource was.
+    entity: tuple[str, str] | None = None
+    #: The query string of a search (recorded base64 in ``entity.query``).
+    query: bytes | None = None
+    #: The resource type searched (search-type) or operated on.
+    resource_type: str | None = None
+
+
+def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
+    """The R4 AuditEvent for ``facts`` (BALP: rest / interaction / outcome / agents)."""
+    display, action = INTERACTIONS[facts.interaction]
+    outcome = outcome_for_status(facts.status)
+    client: dict[str, Any] = {
+        "type": {"coding": [{"system": DICOM, "code": "110153", "display": "Source Role ID"}]},
+        "who": {"display": "API client"},
+        "requestor": True,
+    }
+    if facts.client_address:
+        client["network"] = {"address": facts.client_address[:64], "type": "2"}
+    server = {
+        "type": {"coding": [{"system": DICOM, "code": "110152", "display": "Destination Role ID"}]},
+        "who": {"display": f"twitch-triage {facts.software_version}"},
+        "requestor": False,
+    }
+    entities: list[dict[str, Any]] = []
+    if facts.entity is not None:
+        resource_type, resource_id = facts.entity
+        entities.append(
+            {
+                "what": {"reference": f"{resource_type}/{resource_id}"},
+                "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"},
+            }
+        )
+    if facts.query is not None:
+        entities.append(
+            {
+                "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                "role": {"system": OBJECT_ROLE, "code": "24", "display": "Query"},
+                "description": f"search of {facts.resource_type or 'resources'}",
+                "query": base64.b64encode(facts.query).decode("ascii"),
+            }
+        )
+    entities.append(
+        {
+            "what": {
+                "identifier": {"system": REQUEST_ID_SYSTEM, "value": f"urn:uuid:{facts.request_id}"}
+            },
+            "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "description": "request id",
+        }
+    )
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": facts.id,
+        "meta": {"versionId": "1", "lastUpdated": facts.recorded},
+        "type": {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": RESTFUL_INTERACTION, "code": facts.interaction, "display": display}],
+        "action": action,
+        "recorded": facts.recorded,
+        "outcome": outcome,
+        "agent": [client, server],
+        "source": {
+            "observer": {"display": "twitch-triage"},
+            "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
+        },
+        "entity": entities,
+    }
+    if outcome != SUCCESS:
+        event["outcomeDesc"] = f"HTTP {facts.status}"
+    return event

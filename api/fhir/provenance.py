@@ -1,0 +1,58 @@
+"""The Provenance of one stored assessment (FHIR R4), pure.
+
+target = the Observations the engine produced, entity = the
+QuestionnaireResponse they were derived from (role ``source``), agent = this
+software, with its version and the knowledge-base version, as the author. It
+shares the Bundle's id, so the Provenance of ``Bundle/<id>`` is
+``Provenance/<id>`` (ids are unique per resource type in FHIR).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+
+
+def build_provenance(
+    *,
+    bundle_id: str,
+    recorded: str,
+    observation_ids: Sequence[str],
+    questionnaire_response_id: str,
+    software_version: str,
+    knowledge_base_version: str,
+    canonical_base: str,
+) -> dict[str, Any]:
+    """Provenance/<bundle_id>: who made which Observations from which answers."""
+    software = f"twitch-triage {software_version}, knowledge base {knowledge_base_version}"
+    return {
+        "resourceType": "Provenance",
+        "id": bundle_id,
+        "meta": {"versionId": "1", "lastUpdated": recorded},
+        "target": [{"reference": f"Observation/{oid}"} for oid in observation_ids],
+        "recorded": recorded,
+        "activity": {"coding": [{"system": DATA_OPERATION, "code": "CREATE", "display": "create"}]},
+        "agent": [
+            {
+                "type": {
+                    "coding": [{"system": PARTICIPANT_TYPE, "code": "author", "display": "Author"}]
+                },
+                "who": {
+                    "identifier": {
+                        "system": f"{canonical_base.rstrip('/')}/software",
+                        "value": f"twitch-triage|{software_version}|{knowledge_base_version}",
+                    },
+                    "display": software,
+                },
+            }
+        ],
+        "entity": [
+            {
+                "role": "source",
+                "what": {"reference": f"QuestionnaireResponse/{questionnaire_response_id}"},
+            }
+        ],
+    }

@@ -1,0 +1,417 @@
+"""FHIR search on stored resources: a strict parameter parser and the searchset Bundle.
+
+Pure (no Flask, no database). :func:`parse_search` turns the query string into
+a :class:`SearchQuery` or raises :class:`SearchError` (a 400 for the caller):
+an unknown parameter, a modifier, an unsupported prefix, a malformed value or
+an out-of-range ``_count`` is refused, as strict FHIR servers do, because a
+parameter silently ignored returns *more* than the client asked for (someone
+else's Observations). :func:`build_searchset` renders one page.
+
+Semantics (FHIR R4 search.html): repeating a parameter ANDs its conditions,
+a comma inside one value ORs them. Dates are ranges at the precision given
+(``2026-11`` is the whole month, UTC when no zone is given); prefixes eq, ne,
+gt, lt, ge, le, sa and eb. Tokens are ``code``, ``system|code`` or ``|code``.
+References are ``Type/id`` (a bare id means the parameter's type). Paging is
+keyset: ``_cursor`` is an opaque position in the stable order (newest first by
+the sort key, then id), so a page never repeats or skips a resource when new
+ones are stored meanwhile.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+#: Page size when ``_count`` is absent, and the largest accepted (published in metadata).
+DEFAULT_COUNT = 20
+MAX_COUNT = 100
+
+ParamKind = Literal["reference", "token", "date"]
+
+#: Search parameters per resource type: name → (kind, target type of a reference).
+SEARCH_PARAMETERS: dict[str, dict[str, tuple[ParamKind, str | None]]] = {
+    "Observation": {
+        "subject": ("reference", "Patient"),
+        "code": ("token", None),
+        "date": ("date", None),
+        "_lastUpdated": ("date", None),
+    },
+    "QuestionnaireResponse": {
+        "subject": ("reference", "Patient"),
+        "authored": ("date", None),
+        "_lastUpdated": ("date", None),
+    },
+    "AuditEvent": {
+        "date": ("date", None),
+        "subtype": ("token", None),
+        "action": ("token", None),
+        "outcome": ("token", None),
+        "entity": ("reference", None),
+    },
+}
+
+#: Search parameter descriptions for the CapabilityStatement and the contract.
+PARAMETER_DOCS: dict[str, str] = {
+    "subject": "the Patient reference the triage request gave (Patient/<id> or <id>)",
+    "code": "a coding of Observation.code: code, system|code or |code; comma = or",
+    "date": "Observation.effectiveDateTime (AuditEvent.recorded); prefixes eq ne gt lt ge le sa eb",
+    "authored": "QuestionnaireResponse.authored; prefixes eq ne gt lt ge le sa eb",
+    "_lastUpdated": "meta.lastUpdated; prefixes eq ne gt lt ge le sa eb",
+    "subtype": "the restful interaction (create, read, search-type, delete)",
+    "action": "C, R, E or D",
+    "outcome": "0 success, 4 refused request, 8 server failure",
+    "entity": "what was touched (Bundle/<id>, Observation/<id> …)",
+}
+
+#: Parameters every search accepts besides its own (``_format`` is content negotiation).
+CONTROL_PARAMETERS = ("_count", "_cursor", "_format")
+
+_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
+_YEAR = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_TIME = (
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+#: Exactly the dates that exist (months' lengths, leap years), at any FHIR precision.
+_DATE_TEXT = (
+    f"(?:(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:{_TIME})?|{_YEAR}-(?:0[1-9]|1[0-2])|{_YEAR})"
+)
+_DATE = re.compile(
+    r"(?P<year>[0-9]{4})(?:-(?P<month>[0-9]{2})(?:-(?P<day>[0-9]{2})"
+    r"(?:T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]{1,6}))?)?"
+    r"(?P<zone>Z|[+-][0-9]{2}:[0-9]{2}))?)?)?"
+)
+_ID_TEXT = r"[A-Za-z0-9\-.]{1,64}"
+_ID = re.compile(_ID_TEXT)
+_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+_CODING_TEXT = r"(?:[^,|]*\|)?[^,|]+"
+_MAX_US = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z
+
+#: The exact syntax of each kind of value (one or a comma list): the parser checks it
+#: first, and the OpenAPI contract publishes it, so the two cannot disagree.
+VALUE_PATTERNS: dict[str, str] = {
+    "date": f"^(?:{'|'.join(_PREFIXES)})?{_DATE_TEXT}$",
+    "token": f"^{_CODING_TEXT}(?:,{_CODING_TEXT})*$",
+    "reference:Patient": f"^(?:Patient/)?{_ID_TEXT}(?:,(?:Patient/)?{_ID_TEXT})*$",
+    "reference": f"^[A-Z][A-Za-z]{{1,63}}/{_ID_TEXT}(?:,[A-Z][A-Za-z]{{1,63}}/{_ID_TEXT})*$",
+    "_count": "^0*(?:[0-9]{1,2}|100)$",  # 0 to MAX_COUNT
+}
+
+
+def value_pattern(kind: str, target: str | None) -> str:
+    """The regular expression a value of this kind of parameter must match."""
+    return VALUE_PATTERNS[f"{kind}:{target}" if kind == "reference" and target else kind]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_VALUE = 1024
+
+
+class SearchError(ValueError):
+    """A search the server refuses (400); ``parameter`` names the query parameter."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """``system|code``; ``system`` None = any system, "" = no system."""
+
+    system: str | None
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class DateCondition:
+    """A date parameter with its prefix; the value as the range [start_us, end_us)."""
+
+    prefix: str
+    start_us: int
+    end_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in the sort order: the page lies ``after`` or ``before`` it."""
+
+    direction: Literal["after", "before"]
+    sort_us: int
+    id: str
+
+    def encode(self) -> str:
+        raw = f"{self.direction[0]}|{self.sort_us}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A parsed search: every condition (each tuple is one occurrence, OR inside)."""
+
+    resource_type: str
+    references: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    tokens: dict[str, tuple[tuple[Token, ...], ...]] = field(default_factory=dict)
+    dates: dict[str, tuple[DateCondition, ...]] = field(default_factory=dict)
+    count: int = DEFAULT_COUNT
+    cursor: Cursor | None = None
+    #: The parameters as given, minus paging (for the links), in a canonical order.
+    canonical: tuple[tuple[str, str], ...] = ()
+
+
+def _to_us(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def instant_us(text: str) -> int:
+    """Microseconds since the epoch of a FHIR instant (``2026-11-27T14:00:00.123Z``)."""
+    return _to_us(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def format_us(value: int) -> str:
+    """The FHIR instant (UTC, milliseconds) of microseconds since the epoch."""
+    moment = _EPOCH + timedelta(microseconds=value)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_date_range(name: str, text: str) -> tuple[int, int]:
+    """A FHIR date/dateTime as [start, end) in µs, at the precision it is written in."""
+    match = _DATE.fullmatch(text)
+    if match is None:
+        raise SearchError(name, f"{name}: {text[:40]!r} is not a FHIR date or dateTime")
+    parts = match.groupdict()
+    year = int(parts["year"])
+    try:
+        if parts["month"] is None:
+            start = datetime(year, 1, 1, tzinfo=UTC)
+            if year == 9999:
+                return _to_us(start), _MAX_US
+            end = datetime(year + 1, 1, 1, tzinfo=UTC)
+        elif parts["day"] is None:
+            month = int(parts["month"])
+            start = datetime(year, month, 1, tzinfo=UTC)
+            end = start + timedelta(days=calendar.monthrange(year, month)[1])
+        elif parts["hour"] is None:
+            start = datetime(year, int(parts["month"]), int(parts["day"]), tzinfo=UTC)
+            end = start + timedelta(days=1)
+        else:
+            zone = parts["zone"]
+            tz = UTC if zone == "Z" else datetime.strptime(zone, "%z").tzinfo
+            fraction = parts["fraction"]
+            start = datetime(
+                year,
+                int(parts["month"]),
+                int(parts["day"]),
+                int(parts["hour"]),
+                int(parts["minute"]),
+                int(parts["second"] or 0),
+                int((fraction or "").ljust(6, "0") or 0),
+                tzinfo=tz,
+            )
+            if fraction:
+                step = timedelta(microseconds=10 ** (6 - len(fraction)))
+            else:
+                step = timedelta(seconds=1 if parts["second"] else 60)
+            end = start + step
+    except ValueError:
+        raise SearchError(name, f"{name}: {text[:40]!r} is not a valid date") from None
+    except OverflowError:  # the range ends after 9999-12-31
+        return _to_us(start), _MAX_US
+    return _to_us(start), _to_us(end)
+
+
+def _date_condition(name: str, value: str) -> DateCondition:
+    prefix = "eq"
+    if len(value) >= 2 and value[:2].isalpha():
+        prefix, value = value[:2], value[2:]
+        if prefix not in _PREFIXES:
+            raise SearchError(
+                name, f"{name}: prefix {prefix!r} is not supported ({', '.join(_PREFIXES)})"
+            )
+    start, end = parse_date_range(name, value)
+    return DateCondition(prefix, start, end)
+
+
+def _token(name: str, value: str) -> Token:
+    system, bar, code = value.rpartition("|")
+    if not code:
+        raise SearchError(name, f"{name}: a token needs a code")
+    return Token(system if bar else None, code)
+
+
+def _reference(name: str, value: str, target: str | None) -> str:
+    if "/" in value:
+        resource_type, _, resource_id = value.rpartition("/")
+        if target is not None and resource_type != target:
+            raise SearchError(name, f"{name}: only {target} references are searchable")
+        if not _TYPE.fullmatch(resource_type):
+            raise SearchError(name, f"{name}: {value[:80]!r} is not a Type/id reference")
+    elif target is None:
+        raise SearchError(name, f"{name}: give the reference as Type/id")
+    else:
+        resource_type, resource_id = target, value
+    if not _ID.fullmatch(resource_id):
+        raise SearchError(name, f"{name}: {resource_id[:80]!r} is not a FHIR id")
+    return f"{resource_type}/{resource_id}"
+
+
+def _count(value: str) -> int:
+    if re.fullmatch(VALUE_PATTERNS["_count"], value) is None:
+        raise SearchError("_count", "_count must be a whole number")
+    count = int(value)
+    if count > MAX_COUNT:
+        raise SearchError("_count", f"_count must be at most {MAX_COUNT}")
+    return count
+
+
+def decode_cursor(value: str) -> Cursor:
+    """The cursor of a next/previous link; anything else is a 400."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
+        direction, sort_us, cursor_id = raw.split("|")
+        if direction not in ("a", "b") or not _ID.fullmatch(cursor_id):
+            raise ValueError(raw)
+        return Cursor("after" if direction == "a" else "before", int(sort_us), cursor_id)
+    except ValueError:
+        raise SearchError("_cursor", "_cursor is not a cursor this server issued") from None
+
+
+def _add_condition(
+    name: str,
+    *,
+    kind: str,
+    target: str | None,
+    value: str,
+    references: dict[str, list[tuple[str, ...]]],
+    tokens: dict[str, list[tuple[Token, ...]]],
+    dates: dict[str, list[DateCondition]],
+) -> None:
+    """Parse one occurrence of a parameter into its condition list."""
+    if kind == "date":
+        dates.setdefault(name, []).append(_date_condition(name, value))
+    elif kind == "token":
+        tokens.setdefault(name, []).append(tuple(_token(name, part) for part in value.split(",")))
+    else:
+        references.setdefault(name, []).append(
+            tuple(_reference(name, part, target) for part in value.split(","))
+        )
+
+
+def parse_search(resource_type: str, pairs: Sequence[tuple[str, str]]) -> SearchQuery:
+    """Parse the query string of ``GET /fhir/{resource_type}?…`` (strict)."""
+    known = SEARCH_PARAMETERS[resource_type]
+    references: dict[str, list[tuple[str, ...]]] = {}
+    tokens: dict[str, list[tuple[Token, ...]]] = {}
+    dates: dict[str, list[DateCondition]] = {}
+    canonical: list[tuple[str, str]] = []
+    seen_control: set[str] = set()
+    control: dict[str, str] = {}
+    for name, value in pairs:
+        if len(value) > _MAX_VALUE:
+            raise SearchError(name[:40], f"{name[:40]}: value too long")
+        if name in CONTROL_PARAMETERS:
+            if name in seen_control:
+                raise SearchError(name, f"{name} may be given once")
+            seen_control.add(name)
+            control[name] = value
+            continue
+        if name not in known:
+            shown = name[:40]
+            if ":" in name and name.partition(":")[0] in known:
+                raise SearchError(shown, f"modifier of {shown!r} is not supported")
+            supported = ", ".join([*known, *CONTROL_PARAMETERS])
+            raise SearchError(
+                shown,
+                f"unknown search parameter {shown!r} for {resource_type}; supported: {supported}",
+            )
+        if not value:
+            raise SearchError(name, f"{name} needs a value")
+        kind, target = known[name]
+        if re.fullmatch(value_pattern(kind, target), value) is None:
+            raise SearchError(name, f"{name}: {value[:80]!r} is not a valid {kind} value")
+        canonical.append((name, value))
+        _add_condition(
+            name,
+            kind=kind,
+            target=target,
+            value=value,
+            references=references,
+            tokens=tokens,
+            dates=dates,
+        )
+    count = _count(control["_count"]) if "_count" in control else DEFAULT_COUNT
+    if "_count" in control:
+        canonical.append(("_count", str(count)))
+    cursor = decode_cursor(control["_cursor"]) if "_cursor" in control else None
+    return SearchQuery(
+        resource_type=resource_type,
+        references={k: tuple(v) for k, v in references.items()},
+        tokens={k: tuple(v) for k, v in tokens.items()},
+        dates={k: tuple(v) for k, v in dates.items()},
+        count=count,
+        cursor=cursor,
+        canonical=tuple(canonical),
+    )
+
+
+def page_url(base: str, query: SearchQuery, cursor: Cursor | None) -> str:
+    """The URL of a page of ``query`` (``self`` when ``cursor`` is the query's own)."""
+    params = list(query.canonical)
+    if cursor is not None:
+        params.append(("_cursor", cursor.encode()))
+    encoded = urlencode(params)
+    return f"{base}/{query.resource_type}" + (f"?{encoded}" if encoded else "")
+
+
+def build_searchset(
+    *,
+    bundle_id: str,
+    base: str,
+    query: SearchQuery,
+    entries: Sequence[tuple[str, str, Any]],
+    total: int | None,
+    next_cursor: Cursor | None,
+    previous_cursor: Cursor | None,
+    now: str,
+) -> dict[str, Any]:
+    """One page of a search as a ``searchset`` Bundle (matches only, with links).
+
+    ``entries`` are ``(resource type, id, resource)``; the resource may be any
+    JSON value orjson serialises, e.g. an ``orjson.Fragment`` of stored bytes.
+    """
+    links = [{"relation": "self", "url": page_url(base, query, query.cursor)}]
+    if next_cursor is not None:
+        links.append({"relation": "next", "url": page_url(base, query, next_cursor)})
+    if previous_cursor is not None:
+        links.append({"relation": "previous", "url": page_url(base, query, previous_cursor)})
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": bundle_id,
+        "meta": {"lastUpdated": now},
+        "type": "searchset",
+        "link": links,
+    }
+    if total is not None:  # optional in FHIR; omitted when counting would be too costly
+        bundle["total"] = total
+    if entries:
+        bundle["entry"] = [
+            {
+                "fullUrl": f"{base}/{resource_type}/{resource_id}",
+                "resource": resource,
+                "search": {"mode": "match"},
+            }
+            for resource_type, resource_id, resource in entries
+        ]
+    return bundle

@@ -1,0 +1,92 @@
+"""Stored assessments over FHIR: read, search and delete (issue 10). Thin views.
+
+Reads: ``GET /fhir/Bundle/{id}`` (the Bundle as sent), ``GET
+/fhir/{QuestionnaireResponse|Observation}/{id}`` (an entry on its own, its
+``urn:uuid`` references rewritten to ``Type/id``), ``GET /fhir/Provenance/{id}``,
+``GET /fhir/AuditEvent/{id}``. Searches: ``GET
+/fhir/{Observation|QuestionnaireResponse|AuditEvent}?…`` (strict parameters,
+keyset paging, ETag). ``DELETE /fhir/Bundle/{id}`` erases one assessment. The
+work is in :mod:`api.services.assessments`; every success and failure is audited.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from api.http import (
+    VERSION_ETAG,
+    Call,
+    audited,
+    conditional_response,
+    exchange,
+    fhir_endpoint,
+)
+from api.services.assessments import erase_assessment, read_stored, search_stored, served_in
+
+blueprint = Blueprint("store", __name__, url_prefix="/fhir")
+
+ENTRY_TYPES = "any(QuestionnaireResponse, Observation)"
+SEARCHABLE = "any(Observation, QuestionnaireResponse, AuditEvent)"
+
+
+def _read(call: Call, resource_type: str, resource_id: str) -> Response:
+    served_in(resource_type, call.fhir_version)
+    audited(entity=(resource_type, resource_id))
+    found = read_stored(call.state.store, exchange(), resource_type, resource_id)
+    audited()
+    return conditional_response(found.body, call.fhir_version, VERSION_ETAG, found.last_updated_us)
+
+
+@blueprint.get("/Bundle/<fhir_id:resource_id>")
+@fhir_endpoint()
+def read_bundle(call: Call, resource_id: str) -> Response:
+    """The Bundle of an assessment exactly as it was sent."""
+    return _read(call, "Bundle", resource_id)
+
+
+@blueprint.get(f"/<{ENTRY_TYPES}:resource_type>/<fhir_id:resource_id>")
+@fhir_endpoint()
+def read_entry(call: Call, resource_type: str, resource_id: str) -> Response:
+    """One entry of a stored Bundle on its own."""
+    return _read(call, resource_type, resource_id)
+
+
+@blueprint.get("/Provenance/<fhir_id:resource_id>")
+@fhir_endpoint()
+def read_provenance(call: Call, resource_id: str) -> Response:
+    """The Provenance of an assessment (same id as its Bundle)."""
+    return _read(call, "Provenance", resource_id)
+
+
+@blueprint.get("/AuditEvent/<fhir_id:resource_id>")
+@fhir_endpoint()
+def read_audit_event(call: Call, resource_id: str) -> Response:
+    """One AuditEvent."""
+    return _read(call, "AuditEvent", resource_id)
+
+
+@blueprint.get(f"/<{SEARCHABLE}:resource_type>")
+@fhir_endpoint()
+def search(call: Call, resource_type: str) -> Response:
+    """Search stored resources: a ``searchset`` Bundle, newest first, paged."""
+    served_in(resource_type, call.fhir_version)
+    result = search_stored(
+        call.state.store,
+        exchange(),
+        resource_type,
+        list(request.args.items(multi=True)),
+        query_string=request.query_string,
+        base=request.host_url.rstrip("/") + "/fhir",
+    )
+    audited()
+    return conditional_response(result.body, call.fhir_version, result.etag)
+
+
+@blueprint.delete("/Bundle/<fhir_id:resource_id>")
+@fhir_endpoint()
+def delete_bundle(call: Call, resource_id: str) -> Response:
+    """Erase an assessment: its Bundle, entries and Provenance; its AuditEvents stay."""
+    audited(entity=("Bundle", resource_id))
+    erase_assessment(call.state.store, exchange(), resource_id)
+    audited()
+    return Response(status=204)

@@ -1,0 +1,152 @@
+"""The storage use cases the service layer calls: save a triage, replay a retry, audit.
+
+Flask-free: the caller passes what it knows about the HTTP exchange
+(:class:`Exchange`), so the same functions serve ``POST /v1/triage``,
+``$triage`` and the read routes, and tests can call them directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from api.fhir import capability
+from api.fhir.audit import AuditFacts
+from api.fhir.search import format_us
+from api.storage.records import TriageFacts, assessment_record, audit_row, identify, new_id
+from api.storage.repository import Store, StoredAssessment
+
+#: An Idempotency-Key: 1 to 255 visible ASCII characters (IETF draft httpapi-idempotency-key).
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """The HTTP facts an audit record needs (no PHI: ids, address, status)."""
+
+    request_id: str
+    client_address: str | None
+    software_version: str
+
+
+@functools.cache
+def software_version() -> str:
+    """The installed package version, read once (importlib.metadata costs milliseconds)."""
+    return capability.software_version()
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def request_digest(*parts: bytes | str) -> str:
+    """SHA-256 over what makes two requests "the same" for an idempotency key."""
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def audit(
+    store: Store,
+    exchange: Exchange,
+    interaction: str,
+    status: int,
+    *,
+    entity: tuple[str, str] | None = None,
+    query: bytes | None = None,
+    resource_type: str | None = None,
+) -> None:
+    """Write one AuditEvent in its own transaction."""
+    with store.unit_of_work() as work:
+        work.add_audit(
+            audit_row(
+                AuditFacts(
+                    id=new_id(),
+                    recorded=format_us(now_us()),
+                    interaction=interaction,
+                    status=status,
+                    request_id=exchange.request_id,
+                    client_address=exchange.client_address,
+                    software_version=exchange.software_version,
+                    entity=entity,
+                    query=query,
+                    resource_type=resource_type,
+                )
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SavedTriage:
+    """The response body of a triage and whether (and as what) it was stored."""
+
+    body: bytes
+    bundle_id: str
+    stored: bool
+
+
+def save_triage(
+    store: Store,
+    facts: TriageFacts,
+    bundle: Mapping[str, Any],
+    exchange: Exchange,
+    *,
+    keep: bool,
+) -> SavedTriage:
+    """Give the Bundle its identity, then store it with its Provenance and AuditEvent.
+
+    The assessment, its index rows, its Provenance and the create AuditEvent
+    commit together, before the caller answers: a 200 always names a record
+    that exists. With ``keep`` False ("store nothing") only the AuditEvent is
+    written (it holds no PHI) and the Bundle still gets ids.
+    """
+    # One time for everything: the Bundle's timestamp is its issue and lastUpdated time.
+    issued = bundle["timestamp"]
+    identified = identify(bundle, issued)
+    body = orjson.dumps(identified)
+    event = audit_row(
+        AuditFacts(
+            id=new_id(),
+            recorded=issued,
+            interaction="create",
+            status=200,
+            request_id=exchange.request_id,
+            client_address=exchange.client_address,
+            software_version=exchange.software_version,
+            entity=("Bundle", identified["id"]) if keep else None,
+        )
+    )
+    with store.unit_of_work() as work:
+        if keep:
+            work.add_assessment(assessment_record(facts, identified, body))
+        work.add_audit(event)
+    return SavedTriage(body=body, bundle_id=identified["id"], stored=keep)
+
+
+def replay(store: Store, key: str) -> StoredAssessment | None:
+    """The assessment stored under an idempotency key, if any."""
+    return store.assessment_by_key(key)
+
+
+__all__ = [
+    "IDEMPOTENCY_KEY",
+    "Exchange",
+    "SavedTriage",
+    "TriageFacts",
+    "audit",
+    "now_us",
+    "replay",
+    "request_digest",
+    "save_triage",
+    "software_version",
+]

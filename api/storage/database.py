@@ -1,0 +1,175 @@
+"""Engine creation and migrations, the same for SQLite and PostgreSQL.
+
+SQLite (the embedded default, a file in the Flask instance folder) runs in WAL
+mode with a busy timeout so several gunicorn workers share the file; write
+transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the lock
+instead of failing when one upgrades a read snapshot. PostgreSQL is reached
+with psycopg 3 (``postgresql+psycopg://``). Migrations are the Alembic scripts
+in ``migrations/``, run programmatically under a lock (a PostgreSQL advisory
+lock, a file lock beside a SQLite file) so that several processes starting
+together migrate once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: File name of the embedded database inside the instance folder.
+SQLITE_FILE = "twitch-triage.sqlite3"
+#: How long a SQLite writer waits for the lock before giving up (ms).
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: PostgreSQL connect timeout (s): a down server must fail fast, as a 503.
+PG_CONNECT_TIMEOUT_S = 3
+#: Advisory lock key for migrations (any constant shared by all instances).
+_MIGRATION_LOCK = 727_274_001
+
+#: Errors that mean "the database is not available now", not "the request is wrong".
+_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+)
+
+
+class StorageUnavailableError(RuntimeError):
+    """The database cannot be used right now (down, unreachable, locked): retry later."""
+
+
+@contextlib.contextmanager
+def guarded() -> Iterator[None]:
+    """Turn "the database is not there" into :class:`StorageUnavailableError`."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StorageUnavailableError(type(getattr(exc, "orig", None) or exc).__name__) from exc
+
+
+#: Execution option asking for ``BEGIN IMMEDIATE`` on SQLite (a write transaction).
+WRITE = {"sqlite_immediate": True}
+
+
+def default_database_url(instance_path: str) -> str:
+    """The embedded SQLite file in the instance folder (created if missing)."""
+    folder = Path(instance_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+pysqlite:///{folder / SQLITE_FILE}"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite_events(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is DEFERRED).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # NORMAL in WAL mode: a commit survives a process crash (kill -9); only an OS
+        # crash or power loss can undo the last commits.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("sqlite_immediate")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` (``sqlite+pysqlite:///…`` or ``postgresql+psycopg://…``)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ValueError("an in-memory SQLite database cannot be shared by workers")
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _sqlite_events(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            parsed,
+            # A connection broken by a server restart is replaced, not handed out.
+            pool_pre_ping=True,
+            pool_size=4,
+            max_overflow=4,
+            pool_timeout=5,
+            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
+        )
+    raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration's revision id."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if head is None:  # pragma: no cover (the package ships its migrations)
+        raise RuntimeError("no migrations found")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None before the first migration)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    if is_sqlite(engine):
+        database = engine.url.database or ""
+        with open(f"{database}.migrate.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with engine.connect() as connection:
+                yield connection
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        connection.commit()
+        try:
+            yield connection
+        finally:
+            connection.rollback()
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            connection.commit()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest migration (a no-op when it is there).
+
+    Everything happens under the lock, the first connection included: on a new
+    SQLite file that connection switches the journal to WAL, which must not race
+    another process doing the same.
+    """
+    head = head_revision()
+    with guarded(), _migration_lock(engine) as connection:
+        if MigrationContext.configure(connection).get_current_revision() == head:
+            connection.rollback()
+            return
+        command.upgrade(_alembic_config(connection), "head")
+        connection.commit()

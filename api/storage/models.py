@@ -1,0 +1,113 @@
+"""The tables of the store (SQLAlchemy 2 declarative models).
+
+One row per assessment holds what was asked and answered (the validated
+request, the engine's result, the Bundle as sent, its Provenance, the
+knowledge-base version and the times); one row per emitted resource indexes
+it for read and search (subject, code, date) and points back at its
+assessment, whose Bundle holds the resource itself, so nothing is stored
+twice. Audit events live apart and outlive the assessments they name.
+
+Times are integers (microseconds since the Unix epoch, UTC): the same type
+and the same ordering on SQLite and PostgreSQL, cheap to index and compare.
+The Alembic migrations in ``migrations/versions`` create exactly these tables
+(``tests/test_storage_migrations.py`` compares them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Longest id we store (a FHIR id is at most 64 characters).
+ID_LENGTH = 64
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the store's tables."""
+
+
+class Assessment(Base):
+    """One successful triage, immutable once written (deleted only as a whole)."""
+
+    __tablename__ = "assessment"
+
+    #: The Bundle's id (also the id of its Provenance).
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    received_us: Mapped[int] = mapped_column(BigInteger)
+    #: When the Bundle was issued: its ``timestamp`` and ``meta.lastUpdated``.
+    issued_us: Mapped[int] = mapped_column(BigInteger, index=True)
+    #: ``v1/triage`` or ``fhir/$triage``: which interface received it.
+    source: Mapped[str] = mapped_column(String(32))
+    request_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    knowledge_base_version: Mapped[str] = mapped_column(String(32))
+    software_version: Mapped[str] = mapped_column(String(32))
+    fhir_version: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str | None] = mapped_column(String(128))
+    #: Filled once partner identity exists; NULL until then.
+    client: Mapped[str | None] = mapped_column(String(128))
+    tenant: Mapped[str | None] = mapped_column(String(128))
+    #: The validated request (JSON of PROTOCOL.md §3).
+    request_json: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The engine's answer in short (level, rules, factors, advice, unanswered).
+    result_json: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The Bundle exactly as sent (bytes of the response body).
+    bundle_json: Mapped[bytes] = mapped_column(LargeBinary)
+    provenance_json: Mapped[bytes] = mapped_column(LargeBinary)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    #: SHA-256 of what the idempotent request sent (path, query and body).
+    request_digest: Mapped[str | None] = mapped_column(String(64))
+
+
+class StoredResource(Base):
+    """An entry of an assessment's Bundle, indexed for read and search."""
+
+    __tablename__ = "resource"
+    __table_args__ = (
+        Index("ix_resource_type_subject_date", "resource_type", "subject", "date_us"),
+        Index("ix_resource_type_date", "resource_type", "date_us"),
+        Index("ix_resource_type_updated", "resource_type", "last_updated_us"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(32))
+    assessment_id: Mapped[str] = mapped_column(
+        ForeignKey("assessment.id", ondelete="CASCADE"), index=True
+    )
+    #: Index of the entry in the Bundle.
+    position: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str | None] = mapped_column(String(128))
+    #: Observation ``effectiveDateTime`` / QuestionnaireResponse ``authored``.
+    date_us: Mapped[int] = mapped_column(BigInteger)
+    last_updated_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class ResourceCode(Base):
+    """One coding of a resource's ``code`` (token search ``system|code``)."""
+
+    __tablename__ = "resource_code"
+    __table_args__ = (Index("ix_resource_code_code_system", "code", "system"),)
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resource.id", ondelete="CASCADE"), primary_key=True
+    )
+    system: Mapped[str] = mapped_column(String(255), primary_key=True)
+    code: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class AuditRecord(Base):
+    """An AuditEvent; never deleted with an assessment (only by retention)."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    recorded_us: Mapped[int] = mapped_column(BigInteger, index=True)
+    #: The FHIR restful interaction (create, read, search-type, delete, operation).
+    subtype: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(1))
+    #: R4 AuditEventOutcome: 0 success, 4 minor failure, 8 serious failure.
+    outcome: Mapped[str] = mapped_column(String(2))
+    entity_type: Mapped[str | None] = mapped_column(String(32))
+    entity_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    request_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    body: Mapped[bytes] = mapped_column(LargeBinary)

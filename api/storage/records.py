@@ -1,0 +1,166 @@
+"""From one triage to what is stored: identities, the record, its Provenance and audits.
+
+Pure functions (no Flask, no database) so the service layer can call them
+wherever a triage completes: :func:`identify` gives the Bundle and each entry
+an ``id`` and ``meta`` (the entry's id is the uuid of its ``urn:uuid``
+fullUrl, so references inside the Bundle keep working);
+:func:`assessment_record` builds the row with its search index and Provenance.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from api.fhir.audit import INTERACTIONS, AuditFacts, build_audit_event, outcome_for_status
+from api.fhir.provenance import build_provenance
+from api.fhir.search import instant_us
+from api.storage.repository import AssessmentRecord, AuditRow, ResourceIndex
+from triage.result import TriageResult
+
+URN_UUID = "urn:uuid:"
+
+
+def identify(bundle: Mapping[str, Any], issued: str) -> dict[str, Any]:
+    """The Bundle with ``meta`` and every entry resource with ``id`` and ``meta``.
+
+    Builds new dicts (the rendered Bundle shares static fragments); key order
+    puts ``resourceType``, ``id`` and ``meta`` first as FHIR JSON usually does.
+    """
+    meta = {"versionId": "1", "lastUpdated": issued}
+    entries = []
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        identified = {
+            "resourceType": resource["resourceType"],
+            "id": entry["fullUrl"].removeprefix(URN_UUID),
+            "meta": meta,
+        }
+        identified.update(resource)
+        entries.append({**entry, "resource": identified})
+    return {
+        "resourceType": "Bundle",
+        "id": bundle["id"],
+        "meta": meta,
+        **{k: v for k, v in bundle.items() if k not in ("resourceType", "id", "meta", "entry")},
+        "entry": entries,
+    }
+
+
+def result_summary(result: TriageResult) -> bytes:
+    """The engine's answer in short; the Bundle holds every detail."""
+    return orjson.dumps(
+        {
+            "level": result.level.code,
+            "rules": list(result.rule_ids),
+            "factors": [[f.code, f.points, f.likelihood.value] for f in result.factors],
+            "advice": list(result.advice_codes),
+            "unanswered": list(result.unanswered),
+            "knowledge_base_version": result.knowledge_base_version,
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TriageFacts:
+    """What the service knows about one successful triage besides its Bundle."""
+
+    request: Mapping[str, Any]
+    result: TriageResult
+    source: str
+    request_id: str
+    received_us: int
+    fhir_version: str
+    software_version: str
+    canonical_base: str
+    idempotency_key: str | None = None
+    request_digest: str | None = None
+
+
+def assessment_record(
+    facts: TriageFacts, bundle: Mapping[str, Any], body: bytes
+) -> AssessmentRecord:
+    """The row to store for an identified Bundle ``bundle`` sent as ``body``."""
+    issued = bundle["meta"]["lastUpdated"]
+    issued_us = instant_us(issued)
+    patient = facts.request.get("patient") or {}
+    subject = patient.get("reference") or None
+    resources = []
+    observations = []
+    questionnaire_response = ""
+    for position, entry in enumerate(bundle["entry"]):
+        resource = entry["resource"]
+        resource_type = resource["resourceType"]
+        codes: tuple[tuple[str, str], ...] = ()
+        if resource_type == "Observation":
+            observations.append(resource["id"])
+            codes = tuple(
+                (coding.get("system", ""), coding["code"])
+                for coding in resource["code"].get("coding", ())
+                if "code" in coding
+            )
+        else:
+            questionnaire_response = resource["id"]
+        resources.append(
+            ResourceIndex(
+                id=resource["id"],
+                resource_type=resource_type,
+                position=position,
+                subject=subject,
+                date_us=issued_us,
+                codes=codes,
+            )
+        )
+    version = facts.result.knowledge_base_version
+    provenance = build_provenance(
+        bundle_id=bundle["id"],
+        recorded=issued,
+        observation_ids=observations,
+        questionnaire_response_id=questionnaire_response,
+        software_version=facts.software_version,
+        knowledge_base_version=version,
+        canonical_base=facts.canonical_base,
+    )
+    return AssessmentRecord(
+        id=bundle["id"],
+        received_us=facts.received_us,
+        issued_us=issued_us,
+        source=facts.source,
+        request_id=facts.request_id,
+        knowledge_base_version=version,
+        software_version=facts.software_version,
+        fhir_version=facts.fhir_version,
+        subject=subject,
+        request_json=orjson.dumps(facts.request),
+        result_json=result_summary(facts.result),
+        bundle_json=body,
+        provenance_json=orjson.dumps(provenance),
+        resources=tuple(resources),
+        idempotency_key=facts.idempotency_key,
+        request_digest=facts.request_digest,
+    )
+
+
+def audit_row(facts: AuditFacts) -> AuditRow:
+    """The AuditEvent of ``facts`` with its search columns."""
+    body = build_audit_event(facts)
+    entity_type, entity_id = facts.entity if facts.entity is not None else (None, None)
+    return AuditRow(
+        id=facts.id,
+        recorded_us=instant_us(facts.recorded),
+        subtype=facts.interaction,
+        action=INTERACTIONS[facts.interaction][1],
+        outcome=outcome_for_status(facts.status),
+        entity_type=entity_type,
+        entity_id=entity_id,
+        request_id=facts.request_id,
+        body=orjson.dumps(body),
+    )
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,484 @@
+"""The repository and unit of work: every read and write of the store goes here.
+
+Writes go through :meth:`Store.unit_of_work` (one transaction, ``BEGIN
+IMMEDIATE`` on SQLite, committed on leaving the block, rolled back on an
+error); reads open a short read transaction. A database that cannot be
+reached, is locked past its timeout or drops the connection raises
+:class:`StorageUnavailableError` (the API answers 503 with ``Retry-After``),
+so a failure is never mistaken for "not found" and nothing is answered as
+stored before it is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+)
+from sqlalchemy import exc as sa_exc
+
+from api.fhir.search import Cursor, DateCondition, SearchQuery, Token
+from api.storage.database import WRITE, guarded
+from api.storage.models import Assessment, AuditRecord, ResourceCode, StoredResource
+
+
+class DuplicateKeyError(RuntimeError):
+    """Another request holding the same idempotency key was stored first."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceIndex:
+    """How one Bundle entry is found: its id, type, position and search values."""
+
+    id: str
+    resource_type: str
+    position: int
+    subject: str | None
+    date_us: int
+    codes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentRecord:
+    """Everything one stored triage keeps (see :class:`~api.storage.models.Assessment`)."""
+
+    id: str
+    received_us: int
+    issued_us: int
+    source: str
+    request_id: str
+    knowledge_base_version: str
+    software_version: str
+    fhir_version: str
+    subject: str | None
+    request_json: bytes
+    result_json: bytes
+    bundle_json: bytes
+    provenance_json: bytes
+    resources: tuple[ResourceIndex, ...]
+    idempotency_key: str | None = None
+    request_digest: str | None = None
+    client: str | None = None
+    tenant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One AuditEvent with the columns it is searched by."""
+
+    id: str
+    recorded_us: int
+    subtype: str
+    action: str
+    outcome: str
+    entity_type: str | None
+    entity_id: str | None
+    request_id: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAssessment:
+    """An assessment as read back (what an idempotent retry or a Bundle read needs)."""
+
+    id: str
+    issued_us: int
+    fhir_version: str
+    bundle_json: bytes
+    request_digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundResource:
+    """A resource read by id: its JSON (references resolvable on this server)."""
+
+    body: bytes
+    last_updated_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of matches plus what the links need."""
+
+    resources: tuple[bytes, ...]
+    ids: tuple[str, ...]
+    #: Exact up to :data:`COUNT_LIMIT` matches; None above (FHIR's total is optional).
+    total: int | None
+    next_cursor: Cursor | None
+    previous_cursor: Cursor | None
+
+
+def standalone_resource(bundle: dict[str, Any], position: int) -> bytes:
+    """Entry ``position`` of a stored Bundle, its ``urn:uuid`` references made ``Type/id``."""
+    entries = bundle["entry"]
+    body = orjson.dumps(entries[position]["resource"])
+    for entry in entries:
+        full_url = entry["fullUrl"]
+        if full_url.startswith("urn:uuid:"):
+            target = f"{entry['resource']['resourceType']}/{full_url[9:]}"
+            body = body.replace(f'"{full_url}"'.encode(), f'"{target}"'.encode())
+    return body
+
+
+class UnitOfWork:
+    """The writes of one transaction (see :meth:`Store.unit_of_work`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add_assessment(self, record: AssessmentRecord) -> None:
+        """Insert an assessment and its resource index rows (all or nothing)."""
+        values = {
+            name: getattr(record, name)
+            for name in AssessmentRecord.__slots__  # type: ignore[attr-defined]
+            if name != "resources"
+        }
+        try:
+            self._connection.execute(insert(Assessment), [values])
+        except sa_exc.IntegrityError as exc:
+            if record.idempotency_key is not None:
+                raise DuplicateKeyError(record.idempotency_key) from exc
+            raise
+        self._connection.execute(
+            insert(StoredResource),
+            [
+                {
+                    "id": r.id,
+                    "resource_type": r.resource_type,
+                    "assessment_id": record.id,
+                    "position": r.position,
+                    "subject": r.subject,
+                    "date_us": r.date_us,
+                    "last_updated_us": record.issued_us,
+                }
+                for r in record.resources
+            ],
+        )
+        codes = [
+            {"resource_id": r.id, "system": system, "code": code}
+            for r in record.resources
+            for system, code in dict.fromkeys(r.codes)
+        ]
+        if codes:
+            self._connection.execute(insert(ResourceCode), codes)
+
+    def add_audit(self, row: AuditRow) -> None:
+        values = {name: getattr(row, name) for name in AuditRow.__slots__}  # type: ignore[attr-defined]
+        self._connection.execute(insert(AuditRecord), [values])
+
+    def delete_assessment(self, assessment_id: str) -> bool:
+        """Remove an assessment with its resources and Provenance; False if absent."""
+        resource_ids = select(StoredResource.id).where(
+            StoredResource.assessment_id == assessment_id
+        )
+        # Explicit, not only ON DELETE CASCADE: SQLite enforces it only with the pragma.
+        self._connection.execute(
+            delete(ResourceCode).where(ResourceCode.resource_id.in_(resource_ids))
+        )
+        self._connection.execute(
+            delete(StoredResource).where(StoredResource.assessment_id == assessment_id)
+        )
+        deleted = self._connection.execute(delete(Assessment).where(Assessment.id == assessment_id))
+        return bool(deleted.rowcount)
+
+    def purge(self, *, assessments_before_us: int, audit_before_us: int | None) -> tuple[int, int]:
+        """Delete assessments issued before a time (and old audit events); counts."""
+        old = select(Assessment.id).where(Assessment.issued_us < assessments_before_us)
+        old_resources = select(StoredResource.id).where(StoredResource.assessment_id.in_(old))
+        self._connection.execute(
+            delete(ResourceCode).where(ResourceCode.resource_id.in_(old_resources))
+        )
+        self._connection.execute(
+            delete(StoredResource).where(StoredResource.assessment_id.in_(old))
+        )
+        removed = self._connection.execute(
+            delete(Assessment).where(Assessment.issued_us < assessments_before_us)
+        ).rowcount
+        audits = 0
+        if audit_before_us is not None:
+            audits = self._connection.execute(
+                delete(AuditRecord).where(AuditRecord.recorded_us < audit_before_us)
+            ).rowcount
+        return removed, audits
+
+
+#: Matches counted at most; above this a search reports no total (counting 100,000
+#: matches for every page would cost more than the page itself).
+COUNT_LIMIT = 1000
+
+
+def _bounded_count(connection: Connection, ids: Select[Any]) -> int | None:
+    """How many rows ``ids`` selects, or None when more than COUNT_LIMIT."""
+    counted = connection.execute(
+        select(func.count()).select_from(ids.limit(COUNT_LIMIT + 1).subquery())
+    ).scalar_one()
+    return None if counted > COUNT_LIMIT else counted
+
+
+def _date_clause(column: Any, condition: DateCondition) -> ColumnElement[bool]:
+    start, end = condition.start_us, condition.end_us
+    match condition.prefix:
+        case "eq":
+            return and_(column >= start, column < end)
+        case "ne":
+            return or_(column < start, column >= end)
+        case "gt" | "sa":
+            return column >= end
+        case "lt" | "eb":
+            return column < start
+        case "ge":
+            return column >= start
+        case _:  # "le"
+            return column < end
+
+
+def _token_clause(system_column: Any, code_column: Any, token: Token) -> ColumnElement[bool]:
+    if token.system is None:
+        return code_column == token.code
+    return and_(code_column == token.code, system_column == token.system)
+
+
+def _keyset(
+    stmt: Select[Any], sort: Any, key: Any, cursor: Cursor | None, limit: int
+) -> Select[Any]:
+    if cursor is None or cursor.direction == "after":
+        if cursor is not None:
+            stmt = stmt.where(
+                or_(sort < cursor.sort_us, and_(sort == cursor.sort_us, key < cursor.id))
+            )
+        return stmt.order_by(sort.desc(), key.desc()).limit(limit)
+    stmt = stmt.where(or_(sort > cursor.sort_us, and_(sort == cursor.sort_us, key > cursor.id)))
+    return stmt.order_by(sort.asc(), key.asc()).limit(limit)
+
+
+class _WriterQueue:
+    """Writers of one SQLite file wait in the kernel (``flock``), not in SQLite's busy loop.
+
+    SQLite's busy handler polls with sleeps of 1, 2, 5 … 100 ms, so two gunicorn
+    workers that collide lose milliseconds per write; an exclusive ``flock`` on a
+    file beside the database wakes the next writer the moment the lock is free.
+    The file is opened per process (a descriptor inherited across ``fork`` would
+    share one lock between master and workers).
+    """
+
+    def __init__(self, database: str) -> None:
+        self.path = f"{database}.writer.lock"
+        self._pid = -1
+        self._file: Any = None
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        if self._pid != os.getpid():
+            self._file = open(self.path, "a")  # noqa: SIM115 (held for the process)
+            self._pid = os.getpid()
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+
+
+class Store:
+    """The store over one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(**WRITE)
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._queue = _WriterQueue(database) if database else None
+
+    @contextlib.contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """One write transaction: committed when the block ends, rolled back on error."""
+        queue = self._queue.turn() if self._queue is not None else contextlib.nullcontext()
+        with queue, guarded(), self._writer.begin() as connection:
+            yield UnitOfWork(connection)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with guarded(), self.engine.connect() as connection:
+            yield connection
+
+    def ping(self) -> None:
+        """Raise StorageUnavailableError unless the database answers."""
+        with self._reading() as connection:
+            connection.execute(select(1))
+
+    def assessment(self, assessment_id: str) -> StoredAssessment | None:
+        return self._assessment(Assessment.id == assessment_id)
+
+    def assessment_by_key(self, key: str) -> StoredAssessment | None:
+        return self._assessment(Assessment.idempotency_key == key)
+
+    def _assessment(self, where: ColumnElement[bool]) -> StoredAssessment | None:
+        stmt = select(
+            Assessment.id,
+            Assessment.issued_us,
+            Assessment.fhir_version,
+            Assessment.bundle_json,
+            Assessment.request_digest,
+        ).where(where)
+        with self._reading() as connection:
+            row = connection.execute(stmt).first()
+        return None if row is None else StoredAssessment(*row)
+
+    def assessment_columns(self, assessment_id: str) -> dict[str, Any] | None:
+        """Every stored column of an assessment (for audits of the record and tests)."""
+        with self._reading() as connection:
+            row = connection.execute(
+                select(Assessment.__table__).where(Assessment.id == assessment_id)
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+    def provenance(self, assessment_id: str) -> FoundResource | None:
+        stmt = select(Assessment.provenance_json, Assessment.issued_us).where(
+            Assessment.id == assessment_id
+        )
+        with self._reading() as connection:
+            row = connection.execute(stmt).first()
+        return None if row is None else FoundResource(row[0], row[1])
+
+    def resource(self, resource_type: str, resource_id: str) -> FoundResource | None:
+        """A QuestionnaireResponse or Observation by id, cut out of its Bundle."""
+        stmt = (
+            select(Assessment.bundle_json, StoredResource.position, StoredResource.last_updated_us)
+            .join(Assessment, Assessment.id == StoredResource.assessment_id)
+            .where(StoredResource.id == resource_id, StoredResource.resource_type == resource_type)
+        )
+        with self._reading() as connection:
+            row = connection.execute(stmt).first()
+        if row is None:
+            return None
+        return FoundResource(standalone_resource(orjson.loads(row[0]), row[1]), row[2])
+
+    def audit_event(self, event_id: str) -> FoundResource | None:
+        stmt = select(AuditRecord.body, AuditRecord.recorded_us).where(AuditRecord.id == event_id)
+        with self._reading() as connection:
+            row = connection.execute(stmt).first()
+        return None if row is None else FoundResource(row[0], row[1])
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (tests and the purge report)."""
+        with self._reading() as connection:
+            return {
+                model.__tablename__: connection.execute(
+                    select(func.count()).select_from(model)
+                ).scalar_one()
+                for model in (Assessment, StoredResource, ResourceCode, AuditRecord)
+            }
+
+    # --- search -------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> SearchPage:
+        """One page of a search, newest first, with its total."""
+        if query.resource_type == "AuditEvent":
+            return self._search_audit(query)
+        r = StoredResource
+        conditions: list[ColumnElement[bool]] = [r.resource_type == query.resource_type]
+        for values in query.references.get("subject", ()):
+            conditions.append(r.subject.in_(values))
+        for tokens in query.tokens.get("code", ()):
+            conditions.append(
+                exists().where(
+                    ResourceCode.resource_id == r.id,
+                    or_(
+                        *[_token_clause(ResourceCode.system, ResourceCode.code, t) for t in tokens]
+                    ),
+                )
+            )
+        for name in ("date", "authored"):
+            conditions.extend(_date_clause(r.date_us, c) for c in query.dates.get(name, ()))
+        conditions.extend(
+            _date_clause(r.last_updated_us, c) for c in query.dates.get("_lastUpdated", ())
+        )
+        stmt = select(r.id, r.date_us, r.assessment_id, r.position).where(*conditions)
+        with self._reading() as connection:
+            total = _bounded_count(connection, select(r.id).where(*conditions))
+            rows, more = self._page_rows(connection, stmt, r.date_us, r.id, query)
+            bundles: dict[str, dict[str, Any]] = {}
+            wanted = {row[2] for row in rows}
+            if wanted:
+                found = connection.execute(
+                    select(Assessment.id, Assessment.bundle_json).where(Assessment.id.in_(wanted))
+                )
+                bundles = {aid: orjson.loads(body) for aid, body in found}
+        bodies = tuple(standalone_resource(bundles[row[2]], row[3]) for row in rows)
+        return self._page(query, rows, more, bodies, total)
+
+    def _search_audit(self, query: SearchQuery) -> SearchPage:
+        a = AuditRecord
+        conditions: list[ColumnElement[bool]] = []
+        conditions.extend(_date_clause(a.recorded_us, c) for c in query.dates.get("date", ()))
+        for name, column in (("subtype", a.subtype), ("action", a.action), ("outcome", a.outcome)):
+            for tokens in query.tokens.get(name, ()):
+                conditions.append(or_(*[column == t.code for t in tokens]))
+        for values in query.references.get("entity", ()):
+            conditions.append(
+                or_(
+                    *[
+                        and_(a.entity_type == v.split("/")[0], a.entity_id == v.split("/")[1])
+                        for v in values
+                    ]
+                )
+            )
+        stmt = select(a.id, a.recorded_us, a.body).where(*conditions)
+        with self._reading() as connection:
+            total = _bounded_count(connection, select(a.id).where(*conditions))
+            rows, more = self._page_rows(connection, stmt, a.recorded_us, a.id, query)
+        return self._page(query, rows, more, tuple(row[2] for row in rows), total)
+
+    @staticmethod
+    def _page_rows(
+        connection: Connection, stmt: Select[Any], sort: Any, key: Any, query: SearchQuery
+    ) -> tuple[list[Any], bool]:
+        """The page's rows newest first, and whether more lie beyond it in its direction."""
+        if query.count == 0:
+            return [], False
+        rows = list(connection.execute(_keyset(stmt, sort, key, query.cursor, query.count + 1)))
+        more = len(rows) > query.count
+        rows = rows[: query.count]
+        if query.cursor is not None and query.cursor.direction == "before":
+            rows.reverse()  # fetched oldest first, walking back towards newer rows
+        return rows, more
+
+    @staticmethod
+    def _page(
+        query: SearchQuery,
+        rows: list[Any],
+        more: bool,
+        bodies: tuple[bytes, ...],
+        total: int | None,
+    ) -> SearchPage:
+        """Links: ``next`` when older rows remain, ``previous`` when newer ones do."""
+        backwards = query.cursor is not None and query.cursor.direction == "before"
+        next_cursor = previous_cursor = None
+        if rows:
+            first, last = rows[0], rows[-1]
+            if (more and not backwards) or backwards:
+                next_cursor = Cursor("after", last[1], last[0])
+            if (query.cursor is not None and not backwards) or (backwards and more):
+                previous_cursor = Cursor("before", first[1], first[0])
+        return SearchPage(
+            resources=bodies,
+            ids=tuple(row[0] for row in rows),
+            total=total,
+            next_cursor=next_cursor,
+            previous_cursor=previous_cursor,
+        )

@@ -1,0 +1,181 @@
+"""The HTTP edge of storage: request ids, audit of failed attempts, 503, stored answers.
+
+Re-exported by :mod:`api.http` (the edge the route modules use). ``install``
+registers the request-id and audit hooks, the 503 handler for an unavailable
+store and the ``fhir_id`` URL converter. Every failed attempt on patient data
+(the triage endpoints and the store's routes) leaves an AuditEvent; the views
+write their successes themselves (``g.audited``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, Response, g, request
+from werkzeug.http import http_date
+from werkzeug.routing import BaseConverter
+
+from api.config import app_state
+from api.errors import InvalidParameterError, ServiceUnavailableError, error_response
+from api.responses import fhir_content_type
+from api.services.assessments import Recording, StoredTriage
+from api.storage import StorageUnavailableError
+from api.storage.assessments import (
+    IDEMPOTENCY_KEY,
+    Exchange,
+    audit,
+    now_us,
+    software_version,
+)
+
+logger = logging.getLogger("api.storage")
+
+#: Stored resources are immutable: version 1 for ever.
+VERSION_ETAG = 'W/"1"'
+
+#: Endpoints whose failed attempts are audited → the interaction attempted.
+AUDITED_FAILURES = {
+    "triage.triage": "create",
+    "fhir.triage_operation": "create",
+    "store.read_bundle": "read",
+    "store.read_entry": "read",
+    "store.read_provenance": "read",
+    "store.read_audit_event": "read",
+    "store.search": "search-type",
+    "store.delete_bundle": "delete",
+}
+
+
+class FhirIdConverter(BaseConverter):
+    """A FHIR id (``[A-Za-z0-9-.]{1,64}``): ``$triage`` and other operations never match."""
+
+    regex = r"[A-Za-z0-9\-.]{1,64}"
+
+
+def exchange() -> Exchange:
+    """The audit facts of the current request."""
+    return Exchange(
+        request_id=g.get("request_id") or str(uuid.uuid4()),
+        client_address=request.remote_addr,
+        software_version=software_version(),
+    )
+
+
+def recording(state: object) -> Recording:
+    """How the triage of this request is kept (store, setting, audit facts, key)."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidParameterError(
+            "Idempotency-Key", "Idempotency-Key must be 1 to 255 visible ASCII characters"
+        )
+    return Recording(
+        store=state.store,  # type: ignore[attr-defined]
+        keep=state.settings.store_assessments,  # type: ignore[attr-defined]
+        exchange=exchange(),
+        canonical_base=state.fhir.canonical_base,  # type: ignore[attr-defined]
+        idempotency_key=key,
+    )
+
+
+def stored_response(stored: StoredTriage, fhir_version: str) -> Response:
+    """The triage answer: the Bundle as stored, and where to read it again."""
+    g.audited = True  # save_triage wrote the create AuditEvent with the assessment
+    headers = {}
+    if stored.stored:
+        url = f"{request.host_url.rstrip('/')}/fhir/Bundle/{stored.bundle_id}"
+        headers = {"Location": url, "Content-Location": url, "ETag": VERSION_ETAG}
+    return Response(stored.body, headers=headers, content_type=fhir_content_type(fhir_version))
+
+
+def etag_matches(etag: str) -> bool:
+    """``If-None-Match`` names ``etag`` (or ``*``)."""
+    wanted = request.headers.get("If-None-Match")
+    if not wanted:
+        return False
+    tags = {tag.strip() for tag in wanted.split(",")}
+    return "*" in tags or etag in tags or etag.removeprefix("W/") in tags
+
+
+def conditional_response(
+    body: bytes, fhir_version: str, etag: str, last_updated_us: int | None = None
+) -> Response:
+    """The body with its ETag (and Last-Modified), or 304 when the client has it."""
+    headers = {"ETag": etag}
+    if last_updated_us is not None:
+        headers["Last-Modified"] = http_date(last_updated_us / 1_000_000)
+    if etag_matches(etag):
+        return Response(status=304, headers=headers)
+    return Response(body, headers=headers, content_type=fhir_content_type(fhir_version))
+
+
+def audited(entity: tuple[str, str] | None = None) -> None:
+    """Mark the request's success as audited by the service; name what a failure touched."""
+    if entity is not None:
+        g.audit_entity = entity
+    else:
+        g.audited = True
+
+
+def _request_id() -> None:
+    """Accept the caller's ``X-Request-ID`` when it is a UUID; otherwise make one."""
+    g.received_us = now_us()
+    given = request.headers.get("X-Request-ID", "")
+    try:
+        g.request_id = str(uuid.UUID(given)) if 32 <= len(given) <= 36 else str(uuid.uuid4())
+    except ValueError:
+        g.request_id = str(uuid.uuid4())
+
+
+def _finish(response: Response) -> Response:
+    """Name the request id, and audit a failed attempt on patient data."""
+    request_id = g.get("request_id")
+    if request_id:
+        response.headers["X-Request-ID"] = request_id
+    interaction = AUDITED_FAILURES.get(request.endpoint or "")
+    if response.status_code < 400 or interaction is None or g.get("audited"):
+        return response
+    if response.status_code == 503:
+        # The store is what failed: log the attempt (no PHI) instead of auditing it.
+        logger.warning("unaudited %s attempt %s: store unavailable", interaction, request_id)
+        return response
+    try:
+        audit(
+            app_state().store,
+            exchange(),
+            interaction,
+            response.status_code,
+            entity=g.get("audit_entity"),
+            query=request.query_string if interaction == "search-type" else None,
+            resource_type=(request.view_args or {}).get("resource_type"),
+        )
+    except StorageUnavailableError:
+        logger.warning("unaudited failed %s attempt %s: store unavailable", interaction, request_id)
+    return response
+
+
+def _unavailable(exc: StorageUnavailableError) -> Response:
+    logger.warning("store unavailable (%s) on %s %s", exc, request.method, request.path)
+    error = ServiceUnavailableError(
+        "the assessment store is unavailable; nothing was stored, retry after a pause"
+    )
+    return error_response(503, error.issues(), error.headers())
+
+
+def install(app: Flask) -> None:
+    """The converter, the request-id and audit hooks and the 503 handler (before routes)."""
+    app.url_map.converters["fhir_id"] = FhirIdConverter
+    app.before_request(_request_id)
+    app.after_request(_finish)
+    app.register_error_handler(StorageUnavailableError, _unavailable)
+
+
+__all__ = [
+    "VERSION_ETAG",
+    "audited",
+    "conditional_response",
+    "exchange",
+    "install",
+    "recording",
+    "stored_response",
+]

@@ -1,0 +1,129 @@
+"""Retention (`twitch-triage purge`), migration command and the storage settings."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+from api import create_app
+from api.cli import main
+from api.config import EXTENSION, ConfigError, Settings
+from api.storage.models import Assessment, AuditRecord
+
+REQUEST = {
+    "patient": {"age_years": 30, "reference": "Patient/r-1"},
+    "twitching": {"body_sites": ["calf"]},
+}
+DAY_US = 86_400 * 1_000_000
+
+
+def _age(app, bundle_id: str, days: int) -> None:
+    """Make one stored assessment (and every AuditEvent) ``days`` older, in the database."""
+    store = app.extensions[EXTENSION].store
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(Assessment)
+            .where(Assessment.id == bundle_id)
+            .values(issued_us=Assessment.issued_us - days * DAY_US)
+        )
+        connection.execute(
+            update(AuditRecord).values(recorded_us=AuditRecord.recorded_us - days * DAY_US)
+        )
+
+
+def test_purge_deletes_only_what_is_older_than_the_retention(database_url, capsys):
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    client = app.test_client()
+    old = client.post("/v1/triage", json=REQUEST).get_json()
+    new = client.post("/v1/triage", json=REQUEST).get_json()
+    _age(app, old["id"], 40)
+    env = {
+        "TWITCH_TRIAGE_DATABASE_URL": database_url,
+        "TWITCH_TRIAGE_RETENTION_DAYS": "30",
+        "TWITCH_TRIAGE_AUDIT_RETENTION_DAYS": "0",
+    }
+    assert main(["purge"], env) == 0
+    assert "purged 1 assessment(s) and 0 audit event(s)" in capsys.readouterr().out
+    assert client.get(f"/fhir/Bundle/{old['id']}").status_code == 404
+    assert client.get(f"/fhir/Provenance/{old['id']}").status_code == 404
+    for entry in old["entry"]:
+        resource = entry["resource"]
+        assert client.get(f"/fhir/{resource['resourceType']}/{resource['id']}").status_code == 404
+    assert client.get(f"/fhir/Bundle/{new['id']}").status_code == 200
+    counts = app.extensions[EXTENSION].store.counts()
+    assert counts["resource"] == len(new["entry"])
+    audits_before = counts["audit_event"]
+    assert audits_before > 0
+    # Audit retention is separate: 30 days purges the aged AuditEvents, keeps today's.
+    assert main(["purge"], {**env, "TWITCH_TRIAGE_AUDIT_RETENTION_DAYS": "30"}) == 0
+    out = capsys.readouterr().out
+    assert "purged 0 assessment(s)" in out
+    remaining = app.extensions[EXTENSION].store.counts()["audit_event"]
+    assert 0 < remaining < audits_before + 10
+
+
+def test_purge_with_no_retention_keeps_everything(database_url, capsys):
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    bundle = app.test_client().post("/v1/triage", json=REQUEST).get_json()
+    _age(app, bundle["id"], 4000)
+    assert main(["purge"], {"TWITCH_TRIAGE_DATABASE_URL": database_url}) == 0
+    assert "purged 0 assessment(s) and 0 audit event(s)" in capsys.readouterr().out
+    assert app.extensions[EXTENSION].store.counts()["assessment"] == 1
+
+
+def test_migrate_command_creates_the_tables(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/m.sqlite3"
+    assert main(["migrate"], {"TWITCH_TRIAGE_DATABASE_URL": url}) == 0
+    assert "newest migration" in capsys.readouterr().out
+    assert (tmp_path / "m.sqlite3").exists()
+
+
+def test_purge_reports_an_unreachable_database(capsys):
+    port_nobody_listens_on = 9  # discard: closed on loopback
+    url = f"postgresql+psycopg://u@127.0.0.1:{port_nobody_listens_on}/none"
+    assert main(["purge"], {"TWITCH_TRIAGE_DATABASE_URL": url}) == 1
+    assert "unavailable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("TWITCH_TRIAGE_DATABASE_URL", "mysql://x/y"),
+        ("TWITCH_TRIAGE_DATABASE_URL", "sqlite:///:memory:"),
+        ("TWITCH_TRIAGE_DATABASE_URL", "postgresql://no-driver/db"),
+        ("TWITCH_TRIAGE_STORE_ASSESSMENTS", "maybe"),
+        ("TWITCH_TRIAGE_RETENTION_DAYS", "-1"),
+        ("TWITCH_TRIAGE_AUDIT_RETENTION_DAYS", "1e3"),
+    ],
+)
+def test_bad_storage_settings_stop_start_up_naming_the_variable(name, raw):
+    with pytest.raises(ConfigError, match=name):
+        Settings.load(environ={name: raw})
+
+
+def test_storage_settings_parse():
+    settings = Settings.load(
+        environ={
+            "TWITCH_TRIAGE_DATABASE_URL": " postgresql+psycopg://u:p@h:5432/d ",
+            "TWITCH_TRIAGE_STORE_ASSESSMENTS": "No",
+            "TWITCH_TRIAGE_RETENTION_DAYS": "365",
+        }
+    )
+    assert settings.database_url == "postgresql+psycopg://u:p@h:5432/d"
+    assert settings.store_assessments is False
+    assert settings.retention_days == 365
+    assert settings.audit_retention_days == 0
+    assert Settings.load(environ={}).database_url == ""
+
+
+def test_default_store_is_a_sqlite_file_in_the_instance_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("TWITCH_TRIAGE_DATABASE_URL", raising=False)
+    from api.storage.database import SQLITE_FILE, default_database_url  # noqa: PLC0415
+
+    url = default_database_url(str(tmp_path / "instance"))
+    assert url == f"sqlite+pysqlite:///{tmp_path / 'instance' / SQLITE_FILE}"
+    assert (tmp_path / "instance").is_dir()
+    app = create_app({"TESTING": True})
+    assert app.extensions[EXTENSION].store.engine.url.database == str(
+        __import__("pathlib").Path(app.instance_path) / SQLITE_FILE
+    )
