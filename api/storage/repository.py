@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 
 from api.fhir.search import Cursor, DateCondition, SearchQuery, Token
-from api.storage.database import WRITE, guarded
+from api.storage.database import WRITE, guarded, start_checkpointer
 from api.storage.models import Assessment, AuditRecord, ResourceCode, StoredResource
 
 
@@ -307,6 +307,7 @@ class Store:
     @contextlib.contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         """One write transaction: committed when the block ends, rolled back on error."""
+        start_checkpointer(self.engine)
         queue = self._queue.turn() if self._queue is not None else contextlib.nullcontext()
         with queue, guarded(), self._writer.begin() as connection:
             yield UnitOfWork(connection)
