@@ -17,6 +17,7 @@ from flask import current_app
 
 from api.fhir import FhirContext
 from api.storage import Store
+from api.storage.clients import ClientStore
 
 ENV_PREFIX = "TWITCH_TRIAGE_"
 _DIGITS = re.compile(r"[0-9]{1,12}")
@@ -83,6 +84,41 @@ def parse_database_url(name: str, raw: Any) -> str:
     return value
 
 
+def parse_origins(name: str, raw: Any) -> tuple[str, ...]:
+    """Comma-separated ``scheme://host[:port]`` origins (no path, no wildcard)."""
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    origins = []
+    for item in items:
+        origin = str(item).strip().rstrip("/")
+        if not origin:
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or "*" in origin:
+            raise ConfigError(f"{name} must list origins like https://app.example, got {item!r}")
+        origins.append(origin)
+    return tuple(origins)
+
+
+def parse_rate_limit(name: str, raw: Any) -> str:
+    """A ``limits`` rate string ("600/minute;20/second"), or "" for no limit."""
+    from limits import parse_many  # noqa: PLC0415 (only when a limit is configured)
+
+    value = str(raw).strip()
+    if value:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ConfigError(f"{name} must look like 600/minute;20/second, got {raw!r}") from None
+    return value
+
+
+def parse_limit_storage(name: str, raw: Any) -> str:
+    value = str(raw).strip()
+    if not value.startswith(("memory://", "redis://", "rediss://")):
+        raise ConfigError(f"{name} must be memory:// or a redis:// URL, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the API reads from its environment."""
@@ -99,6 +135,17 @@ class Settings:
     retention_days: int = 0
     #: Days an AuditEvent is kept before ``twitch-triage purge`` removes it; 0 = forever.
     audit_retention_days: int = 0
+    #: Seconds a rotated API key keeps working after ``twitch-triage clients rotate``.
+    key_grace_seconds: int = 86400
+    #: True when a proxy in front terminates TLS: only then may ``serve`` bind a
+    #: non-loopback address (the API carries patient data).
+    tls_terminated: bool = False
+    #: Browser origins allowed by CORS (comma-separated); empty = none.
+    cors_origins: tuple[str, ...] = ()
+    #: Requests per client, in the ``limits`` notation ("600/minute;20/second"); "" = none.
+    rate_limit: str = "600/minute"
+    #: Where the rate-limit counters live: memory:// (one node) or redis://host:port.
+    rate_limit_storage: str = "memory://"
 
     @classmethod
     def load(
@@ -139,6 +186,21 @@ class Settings:
             if name in raw:
                 label, value = raw[name]
                 values[name] = parse_int(label, value, minimum=0, maximum=36500)
+        if "key_grace_seconds" in raw:
+            label, value = raw["key_grace_seconds"]
+            values["key_grace_seconds"] = parse_int(label, value, minimum=0, maximum=30 * 86400)
+        if "tls_terminated" in raw:
+            label, value = raw["tls_terminated"]
+            values["tls_terminated"] = parse_bool(label, value)
+        if "cors_origins" in raw:
+            label, value = raw["cors_origins"]
+            values["cors_origins"] = parse_origins(label, value)
+        if "rate_limit" in raw:
+            label, value = raw["rate_limit"]
+            values["rate_limit"] = parse_rate_limit(label, value)
+        if "rate_limit_storage" in raw:
+            label, value = raw["rate_limit_storage"]
+            values["rate_limit_storage"] = parse_limit_storage(label, value)
         return cls(**values)
 
     @classmethod
@@ -163,6 +225,8 @@ class AppState:
     fhir: FhirContext
     #: The assessment and audit store (shared by every request of this app).
     store: Store
+    #: Tenants, clients and SMART tokens (the same database).
+    clients: ClientStore
 
 
 def app_state() -> AppState:
