@@ -146,6 +146,9 @@ class Settings:
     rate_limit: str = "600/minute"
     #: Where the rate-limit counters live: memory:// (one node) or redis://host:port.
     rate_limit_storage: str = "memory://"
+    #: File ``serve`` writes the embedded default's key to; "" = ``local-api-key`` in
+    #: the instance folder.
+    local_key_file: str = ""
 
     @classmethod
     def load(
@@ -169,44 +172,36 @@ class Settings:
             name = key.lower()
             if name in {f.name for f in fields(cls)}:
                 raw[name] = (f"config[{key!r}]", value)
-        values: dict[str, Any] = {}
-        if "max_body_bytes" in raw:
-            label, value = raw["max_body_bytes"]
-            values["max_body_bytes"] = parse_int(label, value, minimum=1, maximum=1 << 30)
-        if "canonical_base" in raw:
-            label, value = raw["canonical_base"]
-            values["canonical_base"] = parse_base_url(label, value)
-        if "database_url" in raw:
-            label, value = raw["database_url"]
-            values["database_url"] = parse_database_url(label, value)
-        if "store_assessments" in raw:
-            label, value = raw["store_assessments"]
-            values["store_assessments"] = parse_bool(label, value)
-        for name in ("retention_days", "audit_retention_days"):
-            if name in raw:
-                label, value = raw[name]
-                values[name] = parse_int(label, value, minimum=0, maximum=36500)
-        if "key_grace_seconds" in raw:
-            label, value = raw["key_grace_seconds"]
-            values["key_grace_seconds"] = parse_int(label, value, minimum=0, maximum=30 * 86400)
-        if "tls_terminated" in raw:
-            label, value = raw["tls_terminated"]
-            values["tls_terminated"] = parse_bool(label, value)
-        if "cors_origins" in raw:
-            label, value = raw["cors_origins"]
-            values["cors_origins"] = parse_origins(label, value)
-        if "rate_limit" in raw:
-            label, value = raw["rate_limit"]
-            values["rate_limit"] = parse_rate_limit(label, value)
-        if "rate_limit_storage" in raw:
-            label, value = raw["rate_limit_storage"]
-            values["rate_limit_storage"] = parse_limit_storage(label, value)
+        values = {name: _PARSERS[name](label, value) for name, (label, value) in raw.items()}
         return cls(**values)
 
     @classmethod
     def field_keys(cls) -> frozenset[str]:
         """Override keys that configure :class:`Settings` (upper case)."""
         return frozenset(f.name.upper() for f in fields(cls))
+
+
+def _days(name: str, raw: Any) -> int:
+    return parse_int(name, raw, minimum=0, maximum=36500)
+
+
+#: Field → its parser (label, raw value) → typed value.
+_PARSERS: dict[str, Any] = {
+    "max_body_bytes": lambda label, value: parse_int(label, value, minimum=1, maximum=1 << 30),
+    "canonical_base": parse_base_url,
+    "database_url": parse_database_url,
+    "store_assessments": parse_bool,
+    "retention_days": _days,
+    "audit_retention_days": _days,
+    "key_grace_seconds": lambda label, value: parse_int(
+        label, value, minimum=0, maximum=30 * 86400
+    ),
+    "tls_terminated": parse_bool,
+    "cors_origins": parse_origins,
+    "rate_limit": parse_rate_limit,
+    "rate_limit_storage": parse_limit_storage,
+    "local_key_file": lambda _label, value: str(value).strip(),
+}
 
 
 #: Key of :class:`AppState` in ``app.extensions``.

@@ -13,7 +13,7 @@ import secrets
 import uuid
 
 API_KEY_PREFIX = "tt_"
-ACCESS_TOKEN_PREFIX = "tta_"
+ACCESS_TOKEN_PREFIX = "tta_"  # noqa: S105 (a public prefix, not a secret)
 
 
 def new_api_key() -> str:

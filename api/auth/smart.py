@@ -172,8 +172,7 @@ def _granted(client_scopes: str, requested: str) -> str:
 def _holds(held: tuple[Scope, ...], wanted: Scope) -> bool:
     for letter in wanted.permissions or ALL_PERMISSIONS:
         if not any(
-            h.resource_type in ("*", wanted.resource_type) and letter in h.permissions
-            for h in held
+            h.resource_type in ("*", wanted.resource_type) and letter in h.permissions for h in held
         ):
             return False
     return True

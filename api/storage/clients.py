@@ -60,7 +60,7 @@ class ClientStore:
     def create(self, record: ClientRecord) -> None:
         """Insert a client, creating its tenant on first use."""
         with self.store.unit_of_work() as work:
-            connection = work._connection  # noqa: SLF001 (the same transaction, one module apart)
+            connection = work._connection
             known = connection.execute(
                 select(Tenant.name).where(Tenant.name == record.tenant)
             ).first()
@@ -72,12 +72,12 @@ class ClientStore:
             connection.execute(insert(ApiClient), [values])
 
     def get(self, client_id: str) -> ClientRecord | None:
-        with self.store._reading() as connection:  # noqa: SLF001
+        with self.store._reading() as connection:
             row = connection.execute(select(*_COLUMNS).where(ApiClient.id == client_id)).first()
         return None if row is None else ClientRecord(*row)
 
     def all(self) -> list[ClientRecord]:
-        with self.store._reading() as connection:  # noqa: SLF001
+        with self.store._reading() as connection:
             rows = connection.execute(select(*_COLUMNS).order_by(ApiClient.created_us))
             return [ClientRecord(*row) for row in rows]
 
@@ -86,7 +86,7 @@ class ClientStore:
         stmt = select(*_COLUMNS).where(
             or_(ApiClient.key_hash == key_hash, ApiClient.previous_key_hash == key_hash)
         )
-        with self.store._reading() as connection:  # noqa: SLF001
+        with self.store._reading() as connection:
             row = connection.execute(stmt).first()
         if row is None:
             return None
@@ -100,7 +100,7 @@ class ClientStore:
     def rotate(self, client_id: str, new_hash: str, until_us: int) -> bool:
         """Make ``new_hash`` the key; the current one retires at ``until_us``."""
         with self.store.unit_of_work() as work:
-            connection = work._connection  # noqa: SLF001
+            connection = work._connection
             row = connection.execute(
                 select(ApiClient.key_hash).where(
                     ApiClient.id == client_id, ApiClient.revoked_us.is_(None)
@@ -118,7 +118,7 @@ class ClientStore:
     def revoke(self, client_id: str, now_us: int) -> bool:
         """Revoke a client now: its keys and its access tokens stop working."""
         with self.store.unit_of_work() as work:
-            connection = work._connection  # noqa: SLF001
+            connection = work._connection
             done = connection.execute(
                 update(ApiClient)
                 .where(ApiClient.id == client_id, ApiClient.revoked_us.is_(None))
@@ -128,7 +128,7 @@ class ClientStore:
         return bool(done)
 
     def tenant_has_client(self, tenant: str) -> bool:
-        with self.store._reading() as connection:  # noqa: SLF001
+        with self.store._reading() as connection:
             row = connection.execute(
                 select(ApiClient.id).where(
                     ApiClient.tenant == tenant, ApiClient.revoked_us.is_(None)
@@ -142,7 +142,7 @@ class ClientStore:
         """Record a client assertion's ``jti``; False when it was used before."""
         try:
             with self.store.unit_of_work() as work:
-                connection = work._connection  # noqa: SLF001
+                connection = work._connection
                 connection.execute(delete(UsedAssertion).where(UsedAssertion.expires_us < now_us))
                 connection.execute(
                     insert(UsedAssertion),
@@ -154,7 +154,7 @@ class ClientStore:
 
     def add_token(self, token_hash: str, client_id: str, scopes: str, expires_us: int) -> None:
         with self.store.unit_of_work() as work:
-            connection = work._connection  # noqa: SLF001
+            connection = work._connection
             connection.execute(
                 delete(AccessToken).where(AccessToken.expires_us < expires_us - 3_600_000_000)
             )
@@ -177,7 +177,7 @@ class ClientStore:
             .join(AccessToken, AccessToken.client_id == ApiClient.id)
             .where(AccessToken.token_hash == token_hash)
         )
-        with self.store._reading() as connection:  # noqa: SLF001
+        with self.store._reading() as connection:
             row = connection.execute(stmt).first()
         if row is None or not hmac.compare_digest(row[-1], token_hash):
             return None
