@@ -67,7 +67,8 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="serve the API with gunicorn",
         description="Serve the API with gunicorn. Flags override TWITCH_TRIAGE_HOST, "
         "TWITCH_TRIAGE_PORT and TWITCH_TRIAGE_WORKERS; the app itself reads "
-        "TWITCH_TRIAGE_MAX_BODY_BYTES and TWITCH_TRIAGE_CANONICAL_BASE.",
+        "TWITCH_TRIAGE_MAX_BODY_BYTES, TWITCH_TRIAGE_CANONICAL_BASE and the storage settings "
+        "(TWITCH_TRIAGE_DATABASE_URL …); the store is created and migrated on start.",
     )
     serve.add_argument("--host", default=environ.get("TWITCH_TRIAGE_HOST", DEFAULT_HOST))
     serve.add_argument("--port", default=environ.get("TWITCH_TRIAGE_PORT", str(DEFAULT_PORT)))

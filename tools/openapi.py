@@ -405,6 +405,7 @@ def build_spec() -> dict[str, Any]:
     for path, operations in store_contract.store_paths(
         _error_response,
         format_parameter=contract.format_parameter(formats),
+        r4_format_parameter=contract.format_parameter([f for f in formats if "5.0" not in f]),
         negotiation=negotiation,
     ).items():
         spec.path(path=path, operations=operations)

@@ -121,7 +121,11 @@ def _json(ref: str, description: str) -> Schema:
 
 
 def store_paths(
-    error_response: Callable[[int], Schema], *, format_parameter: Schema, negotiation: str
+    error_response: Callable[[int], Schema],
+    *,
+    format_parameter: Schema,
+    r4_format_parameter: Schema,
+    negotiation: str,
 ) -> dict[str, dict[str, Any]]:
     """OpenAPI path items of the read, search and delete routes."""
     id_parameter = {
@@ -132,6 +136,11 @@ def store_paths(
         "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-.]{1,64}$"},
     }
     errors = {str(s): error_response(s) for s in (404, 405, 406, 500, 503)}
+
+    def _format_for(resource_type: str) -> Schema:
+        # AuditEvent is served in R4 only (R5 restructured it): a 5.0 request is a 406.
+        return r4_format_parameter if resource_type == "AuditEvent" else format_parameter
+
     paths: dict[str, dict[str, Any]] = {}
     for resource_type in STORED_READS:
         paths[f"/fhir/{resource_type}/{{id}}"] = {
@@ -143,7 +152,7 @@ def store_paths(
                     '`ETag` is `W/"1"`, `If-None-Match` with it answers 304. Every read, '
                     "and every failed attempt, leaves an AuditEvent.\n\n" + negotiation
                 ),
-                "parameters": [id_parameter, format_parameter],
+                "parameters": [id_parameter, _format_for(resource_type)],
                 "responses": {
                     "200": _json(f"Stored{resource_type}", f"The {resource_type}."),
                     **errors,
@@ -184,7 +193,7 @@ def store_paths(
                 "schema": {"type": "string", "pattern": VALUE_PATTERNS["_count"]},
             }
         )
-        parameters.append(format_parameter)
+        parameters.append(_format_for(resource_type))
         paths[f"/fhir/{resource_type}"] = {
             "get": {
                 "operationId": f"search{resource_type}",
