@@ -64,9 +64,7 @@ def test_another_tenants_ids_answer_exactly_like_missing_ones():
     assert client.get(f"/fhir/AuditEvent/{event_id}", headers=other).status_code == 404
     searched = client.get("/fhir/AuditEvent?entity=Bundle/" + bundle["id"], headers=other)
     # Only the other tenant's own (failed) attempts on that id, never the owner's events.
-    assert {agent_of(entry) for entry in searched.get_json()["entry"]} == {
-        other_client.client_id
-    }
+    assert {agent_of(entry) for entry in searched.get_json()["entry"]} == {other_client.client_id}
     assert all(e["resource"]["outcome"] == "4" for e in searched.get_json()["entry"])
     # Deleting another tenant's assessment is a 404 and deletes nothing.
     foreign_delete = client.delete(f"/fhir/Bundle/{bundle['id']}", headers=other)

@@ -90,11 +90,11 @@ def assert_outcome(response: Any, status: int, code: str) -> None:
 
 
 UNAUTHENTICATED = {
-    "none": lambda w: None,
-    "basic scheme": lambda w: "Basic dXNlcjpwYXNz",
-    "bearer without credential": lambda w: "Bearer",
-    "two credentials": lambda w: "Bearer tt_a tt_b",
-    "unknown key": lambda w: "Bearer tt_" + "x" * 43,
+    "none": lambda _w: None,
+    "basic scheme": lambda _w: "Basic dXNlcjpwYXNz",
+    "bearer without credential": lambda _w: "Bearer",
+    "two credentials": lambda _w: "Bearer tt_a tt_b",
+    "unknown key": lambda _w: "Bearer tt_" + "x" * 43,
     "revoked key": lambda w: f"Bearer {w['revoked']}",
     "rotated key after its grace period": lambda w: f"Bearer {w['retired']}",
     "expired access token": lambda w: f"Bearer {w['expired']}",
@@ -138,7 +138,7 @@ def test_smart_discovery_is_public(world):
     response = anonymous(world["app"]).get("/.well-known/smart-configuration")
     assert response.status_code == 200
     body = response.get_json()
-    assert body["token_endpoint"] == "http://localhost/auth/token"
+    assert body["token_endpoint"] == "http://localhost/auth/token"  # noqa: S105 (a URL)
     assert body["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
     assert "client-confidential-asymmetric" in body["capabilities"]
 
