@@ -63,7 +63,9 @@ def seed(app: object, count: int, patients: int) -> float:
             loaded = load_triage_request(request)
             result = evaluate(loaded)
             issued = now - timedelta(seconds=rng.randrange(365 * 86400))
-            bundle = render_triage_bundle(loaded, result, settings=state.fhir_settings, now=issued)
+            bundle = render_triage_bundle(
+                loaded, result, settings=state.fhir.settings, tables=state.fhir.tables, now=issued
+            )
             identified = identify(bundle, bundle["timestamp"])
             facts = TriageFacts(
                 request=loaded,
@@ -73,7 +75,7 @@ def seed(app: object, count: int, patients: int) -> float:
                 received_us=0,
                 fhir_version="4.0",
                 software_version=software_version(),
-                canonical_base=state.fhir_settings.canonical_base,
+                canonical_base=state.fhir.canonical_base,
             )
             records.append(assessment_record(facts, identified, orjson.dumps(identified)))
         with state.store.unit_of_work() as work:
