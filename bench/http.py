@@ -408,11 +408,15 @@ def apply_niceness(nice: int) -> int:
 
 
 STORE_VARIABLE = "TWITCH_TRIAGE_STORE_ASSESSMENTS"
+RATE_VARIABLE = "TWITCH_TRIAGE_RATE_LIMIT"
+#: A limit the load never reaches: the counters are exercised, nothing is refused.
+BENCH_RATE_LIMIT = "100000000/minute"
 
 
 def configure_storage(args: argparse.Namespace, folder: str) -> str:
     """Set the API server's store in the environment it inherits; a label for the report."""
     os.environ[STORE_VARIABLE] = "false" if args.storage == "off" else "true"
+    os.environ[RATE_VARIABLE] = BENCH_RATE_LIMIT
     if args.storage == "url":
         os.environ["TWITCH_TRIAGE_DATABASE_URL"] = args.database_url
         return f"store {args.database_url.split('://', 1)[0]}"
@@ -422,7 +426,9 @@ def configure_storage(args: argparse.Namespace, folder: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    saved = {k: os.environ.get(k) for k in ("TWITCH_TRIAGE_DATABASE_URL", STORE_VARIABLE)}
+    saved = {
+        k: os.environ.get(k) for k in ("TWITCH_TRIAGE_DATABASE_URL", STORE_VARIABLE, RATE_VARIABLE)
+    }
     store_dir = tempfile.TemporaryDirectory(prefix="bench-store-")
     try:
         return _main(args, configure_storage(args, store_dir.name))
