@@ -146,3 +146,8 @@ def test_smart_discovery_is_public(world):
 def test_an_unknown_path_without_credentials_reveals_nothing(world):
     response = anonymous(world["app"]).get("/fhir/Patient/1")
     assert_outcome(response, 401, "login")
+
+
+def test_a_wrong_method_is_405_for_anyone(world):
+    response = anonymous(world["app"]).put("/v1/triage")
+    assert_outcome(response, 405, "not-supported")

@@ -18,6 +18,7 @@ from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from werkzeug.exceptions import MethodNotAllowed
 
 from api.auth.clients import Principal, identify, now_us
 from api.auth.scopes import PUBLIC_ENDPOINTS, permits, required_scope, scope_text
@@ -100,8 +101,10 @@ def _authenticate() -> Response | None:
     state = app_state()
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         return _cors_preflight(state.settings.cors_origins)
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        return None
+    if request.endpoint in PUBLIC_ENDPOINTS or isinstance(
+        request.routing_exception, MethodNotAllowed
+    ):
+        return None  # a wrong method on a known path is a 405 for anyone: it reveals nothing
     header = request.headers.get("Authorization")
     if header is None:
         raise UnauthorizedError("credentials are required: Authorization: Bearer <api key>")
