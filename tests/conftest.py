@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +59,8 @@ def anonymous(app: Flask) -> FlaskClient:
     """A test client that sends no credentials."""
     return FlaskClient(app, app.response_class)
 
+_SUITE_STORE: list[str] = []
+
 
 def pytest_configure() -> None:
     """One SQLite store per test process (xdist worker), unless the caller names one.
@@ -67,8 +70,16 @@ def pytest_configure() -> None:
     """
     if "TWITCH_TRIAGE_DATABASE_URL" not in os.environ:
         folder = tempfile.mkdtemp(prefix="twitch-triage-tests-")
+        _SUITE_STORE.append(folder)
         os.environ["TWITCH_TRIAGE_DATABASE_URL"] = f"sqlite:///{folder}/store.sqlite3"
     os.environ.setdefault("TWITCH_TRIAGE_RATE_LIMIT", "")
+
+
+def pytest_unconfigure() -> None:
+    """Remove the store this process created (servers the tests started are gone by now)."""
+    for folder in _SUITE_STORE:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("TWITCH_TRIAGE_DATABASE_URL", None)
 
 
 #: A small valid request (PROTOCOL.md §3) for tests that need one to pass.
