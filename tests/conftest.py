@@ -59,6 +59,7 @@ def anonymous(app: Flask) -> FlaskClient:
     """A test client that sends no credentials."""
     return FlaskClient(app, app.response_class)
 
+
 _SUITE_STORE: list[str] = []
 
 
