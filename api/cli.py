@@ -233,6 +233,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         from api.auth.bootstrap import ensure_local_client  # noqa: PLC0415
 
         written = ensure_local_client(app)
+        # No connection crosses a fork: the bootstrap's pooled connections stay here.
+        state.store.engine.dispose()
         if written is not None:
             print(f"the local client's API key is in {written} (mode 0600)")  # noqa: T201
     except ConfigError as exc:
