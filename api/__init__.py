@@ -15,12 +15,15 @@ from typing import Any
 from flask import Flask
 
 from api import storage_http
+from api.auth import http as auth_http
+from api.auth import smart
 from api.config import EXTENSION, AppState, Settings
 from api.errors import register_error_handlers
 from api.fhir import FhirContext, FhirSettings
 from api.routes import fhir as fhir_routes
 from api.routes import health, store, triage
 from api.storage import Store, default_database_url, make_engine, migrate
+from api.storage.clients import ClientStore
 
 
 def create_app(
@@ -48,9 +51,14 @@ def create_app(
     # Build the render fragments and published FHIR resources now, not on the first
     # request (preloaded gunicorn workers then share them copy-on-write).
     fhir = FhirContext.build(FhirSettings(canonical_base=settings.canonical_base))
-    app.extensions[EXTENSION] = AppState(settings=settings, fhir=fhir, store=Store(engine))
+    assessments = Store(engine)
+    app.extensions[EXTENSION] = AppState(
+        settings=settings, fhir=fhir, store=assessments, clients=ClientStore(assessments)
+    )
     register_error_handlers(app)
     storage_http.install(app)  # the fhir_id converter first: the store's routes use it
+    auth_http.install(app)  # after the request id: a refused request is audited with it
+    app.register_blueprint(smart.blueprint)
     app.register_blueprint(triage.blueprint)
     app.register_blueprint(fhir_routes.blueprint)
     app.register_blueprint(health.blueprint)

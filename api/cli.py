@@ -9,6 +9,8 @@ base and FHIR tables are built once, and a bad setting fails before binding.
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
 import logging
 import os
 import sys
@@ -87,7 +89,96 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="create or upgrade the store's tables",
         description="Run the database migrations (serve also does this at start).",
     )
+    _clients_parser(commands)
     return parser
+
+
+def _clients_parser(commands: Any) -> None:
+    """``clients create|rotate|revoke|list`` (the contract scripts rely on)."""
+    clients = commands.add_parser(
+        "clients",
+        help="register, rotate, revoke and list partner clients",
+        description="Partner clients and their tenants, in the store named by "
+        "TWITCH_TRIAGE_DATABASE_URL (created and migrated if needed).",
+    )
+    actions = clients.add_subparsers(dest="action", required=True)
+    create = actions.add_parser(
+        "create", help="register a client; prints client_id, tenant and api_key as JSON"
+    )
+    create.add_argument("--tenant", required=True, help="the partner organisation")
+    create.add_argument("--label", default="", help="a name for the application")
+    create.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        help="a SMART v2 scope such as system/Observation.rs (repeatable; default system/*.cruds)",
+    )
+    jwks = create.add_mutually_exclusive_group()
+    jwks.add_argument("--jwks-file", help="the client's public keys (JWKS JSON) for SMART")
+    jwks.add_argument("--jwks-url", help="where the client publishes its JWKS")
+    rotate = actions.add_parser(
+        "rotate",
+        help="issue a new key; the old one works for TWITCH_TRIAGE_KEY_GRACE_SECONDS more",
+    )
+    rotate.add_argument("client_id")
+    revoke = actions.add_parser("revoke", help="revoke a client's keys and tokens now")
+    revoke.add_argument("client_id")
+    actions.add_parser("list", help="the registered clients (never their keys), as JSON lines")
+
+
+def clients_command(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any] | list[Any]:
+    """Run one ``clients`` action; what it prints."""
+    from api import create_app  # noqa: PLC0415
+    from api.auth import clients as admin  # noqa: PLC0415
+    from api.config import EXTENSION  # noqa: PLC0415
+
+    state = create_app(environ=env).extensions[EXTENSION]
+    if args.action == "create":
+        jwks = None
+        if args.jwks_file:
+            try:
+                with open(args.jwks_file, encoding="utf-8") as handle:
+                    jwks = json.load(handle)
+            except (OSError, ValueError) as exc:
+                raise admin.ClientError(f"cannot read the JWKS file: {exc}") from None
+            if not isinstance(jwks, dict):
+                raise admin.ClientError("the JWKS file must hold a JSON object")
+        if args.jwks_url and not args.jwks_url.startswith(("https://", "http://")):
+            raise admin.ClientError("--jwks-url must be an http(s) URL")
+        created = admin.create_client(
+            state.clients,
+            tenant=args.tenant,
+            label=args.label,
+            scopes=args.scope,
+            jwks=jwks,
+            jwks_url=args.jwks_url,
+        )
+        return created.as_json()
+    if args.action == "rotate":
+        grace = state.settings.key_grace_seconds
+        key = admin.rotate_client(state.clients, args.client_id, grace)
+        record = state.clients.get(args.client_id)
+        tenant = record.tenant if record else None
+        return {
+            "client_id": args.client_id,
+            "tenant": tenant,
+            "api_key": key,
+            "previous_key_valid_seconds": grace,
+        }
+    if args.action == "revoke":
+        admin.revoke_client(state.clients, args.client_id)
+        return {"client_id": args.client_id, "revoked": True}
+    return [admin.describe(record) for record in state.clients.all()]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def purge(
@@ -120,8 +211,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     parser = _parser(env)
     args = parser.parse_args(argv)
-    if args.command in ("purge", "migrate"):
-        return _maintenance(parser, args.command, env)
+    if args.command in ("purge", "migrate", "clients"):
+        return _maintenance(parser, args, env)
     try:
         port = parse_int("port (--port / TWITCH_TRIAGE_PORT)", args.port, minimum=1, maximum=65535)
         workers = parse_int(
@@ -132,7 +223,20 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             raise ConfigError("host (--host / TWITCH_TRIAGE_HOST) must not be empty")
         from api import create_app  # noqa: PLC0415 (parse flags before the heavy imports)
 
-        app = create_app()
+        app = create_app(environ=env)
+        state = app.extensions["twitch_triage"]
+        if not is_loopback(host) and not state.settings.tls_terminated:
+            raise ConfigError(
+                f"refusing to serve patient data on {host} without TLS: bind 127.0.0.1, or "
+                "terminate TLS in a proxy and set TWITCH_TRIAGE_TLS_TERMINATED=true"
+            )
+        from api.auth.bootstrap import ensure_local_client  # noqa: PLC0415
+
+        written = ensure_local_client(app)
+        # No connection crosses a fork: the bootstrap's pooled connections stay here.
+        state.store.engine.dispose()
+        if written is not None:
+            print(f"the local client's API key is in {written} (mode 0600)")  # noqa: T201
     except ConfigError as exc:
         parser.error(str(exc))
     # The app logs 500 incidents through the stdlib logging; give them gunicorn's format.
@@ -144,12 +248,21 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     return 0
 
 
-def _maintenance(parser: argparse.ArgumentParser, command: str, env: Mapping[str, str]) -> int:
-    """``purge`` and ``migrate``: one pass over the store, a line of output."""
+def _maintenance(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, env: Mapping[str, str]
+) -> int:
+    """``purge``, ``migrate`` and ``clients``: one pass over the store, its output."""
+    from api.auth.clients import ClientError  # noqa: PLC0415
     from api.storage import StorageUnavailableError  # noqa: PLC0415
 
+    command = args.command
     try:
-        if command == "purge":
+        if command == "clients":
+            result = clients_command(args, env)
+            rows = result if isinstance(result, list) else [result]
+            for row in rows:
+                print(json.dumps(row))  # noqa: T201
+        elif command == "purge":
             assessments, audits = purge(env)
             print(f"purged {assessments} assessment(s) and {audits} audit event(s)")  # noqa: T201
         else:
@@ -161,6 +274,9 @@ def _maintenance(parser: argparse.ArgumentParser, command: str, env: Mapping[str
         parser.error(str(exc))
     except StorageUnavailableError as exc:
         print(f"the store is unavailable: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    except ClientError as exc:
+        print(f"twitch-triage clients: {exc}", file=sys.stderr)  # noqa: T201
         return 1
     return 0
 

@@ -17,6 +17,7 @@ from flask import current_app
 
 from api.fhir import FhirContext
 from api.storage import Store
+from api.storage.clients import ClientStore
 
 ENV_PREFIX = "TWITCH_TRIAGE_"
 _DIGITS = re.compile(r"[0-9]{1,12}")
@@ -83,6 +84,41 @@ def parse_database_url(name: str, raw: Any) -> str:
     return value
 
 
+def parse_origins(name: str, raw: Any) -> tuple[str, ...]:
+    """Comma-separated ``scheme://host[:port]`` origins (no path, no wildcard)."""
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    origins = []
+    for item in items:
+        origin = str(item).strip().rstrip("/")
+        if not origin:
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or "*" in origin:
+            raise ConfigError(f"{name} must list origins like https://app.example, got {item!r}")
+        origins.append(origin)
+    return tuple(origins)
+
+
+def parse_rate_limit(name: str, raw: Any) -> str:
+    """A ``limits`` rate string ("600/minute;20/second"), or "" for no limit."""
+    from limits import parse_many  # noqa: PLC0415 (only when a limit is configured)
+
+    value = str(raw).strip()
+    if value:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ConfigError(f"{name} must look like 600/minute;20/second, got {raw!r}") from None
+    return value
+
+
+def parse_limit_storage(name: str, raw: Any) -> str:
+    value = str(raw).strip()
+    if not value.startswith(("memory://", "redis://", "rediss://")):
+        raise ConfigError(f"{name} must be memory:// or a redis:// URL, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the API reads from its environment."""
@@ -99,6 +135,20 @@ class Settings:
     retention_days: int = 0
     #: Days an AuditEvent is kept before ``twitch-triage purge`` removes it; 0 = forever.
     audit_retention_days: int = 0
+    #: Seconds a rotated API key keeps working after ``twitch-triage clients rotate``.
+    key_grace_seconds: int = 86400
+    #: True when a proxy in front terminates TLS: only then may ``serve`` bind a
+    #: non-loopback address (the API carries patient data).
+    tls_terminated: bool = False
+    #: Browser origins allowed by CORS (comma-separated); empty = none.
+    cors_origins: tuple[str, ...] = ()
+    #: Requests per client, in the ``limits`` notation ("600/minute;20/second"); "" = none.
+    rate_limit: str = "600/minute"
+    #: Where the rate-limit counters live: memory:// (one node) or redis://host:port.
+    rate_limit_storage: str = "memory://"
+    #: File ``serve`` writes the embedded default's key to; "" = ``local-api-key`` in
+    #: the instance folder.
+    local_key_file: str = ""
 
     @classmethod
     def load(
@@ -122,29 +172,36 @@ class Settings:
             name = key.lower()
             if name in {f.name for f in fields(cls)}:
                 raw[name] = (f"config[{key!r}]", value)
-        values: dict[str, Any] = {}
-        if "max_body_bytes" in raw:
-            label, value = raw["max_body_bytes"]
-            values["max_body_bytes"] = parse_int(label, value, minimum=1, maximum=1 << 30)
-        if "canonical_base" in raw:
-            label, value = raw["canonical_base"]
-            values["canonical_base"] = parse_base_url(label, value)
-        if "database_url" in raw:
-            label, value = raw["database_url"]
-            values["database_url"] = parse_database_url(label, value)
-        if "store_assessments" in raw:
-            label, value = raw["store_assessments"]
-            values["store_assessments"] = parse_bool(label, value)
-        for name in ("retention_days", "audit_retention_days"):
-            if name in raw:
-                label, value = raw[name]
-                values[name] = parse_int(label, value, minimum=0, maximum=36500)
+        values = {name: _PARSERS[name](label, value) for name, (label, value) in raw.items()}
         return cls(**values)
 
     @classmethod
     def field_keys(cls) -> frozenset[str]:
         """Override keys that configure :class:`Settings` (upper case)."""
         return frozenset(f.name.upper() for f in fields(cls))
+
+
+def _days(name: str, raw: Any) -> int:
+    return parse_int(name, raw, minimum=0, maximum=36500)
+
+
+#: Field → its parser (label, raw value) → typed value.
+_PARSERS: dict[str, Any] = {
+    "max_body_bytes": lambda label, value: parse_int(label, value, minimum=1, maximum=1 << 30),
+    "canonical_base": parse_base_url,
+    "database_url": parse_database_url,
+    "store_assessments": parse_bool,
+    "retention_days": _days,
+    "audit_retention_days": _days,
+    "key_grace_seconds": lambda label, value: parse_int(
+        label, value, minimum=0, maximum=30 * 86400
+    ),
+    "tls_terminated": parse_bool,
+    "cors_origins": parse_origins,
+    "rate_limit": parse_rate_limit,
+    "rate_limit_storage": parse_limit_storage,
+    "local_key_file": lambda _label, value: str(value).strip(),
+}
 
 
 #: Key of :class:`AppState` in ``app.extensions``.
@@ -163,6 +220,8 @@ class AppState:
     fhir: FhirContext
     #: The assessment and audit store (shared by every request of this app).
     store: Store
+    #: Tenants, clients and SMART tokens (the same database).
+    clients: ClientStore
 
 
 def app_state() -> AppState:

@@ -93,6 +93,58 @@ class InvalidParameterError(ApiError):
         return [Issue(code, self.diagnostics, (f"http.{self.name}",))]
 
 
+#: Realm named in ``WWW-Authenticate`` (RFC 6750).
+REALM = "twitch-triage"
+
+
+class UnauthorizedError(ApiError):
+    """No credentials, or credentials that name no active client (401 + WWW-Authenticate).
+
+    ``error`` is the RFC 6750 code (``invalid_request`` for a malformed header,
+    ``invalid_token`` for an unknown, revoked, retired or expired credential);
+    None when no credentials were sent at all.
+    """
+
+    def __init__(self, diagnostics: str, error: str | None = None) -> None:
+        super().__init__(diagnostics)
+        self.error = error
+
+    def headers(self) -> dict[str, str]:
+        challenge = f'Bearer realm="{REALM}"'
+        if self.error is not None:
+            challenge += f', error="{self.error}"'
+        return {"WWW-Authenticate": challenge}
+
+
+class ForbiddenError(ApiError):
+    """Authenticated, but no granted scope covers this endpoint (403)."""
+
+    def __init__(self, diagnostics: str, scope: str) -> None:
+        super().__init__(diagnostics)
+        self.scope = scope
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope", '
+            f'scope="{self.scope}"'
+        }
+
+
+class CorsRefusedError(ApiError):
+    """A CORS preflight from an origin that is not on the allowlist (403)."""
+
+
+class ThrottledError(ApiError):
+    """The client used up its rate limit (429 with Retry-After and RateLimit headers)."""
+
+    def __init__(self, diagnostics: str, headers: dict[str, str]) -> None:
+        super().__init__(diagnostics)
+        self._headers = headers
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
+
+
 #: Exception class → (HTTP status, FHIR issue type). Looked up along the MRO, so
 #: werkzeug's own exceptions (routing, Flask's MAX_CONTENT_LENGTH) fit in too.
 ERROR_TABLE: dict[type[Exception], tuple[int, IssueType]] = {
@@ -109,6 +161,11 @@ ERROR_TABLE: dict[type[Exception], tuple[int, IssueType]] = {
     ServiceUnavailableError: (503, IssueType.TRANSIENT),
     InvalidSearchError: (400, IssueType.VALUE),
     VersionNotServedError: (406, IssueType.NOT_SUPPORTED),
+    # Partner identity: who is calling and what it may do (issue 11).
+    UnauthorizedError: (401, IssueType.LOGIN),
+    ForbiddenError: (403, IssueType.FORBIDDEN),
+    CorsRefusedError: (403, IssueType.FORBIDDEN),
+    ThrottledError: (429, IssueType.THROTTLED),
     # The request line itself is wrong, before any body is read.
     InvalidParameterError: (400, IssueType.VALUE),
     http.BadRequest: (400, IssueType.STRUCTURE),

@@ -55,10 +55,13 @@ class FhirIdConverter(BaseConverter):
 
 def exchange() -> Exchange:
     """The audit facts of the current request."""
+    principal = g.get("principal")
     return Exchange(
         request_id=g.get("request_id") or str(uuid.uuid4()),
         client_address=request.remote_addr,
         software_version=software_version(),
+        tenant=None if principal is None else principal.tenant,
+        client_id=None if principal is None else principal.client_id,
     )
 
 

@@ -62,6 +62,9 @@ TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
 WRK_INSTALL = "apt-get install -y wrk"
 JSON_HEADERS = {"Content-Type": "application/json"}
+#: Port → API key of the ``twitch-triage serve`` started there (read from the key file
+#: it writes); :func:`request` sends it unless the caller sets Authorization.
+API_KEYS: dict[int, str] = {}
 
 
 def free_port() -> int:
@@ -82,8 +85,11 @@ def request(
 ) -> tuple[int, dict[str, str], bytes]:
     """One HTTP request on a fresh loopback connection: (status, headers, body)."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    sent = dict(headers or {})
+    if port in API_KEYS and "Authorization" not in sent:
+        sent["Authorization"] = f"Bearer {API_KEYS[port]}"
     try:
-        conn.request(method, path, body=body, headers=headers or {})
+        conn.request(method, path, body=body, headers=sent)
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -110,6 +116,10 @@ class ServerProcess:
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         }
+        serves_api = "api.cli" in self.argv
+        key_file = Path(self.log.name).with_suffix(".key")
+        if serves_api:  # where serve writes the local client's key (one file per server)
+            env.setdefault("TWITCH_TRIAGE_LOCAL_KEY_FILE", str(key_file))
         self.process = subprocess.Popen(
             self.argv,
             cwd=ROOT,
@@ -127,6 +137,9 @@ class ServerProcess:
                 )
             with contextlib.suppress(OSError, http.client.HTTPException):
                 if request(self.port, "GET", ready_path, timeout=1.0)[0] == 200:
+                    key_path = Path(env.get("TWITCH_TRIAGE_LOCAL_KEY_FILE", key_file))
+                    if serves_api and key_path.exists():
+                        API_KEYS[self.port] = key_path.read_text(encoding="ascii").strip()
                     return self
             time.sleep(0.1)
         self.stop()
@@ -180,6 +193,8 @@ def running(name: str, argv: Sequence[str], port: int) -> Iterator[ServerProcess
             yield server.start()
         finally:
             server.stop()
+            API_KEYS.pop(port, None)
+            Path(log.name).with_suffix(".key").unlink(missing_ok=True)
 
 
 # --- load generation --------------------------------------------------------------------------
@@ -211,6 +226,7 @@ def wrk_run(target: str, port: int, path: str, body_file: Path, args: argparse.N
         **os.environ,
         "BENCH_BODY_FILE": str(body_file),
         "BENCH_CONTENT_TYPE": "application/json",
+        "BENCH_API_KEY": API_KEYS.get(port, ""),
     }
     done = subprocess.run(
         cmd, env=env, capture_output=True, text=True, timeout=args.seconds + 30, check=False
@@ -392,11 +408,15 @@ def apply_niceness(nice: int) -> int:
 
 
 STORE_VARIABLE = "TWITCH_TRIAGE_STORE_ASSESSMENTS"
+RATE_VARIABLE = "TWITCH_TRIAGE_RATE_LIMIT"
+#: A limit the load never reaches: the counters are exercised, nothing is refused.
+BENCH_RATE_LIMIT = "100000000/minute"
 
 
 def configure_storage(args: argparse.Namespace, folder: str) -> str:
     """Set the API server's store in the environment it inherits; a label for the report."""
     os.environ[STORE_VARIABLE] = "false" if args.storage == "off" else "true"
+    os.environ[RATE_VARIABLE] = BENCH_RATE_LIMIT
     if args.storage == "url":
         os.environ["TWITCH_TRIAGE_DATABASE_URL"] = args.database_url
         return f"store {args.database_url.split('://', 1)[0]}"
@@ -406,7 +426,9 @@ def configure_storage(args: argparse.Namespace, folder: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    saved = {k: os.environ.get(k) for k in ("TWITCH_TRIAGE_DATABASE_URL", STORE_VARIABLE)}
+    saved = {
+        k: os.environ.get(k) for k in ("TWITCH_TRIAGE_DATABASE_URL", STORE_VARIABLE, RATE_VARIABLE)
+    }
     store_dir = tempfile.TemporaryDirectory(prefix="bench-store-")
     try:
         return _main(args, configure_storage(args, store_dir.name))

@@ -28,6 +28,11 @@ class IssueType(enum.StrEnum):
     TRANSIENT = "transient"
     CONFLICT = "conflict"
     BUSINESS_RULE = "business-rule"
+    # Partner identity (issue 11): credentials missing or bad (401), scope missing (403),
+    # rate limit reached (429).
+    LOGIN = "login"
+    FORBIDDEN = "forbidden"
+    THROTTLED = "throttled"
 
 
 #: The codes a request validation error (422, one per field) can carry.

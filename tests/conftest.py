@@ -1,4 +1,11 @@
-"""Shared fixtures for the API tests: an app per test and its test client."""
+"""Shared fixtures for the API tests: an app per test and its test client.
+
+Every app the tests create (``create_app`` as imported from :mod:`api`, the
+``app`` fixture alike) gets a client of the ``local`` tenant holding every
+scope, and its test client sends that client's key by default
+(``Authorization`` in ``environ_base``), so tests written before partner
+identity keep their assertions. :func:`anonymous` is a test client without it.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +24,56 @@ from storage_support import database_url, postgres_url  # noqa: F401 (shared fix
 from strategies import requests
 from werkzeug.test import TestResponse
 
-from api import create_app
+import api
+from api.auth.clients import create_client
+from api.config import EXTENSION
+
+_create_app = api.create_app
+
+
+class KeyedClient(FlaskClient):
+    """A test client whose requests carry ``app.config["TEST_API_KEY"]`` by default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key = self.application.config.get("TEST_API_KEY")
+        if key:
+            self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+
+
+def create_app(config: Any = None, **kwargs: Any) -> Flask:
+    """``api.create_app``, plus a ``local`` client whose key the test client sends."""
+    app = _create_app(config, **kwargs)
+    created = create_client(app.extensions[EXTENSION].clients, tenant="local", label="pytest")
+    app.config["TEST_API_KEY"] = created.api_key
+    app.config["TEST_CLIENT_ID"] = created.client_id
+    app.test_client_class = KeyedClient
+    return app
+
+
+# Test modules import create_app from api after this conftest: they get the keyed one.
+api.create_app = create_app  # type: ignore[assignment]
+
+
+def anonymous(app: Flask) -> FlaskClient:
+    """A test client that sends no credentials."""
+    return FlaskClient(app, app.response_class)
+
 
 _SUITE_STORE: list[str] = []
 
 
 def pytest_configure() -> None:
-    """One SQLite store per test process (xdist worker), unless the caller names one."""
+    """One SQLite store per test process (xdist worker), unless the caller names one.
+
+    No rate limit unless a test sets one: property tests send thousands of
+    requests a minute from one client.
+    """
     if "TWITCH_TRIAGE_DATABASE_URL" not in os.environ:
         folder = tempfile.mkdtemp(prefix="twitch-triage-tests-")
         _SUITE_STORE.append(folder)
         os.environ["TWITCH_TRIAGE_DATABASE_URL"] = f"sqlite:///{folder}/store.sqlite3"
+    os.environ.setdefault("TWITCH_TRIAGE_RATE_LIMIT", "")
 
 
 def pytest_unconfigure() -> None:

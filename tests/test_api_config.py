@@ -113,7 +113,13 @@ def test_serve_runs_gunicorn_for_real(tmp_path):
     """`twitch-triage serve` answers over TCP (the README's run command)."""
     port = _free_port()
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(repo), "TWITCH_TRIAGE_PORT": str(port)}
+    key_file = tmp_path / "local-api-key"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(repo),
+        "TWITCH_TRIAGE_PORT": str(port),
+        "TWITCH_TRIAGE_LOCAL_KEY_FILE": str(key_file),
+    }
     log = (tmp_path / "server.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--workers", "1"],
@@ -136,8 +142,13 @@ def test_serve_runs_gunicorn_for_real(tmp_path):
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v1/triage",
             data=b'{"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}',
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                # serve wrote the local client's key, readable by its owner only (issue 11)
+                "Authorization": f"Bearer {key_file.read_text().strip()}",
+            },
         )
+        assert key_file.stat().st_mode & 0o777 == 0o600
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
             assert response.headers["Content-Type"] == "application/fhir+json; fhirVersion=4.0"
             assert json.loads(response.read())["resourceType"] == "Bundle"

@@ -36,9 +36,14 @@ from tools.openapi import OPENAPI_PATH
 MAX_EXAMPLES = 300
 SEED = 20251121
 
+APP = create_app({"TESTING": True})
+
 CONFIG = SchemathesisConfig.from_dict(
     {
         "seed": SEED,
+        # Every call carries the test client's key (issue 11); schemathesis's auth checks
+        # also call without it and expect the documented 401.
+        "headers": {"Authorization": f"Bearer {APP.config['TEST_API_KEY']}"},
         "generation": {
             "mode": "all",  # positive and negative data
             "max-examples": MAX_EXAMPLES,
@@ -57,7 +62,6 @@ CONFIG = SchemathesisConfig.from_dict(
     }
 )
 
-APP = create_app({"TESTING": True})
 SCHEMA = schemathesis.openapi.from_path(OPENAPI_PATH, config=CONFIG)
 SCHEMA.app = APP
 
@@ -88,7 +92,11 @@ VALID = {"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}
 
 def _triage_case() -> Any:
     operation = SCHEMA["/v1/triage"]["POST"]
-    return operation.Case(body=VALID, media_type="application/json")
+    return operation.Case(
+        body=VALID,
+        media_type="application/json",
+        headers={"Authorization": f"Bearer {APP.config['TEST_API_KEY']}"},
+    )
 
 
 def test_a_valid_call_passes_every_check():

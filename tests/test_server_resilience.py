@@ -28,18 +28,21 @@ from pathlib import Path
 
 import pytest
 
-from bench.http import HOST, api_argv, free_port, request, running
+from bench.http import API_KEYS, HOST, api_argv, free_port, request, running
 
 pytestmark = pytest.mark.server
 
 VALID = json.dumps({"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}).encode()
 LIMIT = 65536
+#: The key of the server under test (issue 11: every triage needs one).
+KEY: dict[str, bytes] = {}
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[object]:
     port = free_port()
     with running("api", api_argv(port), port) as started:
+        KEY["value"] = API_KEYS[port].encode()
         yield started
 
 
@@ -72,6 +75,7 @@ def post_head(length: int | None, content_type: bytes = b"application/json") -> 
     framing = b"Transfer-Encoding: chunked" if length is None else b"Content-Length: %d" % length
     return (
         b"POST /v1/triage HTTP/1.1\r\nHost: localhost\r\nContent-Type: " + content_type + b"\r\n"
+        + b"Authorization: Bearer " + KEY.get("value", b"") + b"\r\n"
         + framing + b"\r\nConnection: close\r\n\r\n"
     )  # fmt: skip
 

@@ -111,8 +111,8 @@ def test_the_record_keeps_request_result_versions_times_and_request_id(app, clie
     assert row["subject"] == "Patient/p-1"
     assert row["received_us"] // 1000 <= row["issued_us"] // 1000  # issued: ms precision
     assert bytes(row["bundle_json"]) == response.data
-    assert row["client"] is None  # partner identity has not landed yet
-    assert row["tenant"] is None
+    assert row["client"] == app.config["TEST_CLIENT_ID"]  # the calling client (issue 11)
+    assert row["tenant"] == "local"
 
 
 def test_an_invalid_request_id_header_is_replaced(client):

@@ -305,6 +305,7 @@ def test_total_is_exact_up_to_the_count_limit_and_omitted_above(database_url):
                         client_address="127.0.0.1",
                         software_version="test",
                         entity=("Bundle", f"b-{index}"),
+                        tenant="local",  # the tenant of the test client that searches
                     )
                 )
             )

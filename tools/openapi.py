@@ -81,7 +81,14 @@ _ERROR_TEXT: dict[int, str] = {
     "expression `http._bundle`); or, for a search, an unknown parameter, a modifier, a "
     "malformed value or `_count` over the maximum (expression `http.<name>`); or a "
     "malformed `Idempotency-Key` header.",
-    404: "No resource at this path, or no published or stored resource with this id.",
+    401: "No credentials, a malformed `Authorization` header, or a credential that names no "
+    "active client (unknown, revoked, retired after rotation, expired access token). "
+    "`WWW-Authenticate: Bearer` says which (`invalid_request`, `invalid_token`).",
+    403: "The credential is valid but none of its scopes covers this operation "
+    "(`WWW-Authenticate` names the scope needed), or a CORS preflight from an origin "
+    "that is not on TWITCH_TRIAGE_CORS_ORIGINS.",
+    404: "No resource at this path, or no published or stored resource with this id "
+    "(another tenant's id is answered exactly like an id that never existed).",
     405: "The method is not supported for this path (see the Allow header).",
     406: "The Accept header (or `_format`) rules out application/fhir+json with fhirVersion "
     "4.0 or 5.0.",
@@ -90,6 +97,8 @@ _ERROR_TEXT: dict[int, str] = {
     415: "The Content-Type is not one the operation reads: `application/json` for /v1/triage "
     "(the only parameter allowed is charset=utf-8); `application/fhir+json` or "
     "`application/json` for $triage (parameters: charset=utf-8, fhirVersion=4.0).",
+    429: "The client used up its rate limit (TWITCH_TRIAGE_RATE_LIMIT); `Retry-After` says "
+    "when to retry, `RateLimit-Policy` and `RateLimit` describe the quota.",
     422: "The JSON object does not fit the request vocabulary. One issue per offending "
     "field; `expression` holds its JSON path (`history.medications[0].class`, "
     "`twitching.body_sites[2]`, `symptoms.confsion`); or an `Idempotency-Key` reused with "
@@ -466,7 +475,77 @@ def build_spec() -> dict[str, Any]:
     )
     document = spec.to_dict()
     _close_objects(document, converter.refs)
+    _secure(document)
     return document
+
+
+_SECURITY_TEXT = (
+    "**Credentials.** Every operation except the public ones (`/healthz`, `/openapi.yaml`, "
+    "`/fhir/metadata`, `/.well-known/smart-configuration` and the published definitions) "
+    "needs `Authorization: Bearer <credential>`: an API key from `twitch-triage clients "
+    "create`, or a SMART Backend Services access token from `POST /auth/token`. A client "
+    "sees only its tenant's stored data. Answers carry `RateLimit-Policy` and `RateLimit`; "
+    "over the limit, 429 with `Retry-After`."
+)
+
+
+def _route_map() -> Any:
+    """The app's URL map, without building an app (no store, no settings)."""
+    from flask import Flask  # noqa: PLC0415
+
+    from api.auth import smart  # noqa: PLC0415
+    from api.routes import fhir, health, store, triage  # noqa: PLC0415
+    from api.storage_http import FhirIdConverter  # noqa: PLC0415
+
+    app = Flask("openapi")
+    app.url_map.converters["fhir_id"] = FhirIdConverter
+    for blueprint in (triage.blueprint, fhir.blueprint, health.blueprint, store.blueprint):
+        app.register_blueprint(blueprint)
+    app.register_blueprint(smart.blueprint)
+    return app.url_map.bind("localhost")
+
+
+def _secure(document: dict[str, Any]) -> None:
+    """Security schemes, and per operation its requirement (from the one scope table)."""
+    from api.auth.scopes import PUBLIC_ENDPOINTS, required_scope, scope_text  # noqa: PLC0415
+    from api.auth.smart import SCOPES_SUPPORTED  # noqa: PLC0415
+
+    document["components"]["securitySchemes"] = {
+        "apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key printed by `twitch-triage clients create` (`tt_…`).",
+        },
+        "smart": {
+            "type": "oauth2",
+            "description": "SMART Backend Services: POST /auth/token with "
+            "grant_type=client_credentials and a client_assertion JWT (RS384 or ES384) "
+            "signed with a key of the client's registered JWKS; the access token "
+            "(`tta_…`) lives 300 s. Scopes are SMART v2 (`system/<Type|*>.<cruds>`).",
+            "flows": {
+                "clientCredentials": {
+                    "tokenUrl": "/auth/token",
+                    "scopes": {scope: f"SMART v2 scope {scope}" for scope in SCOPES_SUPPORTED},
+                }
+            },
+        },
+    }
+    document["info"]["description"] += "\n\n" + _SECURITY_TEXT
+    routes = _route_map()
+    for path, operations in document["paths"].items():
+        concrete = path.replace("{id}", "example-id")
+        for method, operation in operations.items():
+            endpoint, view_args = routes.match(concrete, method=method.upper())
+            if endpoint in PUBLIC_ENDPOINTS:
+                operation["security"] = []
+                continue
+            needed = required_scope(endpoint, view_args)
+            scopes = [scope_text(*needed)] if needed else []
+            operation["security"] = [{"apiKey": []}, {"smart": scopes}]
+            responses = operation["responses"]
+            for status in (401, 403, 429):
+                responses[str(status)] = _error_response(status)
+            operation["responses"] = dict(sorted(responses.items()))
 
 
 def _close_objects(document: dict[str, Any], refs: dict[tuple[Any, ...], str]) -> None:

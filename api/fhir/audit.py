@@ -23,6 +23,8 @@ DICOM = "http://dicom.nema.org/resources/ontology/DCM"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+#: Identifier system of the API clients (the ``client_id`` the CLI prints).
+CLIENT_ID_SYSTEM = "https://twitch-triage.org/fhir/sid/client-id"
 #: Identifier system of the request ids this service assigns or accepts.
 REQUEST_ID_SYSTEM = "urn:ietf:rfc:3986"
 
@@ -65,6 +67,9 @@ class AuditFacts:
     query: bytes | None = None
     #: The resource type searched (search-type) or operated on.
     resource_type: str | None = None
+    #: The authenticated client (the requesting agent) and its tenant, when known.
+    client_id: str | None = None
+    tenant: str | None = None
 
 
 def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
@@ -76,6 +81,11 @@ def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
         "who": {"display": "API client"},
         "requestor": True,
     }
+    if facts.client_id is not None:
+        client["who"] = {
+            "identifier": {"system": CLIENT_ID_SYSTEM, "value": facts.client_id},
+            "display": f"API client {facts.client_id} of tenant {facts.tenant}",
+        }
     if facts.client_address:
         client["network"] = {"address": facts.client_address[:64], "type": "2"}
     server = {

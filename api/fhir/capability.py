@@ -152,6 +152,36 @@ SEARCH_DOCS = (
 )
 
 
+#: SMART on FHIR security (issue 11): Backend Services tokens or API keys, both Bearer.
+#: The token URI is relative to this server (the statement is built once, not per host);
+#: /.well-known/smart-configuration names it absolutely.
+SECURITY: Json = {
+    "cors": True,
+    "service": [
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                    "code": "SMART-on-FHIR",
+                    "display": "SMART-on-FHIR",
+                }
+            ],
+            "text": "OAuth2 using SMART Backend Services (client_credentials with a signed "
+            "JWT assertion, RS384 or ES384), or an API key; both as Authorization: Bearer",
+        }
+    ],
+    "extension": [
+        {
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [{"url": "token", "valueUri": "/auth/token"}],
+        }
+    ],
+    "description": "Every interaction except metadata and the published definitions needs "
+    "Authorization: Bearer <API key or access token>; scopes are SMART v2 "
+    "(system/<Type>.<cruds>); each client sees only its tenant's stored data.",
+}
+
+
 def build_capability_statement(canonical_base: str, *, date: str) -> Json:
     """The R4 CapabilityStatement of this server (kind ``instance``)."""
     software = software_version()
@@ -224,6 +254,7 @@ def build_capability_statement(canonical_base: str, *, date: str) -> Json:
                     "read/search/delete of the stored assessments. Outside searches unknown "
                     "query parameters are ignored; `_format` is honoured like Accept."
                 ),
+                "security": SECURITY,
                 "resource": resources,
             }
         ],

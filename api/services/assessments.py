@@ -87,7 +87,7 @@ def stored_triage(
     if key is not None:
         canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
         digest = request_digest(source, bundle_type, fhir_version, canonical)
-        stored = replay(recording.store, key)
+        stored = replay(recording.store, key, recording.exchange.tenant)
         if stored is not None:
             if stored.request_digest != digest:
                 raise IdempotencyKeyReusedError(
@@ -136,6 +136,13 @@ def stored_triage(
 # --- reads, searches and erasure of stored assessments -----------------------------------
 
 
+def _tenant(exchange: Exchange) -> str:
+    """The caller's tenant; reads without one are a programming error, never "all tenants"."""
+    if exchange.tenant is None:
+        raise RuntimeError("a read of stored data without an authenticated tenant")
+    return exchange.tenant
+
+
 def _not_found(resource_type: str, resource_id: str) -> NotFoundError:
     message = f"no {resource_type} with id {resource_id[:64]!r}"
     return NotFoundError([Issue(IssueType.NOT_FOUND, message)], message)
@@ -144,17 +151,21 @@ def _not_found(resource_type: str, resource_id: str) -> NotFoundError:
 def read_stored(
     store: Store, exchange: Exchange, resource_type: str, resource_id: str
 ) -> FoundResource:
-    """A stored resource by type and id (audited); NotFoundError when there is none."""
+    """The caller's stored resource by type and id (audited); NotFoundError otherwise.
+
+    Another tenant's id is NotFoundError exactly like an id that never existed.
+    """
+    tenant = _tenant(exchange)
     found: FoundResource | None
     if resource_type == "Bundle":
-        stored = store.assessment(resource_id)
+        stored = store.assessment(resource_id, tenant=tenant)
         found = None if stored is None else FoundResource(stored.bundle_json, stored.issued_us)
     elif resource_type == "Provenance":
-        found = store.provenance(resource_id)
+        found = store.provenance(resource_id, tenant=tenant)
     elif resource_type == "AuditEvent":
-        found = store.audit_event(resource_id)
+        found = store.audit_event(resource_id, tenant=tenant)
     else:
-        found = store.resource(resource_type, resource_id)
+        found = store.resource(resource_type, resource_id, tenant=tenant)
     if found is None:
         raise _not_found(resource_type, resource_id)
     audit(store, exchange, "read", 200, entity=(resource_type, resource_id))
@@ -196,7 +207,7 @@ def search_stored(
         raise InvalidSearchError(
             [Issue(IssueType.VALUE, str(exc), (f"http.{exc.parameter}",))], str(exc)
         ) from None
-    page = store.search(query)
+    page = store.search(query, tenant=_tenant(exchange))
     audit(store, exchange, "search-type", 200, query=query_string, resource_type=resource_type)
     digest = hashlib.sha256(
         orjson.dumps(
@@ -228,7 +239,7 @@ def search_stored(
 def erase_assessment(store: Store, exchange: Exchange, bundle_id: str) -> None:
     """Delete an assessment with its resources and Provenance; its AuditEvents stay."""
     with store.unit_of_work() as work:
-        deleted = work.delete_assessment(bundle_id)
+        deleted = work.delete_assessment(bundle_id, tenant=_tenant(exchange))
     if not deleted:
         raise _not_found("Bundle", bundle_id)
     audit(store, exchange, "delete", 204, entity=("Bundle", bundle_id))

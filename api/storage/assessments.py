@@ -7,6 +7,7 @@ Flask-free: the caller passes what it knows about the HTTP exchange
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
@@ -34,6 +35,9 @@ class Exchange:
     request_id: str
     client_address: str | None
     software_version: str
+    #: The authenticated caller: its tenant (whose rows it sees) and its client id.
+    tenant: str | None = None
+    client_id: str | None = None
 
 
 @functools.cache
@@ -81,6 +85,8 @@ def audit(
                     entity=entity,
                     query=query,
                     resource_type=resource_type,
+                    client_id=exchange.client_id,
+                    tenant=exchange.tenant,
                 )
             )
         )
@@ -124,18 +130,25 @@ def save_triage(
             client_address=exchange.client_address,
             software_version=exchange.software_version,
             entity=("Bundle", identified["id"]) if keep else None,
+            client_id=exchange.client_id,
+            tenant=exchange.tenant,
         )
     )
     with store.unit_of_work() as work:
         if keep:
-            work.add_assessment(assessment_record(facts, identified, body))
+            record = assessment_record(facts, identified, body)
+            work.add_assessment(
+                dataclasses.replace(record, tenant=exchange.tenant, client=exchange.client_id)
+            )
         work.add_audit(event)
     return SavedTriage(body=body, bundle_id=identified["id"], stored=keep)
 
 
-def replay(store: Store, key: str) -> StoredAssessment | None:
-    """The assessment stored under an idempotency key, if any."""
-    return store.assessment_by_key(key)
+def replay(store: Store, key: str, tenant: str | None) -> StoredAssessment | None:
+    """The caller's assessment stored under an idempotency key, if any."""
+    if tenant is None:
+        return None
+    return store.assessment_by_key(key, tenant=tenant)
 
 
 __all__ = [

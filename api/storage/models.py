@@ -43,9 +43,9 @@ class Assessment(Base):
     software_version: Mapped[str] = mapped_column(String(32))
     fhir_version: Mapped[str] = mapped_column(String(8))
     subject: Mapped[str | None] = mapped_column(String(128))
-    #: Filled once partner identity exists; NULL until then.
+    #: The client that sent it and its tenant (rows stored before issue 11: ``local``).
     client: Mapped[str | None] = mapped_column(String(128))
-    tenant: Mapped[str | None] = mapped_column(String(128))
+    tenant: Mapped[str | None] = mapped_column(String(128), index=True)
     #: The validated request (JSON of PROTOCOL.md §3).
     request_json: Mapped[bytes] = mapped_column(LargeBinary)
     #: The engine's answer in short (level, rules, factors, advice, unanswered).
@@ -111,3 +111,57 @@ class AuditRecord(Base):
     entity_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     request_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The caller's tenant; NULL for an attempt no credential identified (operators only).
+    tenant: Mapped[str | None] = mapped_column(String(128), index=True)
+
+
+class Tenant(Base):
+    """A partner organisation: every stored row belongs to one."""
+
+    __tablename__ = "tenant"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiClient(Base):
+    """One application of a tenant: its key hashes, scopes and SMART public keys."""
+
+    __tablename__ = "api_client"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenant.name"), index=True)
+    label: Mapped[str] = mapped_column(String(255))
+    #: Space-separated SMART v2 scopes the client may use.
+    scopes: Mapped[str] = mapped_column(String(1024))
+    #: SHA-256 (hex) of the current API key; the key itself is never stored.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The key replaced by the last rotation, valid until ``previous_until_us``.
+    previous_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    previous_until_us: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_us: Mapped[int | None] = mapped_column(BigInteger)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    #: SMART Backend Services: the client's public keys (inline JWKS) or where to fetch them.
+    jwks_json: Mapped[bytes | None] = mapped_column(LargeBinary)
+    jwks_url: Mapped[str | None] = mapped_column(String(2048))
+
+
+class AccessToken(Base):
+    """A short-lived SMART access token (stored as its hash)."""
+
+    __tablename__ = "access_token"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_client.id"), index=True)
+    scopes: Mapped[str] = mapped_column(String(1024))
+    expires_us: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class UsedAssertion(Base):
+    """A client assertion's ``jti``, kept until it expires: no assertion is used twice."""
+
+    __tablename__ = "used_assertion"
+
+    client_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
+    expires_us: Mapped[int] = mapped_column(BigInteger, index=True)

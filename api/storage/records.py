@@ -159,6 +159,7 @@ def audit_row(facts: AuditFacts) -> AuditRow:
         entity_id=entity_id,
         request_id=facts.request_id,
         body=orjson.dumps(body),
+        tenant=facts.tenant,
     )
 
 

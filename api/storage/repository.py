@@ -92,6 +92,8 @@ class AuditRow:
     entity_id: str | None
     request_id: str
     body: bytes
+    #: The caller's tenant (None: no credential identified the caller).
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +185,17 @@ class UnitOfWork:
         values = {name: getattr(row, name) for name in AuditRow.__slots__}  # type: ignore[attr-defined]
         self._connection.execute(insert(AuditRecord), [values])
 
-    def delete_assessment(self, assessment_id: str) -> bool:
-        """Remove an assessment with its resources and Provenance; False if absent."""
+    def delete_assessment(self, assessment_id: str, *, tenant: str) -> bool:
+        """Remove a tenant's assessment with its resources and Provenance; False if absent.
+
+        Another tenant's assessment is "absent": nothing is deleted and the caller
+        answers exactly as for an id that never existed.
+        """
+        owned = self._connection.execute(
+            select(Assessment.id).where(Assessment.id == assessment_id, Assessment.tenant == tenant)
+        ).first()
+        if owned is None:
+            return False
         resource_ids = select(StoredResource.id).where(
             StoredResource.assessment_id == assessment_id
         )
@@ -322,11 +333,14 @@ class Store:
         with self._reading() as connection:
             connection.execute(select(1))
 
-    def assessment(self, assessment_id: str) -> StoredAssessment | None:
-        return self._assessment(Assessment.id == assessment_id)
+    def assessment(self, assessment_id: str, *, tenant: str) -> StoredAssessment | None:
+        """A tenant's assessment by id (another tenant's is None, as if it never existed)."""
+        return self._assessment(and_(Assessment.id == assessment_id, Assessment.tenant == tenant))
 
-    def assessment_by_key(self, key: str) -> StoredAssessment | None:
-        return self._assessment(Assessment.idempotency_key == key)
+    def assessment_by_key(self, key: str, *, tenant: str) -> StoredAssessment | None:
+        return self._assessment(
+            and_(Assessment.idempotency_key == key, Assessment.tenant == tenant)
+        )
 
     def _assessment(self, where: ColumnElement[bool]) -> StoredAssessment | None:
         stmt = select(
@@ -348,20 +362,26 @@ class Store:
             ).first()
         return None if row is None else dict(row._mapping)
 
-    def provenance(self, assessment_id: str) -> FoundResource | None:
+    def provenance(self, assessment_id: str, *, tenant: str) -> FoundResource | None:
         stmt = select(Assessment.provenance_json, Assessment.issued_us).where(
-            Assessment.id == assessment_id
+            Assessment.id == assessment_id, Assessment.tenant == tenant
         )
         with self._reading() as connection:
             row = connection.execute(stmt).first()
         return None if row is None else FoundResource(row[0], row[1])
 
-    def resource(self, resource_type: str, resource_id: str) -> FoundResource | None:
+    def resource(
+        self, resource_type: str, resource_id: str, *, tenant: str
+    ) -> FoundResource | None:
         """A QuestionnaireResponse or Observation by id, cut out of its Bundle."""
         stmt = (
             select(Assessment.bundle_json, StoredResource.position, StoredResource.last_updated_us)
             .join(Assessment, Assessment.id == StoredResource.assessment_id)
-            .where(StoredResource.id == resource_id, StoredResource.resource_type == resource_type)
+            .where(
+                StoredResource.id == resource_id,
+                StoredResource.resource_type == resource_type,
+                Assessment.tenant == tenant,
+            )
         )
         with self._reading() as connection:
             row = connection.execute(stmt).first()
@@ -369,8 +389,10 @@ class Store:
             return None
         return FoundResource(standalone_resource(orjson.loads(row[0]), row[1]), row[2])
 
-    def audit_event(self, event_id: str) -> FoundResource | None:
-        stmt = select(AuditRecord.body, AuditRecord.recorded_us).where(AuditRecord.id == event_id)
+    def audit_event(self, event_id: str, *, tenant: str) -> FoundResource | None:
+        stmt = select(AuditRecord.body, AuditRecord.recorded_us).where(
+            AuditRecord.id == event_id, AuditRecord.tenant == tenant
+        )
         with self._reading() as connection:
             row = connection.execute(stmt).first()
         return None if row is None else FoundResource(row[0], row[1])
@@ -387,12 +409,15 @@ class Store:
 
     # --- search -------------------------------------------------------------------------
 
-    def search(self, query: SearchQuery) -> SearchPage:
-        """One page of a search, newest first, with its total."""
+    def search(self, query: SearchQuery, *, tenant: str) -> SearchPage:
+        """One page of a tenant's search, newest first, with its total."""
         if query.resource_type == "AuditEvent":
-            return self._search_audit(query)
+            return self._search_audit(query, tenant)
         r = StoredResource
-        conditions: list[ColumnElement[bool]] = [r.resource_type == query.resource_type]
+        conditions: list[ColumnElement[bool]] = [
+            r.resource_type == query.resource_type,
+            r.assessment_id.in_(select(Assessment.id).where(Assessment.tenant == tenant)),
+        ]
         for values in query.references.get("subject", ()):
             conditions.append(r.subject.in_(values))
         for tokens in query.tokens.get("code", ()):
@@ -423,9 +448,9 @@ class Store:
         bodies = tuple(standalone_resource(bundles[row[2]], row[3]) for row in rows)
         return self._page(query, rows, more, bodies, total)
 
-    def _search_audit(self, query: SearchQuery) -> SearchPage:
+    def _search_audit(self, query: SearchQuery, tenant: str) -> SearchPage:
         a = AuditRecord
-        conditions: list[ColumnElement[bool]] = []
+        conditions: list[ColumnElement[bool]] = [a.tenant == tenant]
         conditions.extend(_date_clause(a.recorded_us, c) for c in query.dates.get("date", ()))
         for name, column in (("subtype", a.subtype), ("action", a.action), ("outcome", a.outcome)):
             for tokens in query.tokens.get(name, ()):

@@ -73,6 +73,10 @@ def _cases() -> list[tuple[str, dict[str, Any]]]:
 CASES = _cases()
 
 
+#: The API key of the app under test (issue 11), put into the page's fetch.
+KEY: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     """The app and the LHC-Forms files on one loopback port, in a thread of this process."""
@@ -81,6 +85,7 @@ def base_url() -> Iterator[str]:
     except lforms.LformsUnavailableError as exc:
         _unavailable(str(exc))
     app = create_app({"TESTING": True})
+    KEY["value"] = app.config["TEST_API_KEY"]  # the page calls $triage as a partner app would
     wsgi = SharedDataMiddleware(app, {"/_lforms": str(files), "/_page": str(HERE)})
     server = make_server("127.0.0.1", 0, wsgi, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -176,7 +181,8 @@ const done = arguments[arguments.length - 1];
   const qr = LForms.Util.getFormFHIRData('QuestionnaireResponse', 'R4', 'intake');
   const response = await fetch('__OP__', {
     method: 'POST',
-    headers: {'Content-Type': 'application/fhir+json', Accept: 'application/fhir+json'},
+    headers: {'Content-Type': 'application/fhir+json', Accept: 'application/fhir+json',
+              Authorization: 'Bearer __KEY__'},
     body: JSON.stringify(qr),
   });
   return {qr: qr, status: response.status, bundle: await response.json()};
@@ -240,7 +246,7 @@ def test_lforms_fills_exports_and_triage_agrees(base_url, browser, client, name,
     assert version == lforms.VERSION, version
     for link_id, value in clicks:
         _click(browser, link_id, value)
-    result = browser.execute_async_script(_EXPORT_AND_POST)
+    result = browser.execute_async_script(_EXPORT_AND_POST.replace("__KEY__", KEY["value"]))
     assert "error" not in result, result
     exported = result["qr"]
 

@@ -113,7 +113,9 @@ def extension_problems(
                 continue
             counts[url] = counts.get(url, 0) + 1
             value_type = _value_type(extension)
-            if value_type not in definition.value_types:
+            # A complex extension (SMART's oauth-uris) holds sub-extensions, not a value.
+            complex_extension = value_type is None and bool(extension.get("extension"))
+            if not complex_extension and value_type not in definition.value_types:
                 problems.append(
                     f"{path}: {url} takes {sorted(definition.value_types)}, not {value_type}"
                 )

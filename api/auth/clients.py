@@ -1,0 +1,161 @@
+"""Client administration (the ``twitch-triage clients`` commands) and request identification.
+
+Flask-free: the CLI, the embedded default's bootstrap and the request hook
+call these with a :class:`~api.storage.clients.ClientStore`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from api.auth.keys import ACCESS_TOKEN_PREFIX, new_api_key, new_client_id, secret_hash
+from api.auth.scopes import DEFAULT_SCOPES, Scope, parse_scopes
+from api.storage.clients import ClientRecord, ClientStore
+
+#: The tenant of the embedded default deployment (and of rows stored before tenants).
+LOCAL_TENANT = "local"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the client, its tenant (whose rows it sees) and its scopes."""
+
+    client_id: str
+    tenant: str
+    scopes: tuple[Scope, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedClient:
+    """What ``clients create`` prints: the key appears here and nowhere else."""
+
+    client_id: str
+    tenant: str
+    api_key: str
+    label: str
+    scopes: tuple[str, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "client_id": self.client_id,
+            "tenant": self.tenant,
+            "api_key": self.api_key,
+            "label": self.label,
+            "scopes": list(self.scopes),
+        }
+
+
+class ClientError(ValueError):
+    """A client command that cannot be carried out (bad tenant name, unknown client ...)."""
+
+
+def _check_tenant(name: str) -> str:
+    value = name.strip()
+    if not value or len(value) > 128 or not all(c.isalnum() or c in "-_." for c in value):
+        raise ClientError(f"tenant must be 1 to 128 letters, digits, '-', '_' or '.', got {name!r}")
+    return value
+
+
+def create_client(
+    clients: ClientStore,
+    *,
+    tenant: str,
+    label: str = "",
+    scopes: Sequence[str] = (),
+    jwks: dict[str, object] | None = None,
+    jwks_url: str | None = None,
+) -> CreatedClient:
+    """Register a client (its tenant too, on first use) and return its new key."""
+    chosen = tuple(scopes) or DEFAULT_SCOPES
+    try:
+        parse_scopes(chosen)
+    except ValueError as exc:
+        raise ClientError(str(exc)) from None
+    if jwks is not None and not isinstance(jwks.get("keys"), list):
+        raise ClientError("a JWKS is a JSON object with a 'keys' array")
+    key = new_api_key()
+    record = ClientRecord(
+        id=new_client_id(),
+        tenant=_check_tenant(tenant),
+        label=label,
+        scopes=" ".join(chosen),
+        key_hash=secret_hash(key),
+        previous_key_hash=None,
+        previous_until_us=None,
+        revoked_us=None,
+        created_us=now_us(),
+        jwks_json=None if jwks is None else orjson.dumps(jwks),
+        jwks_url=jwks_url,
+    )
+    clients.create(record)
+    return CreatedClient(record.id, record.tenant, key, label, chosen)
+
+
+def rotate_client(clients: ClientStore, client_id: str, grace_seconds: int) -> str:
+    """A new key; the old one keeps working for ``grace_seconds``."""
+    key = new_api_key()
+    until = now_us() + grace_seconds * 1_000_000
+    if not clients.rotate(client_id, secret_hash(key), until):
+        raise ClientError(f"no active client {client_id!r}")
+    return key
+
+
+def revoke_client(clients: ClientStore, client_id: str) -> None:
+    """Revoke now: the client's keys and access tokens stop working at once."""
+    if not clients.revoke(client_id, now_us()):
+        raise ClientError(f"no active client {client_id!r}")
+
+
+def describe(record: ClientRecord) -> dict[str, object]:
+    """A client as ``clients list`` prints it (never a key or hash)."""
+    return {
+        "client_id": record.id,
+        "tenant": record.tenant,
+        "label": record.label,
+        "scopes": record.scopes.split(),
+        "revoked": record.revoked_us is not None,
+        "retiring_key_until_us": record.previous_until_us,
+        "jwks": "inline" if record.jwks_json else ("url" if record.jwks_url else None),
+    }
+
+
+def identify(clients: ClientStore, credential: str, at_us: int) -> Principal | None:
+    """The principal a bearer credential (API key or access token) names, or None."""
+    digest = secret_hash(credential)
+    if credential.startswith(ACCESS_TOKEN_PREFIX):
+        found = clients.by_token_hash(digest)
+        if found is None:
+            return None
+        record, granted, expires_us = found
+        if expires_us <= at_us or record.revoked_us is not None:
+            return None
+        return Principal(record.id, record.tenant, parse_scopes(granted.split()))
+    record = clients.by_key_hash(digest)
+    if record is None or record.revoked_us is not None:
+        return None
+    if record.key_hash != digest and (
+        record.previous_until_us is None or record.previous_until_us <= at_us
+    ):
+        return None  # the retiring key, after its grace period
+    return Principal(record.id, record.tenant, parse_scopes(record.scopes.split()))
+
+
+__all__ = [
+    "LOCAL_TENANT",
+    "ClientError",
+    "CreatedClient",
+    "Principal",
+    "create_client",
+    "describe",
+    "identify",
+    "revoke_client",
+    "rotate_client",
+]

@@ -1,0 +1,171 @@
+"""The identity edge: CORS preflight, authentication, scopes, rate limits, headers.
+
+``install`` adds one ``before_request`` hook (after the request id is set) and
+one ``after_request`` hook. Order for every request: a CORS preflight is
+answered (or refused) first; a public endpoint goes on; otherwise the bearer
+credential must name an active client (401), a granted scope must cover the
+endpoint (403) and the client must be within its rate limit (429). The
+principal is kept in ``g.principal`` for the audit and the tenant filters.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from flask import Flask, Response, current_app, g, request
+from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+from werkzeug.exceptions import MethodNotAllowed
+
+from api.auth.clients import Principal, identify, now_us
+from api.auth.scopes import PUBLIC_ENDPOINTS, permits, required_scope, scope_text
+from api.config import Settings, app_state
+from api.errors import CorsRefusedError, ForbiddenError, ThrottledError, UnauthorizedError
+
+logger = logging.getLogger("api.auth")
+
+#: Headers a browser partner app may send and read (CORS).
+CORS_REQUEST_HEADERS = (
+    "Authorization, Content-Type, Accept, Idempotency-Key, X-Request-ID, If-None-Match"
+)
+CORS_EXPOSED_HEADERS = (
+    "Location, Content-Location, ETag, Last-Modified, X-Request-ID, Retry-After, "
+    "RateLimit, RateLimit-Policy, WWW-Authenticate"
+)
+CORS_MAX_AGE = "600"
+#: Endpoints whose answers never carry patient data (they may be cached).
+_CACHEABLE = PUBLIC_ENDPOINTS - {"auth.token"}
+#: Extension key of the rate limiter on the app.
+LIMITER = "twitch_triage_limiter"
+
+
+class RateLimiter:
+    """Per-client fixed-window counters (``limits``) in memory or Redis."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.items: tuple[RateLimitItem, ...] = tuple(
+            parse_many(settings.rate_limit) if settings.rate_limit else ()
+        )
+        self.strategy = FixedWindowRateLimiter(storage_from_string(settings.rate_limit_storage))
+
+    def check(self, client_id: str) -> dict[str, str]:
+        """Count one request; the RateLimit headers, or ThrottledError when over a limit."""
+        headers: dict[str, str] = {}
+        if not self.items:
+            return headers
+        policies, states = [], []
+        refused: tuple[RateLimitItem, int] | None = None
+        for index, item in enumerate(self.items):
+            name = f"l{index}"
+            allowed = self.strategy.hit(item, client_id)
+            reset, remaining = self.strategy.get_window_stats(item, client_id)
+            wait = max(1, math.ceil(reset - time.time()))
+            policies.append(f'"{name}";q={item.amount};w={item.get_expiry()}')
+            states.append(f'"{name}";r={remaining};t={wait}')
+            if not allowed and refused is None:
+                refused = (item, wait)
+        headers["RateLimit-Policy"] = ", ".join(policies)
+        headers["RateLimit"] = ", ".join(states)
+        if refused is not None:
+            item, wait = refused
+            headers["Retry-After"] = str(wait)
+            raise ThrottledError(
+                f"rate limit of {item.amount} requests per {item.get_expiry()} s reached; "
+                f"retry after {wait} s",
+                headers,
+            )
+        return headers
+
+
+def _cors_preflight(origins: tuple[str, ...]) -> Response:
+    origin = request.headers.get("Origin", "")
+    if origin not in origins:
+        raise CorsRefusedError(f"origin {origin[:100]!r} is not allowed to call this API")
+    return Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+            "Access-Control-Allow-Headers": CORS_REQUEST_HEADERS,
+            "Access-Control-Max-Age": CORS_MAX_AGE,
+            "Vary": "Origin",
+        },
+    )
+
+
+def _authenticate() -> Response | None:
+    """The before_request hook (see the module docstring for the order of checks)."""
+    state = app_state()
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        return _cors_preflight(state.settings.cors_origins)
+    if request.endpoint in PUBLIC_ENDPOINTS or isinstance(
+        request.routing_exception, MethodNotAllowed
+    ):
+        return None  # a wrong method on a known path is a 405 for anyone: it reveals nothing
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise UnauthorizedError("credentials are required: Authorization: Bearer <api key>")
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential or " " in credential or len(credential) > 512:
+        raise UnauthorizedError(
+            "the Authorization header must be 'Bearer <api key or access token>'",
+            "invalid_request",
+        )
+    principal = identify(state.clients, credential, now_us())
+    if principal is None:
+        raise UnauthorizedError(
+            "the credential is unknown, revoked, retired or expired", "invalid_token"
+        )
+    g.principal = principal
+    needed = required_scope(request.endpoint or "", request.view_args or {})
+    if needed is not None and not permits(principal.scopes, *needed):
+        scope = scope_text(*needed)
+        raise ForbiddenError(f"this client has no scope covering {scope}", scope)
+    limiter: RateLimiter = current_app.extensions[LIMITER]
+    try:
+        g.rate_headers = limiter.check(principal.client_id)
+    except ThrottledError:
+        raise
+    except Exception:
+        logger.warning("rate limit not checked: counter storage unavailable", exc_info=True)
+    return None
+
+
+def _headers(response: Response) -> Response:
+    """nosniff everywhere, no-store on patient data, CORS and RateLimit headers."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.endpoint not in _CACHEABLE:
+        response.headers["Cache-Control"] = "no-store"
+    for name, value in (g.get("rate_headers") or {}).items():
+        response.headers.setdefault(name, value)
+    origin = request.headers.get("Origin")
+    if origin and origin in app_state().settings.cors_origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+        response.vary.add("Origin")
+    return response
+
+
+def current_principal() -> Principal | None:
+    """The authenticated caller of this request (None on public endpoints)."""
+    return g.get("principal")
+
+
+def install(app: Flask) -> None:
+    """The identity hooks and the rate limiter (after the request-id hook)."""
+    app.extensions[LIMITER] = RateLimiter(app_settings(app))
+    app.before_request(_authenticate)
+    app.after_request(_headers)
+
+
+def app_settings(app: Flask) -> Settings:
+    from api.config import EXTENSION  # noqa: PLC0415
+
+    return app.extensions[EXTENSION].settings
+
+
+__all__ = ["RateLimiter", "current_principal", "install"]

@@ -1,0 +1,220 @@
+"""SMART Backend Services: discovery and the client-credentials token endpoint.
+
+``POST /auth/token`` takes ``grant_type=client_credentials`` with a JWT client
+assertion (RFC 7523) signed RS384 or ES384 by a key in the client's registered
+JWKS (inline, or fetched from its URL with a short timeout). The assertion's
+``iss`` and ``sub`` are the client id, ``aud`` is this token URL, ``exp`` at
+most five minutes ahead, and its ``jti`` is never accepted twice (kept in the
+database until it expires). ``none`` and HMAC assertions are refused before
+any key is looked at. Errors follow RFC 6749 §5.2 (OAuth JSON), as SMART
+clients expect from a token endpoint.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from typing import Any
+
+import jwt
+import orjson
+from flask import Blueprint, Response, request
+
+from api.auth.clients import now_us
+from api.auth.keys import new_access_token, secret_hash
+from api.auth.scopes import ALL_PERMISSIONS, Scope, ScopeError, parse_scopes
+from api.config import app_state
+
+blueprint = Blueprint("auth", __name__)
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: Signature algorithms SMART Backend Services names; nothing else is accepted.
+ALGORITHMS = ("RS384", "ES384")
+#: Lifetime of an access token (SMART recommends at most five minutes).
+TOKEN_SECONDS = 300
+#: Latest ``exp`` an assertion may carry, from now (SMART: at most five minutes).
+ASSERTION_MAX_SECONDS = 300
+#: Clock skew tolerated on ``exp``/``nbf``/``iat``.
+LEEWAY_SECONDS = 30
+JWKS_TIMEOUT_SECONDS = 3.0
+JWKS_MAX_BYTES = 65536
+SCOPES_SUPPORTED = (
+    "system/*.cruds",
+    "system/Bundle.cruds",
+    "system/QuestionnaireResponse.cruds",
+    "system/Observation.rs",
+    "system/Provenance.rs",
+    "system/AuditEvent.rs",
+)
+
+
+class OAuthError(Exception):
+    """A refused token request (RFC 6749 §5.2)."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+def token_url() -> str:
+    return f"{request.host_url.rstrip('/')}/auth/token"
+
+
+@blueprint.get("/.well-known/smart-configuration")
+def smart_configuration() -> Response:
+    """SMART discovery: where to get a token and how to authenticate for it."""
+    body = {
+        "token_endpoint": token_url(),
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": list(ALGORITHMS),
+        "grant_types_supported": ["client_credentials"],
+        "scopes_supported": list(SCOPES_SUPPORTED),
+        "capabilities": ["client-confidential-asymmetric", "permission-v2"],
+    }
+    return Response(orjson.dumps(body), content_type="application/json")
+
+
+@blueprint.post("/auth/token")
+def token() -> Response:
+    """Exchange a signed client assertion for a short-lived access token."""
+    try:
+        body = _issue()
+    except OAuthError as exc:
+        headers = {"Cache-Control": "no-store"}
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="twitch-triage"'
+        return Response(
+            orjson.dumps({"error": exc.error, "error_description": exc.description}),
+            status=exc.status,
+            headers=headers,
+            content_type="application/json",
+        )
+    return Response(orjson.dumps(body), content_type="application/json")
+
+
+def _issue() -> dict[str, Any]:
+    form = request.form
+    if form.get("grant_type") != "client_credentials":
+        raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
+    if form.get("client_assertion_type") != ASSERTION_TYPE:
+        raise OAuthError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}")
+    assertion = form.get("client_assertion", "")
+    if not assertion or len(assertion) > 16384:
+        raise OAuthError("invalid_request", "client_assertion is required")
+    try:
+        header = jwt.get_unverified_header(assertion)
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise OAuthError("invalid_client", "client_assertion is not a JWT", 401) from None
+    if header.get("alg") not in ALGORITHMS:
+        raise OAuthError("invalid_client", "client_assertion must be signed RS384 or ES384", 401)
+    client_id = claims.get("iss")
+    state = app_state()
+    client = state.clients.get(client_id) if isinstance(client_id, str) else None
+    if client is None or client.revoked_us is not None:
+        raise OAuthError("invalid_client", "unknown or revoked client", 401)
+    key = _signing_key(client.jwks_json, client.jwks_url, header)
+    try:
+        verified = jwt.decode(
+            assertion,
+            key,
+            algorithms=[header["alg"]],
+            audience=token_url(),
+            issuer=client.id,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise OAuthError("invalid_client", f"client_assertion refused: {exc}", 401) from None
+    now = now_us()
+    if verified["sub"] != client.id:
+        raise OAuthError("invalid_client", "client_assertion sub must be the client id", 401)
+    expires_us = int(verified["exp"]) * 1_000_000
+    if expires_us > now + (ASSERTION_MAX_SECONDS + LEEWAY_SECONDS) * 1_000_000:
+        raise OAuthError("invalid_client", "client_assertion exp is more than 5 minutes ahead", 401)
+    jti = verified["jti"]
+    if not isinstance(jti, str) or not 1 <= len(jti) <= 255:
+        raise OAuthError("invalid_client", "client_assertion jti must be a string", 401)
+    granted = _granted(client.scopes, form.get("scope", ""))
+    # Kept past exp (plus leeway): an assertion replayed within its lifetime is refused.
+    if not state.clients.use_assertion(
+        client.id, jti, expires_us + LEEWAY_SECONDS * 1_000_000, now
+    ):
+        raise OAuthError("invalid_client", "client_assertion jti was used before", 401)
+    access_token = new_access_token()
+    state.clients.add_token(
+        secret_hash(access_token), client.id, granted, now + TOKEN_SECONDS * 1_000_000
+    )
+    return {
+        "access_token": access_token,
+        "token_type": "bearer",
+        "expires_in": TOKEN_SECONDS,
+        "scope": granted,
+    }
+
+
+def _granted(client_scopes: str, requested: str) -> str:
+    """The requested scopes when the client holds them; all of its scopes when none asked."""
+    held = parse_scopes(client_scopes.split())
+    if not requested.strip():
+        return client_scopes
+    try:
+        wanted = parse_scopes(requested.split())
+    except ScopeError as exc:
+        raise OAuthError("invalid_scope", str(exc)) from None
+    for scope in wanted:
+        if not _holds(held, scope):
+            raise OAuthError("invalid_scope", "a requested scope was not granted to this client")
+    return " ".join(requested.split())
+
+
+def _holds(held: tuple[Scope, ...], wanted: Scope) -> bool:
+    for letter in wanted.permissions or ALL_PERMISSIONS:
+        if not any(
+            h.resource_type in ("*", wanted.resource_type) and letter in h.permissions for h in held
+        ):
+            return False
+    return True
+
+
+def _signing_key(jwks_json: bytes | None, jwks_url: str | None, header: dict[str, Any]) -> Any:
+    """The public key of the client's JWKS that the assertion's header names."""
+    if jwks_json is not None:
+        jwks = orjson.loads(jwks_json)
+    elif jwks_url is not None:
+        jwks = _fetch_jwks(jwks_url)
+    else:
+        raise OAuthError("invalid_client", "this client has no registered JWKS", 401)
+    try:
+        keys = jwt.PyJWKSet.from_dict(jwks).keys
+    except jwt.PyJWTError:
+        raise OAuthError("invalid_client", "the client's JWKS holds no usable key", 401) from None
+    kid = header.get("kid")
+    family = "RSA" if header["alg"].startswith("RS") else "EC"
+    for key in keys:
+        if (kid is None or key.key_id == kid) and key.key_type == family:
+            return key.key
+    raise OAuthError("invalid_client", "no key of the client's JWKS matches the assertion", 401)
+
+
+def _fetch_jwks(url: str) -> dict[str, Any]:
+    if not url.startswith(("https://", "http://")):
+        raise OAuthError("invalid_client", "the client's JWKS URL is not http(s)", 401)
+    try:
+        with urllib.request.urlopen(url, timeout=JWKS_TIMEOUT_SECONDS) as answer:  # noqa: S310
+            data = answer.read(JWKS_MAX_BYTES + 1)
+    except OSError:
+        raise OAuthError("invalid_client", "the client's JWKS URL could not be read", 401) from None
+    if len(data) > JWKS_MAX_BYTES:
+        raise OAuthError("invalid_client", "the client's JWKS is too large", 401)
+    try:
+        jwks = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise OAuthError("invalid_client", "the client's JWKS is not JSON", 401) from None
+    if not isinstance(jwks, dict):
+        raise OAuthError("invalid_client", "the client's JWKS is not a JSON object", 401)
+    return jwks
+
+
+__all__ = ["ALGORITHMS", "TOKEN_SECONDS", "blueprint", "token_url"]
