@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -135,11 +136,17 @@ class _Checkpointer:
             engine = self._engine()
             if engine is None:
                 return
-            # A failed checkpoint (database busy or gone) is retried at the next tick;
-            # the next write reports an unavailable database to its caller.
-            with contextlib.suppress(sa_exc.SQLAlchemyError), engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            path = engine.url.database
             del engine
+            # A connection of its own, opened and closed each tick: the engine's pool must
+            # hold no connection that a gunicorn fork could hand to a child. A failed
+            # checkpoint (busy, file gone) is retried at the next tick.
+            with contextlib.suppress(sqlite3.Error):
+                connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    connection.close()
 
 
 #: The checkpointer of each SQLite engine (PostgreSQL engines have none).
