@@ -19,6 +19,7 @@ from api.errors import register_error_handlers
 from api.fhir import FhirContext, FhirSettings
 from api.routes import fhir as fhir_routes
 from api.routes import health, triage
+from api.serving.install import install as install_serving
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -42,6 +43,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     fhir = FhirContext.build(FhirSettings(canonical_base=settings.canonical_base))
     app.extensions[EXTENSION] = AppState(settings=settings, fhir=fhir)
     register_error_handlers(app)
+    # Request ids, metrics, JSON logs, body read errors (api/serving, issue 12).
+    install_serving(app)
     app.register_blueprint(triage.blueprint)
     app.register_blueprint(fhir_routes.blueprint)
     app.register_blueprint(health.blueprint)

@@ -160,7 +160,8 @@ def _handle_http_exception(exc: http.HTTPException) -> Response:
 
 
 def _handle_unexpected(exc: BaseException) -> Response:
-    incident = uuid.uuid4().hex
+    # The incident is the request id (api.serving), so the log line and X-Request-Id match.
+    incident = (g.get("request_id") if has_request_context() else None) or uuid.uuid4().hex
     original = getattr(exc, "original_exception", None) or exc
     logger.error(
         "unhandled error, incident %s, on %s %s",

@@ -68,13 +68,15 @@ def test_create_app_passes_other_keys_to_flask(monkeypatch):
 # --- the serve command --------------------------------------------------------------------
 
 
-def test_serve_defaults_to_loopback_port_8000_two_sync_workers():
+def test_serve_defaults_to_loopback_port_8000_two_gevent_workers():
     args = _parser({}).parse_args(["serve"])
     assert (args.host, args.port, args.workers) == ("127.0.0.1", "8000", "2")
     options = gunicorn_options("127.0.0.1", 8000, 2)
     assert options["bind"] == "127.0.0.1:8000"
     assert options["workers"] == 2
-    assert options["worker_class"] == "sync"
+    # Issue 12: sync workers are starved by slow clients; gevent with bounded reads.
+    assert options["worker_class"] == "api.serving.worker.TriageGeventWorker"
+    assert 0 < options["keepalive"] <= 30
 
 
 def test_serve_reads_environment_and_flags_win():

@@ -7,7 +7,7 @@ Reads serve the prebuilt bytes of the app's catalog; ``$triage`` is the use case
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, g
 
 from api.http import Call, bytes_response, fhir_endpoint, resource_response
 from api.negotiation import require_fhir_json_content_type
@@ -50,4 +50,5 @@ def triage_operation(call: Call) -> Response:
         fhir_version=call.fhir_version,
         bundle_type=call.bundle_type,
     )
+    g.triage_outcome = outcome  # counted in the metrics by api.serving (after_request)
     return resource_response(outcome.bundle, call)

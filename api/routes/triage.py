@@ -7,7 +7,7 @@ the body, :func:`api.services.triage_intake` does the work, errors are typed and
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, g
 
 from api.http import Call, fhir_endpoint, resource_response
 from api.negotiation import require_json_content_type
@@ -27,4 +27,5 @@ def triage(call: Call) -> Response:
         fhir_version=call.fhir_version,
         bundle_type=call.bundle_type,
     )
+    g.triage_outcome = outcome  # counted in the metrics by api.serving (after_request)
     return resource_response(outcome.bundle, call)
