@@ -36,8 +36,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(
         {key: value for key, value in overrides.items() if key.upper() not in Settings.field_keys()}
     )
-    # Defence in depth: werkzeug also refuses bodies over the limit while reading.
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Defence in depth: werkzeug also refuses bodies over the limit while reading. Under
+    # gunicorn (wsgi.input_terminated) werkzeug refuses any read once its limit is
+    # reached, even when the body ended exactly there; read_body probes one byte past
+    # the limit to tell "exactly the limit" (accepted) from "over" (413), so werkzeug's
+    # limit is one byte above ours and read_body enforces ours exactly (issue 12).
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     # Build the render fragments and published FHIR resources now, not on the first
     # request (preloaded gunicorn workers then share them copy-on-write).
     fhir = FhirContext.build(FhirSettings(canonical_base=settings.canonical_base))

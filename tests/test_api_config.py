@@ -61,7 +61,8 @@ def test_create_app_passes_other_keys_to_flask(monkeypatch):
     monkeypatch.delenv("TWITCH_TRIAGE_MAX_BODY_BYTES", raising=False)
     app = create_app({"TESTING": True, "MAX_BODY_BYTES": 100})
     assert app.config["TESTING"] is True
-    assert app.config["MAX_CONTENT_LENGTH"] == 100
+    # One byte above the API's limit: read_body probes one byte past it (see create_app).
+    assert app.config["MAX_CONTENT_LENGTH"] == 101
     assert "MAX_BODY_BYTES" not in app.config
 
 

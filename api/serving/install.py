@@ -11,6 +11,7 @@ from types import ModuleType
 
 from flask import Flask, Response, g, request
 from gunicorn.http.errors import NoMoreData, ParseException
+from werkzeug.exceptions import ClientDisconnected
 
 from api.errors import error_response
 from api.fhir.outcome import Issue
@@ -59,8 +60,8 @@ def _body_not_read(exc: Exception) -> Response:
     A client's mistake, so a 400 OperationOutcome, never a 500 with a traceback;
     the connection is closed since the rest of the body is in an unknown state.
     """
-    if isinstance(exc, TimeoutError):
-        reason = "the body did not arrive in time (shorter than its Content-Length?)"
+    if isinstance(exc, TimeoutError | ClientDisconnected):
+        reason = "it ended or stalled before its Content-Length was reached"
     elif isinstance(exc, NoMoreData):
         reason = "the connection ended before the whole body arrived"
     else:
@@ -74,7 +75,7 @@ def install(app: Flask) -> None:
     configure_app_logging()
     app.before_request(_begin)
     app.after_request(_finish)
-    for exc_type in (TimeoutError, NoMoreData, ParseException):
+    for exc_type in (TimeoutError, NoMoreData, ParseException, ClientDisconnected):
         app.register_error_handler(exc_type, _body_not_read)
 
 
