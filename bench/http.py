@@ -58,6 +58,9 @@ DEFAULT_EXAMPLE = "runner-calf-fasciculation"
 LUA_SCRIPT = Path(__file__).with_name("post.lua")
 HOST = "127.0.0.1"
 WORKERS = 2
+#: Serving models (api.serving.config.MODELS): the default first, then the old one.
+DEFAULT_MODEL = "gevent"
+MODELS = ("gevent", "sync")
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
 WRK_INSTALL = "apt-get install -y wrk"
@@ -160,15 +163,15 @@ class ServerProcess:
         self.stop()
 
 
-def api_argv(port: int, workers: int = WORKERS) -> list[str]:
+def api_argv(port: int, workers: int = WORKERS, model: str = DEFAULT_MODEL) -> list[str]:
     """``twitch-triage serve`` on loopback (the installed console script runs the same main)."""
     return [sys.executable, "-m", "api.cli", "serve", "--host", HOST, "--port", str(port),
-            "--workers", str(workers)]  # fmt: skip
+            "--workers", str(workers), "--model", model]  # fmt: skip
 
 
-def echo_argv(port: int, workers: int = WORKERS) -> list[str]:
+def echo_argv(port: int, workers: int = WORKERS, model: str = DEFAULT_MODEL) -> list[str]:
     return [sys.executable, "-m", "bench.echo_app", "--host", HOST, "--port", str(port),
-            "--workers", str(workers)]  # fmt: skip
+            "--workers", str(workers), "--model", model]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -348,12 +351,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run servers and load generator at this niceness (e.g. -10 as root on a machine "
         "shared with other jobs: both servers alike get the CPU first)",
     )  # fmt: skip
-    parser.add_argument("--smoke", action="store_true", help="1 round of 1 s, Python loader")
+    parser.add_argument(
+        "--models", default=",".join(MODELS),
+        help="serving models to measure, in order (default gevent,sync; --check judges the "
+        "first)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--smoke", action="store_true", help="1 round of 1 s, Python loader, first model only"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     parser.add_argument("--check", action="store_true", help="exit 1 if the goal is missed")
     args = parser.parse_args(argv)
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not args.models or any(m not in MODELS for m in args.models):
+        parser.error(f"--models takes a comma-separated list of {', '.join(MODELS)}")
     if args.smoke:
         args.rounds, args.seconds, args.warmup, args.loader = 1, 1, 0, "python"
+        args.models = args.models[:1]
     for name in ("rounds", "seconds", "connections", "threads"):
         if not 1 <= getattr(args, name) <= 3600:
             parser.error(f"--{name} must be from 1 to 3600")
@@ -383,33 +397,23 @@ def apply_niceness(nice: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    example = load_example(args.example)
-    body = json.dumps(example["request"]).encode()
-    loader = choose_loader(args.loader)
-    niceness = apply_niceness(args.nice)
-    load_before = os.getloadavg()
-    print(
-        f"example {args.example} ({len(body)} bytes), {args.rounds} round(s) x {args.seconds} s, "
-        f"{args.connections} connections, loader {loader}"
-        + (f" ({args.threads} threads)" if loader == "wrk" else "")
-        + f", gunicorn {WORKERS} sync workers each, niceness {niceness}; {os.cpu_count()} CPUs, "
-        f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
-    )
+def measure(
+    model: str, args: argparse.Namespace, loader: str, body: bytes, expected_level: str
+) -> dict[str, Any]:
+    """Echo and API under the same serving model, alternating rounds; the summary."""
     paths = {"echo": "/echo", "api": "/v1/triage"}
     runs: dict[str, list[Run]] = {"echo": [], "api": []}
     echo_port, api_port = free_port(), free_port()
     with (
         tempfile.TemporaryDirectory(prefix="bench-http-") as tmp,
-        running("echo", echo_argv(echo_port), echo_port) as echo,
-        running("api", api_argv(api_port), api_port) as api,
+        running("echo", echo_argv(echo_port, model=model), echo_port) as echo,
+        running("api", api_argv(api_port, model=model), api_port) as api,
     ):
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(body)
         ports = {"echo": echo.port, "api": api.port}
         check_echo(echo.port, body)
-        check_api(api.port, body, example["expected"]["level"])
+        check_api(api.port, body, expected_level)
 
         def load(target: str, seconds: int) -> Run:
             run_args = argparse.Namespace(**{**vars(args), "seconds": seconds})
@@ -420,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.warmup:
             for target in runs:
                 load(target, args.warmup)
+        print(f"serving model {model}:")
         print(f"{'round':>5} {'target':6} {'requests':>8} {'req/s':>9} {'p50 ms':>8} "
               f"{'p99 ms':>8} errors")  # fmt: skip
         for round_no in range(1, args.rounds + 1):
@@ -431,30 +436,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, server in (("echo", echo), ("api", api)):
             if not server.alive():
                 raise RuntimeError(f"the {name} server died during the run:\n{server.log_text()}")
-
-    load_after = os.getloadavg()
     echo_sum, api_sum = summarise(runs["echo"]), summarise(runs["api"])
     ratio = api_sum["requests_per_s"] / echo_sum["requests_per_s"]
     failed = sum(run.failed for target in runs.values() for run in target)
-    print(f"median of {args.rounds} round(s):")
+    met = ratio >= TARGET_RATIO and api_sum["p99_ms"] < TARGET_P99_MS and not failed
+    print(f"median of {args.rounds} round(s), model {model}:")
     for name, summary in (("echo", echo_sum), ("api", api_sum)):
         print(f"  {name:5} {summary['requests_per_s']:9.1f} req/s   p50 {summary['p50_ms']:6.2f} ms"
               f"   p99 {summary['p99_ms']:6.2f} ms")  # fmt: skip
-    met = ratio >= TARGET_RATIO and api_sum["p99_ms"] < TARGET_P99_MS and not failed
     print(f"  ratio api/echo {ratio:.3f} (goal >= {TARGET_RATIO}, api p99 < {TARGET_P99_MS:g} ms): "
-          f"{'met' if met else 'NOT met'}; failed requests {failed}; load average after "
+          f"{'met' if met else 'NOT met'}; failed requests {failed}")  # fmt: skip
+    return {
+        "model": model, "echo": echo_sum, "api": api_sum, "ratio": ratio, "failed": failed,
+        "met": met, "runs": [asdict(run) for target in runs.values() for run in target],
+    }  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    example = load_example(args.example)
+    body = json.dumps(example["request"]).encode()
+    loader = choose_loader(args.loader)
+    niceness = apply_niceness(args.nice)
+    load_before = os.getloadavg()
+    print(
+        f"example {args.example} ({len(body)} bytes), {args.rounds} round(s) x {args.seconds} s, "
+        f"{args.connections} connections, loader {loader}"
+        + (f" ({args.threads} threads)" if loader == "wrk" else "")
+        + f", gunicorn {WORKERS} workers each, models {', '.join(args.models)}, niceness "
+        f"{niceness}; {os.cpu_count()} CPUs, "
+        f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
+    )
+    results = [
+        measure(model, args, loader, body, example["expected"]["level"]) for model in args.models
+    ]
+    load_after = os.getloadavg()
+    by_model = ", ".join(f"{r['model']} {r['ratio']:.3f}" for r in results)
+    print(f"ratio api/echo by serving model: {by_model}; load average after "
           f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")  # fmt: skip
+    first = results[0]
+    failed = sum(r["failed"] for r in results)
     if args.json:
         print(json.dumps({
             "example": args.example, "loader": loader, "rounds": args.rounds,
             "seconds": args.seconds, "connections": args.connections, "niceness": niceness,
-            "echo": echo_sum, "api": api_sum, "ratio": ratio, "failed": failed, "met": met,
-            "runs": [asdict(run) for target in runs.values() for run in target],
+            **first, "failed": failed,
+            "by_model": {r["model"]: {k: r[k] for k in ("echo", "api", "ratio", "met")}
+                         for r in results},
             "load_average": {"before": load_before, "after": load_after},
         }))  # fmt: skip
     if failed:
         return 2
-    return 1 if args.check and not met else 0
+    return 1 if args.check and not first["met"] else 0
 
 
 if __name__ == "__main__":
