@@ -57,8 +57,8 @@ def _finish(response: Response) -> Response:
 def _body_not_read(exc: Exception) -> Response:
     """The body could not be read: cut short (timeout, disconnect) or badly chunked.
 
-    A client's mistake, so a 400 OperationOutcome, never a 500 with a traceback;
-    the connection is closed since the rest of the body is in an unknown state.
+    A client's mistake, so a 400 OperationOutcome, never a 500 with a traceback.
+    gunicorn then closes the connection (nothing more can be parsed from it in time).
     """
     if isinstance(exc, TimeoutError | ClientDisconnected):
         reason = "it ended or stalled before its Content-Length was reached"
@@ -67,7 +67,7 @@ def _body_not_read(exc: Exception) -> Response:
     else:
         reason = f"the body's transfer encoding is malformed ({type(exc).__name__})"
     issue = Issue(IssueType.STRUCTURE, f"request body could not be read: {reason}")
-    return error_response(400, [issue], {"Connection": "close"})
+    return error_response(400, [issue])
 
 
 def install(app: Flask) -> None:
