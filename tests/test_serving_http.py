@@ -104,6 +104,13 @@ def issue(outcome: dict) -> dict:
     return outcome["issue"][0]
 
 
+def wait_for_log(server, needle: str, seconds: float = 5.0) -> None:
+    """The access line is written after the answer is sent: wait for it (bounded)."""
+    deadline = time.monotonic() + seconds
+    while needle not in server.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def log_lines(server) -> list[dict]:
     return [json.loads(line) for line in server.log_text().splitlines() if line.strip()]
 
@@ -239,7 +246,7 @@ def test_request_ids_are_kept_when_sane_and_logged(server):
     )
     assert status == 200
     assert re.fullmatch(r"[0-9a-f]{32}", headers["X-Request-Id"])
-    time.sleep(0.2)
+    wait_for_log(server, headers["X-Request-Id"])
     access = [line for line in log_lines(server) if line.get("logger") == "gunicorn.access"]
     assert any(line.get("request_id") == sane for line in access)
 
@@ -249,7 +256,7 @@ def test_log_lines_are_json_with_offset_time_level_and_request_id(server):
     body = b'{"patient": {"age_years": 30, "reference": "Patient/qwzy"}, "notes": "%s"}' % (
         patient_text.encode()
     )
-    status, _, _ = request(
+    status, headers, _ = request(
         server.port,
         "POST",
         f"/v1/triage?subject={patient_text}&_bundle=collection",
@@ -258,7 +265,7 @@ def test_log_lines_are_json_with_offset_time_level_and_request_id(server):
         timeout=5.0,
     )
     assert status in (200, 422)
-    time.sleep(0.2)
+    wait_for_log(server, headers["X-Request-Id"])
     lines = log_lines(server)  # every line parses as JSON
     assert lines
     for line in lines:

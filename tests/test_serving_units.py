@@ -11,6 +11,7 @@ import logging
 import re
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -219,7 +220,9 @@ def test_plain_gunicorn_from_the_repository_serves_the_same_way():
         status, headers, _ = request(port, "GET", "/healthz?x=Quxwy", timeout=5.0)
         assert status == 200
         request_id = headers["X-Request-Id"]
-        text = server.log_text()
+        deadline = time.monotonic() + 5  # the access line is written after the answer
+        while request_id not in (text := server.log_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     assert any(line["message"].startswith("Using worker: " + WORKER_CLASS) for line in lines)
     access = [line for line in lines if line["logger"] == "gunicorn.access"]
