@@ -143,13 +143,28 @@ def test_slow_header_clients_do_not_block_healthz_and_are_cut_off(server):
             sock.close()
 
 
-def test_idle_keep_alive_connections_are_closed_after_the_header_timeout(server):
+def test_connections_close_after_each_answer_by_default(server):
     with connection(server.port) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        assert read_one_response(sock)[0] == 200
-        started = time.monotonic()
+        status, headers, _ = read_one_response(sock)
+        assert (status, headers["connection"]) == (200, "close")
         assert sock.recv(1) == b""
-        assert time.monotonic() - started < HEADER_TIMEOUT + 2
+
+
+def test_with_keep_alive_idle_connections_are_closed_after_the_header_timeout():
+    port = free_port()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TWITCH_TRIAGE_KEEP_ALIVE", "1")
+        patch.delenv("TWITCH_TRIAGE_METRICS_PORT", raising=False)  # the module server's
+        patch.setenv("TWITCH_TRIAGE_HEADER_TIMEOUT", str(HEADER_TIMEOUT))
+        with running("api-keepalive", api_argv(port, workers=1), port), connection(port) as sock:
+            for _ in range(2):  # the connection is reused ...
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                status, headers, _ = read_one_response(sock)
+                assert (status, headers["connection"]) == (200, "keep-alive")
+            started = time.monotonic()
+            assert sock.recv(1) == b""  # ... until it idles for the header timeout
+            assert HEADER_TIMEOUT - 0.5 < time.monotonic() - started < HEADER_TIMEOUT + 2
 
 
 def test_body_shorter_than_its_content_length_is_a_quick_400(server):

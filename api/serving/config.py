@@ -33,6 +33,10 @@ class ServingSettings:
     header_timeout: int = 5
     #: Seconds any one read of the body may wait for data (then 400).
     body_timeout: int = 5
+    #: 1: keep connections open between requests (idle ones closed after
+    #: ``header_timeout``); 0 (default): close after every answer, so connections
+    #: spread evenly over the workers (measured; see api/serving/worker.py).
+    keep_alive: int = 0
     #: ``gevent`` (default) or ``sync`` (the old model; only behind a buffering proxy).
     model: str = "gevent"
     #: Loopback port of the Prometheus ``/metrics`` endpoint; 0 = no endpoint.
@@ -62,6 +66,7 @@ class ServingSettings:
             "header_timeout": (1, 300),
             "body_timeout": (1, 300),
             "metrics_port": (0, 65535),
+            "keep_alive": (0, 1),
         }
         values: dict[str, Any] = {}
         for name, (label, value) in raw.items():
