@@ -16,9 +16,11 @@ app (:mod:`bench.echo_app`, Flask's default ``request.get_json()`` and
 caches no results). Before loading, one request to each is checked (the API
 answers the example's expected level, the echo answers the body back).
 
-Load alternates echo, api, echo, api ... for ``--rounds`` rounds of
-``--seconds`` each, after a warm-up of each, so drifting machine load hits
-both alike. The load generator is wrk (Debian: ``apt-get install -y wrk``)
+Every serving model of ``--models`` (default ``gevent,sync``: the new model of
+``twitch-triage serve`` and the old one) gets its own echo and API server, all
+running at once; load alternates echo, api of each model in turn for
+``--rounds`` rounds of ``--seconds`` each, after a warm-up of each, so drifting
+machine load hits every server alike. The load generator is wrk (Debian: ``apt-get install -y wrk``)
 with ``bench/post.lua``, whose ``done()`` prints the percentiles as JSON;
 without wrk a bounded Python generator (``http.client``, one thread per
 connection) stands in and says so. Reported: requests/s, p50 and p99 latency
@@ -398,58 +400,74 @@ def apply_niceness(nice: int) -> int:
 
 
 def measure(
-    model: str, args: argparse.Namespace, loader: str, body: bytes, expected_level: str
-) -> dict[str, Any]:
-    """Echo and API under the same serving model, alternating rounds; the summary."""
+    models: Sequence[str], args: argparse.Namespace, loader: str, body: bytes, expected: str
+) -> list[dict[str, Any]]:
+    """Echo and API under every serving model, all running, rounds interleaved.
+
+    Each round loads echo and API of the first model, then of the next ..., so a
+    change of machine load during the run hits every model alike.
+    """
     paths = {"echo": "/echo", "api": "/v1/triage"}
-    runs: dict[str, list[Run]] = {"echo": [], "api": []}
-    echo_port, api_port = free_port(), free_port()
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-http-") as tmp,
-        running("echo", echo_argv(echo_port, model=model), echo_port) as echo,
-        running("api", api_argv(api_port, model=model), api_port) as api,
-    ):
+    argvs = {"echo": echo_argv, "api": api_argv}
+    runs: dict[tuple[str, str], list[Run]] = {}
+    servers: dict[tuple[str, str], ServerProcess] = {}
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-http-"))
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(body)
-        ports = {"echo": echo.port, "api": api.port}
-        check_echo(echo.port, body)
-        check_api(api.port, body, expected_level)
+        for model in models:
+            for target in ("echo", "api"):
+                port = free_port()
+                servers[model, target] = stack.enter_context(
+                    running(f"{target}-{model}", argvs[target](port, model=model), port)
+                )
+                runs[model, target] = []
+            check_echo(servers[model, "echo"].port, body)
+            check_api(servers[model, "api"].port, body, expected)
 
-        def load(target: str, seconds: int) -> Run:
+        def load(key: tuple[str, str], seconds: int) -> Run:
             run_args = argparse.Namespace(**{**vars(args), "seconds": seconds})
+            port, path = servers[key].port, paths[key[1]]
             if loader == "wrk":
-                return wrk_run(target, ports[target], paths[target], body_file, run_args)
-            return python_run(target, ports[target], paths[target], body, run_args)
+                return wrk_run(key[1], port, path, body_file, run_args)
+            return python_run(key[1], port, path, body, run_args)
 
         if args.warmup:
-            for target in runs:
-                load(target, args.warmup)
-        print(f"serving model {model}:")
-        print(f"{'round':>5} {'target':6} {'requests':>8} {'req/s':>9} {'p50 ms':>8} "
-              f"{'p99 ms':>8} errors")  # fmt: skip
+            for key in servers:
+                load(key, args.warmup)
+        print(f"{'round':>5} {'model':6} {'target':6} {'requests':>8} {'req/s':>9} "
+              f"{'p50 ms':>8} {'p99 ms':>8} errors")  # fmt: skip
         for round_no in range(1, args.rounds + 1):
-            for target in ("echo", "api"):
-                run = load(target, args.seconds)
-                runs[target].append(run)
-                print(f"{round_no:5d} {target:6} {run.requests:8d} {run.requests_per_s:9.1f} "
-                      f"{run.p50_ms:8.2f} {run.p99_ms:8.2f} {run.errors or ''}")  # fmt: skip
-        for name, server in (("echo", echo), ("api", api)):
+            for key in servers:
+                run = load(key, args.seconds)
+                runs[key].append(run)
+                print(f"{round_no:5d} {key[0]:6} {key[1]:6} {run.requests:8d} "
+                      f"{run.requests_per_s:9.1f} {run.p50_ms:8.2f} {run.p99_ms:8.2f} "
+                      f"{run.errors or ''}")  # fmt: skip
+        for (model, target), server in servers.items():
             if not server.alive():
-                raise RuntimeError(f"the {name} server died during the run:\n{server.log_text()}")
-    echo_sum, api_sum = summarise(runs["echo"]), summarise(runs["api"])
-    ratio = api_sum["requests_per_s"] / echo_sum["requests_per_s"]
-    failed = sum(run.failed for target in runs.values() for run in target)
-    met = ratio >= TARGET_RATIO and api_sum["p99_ms"] < TARGET_P99_MS and not failed
-    print(f"median of {args.rounds} round(s), model {model}:")
-    for name, summary in (("echo", echo_sum), ("api", api_sum)):
-        print(f"  {name:5} {summary['requests_per_s']:9.1f} req/s   p50 {summary['p50_ms']:6.2f} ms"
-              f"   p99 {summary['p99_ms']:6.2f} ms")  # fmt: skip
-    print(f"  ratio api/echo {ratio:.3f} (goal >= {TARGET_RATIO}, api p99 < {TARGET_P99_MS:g} ms): "
-          f"{'met' if met else 'NOT met'}; failed requests {failed}")  # fmt: skip
-    return {
-        "model": model, "echo": echo_sum, "api": api_sum, "ratio": ratio, "failed": failed,
-        "met": met, "runs": [asdict(run) for target in runs.values() for run in target],
-    }  # fmt: skip
+                raise RuntimeError(
+                    f"the {target} server ({model}) died during the run:\n{server.log_text()}"
+                )
+    results = []
+    for model in models:
+        echo_sum, api_sum = summarise(runs[model, "echo"]), summarise(runs[model, "api"])
+        ratio = api_sum["requests_per_s"] / echo_sum["requests_per_s"]
+        failed = sum(run.failed for target in ("echo", "api") for run in runs[model, target])
+        met = ratio >= TARGET_RATIO and api_sum["p99_ms"] < TARGET_P99_MS and not failed
+        print(f"median of {args.rounds} round(s), model {model}:")
+        for name, summary in (("echo", echo_sum), ("api", api_sum)):
+            print(f"  {name:5} {summary['requests_per_s']:9.1f} req/s   p50 "
+                  f"{summary['p50_ms']:6.2f} ms   p99 {summary['p99_ms']:6.2f} ms")  # fmt: skip
+        verdict = "met" if met else "NOT met"
+        print(f"  ratio api/echo {ratio:.3f} (goal >= {TARGET_RATIO}, api p99 < "
+              f"{TARGET_P99_MS:g} ms): {verdict}; failed requests {failed}")  # fmt: skip
+        results.append({
+            "model": model, "echo": echo_sum, "api": api_sum, "ratio": ratio,
+            "failed": failed, "met": met,
+            "runs": [asdict(run) for target in ("echo", "api") for run in runs[model, target]],
+        })  # fmt: skip
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -467,9 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{niceness}; {os.cpu_count()} CPUs, "
         f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
     )
-    results = [
-        measure(model, args, loader, body, example["expected"]["level"]) for model in args.models
-    ]
+    results = measure(args.models, args, loader, body, example["expected"]["level"])
     load_after = os.getloadavg()
     by_model = ", ".join(f"{r['model']} {r['ratio']:.3f}" for r in results)
     print(f"ratio api/echo by serving model: {by_model}; load average after "
