@@ -197,3 +197,22 @@ def test_the_http_benchmark_runs_end_to_end():
         assert result[target]["requests_per_s"] > 0
         assert 0 < result[target]["p50_ms"] <= result[target]["p99_ms"]
     assert "ratio api/echo" in done.stdout
+
+
+def test_the_slow_clients_benchmark_runs_end_to_end():
+    """``python -m bench.slowclients`` on a small scale: the harness works and stops.
+
+    Only that; the latencies are reported by the benchmark (README), never asserted here.
+    """
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.slowclients", "--models", "gevent", "--slow", "5",
+         "--idle", "2", "--seconds", "1", "--settle", "0.5", "--json"],
+        cwd=root, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result,) = json.loads(done.stdout.strip().splitlines()[-1])["results"]
+    assert result["model"] == "gevent"
+    assert result["server_alive"] is True
+    for part in ("healthz", "triage"):
+        assert result[part]["requests"] > 0

@@ -89,6 +89,20 @@ def test_a_500_names_the_request_id_in_its_outcome_and_log(monkeypatch, caplog):
     assert JsonFormatter().format(logged[0])  # formats, traceback included as one field
 
 
+def test_a_timeout_outside_the_body_read_stays_a_500(monkeypatch):
+    """Only body read failures are the client's fault (400); a later timeout is ours."""
+    monkeypatch.delenv("TWITCH_TRIAGE_MAX_BODY_BYTES", raising=False)
+    app: Flask = create_app({"TESTING": False})
+
+    @app.get("/slow-dependency")
+    def slow_dependency() -> str:
+        raise TimeoutError("a dependency timed out")
+
+    response = app.test_client().get("/slow-dependency")
+    assert response.status_code == 500
+    assert response.get_json()["issue"][0]["code"] == "exception"
+
+
 # --- the huge-integer fix through the test client -------------------------------------------------
 
 

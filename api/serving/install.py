@@ -10,7 +10,7 @@ import time
 from types import ModuleType
 
 from flask import Flask, Response, g, request
-from gunicorn.http.errors import NoMoreData, ParseException
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected
 
 from api.errors import error_response
@@ -58,12 +58,13 @@ def _body_not_read(exc: Exception) -> Response:
     """The body could not be read: cut short (timeout, disconnect) or badly chunked.
 
     A client's mistake, so a 400 OperationOutcome, never a 500 with a traceback.
-    gunicorn then closes the connection (nothing more can be parsed from it in time).
+    werkzeug's input stream turns every socket error while reading the body (the
+    worker's read timeout, a vanished client) into ``ClientDisconnected``, so a
+    timeout elsewhere (a database, later) is never mistaken for the client's fault;
+    gunicorn's chunked-body parser raises its ``ParseException`` s through it.
     """
-    if isinstance(exc, TimeoutError | ClientDisconnected):
-        reason = "it ended or stalled before its Content-Length was reached"
-    elif isinstance(exc, NoMoreData):
-        reason = "the connection ended before the whole body arrived"
+    if isinstance(exc, ClientDisconnected):
+        reason = "it ended or stalled before it was complete (shorter than its Content-Length?)"
     else:
         reason = f"the body's transfer encoding is malformed ({type(exc).__name__})"
     issue = Issue(IssueType.STRUCTURE, f"request body could not be read: {reason}")
@@ -75,7 +76,7 @@ def install(app: Flask) -> None:
     configure_app_logging()
     app.before_request(_begin)
     app.after_request(_finish)
-    for exc_type in (TimeoutError, NoMoreData, ParseException, ClientDisconnected):
+    for exc_type in (ClientDisconnected, ParseException):
         app.register_error_handler(exc_type, _body_not_read)
 
 
