@@ -202,19 +202,24 @@ def test_metrics_are_not_served_by_the_app(client):
     assert response.status_code == 404
 
 
+def _levels_issued(source: str) -> float:
+    """Triage levels counted for ``source``, summed over every level."""
+    return sum(
+        sample.value
+        for metric in metrics.TRIAGE_LEVELS.collect()
+        for sample in metric.samples
+        if sample.name == "twitch_triage_levels_issued_total" and sample.labels["source"] == source
+    )
+
+
 def test_app_counts_requests_and_levels(client):
     labels = ("POST", "/v1/triage", "200")
     before = metrics.HTTP_REQUESTS.labels(*labels)._value.get()
-    levels_before = sum(
-        metric.samples[0].value for metric in metrics.TRIAGE_LEVELS.collect() if metric.samples
-    )
+    levels_before = _levels_issued("v1")
     body = {"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}
     assert client.post("/v1/triage", json=body).status_code == 200
     assert metrics.HTTP_REQUESTS.labels(*labels)._value.get() == before + 1
-    levels_after = sum(
-        metric.samples[0].value for metric in metrics.TRIAGE_LEVELS.collect() if metric.samples
-    )
-    assert levels_after >= levels_before + 1
+    assert _levels_issued("v1") == levels_before + 1
 
 
 def test_storage_and_identity_counters_are_defined():

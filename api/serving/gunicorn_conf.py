@@ -2,7 +2,7 @@
 
 ``twitch-triage serve`` passes :func:`gunicorn_options` to gunicorn; the
 repository's ``gunicorn.conf.py`` (which gunicorn reads from the working
-directory by default) re-exports :data:`CONFIG`'s names, so ``gunicorn
+directory by default) exports :func:`module_config`'s settings, so ``gunicorn
 'api:create_app()'`` gets the same worker, timeouts, JSON logs and hooks.
 """
 
