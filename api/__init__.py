@@ -22,6 +22,7 @@ from api.errors import register_error_handlers
 from api.fhir import FhirContext, FhirSettings
 from api.routes import fhir as fhir_routes
 from api.routes import health, store, triage
+from api.serving.install import install as install_serving
 from api.storage import Store, default_database_url, make_engine, migrate
 from api.storage.clients import ClientStore
 
@@ -42,8 +43,12 @@ def create_app(
     app.config.update(
         {key: value for key, value in overrides.items() if key.upper() not in Settings.field_keys()}
     )
-    # Defence in depth: werkzeug also refuses bodies over the limit while reading.
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Defence in depth: werkzeug also refuses bodies over the limit while reading. Under
+    # gunicorn (wsgi.input_terminated) werkzeug refuses any read once its limit is
+    # reached, even when the body ended exactly there; read_body probes one byte past
+    # the limit to tell "exactly the limit" (accepted) from "over" (413), so werkzeug's
+    # limit is one byte above ours and read_body enforces ours exactly (issue 12).
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     engine = make_engine(settings.database_url or default_database_url(app.instance_path))
     migrate(engine)
     # No connection crosses a fork: preloaded gunicorn workers open their own.
@@ -56,6 +61,8 @@ def create_app(
         settings=settings, fhir=fhir, store=assessments, clients=ClientStore(assessments)
     )
     register_error_handlers(app)
+    # Request ids, metrics, JSON logs, body read errors (api/serving, issue 12).
+    install_serving(app)
     storage_http.install(app)  # the fhir_id converter first: the store's routes use it
     auth_http.install(app)  # after the request id: a refused request is audited with it
     app.register_blueprint(smart.blueprint)

@@ -4,6 +4,8 @@ gunicorn is driven programmatically (``BaseApplication``) so the command needs
 no config file and takes the same typed settings as the app. The app is
 created once in the master and forked (``preload_app``): schemas, knowledge
 base and FHIR tables are built once, and a bad setting fails before binding.
+The serving model (gevent workers with bounded reads, JSON logs, metrics) is
+:mod:`api.serving.gunicorn_conf`, shared with plain ``gunicorn`` runs.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -19,11 +20,16 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from api.config import ConfigError, parse_int
+from api.config import ConfigError
+from api.serving.config import MODELS, ServingSettings
+from api.serving.gunicorn_conf import gunicorn_options as serving_options
+from api.serving.gunicorn_conf import prepare_metrics_dir
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
-DEFAULT_WORKERS = 2
+_DEFAULTS = ServingSettings()
+DEFAULT_HOST = _DEFAULTS.host
+DEFAULT_PORT = _DEFAULTS.port
+DEFAULT_WORKERS = _DEFAULTS.workers
+DEFAULT_MODEL = _DEFAULTS.model
 
 
 class GunicornServer(BaseApplication):
@@ -44,17 +50,14 @@ class GunicornServer(BaseApplication):
         return self.application
 
 
-def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
-    """The gunicorn settings we run with (sync workers, as the benchmark assumes)."""
-    return {
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        "worker_class": "sync",
-        "preload_app": True,
-        # gunicorn ≥ 24 opens a control socket at one fixed path per user; two
-        # servers side by side (the benchmark's echo app and this one) would clash.
-        "control_socket_disable": True,
-    }
+def gunicorn_options(
+    host: str, port: int, workers: int, model: str = DEFAULT_MODEL
+) -> dict[str, Any]:
+    """The gunicorn settings ``serve`` runs with (the benchmark's echo app uses them too)."""
+    settings = ServingSettings.load(
+        {"host": host, "port": port, "workers": workers, "model": model}
+    )
+    return serving_options(settings)
 
 
 def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -65,16 +68,23 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="serve the API with gunicorn",
-        description="Serve the API with gunicorn. Flags override TWITCH_TRIAGE_HOST, "
-        "TWITCH_TRIAGE_PORT and TWITCH_TRIAGE_WORKERS; the app itself reads "
-        "TWITCH_TRIAGE_MAX_BODY_BYTES, TWITCH_TRIAGE_CANONICAL_BASE and the storage settings "
-        "(TWITCH_TRIAGE_DATABASE_URL …); the store is created and migrated on start.",
+        description="Serve the API with gunicorn (gevent workers, bounded reads). Flags "
+        "override TWITCH_TRIAGE_HOST, _PORT, _WORKERS, _CONNECTIONS and _MODEL; "
+        "TWITCH_TRIAGE_HEADER_TIMEOUT, _BODY_TIMEOUT, _METRICS_PORT and _METRICS_HOST "
+        "configure the server, TWITCH_TRIAGE_MAX_BODY_BYTES, _CANONICAL_BASE and the storage "
+        "settings (TWITCH_TRIAGE_DATABASE_URL …) the app; the store is created and migrated "
+        "on start.",
     )
-    serve.add_argument("--host", default=environ.get("TWITCH_TRIAGE_HOST", DEFAULT_HOST))
-    serve.add_argument("--port", default=environ.get("TWITCH_TRIAGE_PORT", str(DEFAULT_PORT)))
-    serve.add_argument(
-        "--workers", default=environ.get("TWITCH_TRIAGE_WORKERS", str(DEFAULT_WORKERS))
-    )
+
+    def option(name: str, help_text: str) -> None:
+        default = environ.get(f"TWITCH_TRIAGE_{name.upper()}", str(getattr(_DEFAULTS, name)))
+        serve.add_argument(f"--{name}", default=default, help=help_text)
+
+    option("host", "bind address (default 127.0.0.1)")
+    option("port", "port (default 8000)")
+    option("workers", "worker processes (default 2)")
+    option("connections", "open connections per worker (default 1000)")
+    option("model", f"{' or '.join(MODELS)} (default gevent; sync only behind a buffering proxy)")
     commands.add_parser(
         "purge",
         help="delete assessments and audit events older than their retention period",
@@ -213,18 +223,22 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = parser.parse_args(argv)
     if args.command in ("purge", "migrate", "clients"):
         return _maintenance(parser, args, env)
+    flags = {
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "connections": args.connections,
+        "model": args.model,
+    }
     try:
-        port = parse_int("port (--port / TWITCH_TRIAGE_PORT)", args.port, minimum=1, maximum=65535)
-        workers = parse_int(
-            "workers (--workers / TWITCH_TRIAGE_WORKERS)", args.workers, minimum=1, maximum=64
-        )
-        host = str(args.host).strip()
-        if not host:
-            raise ConfigError("host (--host / TWITCH_TRIAGE_HOST) must not be empty")
+        settings = ServingSettings.load(flags, env)
+        # Before the app (and prometheus_client) is imported: workers share the directory.
+        metrics_dir = prepare_metrics_dir() if settings.metrics_port else None
         from api import create_app  # noqa: PLC0415 (parse flags before the heavy imports)
 
         app = create_app(environ=env)
         state = app.extensions["twitch_triage"]
+        host = settings.host
         if not is_loopback(host) and not state.settings.tls_terminated:
             raise ConfigError(
                 f"refusing to serve patient data on {host} without TLS: bind 127.0.0.1, or "
@@ -239,12 +253,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             print(f"the local client's API key is in {written} (mode 0600)")  # noqa: T201
     except ConfigError as exc:
         parser.error(str(exc))
-    # The app logs 500 incidents through the stdlib logging; give them gunicorn's format.
-    logging.basicConfig(
-        level=logging.INFO,
-        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-    )
-    GunicornServer(app, gunicorn_options(host, port, workers)).run()
+    GunicornServer(app, serving_options(settings, metrics_dir=metrics_dir)).run()
     return 0
 
 

@@ -233,14 +233,16 @@ def _handle_http_exception(exc: http.HTTPException) -> Response:
     if status == 405:
         diagnostics = f"{request.method} is not supported for {request.path}"
     elif status == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        # The API's limit; werkzeug's MAX_CONTENT_LENGTH is one byte above it (create_app).
+        limit = current_app.config["MAX_CONTENT_LENGTH"] - 1
         diagnostics = f"request body is larger than the limit of {limit} bytes"
     headers = {key: value for key, value in exc.get_headers() if key.lower() != "content-type"}
     return error_response(status, [Issue(code, diagnostics)], headers)
 
 
 def _handle_unexpected(exc: BaseException) -> Response:
-    incident = uuid.uuid4().hex
+    # The incident is the request id (api.serving), so the log line and X-Request-Id match.
+    incident = (g.get("request_id") if has_request_context() else None) or uuid.uuid4().hex
     original = getattr(exc, "original_exception", None) or exc
     logger.error(
         "unhandled error, incident %s, on %s %s",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 
 from api.config import AppState, app_state
 from api.jsonbody import parse_json_object, read_body
@@ -76,6 +76,19 @@ def bytes_response(body: bytes, call: Call) -> Response:
 
 
 # The storage edge (request ids, audit hooks, stored answers) is part of this edge.
+def counted(run: Callable[[], Any]) -> Callable[[], Any]:
+    """``run`` keeping its Outcome on ``flask.g``, where the metrics count the level issued.
+
+    A replayed idempotent request does not run, so it is not counted twice.
+    """
+
+    def run_and_keep() -> Any:
+        g.triage_outcome = outcome = run()
+        return outcome
+
+    return run_and_keep
+
+
 from api.storage_http import (  # noqa: E402 (after Call: it imports nothing from here)
     VERSION_ETAG,
     audited,

@@ -104,7 +104,25 @@ class _RejectedError(ValueError):
     """Raised inside the stdlib decoder hooks; carries the client-facing reason."""
 
 
-_STRICT = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant, parse_float=_float)
+#: Python refuses to convert integer strings longer than this (``sys.get_int_max_str_digits``).
+_INT_DIGITS = 4300
+
+
+def _int(text: str) -> int | float:
+    """An integer; beyond Python's conversion limit, ±infinity instead of a ValueError.
+
+    The exact value of a 5,000-digit integer does not matter (every vocabulary range
+    rejects it); reading it as infinity lets the schema reject it by field name (422)
+    instead of the conversion failing with a 500.
+    """
+    if len(text) - text.startswith("-") > _INT_DIGITS:
+        return -math.inf if text.startswith("-") else math.inf
+    return int(text)
+
+
+_STRICT = json.JSONDecoder(
+    object_pairs_hook=_pairs, parse_constant=_constant, parse_float=_float, parse_int=_int
+)
 
 
 def _strict_decode(body: bytes) -> Any:

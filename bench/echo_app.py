@@ -4,7 +4,7 @@
 body, decode it with Flask's default JSON provider (``request.get_json()``,
 the stdlib ``json`` module) and answer it re-encoded with ``jsonify``. The API
 is measured against this under the same gunicorn settings
-(:func:`api.cli.gunicorn_options`: sync workers, preloaded app), so the ratio
+(:func:`api.cli.gunicorn_options`: the same serving model, preloaded app), so the ratio
 says what validation, triage and FHIR rendering cost on top of the floor.
 
     python -m bench.echo_app --port 8001    # what bench.http starts
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from flask import Flask, Response, jsonify, request
 
-from api.cli import DEFAULT_WORKERS, GunicornServer, gunicorn_options
+from api.cli import DEFAULT_MODEL, DEFAULT_WORKERS, GunicornServer, gunicorn_options
 
 
 def create_echo_app() -> Flask:
@@ -40,8 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="serving model (gevent or sync)")
     args = parser.parse_args(argv)
-    options = gunicorn_options(args.host, args.port, args.workers)
+    options = gunicorn_options(args.host, args.port, args.workers, args.model)
     GunicornServer(create_echo_app(), options).run()
     return 0
 

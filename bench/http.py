@@ -16,9 +16,11 @@ app (:mod:`bench.echo_app`, Flask's default ``request.get_json()`` and
 caches no results). Before loading, one request to each is checked (the API
 answers the example's expected level, the echo answers the body back).
 
-Load alternates echo, api, echo, api ... for ``--rounds`` rounds of
-``--seconds`` each, after a warm-up of each, so drifting machine load hits
-both alike. The load generator is wrk (Debian: ``apt-get install -y wrk``)
+Every serving model of ``--models`` (default ``gevent,sync``: the new model of
+``twitch-triage serve`` and the old one) gets its own echo and API server, all
+running at once; load alternates echo, api of each model in turn for
+``--rounds`` rounds of ``--seconds`` each, after a warm-up of each, so drifting
+machine load hits every server alike. The load generator is wrk (Debian: ``apt-get install -y wrk``)
 with ``bench/post.lua``, whose ``done()`` prints the percentiles as JSON;
 without wrk a bounded Python generator (``http.client``, one thread per
 connection) stands in and says so. Reported: requests/s, p50 and p99 latency
@@ -58,6 +60,9 @@ DEFAULT_EXAMPLE = "runner-calf-fasciculation"
 LUA_SCRIPT = Path(__file__).with_name("post.lua")
 HOST = "127.0.0.1"
 WORKERS = 2
+#: Serving models (api.serving.config.MODELS): the default first, then the old one.
+DEFAULT_MODEL = "gevent"
+MODELS = ("gevent", "sync")
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
 WRK_INSTALL = "apt-get install -y wrk"
@@ -173,15 +178,15 @@ class ServerProcess:
         self.stop()
 
 
-def api_argv(port: int, workers: int = WORKERS) -> list[str]:
+def api_argv(port: int, workers: int = WORKERS, model: str = DEFAULT_MODEL) -> list[str]:
     """``twitch-triage serve`` on loopback (the installed console script runs the same main)."""
     return [sys.executable, "-m", "api.cli", "serve", "--host", HOST, "--port", str(port),
-            "--workers", str(workers)]  # fmt: skip
+            "--workers", str(workers), "--model", model]  # fmt: skip
 
 
-def echo_argv(port: int, workers: int = WORKERS) -> list[str]:
+def echo_argv(port: int, workers: int = WORKERS, model: str = DEFAULT_MODEL) -> list[str]:
     return [sys.executable, "-m", "bench.echo_app", "--host", HOST, "--port", str(port),
-            "--workers", str(workers)]  # fmt: skip
+            "--workers", str(workers), "--model", model]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -370,12 +375,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "TWITCH_TRIAGE_STORE_ASSESSMENTS=false (AuditEvents only), url = --database-url",
     )  # fmt: skip
     parser.add_argument("--database-url", help="with --storage url (e.g. postgresql+psycopg://…)")
-    parser.add_argument("--smoke", action="store_true", help="1 round of 1 s, Python loader")
+    parser.add_argument(
+        "--models", default=",".join(MODELS),
+        help="serving models to measure, in order (default gevent,sync; --check judges the "
+        "first)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--smoke", action="store_true", help="1 round of 1 s, Python loader, first model only"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     parser.add_argument("--check", action="store_true", help="exit 1 if the goal is missed")
     args = parser.parse_args(argv)
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not args.models or any(m not in MODELS for m in args.models):
+        parser.error(f"--models takes a comma-separated list of {', '.join(MODELS)}")
     if args.smoke:
         args.rounds, args.seconds, args.warmup, args.loader = 1, 1, 0, "python"
+        args.models = args.models[:1]
     if (args.storage == "url") != bool(args.database_url):
         parser.error("--database-url goes with --storage url, and only with it")
     for name in ("rounds", "seconds", "connections", "threads"):
@@ -424,6 +440,77 @@ def configure_storage(args: argparse.Namespace, folder: str) -> str:
     return "store sqlite" if args.storage == "sqlite" else "store off (AuditEvents only)"
 
 
+def measure(
+    models: Sequence[str], args: argparse.Namespace, loader: str, body: bytes, expected: str
+) -> list[dict[str, Any]]:
+    """Echo and API under every serving model, all running, rounds interleaved.
+
+    Each round loads echo and API of the first model, then of the next ..., so a
+    change of machine load during the run hits every model alike.
+    """
+    paths = {"echo": "/echo", "api": "/v1/triage"}
+    argvs = {"echo": echo_argv, "api": api_argv}
+    runs: dict[tuple[str, str], list[Run]] = {}
+    servers: dict[tuple[str, str], ServerProcess] = {}
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-http-"))
+        body_file = Path(tmp) / "body.json"
+        body_file.write_bytes(body)
+        for model in models:
+            for target in ("echo", "api"):
+                port = free_port()
+                servers[model, target] = stack.enter_context(
+                    running(f"{target}-{model}", argvs[target](port, model=model), port)
+                )
+                runs[model, target] = []
+            check_echo(servers[model, "echo"].port, body)
+            check_api(servers[model, "api"].port, body, expected)
+
+        def load(key: tuple[str, str], seconds: int) -> Run:
+            run_args = argparse.Namespace(**{**vars(args), "seconds": seconds})
+            port, path = servers[key].port, paths[key[1]]
+            if loader == "wrk":
+                return wrk_run(key[1], port, path, body_file, run_args)
+            return python_run(key[1], port, path, body, run_args)
+
+        if args.warmup:
+            for key in servers:
+                load(key, args.warmup)
+        print(f"{'round':>5} {'model':6} {'target':6} {'requests':>8} {'req/s':>9} "
+              f"{'p50 ms':>8} {'p99 ms':>8} errors")  # fmt: skip
+        for round_no in range(1, args.rounds + 1):
+            for key in servers:
+                run = load(key, args.seconds)
+                runs[key].append(run)
+                print(f"{round_no:5d} {key[0]:6} {key[1]:6} {run.requests:8d} "
+                      f"{run.requests_per_s:9.1f} {run.p50_ms:8.2f} {run.p99_ms:8.2f} "
+                      f"{run.errors or ''}")  # fmt: skip
+        for (model, target), server in servers.items():
+            if not server.alive():
+                raise RuntimeError(
+                    f"the {target} server ({model}) died during the run:\n{server.log_text()}"
+                )
+    results = []
+    for model in models:
+        echo_sum, api_sum = summarise(runs[model, "echo"]), summarise(runs[model, "api"])
+        ratio = api_sum["requests_per_s"] / echo_sum["requests_per_s"]
+        failed = sum(run.failed for target in ("echo", "api") for run in runs[model, target])
+        met = ratio >= TARGET_RATIO and api_sum["p99_ms"] < TARGET_P99_MS and not failed
+        print(f"median of {args.rounds} round(s), model {model}:")
+        for name, summary in (("echo", echo_sum), ("api", api_sum)):
+            print(f"  {name:5} {summary['requests_per_s']:9.1f} req/s   p50 "
+                  f"{summary['p50_ms']:6.2f} ms   p99 {summary['p99_ms']:6.2f} ms")  # fmt: skip
+        verdict = "met" if met else "NOT met"
+        print(f"  ratio api/echo {ratio:.3f} (goal >= {TARGET_RATIO}, api p99 < "
+              f"{TARGET_P99_MS:g} ms): {verdict}; failed requests {failed}")  # fmt: skip
+        results.append({
+            "model": model, "echo": echo_sum, "api": api_sum, "ratio": ratio,
+            "failed": failed, "met": met,
+            "runs": [asdict(run) for target in ("echo", "api") for run in runs[model, target]],
+        })  # fmt: skip
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     saved = {
@@ -451,68 +538,29 @@ def _main(args: argparse.Namespace, storage: str) -> int:
         f"example {args.example} ({len(body)} bytes), {args.rounds} round(s) x {args.seconds} s, "
         f"{args.connections} connections, loader {loader}"
         + (f" ({args.threads} threads)" if loader == "wrk" else "")
-        + f", gunicorn {WORKERS} sync workers each, {storage}, niceness {niceness}; "
-        f"{os.cpu_count()} CPUs, "
+        + f", gunicorn {WORKERS} workers each, {storage}, models {', '.join(args.models)}, "
+        f"niceness {niceness}; {os.cpu_count()} CPUs, "
         f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
     )
-    paths = {"echo": "/echo", "api": "/v1/triage"}
-    runs: dict[str, list[Run]] = {"echo": [], "api": []}
-    echo_port, api_port = free_port(), free_port()
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-http-") as tmp,
-        running("echo", echo_argv(echo_port), echo_port) as echo,
-        running("api", api_argv(api_port), api_port) as api,
-    ):
-        body_file = Path(tmp) / "body.json"
-        body_file.write_bytes(body)
-        ports = {"echo": echo.port, "api": api.port}
-        check_echo(echo.port, body)
-        check_api(api.port, body, example["expected"]["level"])
-
-        def load(target: str, seconds: int) -> Run:
-            run_args = argparse.Namespace(**{**vars(args), "seconds": seconds})
-            if loader == "wrk":
-                return wrk_run(target, ports[target], paths[target], body_file, run_args)
-            return python_run(target, ports[target], paths[target], body, run_args)
-
-        if args.warmup:
-            for target in runs:
-                load(target, args.warmup)
-        print(f"{'round':>5} {'target':6} {'requests':>8} {'req/s':>9} {'p50 ms':>8} "
-              f"{'p99 ms':>8} errors")  # fmt: skip
-        for round_no in range(1, args.rounds + 1):
-            for target in ("echo", "api"):
-                run = load(target, args.seconds)
-                runs[target].append(run)
-                print(f"{round_no:5d} {target:6} {run.requests:8d} {run.requests_per_s:9.1f} "
-                      f"{run.p50_ms:8.2f} {run.p99_ms:8.2f} {run.errors or ''}")  # fmt: skip
-        for name, server in (("echo", echo), ("api", api)):
-            if not server.alive():
-                raise RuntimeError(f"the {name} server died during the run:\n{server.log_text()}")
-
+    results = measure(args.models, args, loader, body, example["expected"]["level"])
     load_after = os.getloadavg()
-    echo_sum, api_sum = summarise(runs["echo"]), summarise(runs["api"])
-    ratio = api_sum["requests_per_s"] / echo_sum["requests_per_s"]
-    failed = sum(run.failed for target in runs.values() for run in target)
-    print(f"median of {args.rounds} round(s):")
-    for name, summary in (("echo", echo_sum), ("api", api_sum)):
-        print(f"  {name:5} {summary['requests_per_s']:9.1f} req/s   p50 {summary['p50_ms']:6.2f} ms"
-              f"   p99 {summary['p99_ms']:6.2f} ms")  # fmt: skip
-    met = ratio >= TARGET_RATIO and api_sum["p99_ms"] < TARGET_P99_MS and not failed
-    print(f"  ratio api/echo {ratio:.3f} (goal >= {TARGET_RATIO}, api p99 < {TARGET_P99_MS:g} ms): "
-          f"{'met' if met else 'NOT met'}; failed requests {failed}; load average after "
+    by_model = ", ".join(f"{r['model']} {r['ratio']:.3f}" for r in results)
+    print(f"ratio api/echo by serving model: {by_model}; load average after "
           f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")  # fmt: skip
+    first = results[0]
+    failed = sum(r["failed"] for r in results)
     if args.json:
         print(json.dumps({
             "example": args.example, "loader": loader, "rounds": args.rounds, "storage": storage,
             "seconds": args.seconds, "connections": args.connections, "niceness": niceness,
-            "echo": echo_sum, "api": api_sum, "ratio": ratio, "failed": failed, "met": met,
-            "runs": [asdict(run) for target in runs.values() for run in target],
+            **first, "failed": failed,
+            "by_model": {r["model"]: {k: r[k] for k in ("echo", "api", "ratio", "met")}
+                         for r in results},
             "load_average": {"before": load_before, "after": load_after},
         }))  # fmt: skip
     if failed:
         return 2
-    return 1 if args.check and not met else 0
+    return 1 if args.check and not first["met"] else 0
 
 
 if __name__ == "__main__":

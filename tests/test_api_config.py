@@ -61,20 +61,23 @@ def test_create_app_passes_other_keys_to_flask(monkeypatch):
     monkeypatch.delenv("TWITCH_TRIAGE_MAX_BODY_BYTES", raising=False)
     app = create_app({"TESTING": True, "MAX_BODY_BYTES": 100})
     assert app.config["TESTING"] is True
-    assert app.config["MAX_CONTENT_LENGTH"] == 100
+    # One byte above the API's limit: read_body probes one byte past it (see create_app).
+    assert app.config["MAX_CONTENT_LENGTH"] == 101
     assert "MAX_BODY_BYTES" not in app.config
 
 
 # --- the serve command --------------------------------------------------------------------
 
 
-def test_serve_defaults_to_loopback_port_8000_two_sync_workers():
+def test_serve_defaults_to_loopback_port_8000_two_gevent_workers():
     args = _parser({}).parse_args(["serve"])
     assert (args.host, args.port, args.workers) == ("127.0.0.1", "8000", "2")
     options = gunicorn_options("127.0.0.1", 8000, 2)
     assert options["bind"] == "127.0.0.1:8000"
     assert options["workers"] == 2
-    assert options["worker_class"] == "sync"
+    # Issue 12: sync workers are starved by slow clients; gevent with bounded reads.
+    assert options["worker_class"] == "api.serving.worker.TriageGeventWorker"
+    assert 0 < options["keepalive"] <= 30
 
 
 def test_serve_reads_environment_and_flags_win():

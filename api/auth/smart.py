@@ -15,7 +15,6 @@ from __future__ import annotations
 import urllib.request
 from typing import Any
 
-import jwt
 import orjson
 from flask import Blueprint, Response, request
 
@@ -94,6 +93,10 @@ def token() -> Response:
 
 
 def _issue() -> dict[str, Any]:
+    # Imported here, not at module load: the app is preloaded in the gunicorn master
+    # before the gevent worker monkey-patches, and PyJWT binds names from ``ssl``.
+    import jwt  # noqa: PLC0415
+
     form = request.form
     if form.get("grant_type") != "client_credentials":
         raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
@@ -180,6 +183,8 @@ def _holds(held: tuple[Scope, ...], wanted: Scope) -> bool:
 
 def _signing_key(jwks_json: bytes | None, jwks_url: str | None, header: dict[str, Any]) -> Any:
     """The public key of the client's JWKS that the assertion's header names."""
+    import jwt  # noqa: PLC0415 (see _issue)
+
     if jwks_json is not None:
         jwks = orjson.loads(jwks_json)
     elif jwks_url is not None:

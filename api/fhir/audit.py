@@ -14,6 +14,7 @@ prescribes, never in a description. Pure: no Flask, no database.
 from __future__ import annotations
 
 import base64
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +116,10 @@ def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
     entities.append(
         {
             "what": {
-                "identifier": {"system": REQUEST_ID_SYSTEM, "value": f"urn:uuid:{facts.request_id}"}
+                "identifier": {
+                    "system": REQUEST_ID_SYSTEM,
+                    "value": _request_id_value(facts.request_id),
+                }
             },
             "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
             "description": "request id",
@@ -140,3 +144,11 @@ def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
     if outcome != SUCCESS:
         event["outcomeDesc"] = f"HTTP {facts.status}"
     return event
+
+
+def _request_id_value(request_id: str) -> str:
+    """A UUID request id as ``urn:uuid:``; a caller's own id (``X-Request-Id``) as sent."""
+    try:
+        return f"urn:uuid:{uuid.UUID(request_id)}"
+    except ValueError:
+        return request_id

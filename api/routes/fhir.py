@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from api.http import Call, bytes_response, fhir_endpoint, recording, stored_response
+from api.http import Call, bytes_response, counted, fhir_endpoint, recording, stored_response
 from api.negotiation import require_fhir_json_content_type
 from api.services import (
     READABLE_TYPES,
@@ -46,11 +46,13 @@ def read(call: Call, resource_type: str, resource_id: str) -> Response:
 def triage_operation(call: Call) -> Response:
     """Triage a QuestionnaireResponse answering the intake Questionnaire (same Bundle)."""
     stored = stored_triage(
-        lambda: triage_questionnaire_response(
-            call.payload,
-            context=call.state.fhir,
-            fhir_version=call.fhir_version,
-            bundle_type=call.bundle_type,
+        counted(
+            lambda: triage_questionnaire_response(
+                call.payload,
+                context=call.state.fhir,
+                fhir_version=call.fhir_version,
+                bundle_type=call.bundle_type,
+            )
         ),
         recording=recording(call.state),
         source="fhir",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from api.http import Call, fhir_endpoint, recording, stored_response
+from api.http import Call, counted, fhir_endpoint, recording, stored_response
 from api.negotiation import require_json_content_type
 from api.services import triage_intake
 from api.services.assessments import stored_triage
@@ -23,12 +23,14 @@ blueprint = Blueprint("triage", __name__)
 def triage(call: Call) -> Response:
     """Triage one person; answers a collection Bundle (PROTOCOL.md §9)."""
     stored = stored_triage(
-        lambda: triage_intake(
-            call.payload,
-            context=call.state.fhir,
-            source="v1",
-            fhir_version=call.fhir_version,
-            bundle_type=call.bundle_type,
+        counted(
+            lambda: triage_intake(
+                call.payload,
+                context=call.state.fhir,
+                source="v1",
+                fhir_version=call.fhir_version,
+                bundle_type=call.bundle_type,
+            )
         ),
         recording=recording(call.state),
         source="v1",

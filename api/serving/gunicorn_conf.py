@@ -1,0 +1,104 @@
+"""The one gunicorn configuration: ``twitch-triage serve`` and plain ``gunicorn`` alike.
+
+``twitch-triage serve`` passes :func:`gunicorn_options` to gunicorn; the
+repository's ``gunicorn.conf.py`` (which gunicorn reads from the working
+directory by default) exports :func:`module_config`'s settings, so ``gunicorn
+'api:create_app()'`` gets the same worker, timeouts, JSON logs and hooks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from api.serving.config import ServingSettings
+
+WORKER_CLASS = "api.serving.worker.TriageGeventWorker"
+
+
+def prepare_metrics_dir() -> str | None:
+    """Give the workers a shared ``PROMETHEUS_MULTIPROC_DIR`` (before the app is imported).
+
+    prometheus_client chooses its multi-process storage when it is first
+    imported, so this must run before ``api.serving.metrics`` is imported in a
+    process that forks workers. A fresh directory per server start (files of an
+    earlier run would be counted again); returns it when this call created it.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    created = tempfile.mkdtemp(prefix="twitch-triage-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    return created
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    from api.serving.metrics import worker_exited  # noqa: PLC0415 (after the directory is set)
+
+    worker_exited(worker.pid)
+
+
+def _when_ready_for(settings: ServingSettings) -> Any:
+    def when_ready(server: Any) -> None:
+        if settings.metrics_port:
+            from api.serving.metrics import start_metrics_server  # noqa: PLC0415 (as above)
+
+            start_metrics_server(settings.metrics_host, settings.metrics_port)
+            server.log.info(
+                "metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
+            )
+
+    return when_ready
+
+
+def _on_exit_for(metrics_dir: str | None) -> Any:
+    def on_exit(_server: Any) -> None:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    return on_exit
+
+
+def gunicorn_options(
+    settings: ServingSettings, *, metrics_dir: str | None = None
+) -> dict[str, Any]:
+    """gunicorn settings for a serving model; both models log JSON lines alike.
+
+    ``metrics_dir``: a metrics directory this server created (removed on exit).
+    """
+    common: dict[str, Any] = {
+        "bind": f"{settings.host}:{settings.port}",
+        "workers": settings.workers,
+        "preload_app": True,
+        # gunicorn ≥ 24 opens a control socket at one fixed path per user; two
+        # servers side by side (the benchmark's echo app and this one) would clash.
+        "control_socket_disable": True,
+        "logger_class": "api.serving.logs.JsonGunicornLogger",
+        "accesslog": "-",
+        "errorlog": "-",
+        "child_exit": _child_exit,
+        "when_ready": _when_ready_for(settings),
+        "on_exit": _on_exit_for(metrics_dir),
+    }
+    if settings.model == "sync":
+        # The old model, kept for comparison only: a slow client holds a worker.
+        return {**common, "worker_class": "sync"}
+    return {
+        **common,
+        "worker_class": WORKER_CLASS,
+        "worker_connections": settings.connections,
+        # The gevent worker bounds every request head (and every idle keep-alive
+        # wait) by keepalive; it must not be 0, which would leave heads unbounded.
+        "keepalive": settings.header_timeout,
+    }
+
+
+def module_config(settings: ServingSettings | None = None) -> dict[str, Any]:
+    """The names a ``gunicorn.conf.py`` exports (metrics directory prepared first)."""
+    chosen = settings or ServingSettings.load()
+    created = prepare_metrics_dir() if chosen.metrics_port else None
+    return gunicorn_options(chosen, metrics_dir=created)
+
+
+__all__ = ["WORKER_CLASS", "gunicorn_options", "module_config", "prepare_metrics_dir"]
