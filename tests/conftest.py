@@ -9,6 +9,7 @@ identity keep their assertions. :func:`anonymous` is a test client without it.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -128,7 +129,9 @@ _WRONG = st.sampled_from([None, True, 1, 1.5, "x", "", [], {}, ["calf"], [None],
 @st.composite
 def mutated_requests(draw: st.DrawFn) -> Any:
     """A valid request with a few random corruptions (wrong values, unknown keys, deletions)."""
-    request = draw(requests())
+    # A copy: the corruptions below edit it in place, and a drawn value may share
+    # objects with the strategy's own (hypothesis then sees generation change).
+    request = copy.deepcopy(draw(requests()))
     for _ in range(draw(st.integers(0, 4))):
         node: Any = request
         while isinstance(node, dict | list) and node and draw(st.booleans()):
