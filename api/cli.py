@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -250,7 +251,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         # No connection crosses a fork: the bootstrap's pooled connections stay here.
         state.store.engine.dispose()
         if written is not None:
-            print(f"the local client's API key is in {written} (mode 0600)")  # noqa: T201
+            # A log line, not a print: under serve every line of output is JSON (issue 12).
+            logging.getLogger("twitch_triage.serve").warning(
+                "the local client's API key is in %s (mode 0600)", written
+            )
     except ConfigError as exc:
         parser.error(str(exc))
     GunicornServer(app, serving_options(settings, metrics_dir=metrics_dir)).run()

@@ -18,7 +18,7 @@ from datetime import datetime
 
 import pytest
 
-from bench.http import HOST, api_argv, free_port, request, running
+from bench.http import API_KEYS, HOST, api_argv, free_port, request, running
 
 pytestmark = pytest.mark.server
 
@@ -26,6 +26,8 @@ HEADER_TIMEOUT = 2
 BODY_TIMEOUT = 2
 LIMIT = 65536
 JSON = {"Content-Type": "application/json"}
+#: The key of the server under test (issue 11: every triage needs one).
+KEY: dict[str, bytes] = {}
 VALID = b'{"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}'
 QR_TEMPLATE = (
     '{"resourceType": "QuestionnaireResponse", "status": "completed", '
@@ -44,6 +46,7 @@ def served() -> Iterator[tuple[object, int]]:
         patch.setenv("TWITCH_TRIAGE_MAX_BODY_BYTES", str(LIMIT))
         patch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
         with running("api", api_argv(port), port) as server:
+            KEY["value"] = API_KEYS[port].encode()  # every triage needs a key (issue 11)
             yield server, metrics_port
 
 
@@ -96,6 +99,7 @@ def exchange(port: int, data: bytes, timeout: float = 5.0) -> tuple[int, dict[st
 def post(length: int | None, path: bytes = b"/v1/triage", extra: bytes = b"") -> bytes:
     framing = b"Transfer-Encoding: chunked" if length is None else b"Content-Length: %d" % length
     return (b"POST " + path + b" HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + b"Authorization: Bearer " + KEY.get("value", b"") + b"\r\n"
             + framing + b"\r\n" + extra + b"\r\n")  # fmt: skip
 
 
