@@ -20,6 +20,8 @@ from api.config import AppState, app_state
 from api.jsonbody import parse_json_object, read_body
 from api.negotiation import negotiate_request
 from api.responses import fhir_content_type, fhir_response
+from api.services.assessments import stored_triage
+from api.services.outcome import Outcome, Source
 
 #: A Content-Type check: returns None or raises UnsupportedMediaTypeError.
 ContentTypeCheck = Callable[[str | None], None]
@@ -76,19 +78,6 @@ def bytes_response(body: bytes, call: Call) -> Response:
 
 
 # The storage edge (request ids, audit hooks, stored answers) is part of this edge.
-def counted(run: Callable[[], Any]) -> Callable[[], Any]:
-    """``run`` keeping its Outcome on ``flask.g``, where the metrics count the level issued.
-
-    A replayed idempotent request does not run, so it is not counted twice.
-    """
-
-    def run_and_keep() -> Any:
-        g.triage_outcome = outcome = run()
-        return outcome
-
-    return run_and_keep
-
-
 from api.storage_http import (  # noqa: E402 (after Call: it imports nothing from here)
     VERSION_ETAG,
     audited,
@@ -109,4 +98,27 @@ __all__ = [
     "recording",
     "resource_response",
     "stored_response",
+    "stored_triage_response",
 ]
+
+
+def stored_triage_response(call: Call, *, source: Source, run: Callable[[], Outcome]) -> Response:
+    """Run one triage use case, store it and answer the stored Bundle (both triage views).
+
+    The Outcome is kept on ``flask.g``, where the metrics count the level issued; a
+    replayed idempotent request does not run, so it is not counted twice.
+    """
+
+    def run_and_keep() -> Outcome:
+        g.triage_outcome = outcome = run()
+        return outcome
+
+    stored = stored_triage(
+        run_and_keep,
+        recording=recording(call.state),
+        source=source,
+        fhir_version=call.fhir_version,
+        bundle_type=call.bundle_type,
+        payload=call.payload,
+    )
+    return stored_response(stored, call.fhir_version)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from oracle.examples_1_1 import EXAMPLE_IDS, EXAMPLES
+from examples import EXAMPLE_IDS, EXAMPLES
 from oracle.protocol_oracle import KNOWLEDGE_BASE_VERSION, decisive_questions, oracle
 
 #: The expected fields this test knows how to compare; a new one must be added here.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from api.http import Call, bytes_response, counted, fhir_endpoint, recording, stored_response
+from api.http import Call, bytes_response, fhir_endpoint, stored_triage_response
 from api.negotiation import require_fhir_json_content_type
 from api.services import (
     READABLE_TYPES,
@@ -17,7 +17,6 @@ from api.services import (
     published_resource,
     triage_questionnaire_response,
 )
-from api.services.assessments import stored_triage
 
 blueprint = Blueprint("fhir", __name__, url_prefix="/fhir")
 
@@ -45,19 +44,13 @@ def read(call: Call, resource_type: str, resource_id: str) -> Response:
 @fhir_endpoint(body=require_fhir_json_content_type, bundle=True)
 def triage_operation(call: Call) -> Response:
     """Triage a QuestionnaireResponse answering the intake Questionnaire (same Bundle)."""
-    stored = stored_triage(
-        counted(
-            lambda: triage_questionnaire_response(
-                call.payload,
-                context=call.state.fhir,
-                fhir_version=call.fhir_version,
-                bundle_type=call.bundle_type,
-            )
-        ),
-        recording=recording(call.state),
+    return stored_triage_response(
+        call,
         source="fhir",
-        fhir_version=call.fhir_version,
-        bundle_type=call.bundle_type,
-        payload=call.payload,
+        run=lambda: triage_questionnaire_response(
+            call.payload,
+            context=call.state.fhir,
+            fhir_version=call.fhir_version,
+            bundle_type=call.bundle_type,
+        ),
     )
-    return stored_response(stored, call.fhir_version)
