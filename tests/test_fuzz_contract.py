@@ -116,7 +116,7 @@ def test_canary_a_bundle_off_contract_is_caught(monkeypatch, broken):
     """application/fhir+json bodies really are validated as JSON against the schema."""
     # The body sent is what storage serialised (it gives the Bundle its ids), so break that.
     monkeypatch.setattr(
-        "api.routes.triage.stored_triage",
+        "api.http.stored_triage",
         lambda *_a, **_k: StoredTriage(
             body=json.dumps(broken).encode(), bundle_id="x", stored=False
         ),
