@@ -22,6 +22,7 @@ from api.errors import register_error_handlers
 from api.fhir import FhirContext, FhirSettings
 from api.routes import fhir as fhir_routes
 from api.routes import health, store, triage
+from api.services.links import load_signer
 from api.serving.install import install as install_serving
 from api.storage import Store, default_database_url, make_engine, migrate
 from api.storage.clients import ClientStore
@@ -58,7 +59,11 @@ def create_app(
     fhir = FhirContext.build(FhirSettings(canonical_base=settings.canonical_base))
     assessments = Store(engine)
     app.extensions[EXTENSION] = AppState(
-        settings=settings, fhir=fhir, store=assessments, clients=ClientStore(assessments)
+        settings=settings,
+        fhir=fhir,
+        store=assessments,
+        clients=ClientStore(assessments),
+        links=load_signer(settings.link_secret, app.instance_path),
     )
     register_error_handlers(app)
     # Request ids, metrics, JSON logs, body read errors (api/serving, issue 12).

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 
 from api.fhir import FhirContext
+from api.services.links import LinkSigner
 from api.storage import Store
 from api.storage.clients import ClientStore
 
@@ -119,6 +120,14 @@ def parse_limit_storage(name: str, raw: Any) -> str:
     return value
 
 
+def parse_secret(name: str, raw: Any) -> str:
+    """A signing secret: "" (use the instance folder's) or at least 32 characters."""
+    value = str(raw).strip()
+    if value and len(value) < 32:
+        raise ConfigError(f"{name} must be at least 32 characters long (or empty)")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the API reads from its environment."""
@@ -149,6 +158,18 @@ class Settings:
     #: File ``serve`` writes the embedded default's key to; "" = ``local-api-key`` in
     #: the instance folder.
     local_key_file: str = ""
+    #: Secret (at least 32 characters) that signs report and intake links; "" = a random
+    #: secret kept in ``link-secret`` in the instance folder. Every node of one
+    #: deployment must share it (set it in multi-node deployments).
+    link_secret: str = ""
+    #: Seconds a signed clinician-report link stays valid.
+    report_link_seconds: int = 7 * 86400
+    #: Origins that may embed the product's HTML pages in a frame (CSP
+    #: ``frame-ancestors``; EHRs embed reports); empty = no framing at all.
+    frame_ancestors: tuple[str, ...] = ()
+    #: Absolute URL clients reach this API at (``https://triage.example``), used in links
+    #: handed to other systems (report links, CDS cards); "" = the request's own host URL.
+    public_base_url: str = ""
 
     @classmethod
     def load(
@@ -201,6 +222,12 @@ _PARSERS: dict[str, Any] = {
     "rate_limit": parse_rate_limit,
     "rate_limit_storage": parse_limit_storage,
     "local_key_file": lambda _label, value: str(value).strip(),
+    "link_secret": parse_secret,
+    "report_link_seconds": lambda label, value: parse_int(
+        label, value, minimum=60, maximum=90 * 86400
+    ),
+    "frame_ancestors": parse_origins,
+    "public_base_url": lambda label, value: parse_base_url(label, value) if str(value) else "",
 }
 
 
@@ -222,6 +249,8 @@ class AppState:
     store: Store
     #: Tenants, clients and SMART tokens (the same database).
     clients: ClientStore
+    #: Signs and checks the browser links to reports and intake pages.
+    links: LinkSigner
 
 
 def app_state() -> AppState:

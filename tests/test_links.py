@@ -1,0 +1,57 @@
+"""Signed browser links: only the unaltered, unexpired link for its purpose opens."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from api.config import ConfigError, Settings
+from api.services.links import INTAKE, REPORT, SECRET_FILE, LinkSigner, load_signer
+
+SIGNER = LinkSigner(b"k" * 40)
+NOW = 1_800_000_000
+
+
+def test_a_fresh_link_opens_until_it_expires() -> None:
+    link = SIGNER.sign(REPORT, "a1b2", NOW + 60)
+    assert SIGNER.verify(REPORT, "a1b2", str(link.expires), link.signature, now=NOW)
+    assert SIGNER.verify(REPORT, "a1b2", str(link.expires), link.signature, now=NOW + 59)
+    assert not SIGNER.verify(REPORT, "a1b2", str(link.expires), link.signature, now=NOW + 60)
+    assert link.query == f"expires={NOW + 60}&signature={link.signature}"
+
+
+def test_a_link_is_bound_to_its_purpose_subject_and_secret() -> None:
+    link = SIGNER.sign(REPORT, "a1b2", NOW + 60)
+    expires = str(link.expires)
+    assert not SIGNER.verify(INTAKE, "a1b2", expires, link.signature, now=NOW)
+    assert not SIGNER.verify(REPORT, "a1b3", expires, link.signature, now=NOW)
+    assert not SIGNER.verify(REPORT, "a1b2", str(NOW + 61), link.signature, now=NOW)
+    other = LinkSigner(b"j" * 40)
+    assert not other.verify(REPORT, "a1b2", expires, link.signature, now=NOW)
+    with pytest.raises(ValueError, match="purpose"):
+        SIGNER.sign("admin", "a1b2", NOW)
+
+
+@given(expires=st.one_of(st.none(), st.integers(), st.text(max_size=30)), signature=st.text())
+def test_any_altered_query_is_refused_never_raises(expires: object, signature: str) -> None:
+    genuine = SIGNER.sign(REPORT, "a1b2", NOW + 60)
+    if expires == str(genuine.expires) and signature == genuine.signature:
+        return
+    assert SIGNER.verify(REPORT, "a1b2", expires, signature, now=NOW) is False
+
+
+def test_the_embedded_secret_is_made_once_private_and_reused(tmp_path: Path) -> None:
+    first = load_signer("", str(tmp_path))
+    path = tmp_path / SECRET_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_signer("", str(tmp_path)) == first
+    assert load_signer("x" * 32, str(tmp_path)) != first
+
+
+def test_a_short_configured_secret_stops_start_up() -> None:
+    with pytest.raises(ConfigError, match="LINK_SECRET"):
+        Settings.load(environ={"TWITCH_TRIAGE_LINK_SECRET": "short"})
