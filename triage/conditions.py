@@ -432,47 +432,11 @@ def _sites(facts: Facts) -> tuple[str, ...]:
     return facts.get(BODY_SITES) or ()
 
 
-class SiteIn(Condition):
-    """A body site lies in one of the named regions (``whole_body`` counts as every region)."""
+class _SiteMatch(Condition):
+    """True when any body site given is in ``matching``; unknown when no sites were given."""
 
-    __slots__ = ("regions", "sites")
-
-    def __init__(self, *regions: str) -> None:
-        unknown = [region for region in regions if region not in REGIONS]
-        if unknown or not regions:
-            raise VocabularyError(f"unknown body region(s) {unknown}")
-        self.regions = tuple(regions)
-        self.sites = frozenset().union(*(REGIONS[r] for r in regions)) | {WHOLE_BODY}
-
-    def test(self, facts: Facts) -> Tri:
-        sites = facts.get(BODY_SITES)
-        if sites is None:
-            return None
-        return any(site in self.sites for site in sites)
-
-    def evidence(self, facts: Facts) -> list[Answer]:
-        return [Answer(BODY_SITES, s, BODY_SITES) for s in _sites(facts) if s in self.sites]
-
-    def describe(self) -> str:
-        return "a " + " or ".join(r.replace("_", "-") for r in self.regions) + " site"
-
-    def link_ids(self) -> frozenset[str]:
-        return frozenset({BODY_SITES})
-
-
-class SitesInclude(Condition):
-    """The body sites include one of the named sites; ``whole_body`` includes them all.
-
-    PROTOCOL.md says whole_body "counts as every region"; for a test on single
-    sites (RF-HEMIFACIAL) the safer reading is that it counts as every site too.
-    """
-
-    __slots__ = ("matching", "sites")
-
-    def __init__(self, *sites: str) -> None:
-        _check_codes(_item(BODY_SITES, Kind.CODES), sites)
-        self.sites = frozenset(sites)
-        self.matching = self.sites | {WHOLE_BODY}
+    __slots__ = ("matching",)
+    matching: frozenset[str]
 
     def test(self, facts: Facts) -> Tri:
         sites = facts.get(BODY_SITES)
@@ -483,11 +447,42 @@ class SitesInclude(Condition):
     def evidence(self, facts: Facts) -> list[Answer]:
         return [Answer(BODY_SITES, s, BODY_SITES) for s in _sites(facts) if s in self.matching]
 
-    def describe(self) -> str:
-        return "sites include " + " or ".join(sorted(self.sites))
-
     def link_ids(self) -> frozenset[str]:
         return frozenset({BODY_SITES})
+
+
+class SiteIn(_SiteMatch):
+    """A body site lies in one of the named regions (``whole_body`` counts as every region)."""
+
+    __slots__ = ("regions",)
+
+    def __init__(self, *regions: str) -> None:
+        unknown = [region for region in regions if region not in REGIONS]
+        if unknown or not regions:
+            raise VocabularyError(f"unknown body region(s) {unknown}")
+        self.regions = tuple(regions)
+        self.matching = frozenset().union(*(REGIONS[r] for r in regions)) | {WHOLE_BODY}
+
+    def describe(self) -> str:
+        return "a " + " or ".join(r.replace("_", "-") for r in self.regions) + " site"
+
+
+class SitesInclude(_SiteMatch):
+    """The body sites include one of the named sites; ``whole_body`` includes them all.
+
+    PROTOCOL.md says whole_body "counts as every region"; for a test on single
+    sites (RF-HEMIFACIAL) the safer reading is that it counts as every site too.
+    """
+
+    __slots__ = ("sites",)
+
+    def __init__(self, *sites: str) -> None:
+        _check_codes(_item(BODY_SITES, Kind.CODES), sites)
+        self.sites = frozenset(sites)
+        self.matching = self.sites | {WHOLE_BODY}
+
+    def describe(self) -> str:
+        return "sites include " + " or ".join(sorted(self.sites))
 
 
 class SitesWithin(Condition):
