@@ -164,6 +164,31 @@ def test_serving_settings_defaults_and_environment():
     assert gunicorn_options(ServingSettings(model="sync"))["worker_class"] == "sync"
 
 
+def test_only_the_proxy_may_say_https():
+    """gunicorn believes X-Forwarded-Proto only from TWITCH_TRIAGE_FORWARDED_ALLOW_IPS."""
+    assert gunicorn_options(ServingSettings.load(environ={}))["forwarded_allow_ips"] == (
+        "127.0.0.1,::1"
+    )
+    env = {"TWITCH_TRIAGE_FORWARDED_ALLOW_IPS": " 10.0.0.10, 10.0.1.0/24 ,::1"}
+    settings = ServingSettings.load(environ=env)
+    assert gunicorn_options(settings)["forwarded_allow_ips"] == "10.0.0.10,10.0.1.0/24,::1"
+
+
+def test_serve_offers_the_sync_model_only_behind_a_declared_proxy(tmp_path, capsys):
+    """A sync worker is held by each slow client: without a buffering proxy, refused."""
+    from api.cli import main  # noqa: PLC0415 (the serve command itself)
+
+    env = {"TWITCH_TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path}/store.sqlite3",
+           "TWITCH_TRIAGE_LOCAL_KEY_FILE": str(tmp_path / "key")}  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--model", "sync"], environ=env)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "buffering proxy" in error
+    assert "TWITCH_TRIAGE_TLS_TERMINATED=true" in error
+    assert not (tmp_path / "key").exists()  # refused before anything was set up
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
@@ -172,6 +197,10 @@ def test_serving_settings_defaults_and_environment():
         ({"TWITCH_TRIAGE_BODY_TIMEOUT": "5s"}, "TWITCH_TRIAGE_BODY_TIMEOUT"),
         ({"TWITCH_TRIAGE_METRICS_PORT": "8000"}, "metrics port"),  # the API's own port
         ({"TWITCH_TRIAGE_CONNECTIONS": "-1"}, "TWITCH_TRIAGE_CONNECTIONS"),
+        # "*" would let any client that reaches a node directly claim https.
+        ({"TWITCH_TRIAGE_FORWARDED_ALLOW_IPS": "*"}, "TWITCH_TRIAGE_FORWARDED_ALLOW_IPS"),
+        ({"TWITCH_TRIAGE_FORWARDED_ALLOW_IPS": "proxy.lan"}, "TWITCH_TRIAGE_FORWARDED_ALLOW_IPS"),
+        ({"TWITCH_TRIAGE_FORWARDED_ALLOW_IPS": " , "}, "TWITCH_TRIAGE_FORWARDED_ALLOW_IPS"),
     ],
 )
 def test_bad_serving_settings_name_the_variable(env, named):
