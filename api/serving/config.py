@@ -107,8 +107,7 @@ def parse_networks(label: str, text: str) -> str:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
             raise ConfigError(
-                f"{label} must list IP addresses or networks (10.0.0.10, 10.0.0.0/24), "
-                f"got {item!r}"
+                f"{label} must list IP addresses or networks (10.0.0.10, 10.0.0.0/24), got {item!r}"
             ) from None
     return ",".join(items)
 
