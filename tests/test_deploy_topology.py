@@ -73,11 +73,13 @@ PROXY_ENV = DEPLOY / "proxy.env.example"
 #: The issue code of each error nginx answers itself (deploy/nginx/errors).
 NGINX_ERRORS = {
     400: "structure",
+    404: "not-found",
     408: "timeout",
     413: "too-costly",
     414: "too-costly",
     431: "too-costly",
     500: "exception",
+    501: "not-supported",
     502: "transient",
     503: "transient",
     504: "timeout",
@@ -598,6 +600,18 @@ def nginx_errors_are_operation_outcomes(topology: Topology) -> None:
     assert chunked_post(topology, exact, "topology-chunk-ok-01")[0] == 200
     answer = chunked_post(topology, exact + b" ", "topology-chunk-413-1")
     refused_by_nginx(topology, answer, 413, "topology-chunk-413-1")
+
+    # The error pages themselves are internal: asked for directly, nginx's 404, not HTML.
+    answer = nginx.request("GET", "/__twitch_triage_errors/400.json",
+                           headers={"X-Request-Id": "topology-404-0001"})  # fmt: skip
+    refused_by_nginx(topology, answer, 404, "topology-404-0001")
+    with connection(nginx.port, tls=nginx.tls) as sock:
+        sock.sendall(f"POST /v1/triage HTTP/1.1\r\nHost: {HOST}\r\n"
+                     "X-Request-Id: topology-501-0001\r\nTransfer-Encoding: gzip\r\n"
+                     "Connection: close\r\n\r\n".encode())  # fmt: skip
+        head, _, body = read_until_close(sock).partition(b"\r\n\r\n")
+    status, headers = parse_head(head)
+    refused_by_nginx(topology, (status, headers, body), 501, "topology-501-0001")
 
     with connection(nginx.port, tls=nginx.tls) as sock:
         sock.sendall(b"NOT HTTP AT ALL\x01\r\n\r\n")

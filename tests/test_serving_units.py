@@ -279,3 +279,33 @@ def test_plain_gunicorn_from_the_repository_serves_the_same_way():
     for line in lines:
         assert datetime.fromisoformat(line["time"]).utcoffset() is not None
         assert line["level"]
+
+
+# --- the contract ---------------------------------------------------------------------------------
+
+
+def test_every_operation_documents_the_request_id_and_the_servers_own_errors():
+    from tools.openapi import REQUEST_ID_PATTERN, build_spec  # noqa: PLC0415
+
+    document = build_spec()
+    header = document["components"]["headers"]["XRequestId"]
+    assert header["required"] is True
+    assert header["schema"]["pattern"] == REQUEST_ID_PATTERN
+    # The documented pattern is the rule the server applies (and new ids match it).
+    assert re.fullmatch(REQUEST_ID_PATTERN[1:-1], accepted_request_id("bad id"))
+    assert accepted_request_id("keep-me-01") == "keep-me-01"
+    operations = [op for ops in document["paths"].values() for op in ops.values()]
+    assert len(operations) >= 17
+    for operation in operations:
+        assert {"$ref": "#/components/parameters/XRequestId"} in operation["parameters"]
+        responses = operation["responses"]
+        assert {"414", "417", "431"} <= set(responses), operation["operationId"]
+        if "requestBody" in operation:  # the proxy enforces the API's own limit
+            assert "client_max_body_size" in responses["413"]["description"]
+        for response in responses.values():
+            assert response["headers"]["X-Request-Id"] == {
+                "$ref": "#/components/headers/XRequestId"
+            }
+    for status in ("414", "431"):
+        answer = document["paths"]["/healthz"]["get"]["responses"][status]
+        assert "too-costly" in answer["description"]
