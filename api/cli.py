@@ -85,7 +85,11 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     option("port", "port (default 8000)")
     option("workers", "worker processes (default 2)")
     option("connections", "open connections per worker (default 1000)")
-    option("model", f"{' or '.join(MODELS)} (default gevent; sync only behind a buffering proxy)")
+    option(
+        "model",
+        f"{' or '.join(MODELS)} (default gevent; sync only behind a buffering proxy, "
+        "with TWITCH_TRIAGE_TLS_TERMINATED=true)",
+    )
     commands.add_parser(
         "purge",
         help="delete assessments and audit events older than their retention period",
@@ -244,6 +248,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             raise ConfigError(
                 f"refusing to serve patient data on {host} without TLS: bind 127.0.0.1, or "
                 "terminate TLS in a proxy and set TWITCH_TRIAGE_TLS_TERMINATED=true"
+            )
+        if settings.model == "sync" and not state.settings.tls_terminated:
+            # A sync worker is held for as long as a client takes to send (two slow
+            # clients starved the service, issue 12); only a buffering proxy in front
+            # (deploy/nginx) makes it safe, and TLS_TERMINATED declares that proxy.
+            raise ConfigError(
+                "the sync model serves one connection per worker and must sit behind a "
+                "buffering proxy (deploy/): set TWITCH_TRIAGE_TLS_TERMINATED=true to declare "
+                "it, or use the default gevent model"
             )
         from api.auth.bootstrap import ensure_local_client  # noqa: PLC0415
 

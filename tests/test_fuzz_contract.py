@@ -41,9 +41,10 @@ APP = create_app({"TESTING": True})
 CONFIG = SchemathesisConfig.from_dict(
     {
         "seed": SEED,
-        # Every call carries the test client's key (issue 11); schemathesis's auth checks
-        # also call without it and expect the documented 401.
-        "headers": {"Authorization": f"Bearer {APP.config['TEST_API_KEY']}"},
+        # Every call carries the test client's key (issue 11) as the contract's own bearer
+        # scheme, so schemathesis knows it is explicit auth; its auth checks also call
+        # without it and with a wrong one and expect the documented 401.
+        "auth": {"openapi": {"apiKey": {"bearer": APP.config["TEST_API_KEY"]}}},
         "generation": {
             "mode": "all",  # positive and negative data
             "max-examples": MAX_EXAMPLES,

@@ -66,8 +66,8 @@ def test_every_endpoint_is_described(spec):
     }
     responses = spec["paths"]["/v1/triage"]["post"]["responses"]
     assert set(responses) == {
-        "200", "400", "401", "403", "405", "406", "409", "413", "415", "422", "429", "500",
-        "503",
+        "200", "400", "401", "403", "405", "406", "409", "413", "414", "415", "417", "422",
+        "429", "431", "500", "503",
     }  # fmt: skip
     for status, response in responses.items():
         (media,) = response["content"]

@@ -16,7 +16,6 @@ Bounded: every socket has a timeout, the server is always stopped.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import socket
@@ -28,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.http import API_KEYS, HOST, api_argv, free_port, request, running
+from bench.http import API_KEYS, api_argv, free_port, request, running
+from tests.support.rawhttp import connection, read_until_close
 
 pytestmark = pytest.mark.server
 
@@ -44,24 +44,6 @@ def server() -> Iterator[object]:
     with running("api", api_argv(port), port) as started:
         KEY["value"] = API_KEYS[port].encode()
         yield started
-
-
-@contextlib.contextmanager
-def connection(port: int, timeout: float = 5.0) -> Iterator[socket.socket]:
-    sock = socket.create_connection((HOST, port), timeout=timeout)
-    try:
-        yield sock
-    finally:
-        sock.close()
-
-
-def read_response(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes (every request here asks it to close)."""
-    chunks = []
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def status_and_body(raw: bytes) -> tuple[int, dict]:
@@ -83,7 +65,7 @@ def post_head(length: int | None, content_type: bytes = b"application/json") -> 
 def send_raw(port: int, data: bytes) -> tuple[int, dict]:
     with connection(port) as sock:
         sock.sendall(data)
-        return status_and_body(read_response(sock))
+        return status_and_body(read_until_close(sock))
 
 
 def chunked(body: bytes, size: int = 4096) -> bytes:
@@ -108,7 +90,7 @@ def test_nasty_bodies_over_a_socket_never_crash_a_worker(server):
         with pytest.raises(TimeoutError):
             sock.recv(1)  # nothing is answered while the body is incomplete
         sock.shutdown(socket.SHUT_WR)
-        status, outcome = status_and_body(read_response(sock))
+        status, outcome = status_and_body(read_until_close(sock))
     assert (status, issue_code(outcome)) == (400, "structure")
 
     # The same, but the client vanishes without a word (the worker is left reading).
@@ -150,7 +132,7 @@ def test_nasty_bodies_over_a_socket_never_crash_a_worker(server):
     # and the worker lives on.
     with connection(port) as sock:
         sock.sendall(b"\x16\x03\x01\x02\x00 garbage\r\n\r\n")
-        raw = read_response(sock)
+        raw = read_until_close(sock)
         assert raw.startswith(b"HTTP/1.1 400")
         assert issue_code(status_and_body(raw)[1]) == "structure"
 

@@ -8,7 +8,6 @@ the server is always stopped.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import socket
@@ -19,6 +18,7 @@ from datetime import datetime
 import pytest
 
 from bench.http import API_KEYS, HOST, api_argv, free_port, request, running
+from tests.support.rawhttp import connection, read_one_response
 
 pytestmark = pytest.mark.server
 
@@ -53,39 +53,6 @@ def served() -> Iterator[tuple[object, int]]:
 @pytest.fixture
 def server(served):
     return served[0]
-
-
-@contextlib.contextmanager
-def connection(port: int, timeout: float = 5.0) -> Iterator[socket.socket]:
-    sock = socket.create_connection((HOST, port), timeout=timeout)
-    try:
-        yield sock
-    finally:
-        sock.close()
-
-
-def read_one_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One response (Content-Length framed), or what came before the server closed."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return status, headers, body
 
 
 def exchange(port: int, data: bytes, timeout: float = 5.0) -> tuple[int, dict[str, str], dict]:

@@ -164,6 +164,31 @@ def test_serving_settings_defaults_and_environment():
     assert gunicorn_options(ServingSettings(model="sync"))["worker_class"] == "sync"
 
 
+def test_only_the_proxy_may_say_https():
+    """gunicorn believes X-Forwarded-Proto only from TWITCH_TRIAGE_FORWARDED_ALLOW_IPS."""
+    assert gunicorn_options(ServingSettings.load(environ={}))["forwarded_allow_ips"] == (
+        "127.0.0.1,::1"
+    )
+    env = {"TWITCH_TRIAGE_FORWARDED_ALLOW_IPS": " 10.0.0.10, 10.0.1.0/24 ,::1"}
+    settings = ServingSettings.load(environ=env)
+    assert gunicorn_options(settings)["forwarded_allow_ips"] == "10.0.0.10,10.0.1.0/24,::1"
+
+
+def test_serve_offers_the_sync_model_only_behind_a_declared_proxy(tmp_path, capsys):
+    """A sync worker is held by each slow client: without a buffering proxy, refused."""
+    from api.cli import main  # noqa: PLC0415 (the serve command itself)
+
+    env = {"TWITCH_TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path}/store.sqlite3",
+           "TWITCH_TRIAGE_LOCAL_KEY_FILE": str(tmp_path / "key")}  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--model", "sync"], environ=env)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "buffering proxy" in error
+    assert "TWITCH_TRIAGE_TLS_TERMINATED=true" in error
+    assert not (tmp_path / "key").exists()  # refused before anything was set up
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
@@ -172,6 +197,10 @@ def test_serving_settings_defaults_and_environment():
         ({"TWITCH_TRIAGE_BODY_TIMEOUT": "5s"}, "TWITCH_TRIAGE_BODY_TIMEOUT"),
         ({"TWITCH_TRIAGE_METRICS_PORT": "8000"}, "metrics port"),  # the API's own port
         ({"TWITCH_TRIAGE_CONNECTIONS": "-1"}, "TWITCH_TRIAGE_CONNECTIONS"),
+        # "*" would let any client that reaches a node directly claim https.
+        ({"TWITCH_TRIAGE_FORWARDED_ALLOW_IPS": "*"}, "TWITCH_TRIAGE_FORWARDED_ALLOW_IPS"),
+        ({"TWITCH_TRIAGE_FORWARDED_ALLOW_IPS": "proxy.lan"}, "TWITCH_TRIAGE_FORWARDED_ALLOW_IPS"),
+        ({"TWITCH_TRIAGE_FORWARDED_ALLOW_IPS": " , "}, "TWITCH_TRIAGE_FORWARDED_ALLOW_IPS"),
     ],
 )
 def test_bad_serving_settings_name_the_variable(env, named):
@@ -250,3 +279,33 @@ def test_plain_gunicorn_from_the_repository_serves_the_same_way():
     for line in lines:
         assert datetime.fromisoformat(line["time"]).utcoffset() is not None
         assert line["level"]
+
+
+# --- the contract ---------------------------------------------------------------------------------
+
+
+def test_every_operation_documents_the_request_id_and_the_servers_own_errors():
+    from tools.openapi import REQUEST_ID_PATTERN, build_spec  # noqa: PLC0415
+
+    document = build_spec()
+    header = document["components"]["headers"]["XRequestId"]
+    assert header["required"] is True
+    assert header["schema"]["pattern"] == REQUEST_ID_PATTERN
+    # The documented pattern is the rule the server applies (and new ids match it).
+    assert re.fullmatch(REQUEST_ID_PATTERN[1:-1], accepted_request_id("bad id"))
+    assert accepted_request_id("keep-me-01") == "keep-me-01"
+    operations = [op for ops in document["paths"].values() for op in ops.values()]
+    assert len(operations) >= 17
+    for operation in operations:
+        assert {"$ref": "#/components/parameters/XRequestId"} in operation["parameters"]
+        responses = operation["responses"]
+        assert {"414", "417", "431"} <= set(responses), operation["operationId"]
+        if "requestBody" in operation:  # the proxy enforces the API's own limit
+            assert "client_max_body_size" in responses["413"]["description"]
+        for response in responses.values():
+            assert response["headers"]["X-Request-Id"] == {
+                "$ref": "#/components/headers/XRequestId"
+            }
+    for status in ("414", "431"):
+        answer = document["paths"]["/healthz"]["get"]["responses"][status]
+        assert "too-costly" in answer["description"]

@@ -476,7 +476,87 @@ def build_spec() -> dict[str, Any]:
     document = spec.to_dict()
     _close_objects(document, converter.refs)
     _secure(document)
+    _serving(document)
     return document
+
+
+#: The request id rule of api/serving/requestid.py (and of the deploy/ nginx map).
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{8,64}$"
+_REQUEST_ID_TEXT = (
+    "Names the request in logs, in the AuditEvent and in the incident of a 500. A client's "
+    "id of 8-64 characters of `A-Za-z0-9._:-` is kept; any other value, or none, is replaced "
+    "by a new one (a UUID; behind the deploy/ nginx proxy, 32 hex digits)."
+)
+#: Errors the HTTP server (gunicorn) or the proxy (deploy/ nginx) answer before the app,
+#: on any operation, as OperationOutcomes like the app's own.
+_SERVER_ERRORS = {
+    414: (
+        "The request line is too long (gunicorn: over 4,094 bytes; the deploy/ nginx proxy: "
+        "over 8 KiB), answered before the app.",
+        ["too-costly"],
+    ),
+    417: (
+        "An `Expect` header other than `100-continue`, answered before the app.",
+        ["not-supported"],
+    ),
+    431: (
+        "Too many header fields (over 100) or one too large (gunicorn: over 8,190 bytes; the "
+        "deploy/ nginx proxy: over 8 KiB), answered before the app.",
+        ["too-costly"],
+    ),
+}
+_PROXY_413 = (
+    " Behind the deploy/ nginx proxy the same limit is enforced there (`client_max_body_size`"
+    " = TWITCH_TRIAGE_MAX_BODY_BYTES), for declared and chunked bodies alike."
+)
+
+
+def _serving(document: dict[str, Any]) -> None:
+    """``X-Request-Id`` in and out of every operation; the errors answered before the app.
+
+    Every response carries the header (api/serving/install.py and gunicorn's own error
+    pages alike); 414, 417 and 431 can answer any operation, 413 any that takes a body.
+    """
+    components = document["components"]
+    components["parameters"] = {
+        **components.get("parameters", {}),
+        "XRequestId": {
+            "name": "X-Request-Id",
+            "in": "header",
+            "required": False,
+            "description": _REQUEST_ID_TEXT,
+            "schema": {"type": "string"},
+        },
+    }
+    components["headers"] = {
+        **components.get("headers", {}),
+        "XRequestId": {
+            "description": "The request's id: the client's when it was kept, else a new one.",
+            "required": True,
+            "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN},
+        },
+    }
+    outcome = {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            parameters = operation.setdefault("parameters", [])
+            parameters.append({"$ref": "#/components/parameters/XRequestId"})
+            responses = operation["responses"]
+            for status, (text, codes) in _SERVER_ERRORS.items():
+                listed = ", ".join(f"`{code}`" for code in codes)
+                responses[str(status)] = {
+                    "description": f"{text} Issue code(s): {listed}.",
+                    "content": copy.deepcopy(outcome),
+                }
+            if "requestBody" in operation:
+                if "413" not in responses:
+                    responses["413"] = _error_response(413)
+                responses["413"]["description"] += _PROXY_413
+            for response in responses.values():
+                response.setdefault("headers", {})["X-Request-Id"] = {
+                    "$ref": "#/components/headers/XRequestId"
+                }
+            operation["responses"] = dict(sorted(responses.items()))
 
 
 _SECURITY_TEXT = (

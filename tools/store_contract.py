@@ -31,8 +31,8 @@ STORED_READS = ("Bundle", "QuestionnaireResponse", "Observation", "Provenance", 
 IDEMPOTENCY = (
     "**Storage.** Every successful triage is stored before it is answered: the Bundle and "
     "each entry carry an `id` and `meta` (`versionId` 1, `lastUpdated`), `Location` and "
-    '`Content-Location` name `GET /fhir/Bundle/{id}`, `ETag` is `W/"1"` and `X-Request-ID` '
-    "names the request (a UUID given in `X-Request-ID` is kept). With "
+    '`Content-Location` name `GET /fhir/Bundle/{id}`, `ETag` is `W/"1"` and `X-Request-Id` '
+    "names the request (see the `X-Request-Id` parameter). With "
     "TWITCH_TRIAGE_STORE_ASSESSMENTS=false nothing is stored and there is no `Location`. "
     "**Idempotency-Key** (request header, 1-255 visible ASCII characters): a retry with the "
     "same key and the same request answers the stored Bundle again (same ids); the same key "

@@ -6,6 +6,7 @@ server around the app (gunicorn, metrics port), not what the app answers.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -43,6 +44,10 @@ class ServingSettings:
     metrics_port: int = 0
     #: Address the metrics endpoint binds to (loopback unless an operator says otherwise).
     metrics_host: str = "127.0.0.1"
+    #: Addresses or networks of the proxy in front (comma-separated): only a request
+    #: from them may say it came over https (``X-Forwarded-Proto``), so ``Location``
+    #: headers name https behind a TLS-terminating proxy. gunicorn's own default.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @classmethod
     def load(
@@ -79,6 +84,8 @@ class ServingSettings:
                     raise ConfigError(f"{label} must not be empty")
                 if name == "model" and text not in MODELS:
                     raise ConfigError(f"{label} must be one of {', '.join(MODELS)}, got {text!r}")
+                if name == "forwarded_allow_ips":
+                    text = parse_networks(label, text)
                 values[name] = text
         settings = cls(**values)
         if settings.metrics_port and settings.metrics_port == settings.port:
@@ -86,4 +93,23 @@ class ServingSettings:
         return settings
 
 
-__all__ = ["MODELS", "ServingSettings"]
+def parse_networks(label: str, text: str) -> str:
+    """A comma-separated list of IP addresses or networks, normalised.
+
+    ``*`` (gunicorn's "trust anyone") is refused: any client reaching a node
+    directly could then claim https.
+    """
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ConfigError(f"{label} must list the proxy's IP addresses or networks")
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{label} must list IP addresses or networks (10.0.0.10, 10.0.0.0/24), got {item!r}"
+            ) from None
+    return ",".join(items)
+
+
+__all__ = ["MODELS", "ServingSettings", "parse_networks"]

@@ -80,6 +80,8 @@ def gunicorn_options(
         "child_exit": _child_exit,
         "when_ready": _when_ready_for(settings),
         "on_exit": _on_exit_for(metrics_dir),
+        # X-Forwarded-Proto is believed only from the proxy (deploy/nginx sets it).
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
     }
     if settings.model == "sync":
         # The old model, kept for comparison only: a slow client holds a worker.
