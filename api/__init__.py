@@ -62,7 +62,7 @@ def create_app(
         settings=settings,
         fhir=fhir,
         store=assessments,
-        clients=ClientStore(assessments),
+        clients=ClientStore(assessments, key_cache_seconds=settings.key_cache_seconds),
         links=load_signer(settings.link_secret, app.instance_path),
     )
     register_error_handlers(app)

@@ -146,6 +146,9 @@ class Settings:
     audit_retention_days: int = 0
     #: Seconds a rotated API key keeps working after ``twitch-triage clients rotate``.
     key_grace_seconds: int = 86400
+    #: Seconds each process may reuse an API-key lookup: a key revoked or rotated
+    #: elsewhere stops working within this time on every node; 0 = look up every request.
+    key_cache_seconds: int = 5
     #: True when a proxy in front terminates TLS: only then may ``serve`` bind a
     #: non-loopback address (the API carries patient data).
     tls_terminated: bool = False
@@ -217,6 +220,7 @@ _PARSERS: dict[str, Any] = {
     "key_grace_seconds": lambda label, value: parse_int(
         label, value, minimum=0, maximum=30 * 86400
     ),
+    "key_cache_seconds": lambda label, value: parse_int(label, value, minimum=0, maximum=60),
     "tls_terminated": parse_bool,
     "cors_origins": parse_origins,
     "rate_limit": parse_rate_limit,

@@ -14,6 +14,7 @@ and the median, p95 and p99 are printed. ``--skip-seed`` times an existing store
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import statistics
@@ -26,6 +27,7 @@ from pathlib import Path
 import orjson
 
 from api import create_app
+from api.auth.clients import LOCAL_TENANT, create_client
 from api.config import EXTENSION
 from api.fhir import render_triage_bundle
 from api.storage.assessments import software_version
@@ -77,7 +79,8 @@ def seed(app: object, count: int, patients: int) -> float:
                 software_version=software_version(),
                 canonical_base=state.fhir.canonical_base,
             )
-            records.append(assessment_record(facts, identified, orjson.dumps(identified)))
+            record = assessment_record(facts, identified, orjson.dumps(identified))
+            records.append(dataclasses.replace(record, tenant=LOCAL_TENANT, client="seed"))
         with state.store.unit_of_work() as work:
             for record in records:
                 work.add_assessment(record)
@@ -92,7 +95,11 @@ def percentile(ordered: Sequence[float], q: float) -> float:
 
 
 def time_searches(app: object, repeat: int) -> list[dict[str, object]]:
+    """Each search ``repeat`` times as a client of the ``local`` tenant (the seeded rows')."""
+    state = app.extensions[EXTENSION]  # type: ignore[attr-defined]
+    key = create_client(state.clients, tenant=LOCAL_TENANT, label="bench.seed_store").api_key
     client = app.test_client()  # type: ignore[attr-defined]
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
     recent = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%d")
     month = (datetime.now(UTC) - timedelta(days=40)).strftime("%Y-%m")
     queries = {
@@ -151,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-seed", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    app = create_app({"DATABASE_URL": args.database_url})
+    app = create_app({"DATABASE_URL": args.database_url, "RATE_LIMIT": ""})
     counts = app.extensions[EXTENSION].store.counts()
     print(f"store {args.database_url.split('://')[0]}: {counts}")
     seconds = None

@@ -37,3 +37,40 @@ def test_the_background_thread_moves_the_wal_into_the_database(tmp_path: Path):
     while database.stat().st_size < 200_000:
         assert time.monotonic() < deadline, "the WAL was not checkpointed in the background"
         time.sleep(0.1)
+
+
+GEVENT_WORKER = """
+from gevent import monkey
+monkey.patch_all()  # what gunicorn's gevent worker does first
+import sys, time
+from pathlib import Path
+from sqlalchemy import text
+from api.storage.database import make_engine
+from api.storage.repository import Store
+path = Path(sys.argv[1])
+engine = make_engine(f"sqlite+pysqlite:///{path}")
+with engine.begin() as connection:
+    connection.execute(text("CREATE TABLE t (b BLOB)"))
+store = Store(engine)
+with store.unit_of_work() as work:
+    work._connection.execute(text("INSERT INTO t VALUES (randomblob(200000))"))
+# Busy on the event loop without ever yielding, as a worker is while it serves
+# requests: a checkpointer that is a greenlet cannot run now; an OS thread can.
+deadline = time.perf_counter() + float(sys.argv[2])
+while path.stat().st_size < 200_000 and time.perf_counter() < deadline:
+    pass
+print(path.stat().st_size)
+"""
+
+
+def test_in_a_gevent_worker_the_checkpointer_is_a_real_thread(tmp_path: Path):
+    """gevent patches threading: a greenlet checkpointer ran on the request loop."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    done = subprocess.run(
+        [sys.executable, "-c", GEVENT_WORKER, str(tmp_path / "store.sqlite3"),
+         str(10 * SQLITE_CHECKPOINT_INTERVAL_S)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert int(done.stdout.strip()) >= 200_000, "no checkpoint while the event loop was busy"

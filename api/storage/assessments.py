@@ -22,7 +22,7 @@ from api.fhir import capability
 from api.fhir.audit import AuditFacts
 from api.fhir.search import format_us
 from api.storage.records import TriageFacts, assessment_record, audit_row, identify, new_id
-from api.storage.repository import Store, StoredAssessment
+from api.storage.repository import Store, StoredAssessment, UnitOfWork
 
 #: An Idempotency-Key: 1 to 255 visible ASCII characters (IETF draft httpapi-idempotency-key).
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -70,26 +70,24 @@ def audit(
     query: bytes | None = None,
     resource_type: str | None = None,
 ) -> None:
-    """Write one AuditEvent in its own transaction."""
-    with store.unit_of_work() as work:
-        work.add_audit(
-            audit_row(
-                AuditFacts(
-                    id=new_id(),
-                    recorded=format_us(now_us()),
-                    interaction=interaction,
-                    status=status,
-                    request_id=exchange.request_id,
-                    client_address=exchange.client_address,
-                    software_version=exchange.software_version,
-                    entity=entity,
-                    query=query,
-                    resource_type=resource_type,
-                    client_id=exchange.client_id,
-                    tenant=exchange.tenant,
-                )
-            )
+    """Write one AuditEvent (committed before this returns)."""
+    row = audit_row(
+        AuditFacts(
+            id=new_id(),
+            recorded=format_us(now_us()),
+            interaction=interaction,
+            status=status,
+            request_id=exchange.request_id,
+            client_address=exchange.client_address,
+            software_version=exchange.software_version,
+            entity=entity,
+            query=query,
+            resource_type=resource_type,
+            client_id=exchange.client_id,
+            tenant=exchange.tenant,
         )
+    )
+    store.write(lambda work: work.add_audit(row))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +132,20 @@ def save_triage(
             tenant=exchange.tenant,
         )
     )
-    with store.unit_of_work() as work:
-        if keep:
-            record = assessment_record(facts, identified, body)
-            work.add_assessment(
-                dataclasses.replace(record, tenant=exchange.tenant, client=exchange.client_id)
-            )
+    record = None
+    if keep:
+        record = dataclasses.replace(
+            assessment_record(facts, identified, body),
+            tenant=exchange.tenant,
+            client=exchange.client_id,
+        )
+
+    def write(work: UnitOfWork) -> None:
+        if record is not None:
+            work.add_assessment(record)
         work.add_audit(event)
+
+    store.write(write)
     return SavedTriage(body=body, bundle_id=identified["id"], stored=keep)
 
 
