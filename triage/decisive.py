@@ -25,6 +25,14 @@ other unknown items known: when it is the last one, or when the item is read
 by a "not ..." clause of a screen row or by the measured-temperature shortcut.
 (Otherwise the rows that held still hold: a three-valued condition that is
 true stays true when an unknown answer becomes known.)
+
+So, the screen aside, a question is a function of the item, the level of the
+most urgent fired rule that does not read it, and the answers its readers read
+(which also decide which readers fire now): it is memoised per item on exactly
+these (issue 9: an incomplete request must stay fast). A request repeats the
+work of earlier ones only where an answer those rules read differs; the
+brute-force and memo tests in ``tests/test_engine_decisive.py`` hold it to the
+full re-evaluation.
 """
 
 from __future__ import annotations
