@@ -10,7 +10,10 @@ a change of machine. The goal of the engine issue is a median under 50 µs.
 
 Decisive questions are computed on first use (``TriageResult.decisive``);
 ``--decisive`` times ``evaluate`` plus reading them, as a renderer that shows
-them pays.
+them pays. They are memoised per item on the answers their rules read
+(``triage.decisive``); ``--cold`` empties that memo before every call, the cost
+of a request none of whose questions was seen before. ``--example NAME`` (may
+repeat) times only those shared examples.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from triage import evaluate
+from triage.decisive import clear_memo
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "examples-1.1"
 
 
-def load_examples() -> list[dict[str, Any]]:
-    paths = sorted(EXAMPLES_DIR.glob("*.json"))
+def load_examples(names: Sequence[str] = ()) -> list[dict[str, Any]]:
+    paths = [EXAMPLES_DIR / f"{name}.json" for name in names] or sorted(EXAMPLES_DIR.glob("*.json"))
     if not paths:
         raise SystemExit(f"no examples in {EXAMPLES_DIR}")
     return [json.loads(path.read_text(encoding="utf-8"))["request"] for path in paths]
@@ -119,13 +123,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--decisive", action="store_true", help="also compute the decisive questions"
     )
-    args = parser.parse_args(argv)
-    engine_call: Callable[[Any], object] = (
-        (lambda request: len(evaluate(request).decisive)) if args.decisive else evaluate
+    parser.add_argument(
+        "--cold", action="store_true", help="with --decisive: empty their memo before each call"
     )
+    parser.add_argument("--example", action="append", default=[], help="only this example")
+    args = parser.parse_args(argv)
+    engine_call: Callable[[Any], object] = evaluate
+    if args.decisive and args.cold:
+
+        def engine_call(request: Any) -> object:
+            clear_memo()
+            return len(evaluate(request).decisive)
+
+    elif args.decisive:
+
+        def engine_call(request: Any) -> object:
+            return len(evaluate(request).decisive)
 
     workloads = {
-        "examples": (load_examples(), args.rounds),
+        "examples": (load_examples(args.example), args.rounds),
         "generated": (generated_requests(args.generated, args.seed), 3),
     }
     print(f"{'workload':10} {'calls':>7} {'median µs':>10} {'p99 µs':>8} "

@@ -20,7 +20,11 @@ Every serving model of ``--models`` (default ``gevent,sync``: the new model of
 ``twitch-triage serve`` and the old one) gets its own echo and API server, all
 running at once; load alternates echo, api of each model in turn for
 ``--rounds`` rounds of ``--seconds`` each, after a warm-up of each, so drifting
-machine load hits every server alike. The load generator is wrk (Debian: ``apt-get install -y wrk``)
+machine load hits every server alike. ``--baseline DIR`` adds, per model, an
+API served from another checkout (``git archive <commit> | tar -x -C DIR``),
+loaded in the same rounds right after the current one, to compare two versions
+of the code under the same load (``base``; its ratio is printed beside).
+The load generator is wrk (Debian: ``apt-get install -y wrk``)
 with ``bench/post.lua``, whose ``done()`` prints the percentiles as JSON;
 without wrk a bounded Python generator (``http.client``, one thread per
 connection) stands in and says so. Reported: requests/s, p50 and p99 latency
@@ -109,17 +113,20 @@ class ServerProcess:
     this object started is signalled.
     """
 
-    def __init__(self, name: str, argv: Sequence[str], port: int, log: IO[bytes]) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], port: int, log: IO[bytes], root: Path = ROOT
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.port = port
         self.log = log
+        self.root = root  # the checkout whose code it serves
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_path: str = "/healthz", timeout: float = 30.0) -> ServerProcess:
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join([str(self.root), os.environ.get("PYTHONPATH", "")]),
         }
         serves_api = "api.cli" in self.argv
         key_file = Path(self.log.name).with_suffix(".key")
@@ -127,7 +134,7 @@ class ServerProcess:
             env.setdefault("TWITCH_TRIAGE_LOCAL_KEY_FILE", str(key_file))
         self.process = subprocess.Popen(
             self.argv,
-            cwd=ROOT,
+            cwd=self.root,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -195,10 +202,12 @@ def echo_argv(port: int, workers: int = WORKERS, model: str = DEFAULT_MODEL) -> 
 
 
 @contextlib.contextmanager
-def running(name: str, argv: Sequence[str], port: int) -> Iterator[ServerProcess]:
+def running(
+    name: str, argv: Sequence[str], port: int, root: Path = ROOT
+) -> Iterator[ServerProcess]:
     """A started server whose log lives in a temporary file; always stopped."""
     with tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log") as log:
-        server = ServerProcess(name, argv, port, log)
+        server = ServerProcess(name, argv, port, log, root)
         try:
             yield server.start()
         finally:
@@ -381,6 +390,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--database-url", help="with --storage url (e.g. postgresql+psycopg://…)")
     parser.add_argument(
+        "--store-dir", metavar="DIR",
+        help="where the SQLite file of --storage sqlite/off goes (default: the temp dir); "
+        "/dev/shm (tmpfs) takes the disk's fsync, and other jobs' I/O, out of the figures",
+    )  # fmt: skip
+    parser.add_argument(
         "--models", default=",".join(MODELS),
         help="serving models to measure, in order (default gevent,sync; --check judges the "
         "first)",
@@ -388,6 +402,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke", action="store_true", help="1 round of 1 s, Python loader, first model only"
     )
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR",
+        help="also serve the API from this checkout of other code (e.g. an older commit: "
+        "git archive COMMIT | tar -x -C DIR), interleaved as target 'base'",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     parser.add_argument("--check", action="store_true", help="exit 1 if the goal is missed")
     args = parser.parse_args(argv)
@@ -397,6 +416,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.rounds, args.seconds, args.warmup, args.loader = 1, 1, 0, "python"
         args.models = args.models[:1]
+    if args.baseline is not None and not (args.baseline / "api" / "cli.py").is_file():
+        parser.error(f"--baseline {args.baseline}: no api/cli.py there")
     if (args.storage == "url") != bool(args.database_url):
         parser.error("--database-url goes with --storage url, and only with it")
     for name in ("rounds", "seconds", "connections", "threads"):
@@ -453,8 +474,10 @@ def measure(
     Each round loads echo and API of the first model, then of the next ..., so a
     change of machine load during the run hits every model alike.
     """
-    paths = {"echo": "/echo", "api": "/v1/triage"}
-    argvs = {"echo": echo_argv, "api": api_argv}
+    paths = {"echo": "/echo", "api": "/v1/triage", "base": "/v1/triage"}
+    argvs = {"echo": echo_argv, "api": api_argv, "base": api_argv}
+    roots = {"echo": ROOT, "api": ROOT, "base": args.baseline or ROOT}
+    targets = ("echo", "api", "base") if args.baseline is not None else ("echo", "api")
     runs: dict[tuple[str, str], list[Run]] = {}
     servers: dict[tuple[str, str], ServerProcess] = {}
     with contextlib.ExitStack() as stack:
@@ -462,14 +485,18 @@ def measure(
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(body)
         for model in models:
-            for target in ("echo", "api"):
+            for target in targets:
                 port = free_port()
                 servers[model, target] = stack.enter_context(
-                    running(f"{target}-{model}", argvs[target](port, model=model), port)
+                    running(
+                        f"{target}-{model}", argvs[target](port, model=model), port, roots[target]
+                    )
                 )
                 runs[model, target] = []
             check_echo(servers[model, "echo"].port, body)
             check_api(servers[model, "api"].port, body, expected)
+            if "base" in targets:
+                check_api(servers[model, "base"].port, body, expected)
 
         def load(key: tuple[str, str], seconds: int) -> Run:
             run_args = argparse.Namespace(**{**vars(args), "seconds": seconds})
@@ -497,22 +524,35 @@ def measure(
                 )
     results = []
     for model in models:
-        echo_sum, api_sum = summarise(runs[model, "echo"]), summarise(runs[model, "api"])
+        sums = {target: summarise(runs[model, target]) for target in targets}
+        echo_sum, api_sum = sums["echo"], sums["api"]
         ratio = api_sum["requests_per_s"] / echo_sum["requests_per_s"]
-        failed = sum(run.failed for target in ("echo", "api") for run in runs[model, target])
+        failed = sum(run.failed for target in targets for run in runs[model, target])
         met = ratio >= TARGET_RATIO and api_sum["p99_ms"] < TARGET_P99_MS and not failed
         print(f"median of {args.rounds} round(s), model {model}:")
-        for name, summary in (("echo", echo_sum), ("api", api_sum)):
+        for name, summary in sums.items():
             print(f"  {name:5} {summary['requests_per_s']:9.1f} req/s   p50 "
                   f"{summary['p50_ms']:6.2f} ms   p99 {summary['p99_ms']:6.2f} ms")  # fmt: skip
         verdict = "met" if met else "NOT met"
         print(f"  ratio api/echo {ratio:.3f} (goal >= {TARGET_RATIO}, api p99 < "
               f"{TARGET_P99_MS:g} ms): {verdict}; failed requests {failed}")  # fmt: skip
-        results.append({
+        result = {
             "model": model, "echo": echo_sum, "api": api_sum, "ratio": ratio,
             "failed": failed, "met": met,
-            "runs": [asdict(run) for target in ("echo", "api") for run in runs[model, target]],
-        })  # fmt: skip
+            "runs": [asdict(run) for target in targets for run in runs[model, target]],
+        }  # fmt: skip
+        if "base" in sums:
+            base_ratio = sums["base"]["requests_per_s"] / echo_sum["requests_per_s"]
+            # Per round, api over base: the spread says how much the comparison is noise.
+            per_round = [
+                a.requests_per_s / b.requests_per_s
+                for a, b in zip(runs[model, "api"], runs[model, "base"], strict=True)
+            ]
+            print(f"  ratio base/echo {base_ratio:.3f}; api/base per round "
+                  + " ".join(f"{r:.3f}" for r in per_round)
+                  + f" (median {statistics.median(per_round):.3f})")  # fmt: skip
+            result |= {"base": sums["base"], "base_ratio": base_ratio, "api_over_base": per_round}
+        results.append(result)
     return results
 
 
@@ -521,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = {
         k: os.environ.get(k) for k in ("TWITCH_TRIAGE_DATABASE_URL", STORE_VARIABLE, RATE_VARIABLE)
     }
-    store_dir = tempfile.TemporaryDirectory(prefix="bench-store-")
+    store_dir = tempfile.TemporaryDirectory(prefix="bench-store-", dir=args.store_dir)
     try:
         return _main(args, configure_storage(args, store_dir.name))
     finally:

@@ -10,10 +10,12 @@ import pytest
 from engine_cases import request, screened
 from examples import EXAMPLES
 from hypothesis import HealthCheck, given, settings
-from strategies import requests
+from hypothesis import strategies as st
+from strategies import requests, value_for
 
-from triage import evaluate
-from triage.decisive import CANDIDATES
+from triage import decisive, evaluate
+from triage import knowledge_base as kb
+from triage.decisive import CANDIDATES, clear_memo
 from triage.result import Level
 from triage.vocabulary import ITEMS, Kind
 
@@ -122,3 +124,82 @@ def test_decisive_questions_do_not_change_when_the_request_is_changed_afterwards
     req["history"]["medications"][0]["class"] = "anticoagulant"
     req["symptoms"] = {"confusion": True}
     assert result.decisive == tuple(expected)
+
+
+# --- the memo (triage.decisive memoises each question on the answers its rules read) -----
+
+#: Every answer some rule that reads a screen item reads: what a memoised question depends on.
+_READ_BY_READERS = sorted(
+    {
+        link_id
+        for rule in kb.RULES
+        if rule.when is not None
+        for link_id in rule.when.link_ids() | (rule.unless.link_ids() if rule.unless else set())
+        if link_id in ITEMS and not link_id.startswith("history.medications.")
+    }
+)
+
+
+def _changed(draw: st.DrawFn, req: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the request with one answer those rules read set (or made unknown)."""
+    link_id = draw(st.sampled_from(_READ_BY_READERS))
+    return _answered(req, link_id, draw(st.none() | value_for(ITEMS[link_id])))
+
+
+@st.composite
+def neighbours(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Requests one answer apart: they share most of each question's signature.
+
+    The first is a drawn request, or a small one (many screen items unknown) with a
+    few answers those rules read; each next one changes one answer of an earlier one.
+    """
+    if draw(st.booleans()):
+        base = draw(requests())
+    else:
+        base = request()
+        for _ in range(draw(st.integers(0, 6))):
+            base = _changed(draw, base)
+    out = [base]
+    for _ in range(draw(st.integers(1, 8))):
+        out.append(_changed(draw, out[draw(st.integers(0, len(out) - 1))]))
+    return out
+
+
+def _fresh(req: dict[str, Any]) -> tuple[Any, ...]:
+    clear_memo()
+    return tuple(evaluate(req).decisive)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(neighbours())
+def test_a_memoised_question_is_the_question_worked_out_afresh(reqs):
+    expected = [_fresh(req) for req in reqs]
+    clear_memo()
+    pairs = list(zip(reqs, expected, strict=True))
+    for req, fresh in [*pairs, *reversed(pairs)]:  # warm, then in the other order
+        assert tuple(evaluate(req).decisive) == fresh
+
+
+def test_a_yes_no_answer_that_is_not_a_bool_is_never_served_from_the_memo():
+    """``1 == True`` as dict keys, but a rule tests ``is True``: such a request (only a
+    caller bypassing the schema sends one) is worked out afresh."""
+    as_bool = request(symptoms={"headache": True})
+    as_int = request(symptoms={"headache": 1})
+    fresh = _fresh(as_int)
+    by_item = {q.link_id: q for q in _fresh(as_bool)}
+    # The head-impact question of the two differs, on equal memo keys.
+    assert by_item["history.head_impact"] != next(
+        q for q in fresh if q.link_id == "history.head_impact"
+    )
+    clear_memo()
+    assert len(evaluate(as_bool).decisive) > 0  # computes (and memoises) every question
+    assert tuple(evaluate(as_int).decisive) == fresh
+
+
+def test_the_memo_is_bounded(monkeypatch):
+    monkeypatch.setattr(decisive, "MEMO_SIZE", 3)
+    clear_memo()
+    for minutes in range(10):
+        len(evaluate(request(patient={"age_years": 10 + minutes})).decisive)
+    assert all(len(plan.memo) <= 3 for plan in decisive._PLANS.values())
+    assert max(len(plan.memo) for plan in decisive._PLANS.values()) > 0
