@@ -30,7 +30,12 @@ from api import create_app
 from api.auth.clients import create_client
 from api.config import EXTENSION
 from api.services.links import INTAKE, REPORT
-from api.services.reports import DISCLAIMER, LINK_AGENT
+from api.services.reports import (
+    DISCLAIMER,
+    LINK_AGENT,
+    PATIENT_ADVICE,
+    PATIENT_ADVICE_VARIANTS,
+)
 from api.storage.models import Assessment
 from triage import KNOWLEDGE_BASE_VERSION, Level, evaluate, wording
 
@@ -297,12 +302,41 @@ def test_another_knowledge_base_shows_the_stored_result_as_issued(app, client):
             .values(knowledge_base_version="0.9.0")
         )
     text = page_text(anonymous(app).get(local(link_url(response))).data.decode()).text
-    assert "made with knowledge base 0.9.0" in text
+    assert "Shown as it was issued (knowledge base 0.9.0" in text
     assert "Knowledge base 0.9.0" in text
     summary = orjson.loads(store.assessment_columns(bundle_id)["result_json"])
     assert f"Triage level {Level.from_code(summary['level']).display}" in text
     for rule_id in summary["rules"]:
         assert rule_id in text
+
+
+def test_a_rebuilt_result_that_disagrees_with_the_issued_one_is_not_shown(app, client):
+    """Same knowledge base, yet another result (a corrupted row): the page shows the issued one."""
+    response = triage(client)
+    bundle_id = response.get_json()["id"]
+    store = app.extensions[EXTENSION].store
+    summary = orjson.loads(store.assessment_columns(bundle_id)["result_json"])
+    issued = {**summary, "level": "emergency_ambulance"}
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(Assessment)
+            .where(Assessment.id == bundle_id)
+            .values(result_json=orjson.dumps(issued))
+        )
+    text = page_text(anonymous(app).get(local(link_url(response))).data.decode()).text
+    assert "Triage level Call an ambulance" in text
+    assert f"Shown as it was issued (knowledge base {KNOWLEDGE_BASE_VERSION}" in text
+
+
+def test_every_advice_has_a_hand_over_version():
+    """The patient wording covers every advice and variant (else the clinician text is used)."""
+    from triage.knowledge_base import ADVICE  # noqa: PLC0415
+
+    assert {advice.code for advice in ADVICE} == set(PATIENT_ADVICE)
+    variants = {advice.variant_text for advice in ADVICE if advice.variant_text}
+    assert variants == set(PATIENT_ADVICE_VARIANTS)
+    texts = [*PATIENT_ADVICE.values(), *PATIENT_ADVICE_VARIANTS.values()]
+    assert all(text and text[0].isupper() and text.endswith(".") for text in texts)
 
 
 # --- refused links: one 404 page that leaks nothing -----------------------------------

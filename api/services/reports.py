@@ -604,6 +604,7 @@ __all__ = [
     "LINK_AGENT",
     "LINK_RELATION",
     "PATIENT_ADVICE",
+    "PATIENT_ADVICE_VARIANTS",
     "Report",
     "ReportNotFoundError",
     "build_report",
