@@ -19,6 +19,7 @@ from flask import Response, g, request
 from api.config import AppState, app_state
 from api.jsonbody import parse_json_object, read_body
 from api.negotiation import negotiate_request
+from api.pages import page_response
 from api.responses import fhir_content_type, fhir_response
 from api.services.assessments import stored_triage
 from api.services.outcome import Outcome, Source
@@ -84,18 +85,22 @@ from api.storage_http import (  # noqa: E402 (after Call: it imports nothing fro
     conditional_response,
     exchange,
     recording,
+    report_link_header,
     stored_response,
 )
 
 __all__ = [
     "VERSION_ETAG",
     "Call",
+    "app_state",
     "audited",
     "bytes_response",
     "conditional_response",
     "exchange",
     "fhir_endpoint",
+    "page_response",
     "recording",
+    "report_link_header",
     "resource_response",
     "stored_response",
     "stored_triage_response",

@@ -33,9 +33,11 @@ CORS_REQUEST_HEADERS = (
 )
 CORS_EXPOSED_HEADERS = (
     "Location, Content-Location, ETag, Last-Modified, X-Request-ID, Retry-After, "
-    "RateLimit, RateLimit-Policy, WWW-Authenticate"
+    "RateLimit, RateLimit-Policy, WWW-Authenticate, Link"
 )
 CORS_MAX_AGE = "600"
+#: Browser pages whose signed link is the credential (no API key; issue 14).
+LINK_PAGES = ("/reports/",)
 #: Endpoints whose answers never carry patient data (they may be cached).
 _CACHEABLE = PUBLIC_ENDPOINTS - {"auth.token"}
 #: Extension key of the rate limiter on the app.
@@ -101,6 +103,8 @@ def _authenticate() -> Response | None:
     state = app_state()
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         return _cors_preflight(state.settings.cors_origins)
+    if request.path.startswith(LINK_PAGES):
+        return None  # the page verifies its signed link itself (api/services/links.py)
     if request.endpoint in PUBLIC_ENDPOINTS or isinstance(
         request.routing_exception, MethodNotAllowed
     ):
