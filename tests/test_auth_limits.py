@@ -6,13 +6,17 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 from conftest import VALID_REQUEST, anonymous, create_app
+from limits import parse
+from limits.strategies import FixedWindowRateLimiter
 
 from api.auth.clients import create_client
+from api.auth.http import SweptMemoryStorage
 from api.config import EXTENSION
 
 
@@ -146,3 +150,20 @@ def test_security_headers(client):
         response = client.get(path)
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers.get("Cache-Control") != "no-store"
+
+
+def test_memory_counters_start_no_thread_per_hit_and_still_expire() -> None:
+    """The embedded limiter counts without a sweeper thread per request (issue 9 profile)."""
+
+    storage = SweptMemoryStorage()
+    limiter = FixedWindowRateLimiter(storage)
+    item = parse("3/second")
+    started = threading.active_count()
+    assert [limiter.hit(item, "client") for _ in range(5)] == [True, True, True, False, False]
+    assert threading.active_count() == started
+    time.sleep(1.05)
+    assert limiter.hit(item, "client")  # the window expired without any sweeper thread
+    limiter.hit(parse("3/second"), "other")
+    time.sleep(1.05)
+    limiter.hit(item, "client")  # sweeps inline: the idle client's counter is gone
+    assert "other" not in " ".join(storage.storage)
