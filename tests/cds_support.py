@@ -48,7 +48,8 @@ class Ehr:
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK Set (what ``ehrs register --jwks-file`` reads)."""
-        algorithm = jwt.algorithms.ECAlgorithm if self.alg == "ES384" else jwt.algorithms.RSAAlgorithm
+        algorithms = jwt.algorithms
+        algorithm = algorithms.ECAlgorithm if self.alg == "ES384" else algorithms.RSAAlgorithm
         public = json.loads(algorithm.to_jwk(self.private.public_key()))
         public.update({"kid": self.kid, "use": "sig", "alg": self.alg})
         return {"keys": [public]}
@@ -140,3 +141,49 @@ def intake_for(client: FlaskClient, request: dict[str, Any], patient_id: str) ->
     qr["subject"] = {"reference": f"Patient/{patient_id}"}
     qr["authored"] = "2026-11-27T10:00:00Z"
     return qr
+
+
+class LoopbackServer:
+    """A real HTTP server on 127.0.0.1 in a thread: answers ``routes`` and records calls.
+
+    ``routes`` maps a path (without query) to (status, headers, JSON body or bytes).
+    Each request is recorded as (path with query, Authorization header).
+    """
+
+    def __init__(self, routes: dict[str, tuple[int, dict[str, str], Any]]) -> None:
+        import http.server  # noqa: PLC0415
+        import threading  # noqa: PLC0415
+
+        self.routes = routes
+        self.calls: list[tuple[str, str | None]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.calls.append((self.path, self.headers.get("Authorization")))
+                route = outer.routes.get(self.path.split("?", 1)[0])
+                status, headers, body = route if route is not None else (404, {}, {"no": 1})
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LoopbackServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
