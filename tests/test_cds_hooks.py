@@ -181,7 +181,7 @@ def test_every_example_gives_a_conformant_card_with_its_level(app, client, ehr, 
 
 
 APP = create_app({"TESTING": True})
-APP_EHR = Ehr("https://generated.example/fhir")
+APP_EHR = Ehr(f"https://generated-{uuid.uuid4().hex[:8]}.example/fhir")  # one per process
 register(APP, APP_EHR, TENANT)
 
 
@@ -487,7 +487,7 @@ def test_a_bare_feedback_entry_is_accepted(client, ehr):
 
 def test_feedback_on_an_unknown_or_foreign_card_is_404_and_stores_nothing(app, client, ehr):
     card = _card(client, ehr, "p14")
-    other = Ehr("https://other-tenant.example/fhir")
+    other = Ehr(f"https://other-tenant-{uuid.uuid4().hex[:8]}.example/fhir")
     register(app, other, "clinic-b")
     body = {
         "feedback": [
@@ -578,3 +578,41 @@ def test_cors_for_browser_based_ehrs_follows_the_allowlist(ehr):
     )
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == "https://ehr-app.example"
+
+
+# --- the contract: openapi.yaml describes what is sent and read -----------------------------
+
+
+def _validator(component: str) -> Any:
+    import yaml  # noqa: PLC0415
+    from jsonschema import Draft202012Validator  # noqa: PLC0415
+
+    from tools.openapi import OPENAPI_PATH  # noqa: PLC0415
+
+    document = yaml.safe_load(OPENAPI_PATH.read_text(encoding="utf-8"))
+    root = {"$ref": f"#/components/schemas/{component}", "components": document["components"]}
+    return Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _errors(component: str, instance: Any) -> list[str]:
+    return [error.message for error in _validator(component).iter_errors(instance)]
+
+
+@pytest.mark.parametrize(("name", "case"), EXAMPLES[:3], ids=EXAMPLE_IDS[:3])
+def test_requests_and_answers_match_the_contract(client, ehr, name, case):
+    assert _errors("CdsDiscovery", client.get("/cds-services").json) == []
+    intake = intake_for(client, case["request"], "pc")
+    request = hook_request("pc", intake)
+    assert _errors("CdsRequest", request) == []
+    response = call(client, ehr, request)
+    assert _errors("CdsResponse", response.json) == [], name
+    assert _errors("CdsResponse", call(client, ehr, hook_request("pc", None)).json) == []
+    feedback = {"feedback": [{"card": response.json["cards"][0]["uuid"], "outcome": "accepted"}]}
+    assert _errors("CdsFeedbackRequest", feedback) == []
+    answer = call(client, ehr, feedback, path=FEEDBACK)
+    assert _errors("CdsFeedbackResponse", answer.json) == []
+    # The canary: a card off contract is caught.
+    broken = copy.deepcopy(response.json)
+    broken["cards"][0]["indicator"] = "hard-stop"
+    broken["cards"][0]["summary"] = "x" * 140
+    assert len(_errors("CdsResponse", broken)) == 2

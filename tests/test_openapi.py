@@ -63,6 +63,10 @@ def test_every_endpoint_is_described(spec):
         "/fhir/Observation",
         "/fhir/QuestionnaireResponse",
         "/fhir/AuditEvent",
+        # CDS Hooks (issue 13; tests/test_cds_hooks.py validates against these schemas).
+        "/cds-services",
+        "/cds-services/twitch-triage",
+        "/cds-services/twitch-triage/feedback",
     }
     responses = spec["paths"]["/v1/triage"]["post"]["responses"]
     assert set(responses) == {

@@ -45,8 +45,8 @@ from schemas.fields import (
     _Ranged,
     _StrictList,
 )
+from tools import cds_contract, store_contract
 from tools import fhir_contract as contract
-from tools import store_contract
 from triage import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -346,6 +346,8 @@ def build_spec() -> dict[str, Any]:
         spec.components.schema(name, schema)
     for name, schema in store_contract.components().items():
         spec.components.schema(name, schema)
+    for name, schema in cds_contract.components().items():
+        spec.components.schema(name, schema)
     formats = list(FORMATS)
     negotiation = (
         "Content negotiation: no Accept, `*/*`, `application/*`, "
@@ -420,6 +422,8 @@ def build_spec() -> dict[str, Any]:
         negotiation=negotiation,
     ).items():
         spec.path(path=path, operations=operations)
+    for path, operations in cds_contract.cds_paths(_error_response).items():
+        spec.path(path=path, operations=operations)
     spec.path(
         path="/healthz",
         operations={
@@ -481,7 +485,8 @@ def build_spec() -> dict[str, Any]:
 
 _SECURITY_TEXT = (
     "**Credentials.** Every operation except the public ones (`/healthz`, `/openapi.yaml`, "
-    "`/fhir/metadata`, `/.well-known/smart-configuration` and the published definitions) "
+    "`/fhir/metadata`, `/.well-known/smart-configuration`, `/cds-services` and the published "
+    "definitions) "
     "needs `Authorization: Bearer <credential>`: an API key from `twitch-triage clients "
     "create`, or a SMART Backend Services access token from `POST /auth/token`. A client "
     "sees only its tenant's stored data. Answers carry `RateLimit-Policy` and `RateLimit`; "
@@ -494,12 +499,19 @@ def _route_map() -> Any:
     from flask import Flask  # noqa: PLC0415
 
     from api.auth import smart  # noqa: PLC0415
-    from api.routes import fhir, health, store, triage  # noqa: PLC0415
+    from api.routes import cds, fhir, health, store, triage  # noqa: PLC0415
     from api.storage_http import FhirIdConverter  # noqa: PLC0415
 
     app = Flask("openapi")
     app.url_map.converters["fhir_id"] = FhirIdConverter
-    for blueprint in (triage.blueprint, fhir.blueprint, health.blueprint, store.blueprint):
+    blueprints = (
+        triage.blueprint,
+        fhir.blueprint,
+        health.blueprint,
+        store.blueprint,
+        cds.blueprint,
+    )
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.register_blueprint(smart.blueprint)
     return app.url_map.bind("localhost")
@@ -507,6 +519,7 @@ def _route_map() -> Any:
 
 def _secure(document: dict[str, Any]) -> None:
     """Security schemes, and per operation its requirement (from the one scope table)."""
+    from api.auth.ehr import EHR_ENDPOINTS  # noqa: PLC0415
     from api.auth.scopes import PUBLIC_ENDPOINTS, required_scope, scope_text  # noqa: PLC0415
     from api.auth.smart import SCOPES_SUPPORTED  # noqa: PLC0415
 
@@ -529,6 +542,7 @@ def _secure(document: dict[str, Any]) -> None:
                 }
             },
         },
+        "ehrJwt": cds_contract.SECURITY_SCHEME,
     }
     document["info"]["description"] += "\n\n" + _SECURITY_TEXT
     routes = _route_map()
@@ -538,6 +552,9 @@ def _secure(document: dict[str, Any]) -> None:
             endpoint, view_args = routes.match(concrete, method=method.upper())
             if endpoint in PUBLIC_ENDPOINTS:
                 operation["security"] = []
+                continue
+            if endpoint in EHR_ENDPOINTS:  # CDS Hooks: the EHR's JWT, no API key or scope
+                operation["security"] = [{"ehrJwt": []}]
                 continue
             needed = required_scope(endpoint, view_args)
             scopes = [scope_text(*needed)] if needed else []

@@ -199,11 +199,11 @@ class CdsStore:
             work._connection.execute(insert(CdsFeedback), rows)
 
     def feedback(self, card_uuid: str, *, tenant: str) -> list[FeedbackRecord]:
-        """The tenant's feedback about one card, oldest first."""
+        """The tenant's feedback about one card, in the order the user acted."""
         stmt = (
             select(*_FEEDBACK_COLUMNS)
             .where(CdsFeedback.card_uuid == card_uuid, CdsFeedback.tenant == tenant)
-            .order_by(CdsFeedback.received_us, CdsFeedback.id)
+            .order_by(CdsFeedback.outcome_us, CdsFeedback.received_us, CdsFeedback.id)
         )
         with self.store._reading() as connection:
             return [FeedbackRecord(*row) for row in connection.execute(stmt)]
