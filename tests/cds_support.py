@@ -7,7 +7,9 @@ iss/aud/exp/iat/jti.
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -151,9 +153,6 @@ class LoopbackServer:
     """
 
     def __init__(self, routes: dict[str, tuple[int, dict[str, str], Any]]) -> None:
-        import http.server  # noqa: PLC0415
-        import threading  # noqa: PLC0415
-
         self.routes = routes
         self.calls: list[tuple[str, str | None]] = []
         outer = self

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jwt
 import pytest
 from cds_support import Ehr, call, hook_request
 
@@ -103,8 +104,6 @@ def test_register_list_remove_on_a_fresh_instance(tmp_path):
 
 
 def _private_jwk(ehr: Ehr) -> dict:
-    import jwt  # noqa: PLC0415
-
     private = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ehr.private))
     private["kid"] = ehr.kid
     return {"keys": [private]}

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import yaml
 from cds_support import (
     FEEDBACK,
     HOST,
@@ -30,6 +31,7 @@ from conftest import anonymous
 from examples import EXAMPLE_IDS, EXAMPLES
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
+from jsonschema import Draft202012Validator
 from markdown_it import MarkdownIt
 from strategies import requests
 
@@ -39,6 +41,7 @@ from api.config import EXTENSION
 from api.services.links import REPORT
 from schemas import validate_request
 from tests.support.cds_conformance import discovery_problems, response_problems
+from tools.openapi import OPENAPI_PATH
 from triage import Level, evaluate
 
 TENANT = "clinic-a"
@@ -257,49 +260,59 @@ def test_a_prefetch_that_is_no_intake_is_412(client, ehr):
 # --- never the wrong patient ------------------------------------------------------------------
 
 
-def _assessments(app: Flask) -> int:
-    return app.extensions[EXTENSION].store.counts()["assessment"]
+def _stored_for(app: Flask, patient: str) -> int:
+    """How many intakes of ``patient`` the tenant has stored (other tests run alongside)."""
+    found = anonymous(app).get(
+        f"/fhir/QuestionnaireResponse?subject=Patient/{patient}",
+        headers={"Authorization": f"Bearer {tenant_key(app)}"},
+    )
+    assert found.status_code == 200, found.data[:300]
+    return len(found.json.get("entry", []))
 
 
 @pytest.mark.parametrize(
     "subject",
     [
         {"reference": "Patient/someone-else"},
-        {"reference": "https://other.example/fhir/Patient/p4"},
-        {"display": "Patient p4"},
+        {"reference": "https://other.example/fhir/Patient/{patient}"},
+        {"display": "the patient"},
         None,
     ],
     ids=["other-id", "other-server", "no-reference", "no-subject"],
 )
 def test_an_intake_of_another_patient_is_never_triaged_into_this_chart(app, client, ehr, subject):
-    intake = intake_for(client, {**VALID, "symptoms": {"confusion": True}}, "p4")
+    patient = f"p4-{uuid.uuid4().hex[:8]}"
+    intake = intake_for(client, {**VALID, "symptoms": {"confusion": True}}, patient)
     if subject is None:
         del intake["subject"]
     else:
-        intake["subject"] = subject
-    before = _assessments(app)
-    response = call(client, ehr, hook_request("p4", intake))
+        intake["subject"] = json.loads(json.dumps(subject).replace("{patient}", patient))
+    response = call(client, ehr, hook_request(patient, intake))
     [issue] = issues_of(response, 412)
     assert issue["expression"] == ["prefetch.intake.subject.reference"]
-    assert _assessments(app) == before
+    assert _stored_for(app, patient) == 0
+    assert _stored_for(app, "someone-else") == 0
 
 
-def test_the_subject_on_the_ehrs_own_server_is_the_patient(client, ehr):
-    intake = intake_for(client, VALID, "p5")
-    intake["subject"] = {"reference": "https://ehr.example/fhir/Patient/p5"}
-    body = hook_request("p5", intake, fhirServer="https://ehr.example/fhir")
+def test_the_subject_on_the_ehrs_own_server_is_the_patient(app, client, ehr):
+    patient = f"p5-{uuid.uuid4().hex[:8]}"
+    intake = intake_for(client, VALID, patient)
+    intake["subject"] = {"reference": f"https://ehr.example/fhir/Patient/{patient}"}
+    body = hook_request(patient, intake, fhirServer="https://ehr.example/fhir")
     response = call(client, ehr, body)
     assert response.status_code == 200, response.data[:800]
     assert len(response.json["cards"]) == 1
+    assert _stored_for(app, patient) == 1  # filed under this patient, for the EHR's tenant
 
 
 def test_an_answer_naming_another_patient_is_refused_like_triage(app, client, ehr):
-    intake = intake_for(client, VALID, "p6")  # the patient.reference answer: Patient/p6
-    intake["subject"] = {"reference": "Patient/p7"}  # the chart open: p7
-    before = _assessments(app)
-    issues = issues_of(call(client, ehr, hook_request("p7", intake)), 422)
+    answered, chart = f"p6-{uuid.uuid4().hex[:8]}", f"p7-{uuid.uuid4().hex[:8]}"
+    intake = intake_for(client, VALID, answered)  # the patient.reference answer
+    intake["subject"] = {"reference": f"Patient/{chart}"}  # the chart open
+    issues = issues_of(call(client, ehr, hook_request(chart, intake)), 422)
     assert issues[0]["expression"] == ["QuestionnaireResponse.subject.reference"]
-    assert _assessments(app) == before
+    assert _stored_for(app, chart) == 0
+    assert _stored_for(app, answered) == 0
 
 
 # --- bad shapes: 400 naming the field ----------------------------------------------------------
@@ -584,11 +597,6 @@ def test_cors_for_browser_based_ehrs_follows_the_allowlist(ehr):
 
 
 def _validator(component: str) -> Any:
-    import yaml  # noqa: PLC0415
-    from jsonschema import Draft202012Validator  # noqa: PLC0415
-
-    from tools.openapi import OPENAPI_PATH  # noqa: PLC0415
-
     document = yaml.safe_load(OPENAPI_PATH.read_text(encoding="utf-8"))
     root = {"$ref": f"#/components/schemas/{component}", "components": document["components"]}
     return Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
