@@ -20,11 +20,12 @@ from api.auth import smart
 from api.config import EXTENSION, AppState, Settings
 from api.errors import register_error_handlers
 from api.fhir import FhirContext, FhirSettings
+from api.routes import cds, health, reports, store, triage
 from api.routes import fhir as fhir_routes
-from api.routes import health, reports, store, triage
 from api.services.links import load_signer
 from api.serving.install import install as install_serving
 from api.storage import Store, default_database_url, make_engine, migrate
+from api.storage.cds import CdsStore
 from api.storage.clients import ClientStore
 
 
@@ -64,6 +65,7 @@ def create_app(
         store=assessments,
         clients=ClientStore(assessments, key_cache_seconds=settings.key_cache_seconds),
         links=load_signer(settings.link_secret, app.instance_path),
+        cds=CdsStore(assessments),
     )
     register_error_handlers(app)
     # Request ids, metrics, JSON logs, body read errors (api/serving, issue 12).
@@ -76,6 +78,7 @@ def create_app(
     app.register_blueprint(health.blueprint)
     app.register_blueprint(store.blueprint)
     app.register_blueprint(reports.blueprint)  # HTML pages (issue 14)
+    app.register_blueprint(cds.blueprint)
     return app
 
 

@@ -105,6 +105,7 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         description="Run the database migrations (serve also does this at start).",
     )
     _clients_parser(commands)
+    _ehrs_parser(commands)
     return parser
 
 
@@ -139,6 +140,55 @@ def _clients_parser(commands: Any) -> None:
     revoke = actions.add_parser("revoke", help="revoke a client's keys and tokens now")
     revoke.add_argument("client_id")
     actions.add_parser("list", help="the registered clients (never their keys), as JSON lines")
+
+
+def _ehrs_parser(commands: Any) -> None:
+    """``ehrs register|list|remove`` (CDS Hooks; the contract scripts rely on)."""
+    ehrs = commands.add_parser(
+        "ehrs",
+        help="register, list and remove EHRs that call the CDS Hooks service",
+        description="EHRs (CDS clients) and the tenant each acts for, in the store named by "
+        "TWITCH_TRIAGE_DATABASE_URL (created and migrated if needed).",
+    )
+    actions = ehrs.add_subparsers(dest="action", required=True)
+    register = actions.add_parser(
+        "register",
+        help="allow an EHR's JWT issuer for a tenant; prints ehr_id, tenant and iss as JSON",
+    )
+    register.add_argument("--tenant", required=True, help="the organisation the EHR acts for")
+    register.add_argument("--iss", required=True, help="the iss of the EHR's JWTs")
+    keys = register.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--jwks-file", help="the EHR's public keys (a JWK Set JSON file)")
+    keys.add_argument("--jku", help="the one URL the EHR publishes its JWK Set at")
+    actions.add_parser("list", help="the registered EHRs, as JSON lines")
+    remove = actions.add_parser("remove", help="stop accepting an EHR's tokens now")
+    remove.add_argument("--iss", required=True)
+
+
+def ehrs_command(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any] | list[Any]:
+    """Run one ``ehrs`` action; what it prints."""
+    from api import create_app  # noqa: PLC0415
+    from api.auth import clients as admin  # noqa: PLC0415
+    from api.auth import ehrs  # noqa: PLC0415
+    from api.config import EXTENSION  # noqa: PLC0415
+
+    state = create_app(environ=env).extensions[EXTENSION]
+    if args.action == "register":
+        jwks = None
+        if args.jwks_file:
+            try:
+                with open(args.jwks_file, encoding="utf-8") as handle:
+                    jwks = json.load(handle)
+            except (OSError, ValueError) as exc:
+                raise admin.ClientError(f"cannot read the JWK Set file: {exc}") from None
+        record = ehrs.register_ehr(
+            state.cds, tenant=args.tenant, iss=args.iss, jwks=jwks, jku=args.jku
+        )
+        return ehrs.describe_ehr(record)
+    if args.action == "remove":
+        removed = ehrs.remove_ehr(state.cds, args.iss)
+        return {**ehrs.describe_ehr(removed), "removed": True}
+    return [ehrs.describe_ehr(record) for record in state.cds.all()]
 
 
 def clients_command(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any] | list[Any]:
@@ -226,7 +276,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     parser = _parser(env)
     args = parser.parse_args(argv)
-    if args.command in ("purge", "migrate", "clients"):
+    if args.command in ("purge", "migrate", "clients", "ehrs"):
         return _maintenance(parser, args, env)
     flags = {
         "host": args.host,
@@ -283,8 +333,8 @@ def _maintenance(
 
     command = args.command
     try:
-        if command == "clients":
-            result = clients_command(args, env)
+        if command in ("clients", "ehrs"):
+            result = (clients_command if command == "clients" else ehrs_command)(args, env)
             rows = result if isinstance(result, list) else [result]
             for row in rows:
                 print(json.dumps(row))  # noqa: T201
@@ -302,7 +352,7 @@ def _maintenance(
         print(f"the store is unavailable: {exc}", file=sys.stderr)  # noqa: T201
         return 1
     except ClientError as exc:
-        print(f"twitch-triage clients: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"twitch-triage {command}: {exc}", file=sys.stderr)  # noqa: T201
         return 1
     return 0
 

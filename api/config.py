@@ -18,6 +18,7 @@ from flask import current_app
 from api.fhir import FhirContext
 from api.services.links import LinkSigner
 from api.storage import Store
+from api.storage.cds import CdsStore
 from api.storage.clients import ClientStore
 
 ENV_PREFIX = "TWITCH_TRIAGE_"
@@ -173,6 +174,9 @@ class Settings:
     #: Absolute URL clients reach this API at (``https://triage.example``), used in links
     #: handed to other systems (report links, CDS cards); "" = the request's own host URL.
     public_base_url: str = ""
+    #: SMART launch URL of an intake app offered on CDS Hooks cards (a ``smart`` link);
+    #: "" = no such link.
+    cds_intake_app_url: str = ""
 
     @classmethod
     def load(
@@ -232,6 +236,7 @@ _PARSERS: dict[str, Any] = {
     ),
     "frame_ancestors": parse_origins,
     "public_base_url": lambda label, value: parse_base_url(label, value) if str(value) else "",
+    "cds_intake_app_url": lambda label, value: parse_base_url(label, value) if str(value) else "",
 }
 
 
@@ -255,6 +260,8 @@ class AppState:
     clients: ClientStore
     #: Signs and checks the browser links to reports and intake pages.
     links: LinkSigner
+    #: Registered EHRs, used CDS JWT ids, cards and feedback (CDS Hooks, issue 13).
+    cds: CdsStore
 
 
 def app_state() -> AppState:

@@ -24,9 +24,11 @@ from api.responses import fhir_response
 from api.services.errors import (
     IdempotencyConflictError,
     IdempotencyKeyReusedError,
+    InvalidCdsRequestError,
     InvalidInputError,
     InvalidSearchError,
     NotFoundError,
+    PreconditionFailedError,
     ServiceError,
     VersionNotServedError,
 )
@@ -161,6 +163,9 @@ ERROR_TABLE: dict[type[Exception], tuple[int, IssueType]] = {
     ServiceUnavailableError: (503, IssueType.TRANSIENT),
     InvalidSearchError: (400, IssueType.VALUE),
     VersionNotServedError: (406, IssueType.NOT_SUPPORTED),
+    # CDS Hooks (issue 13): a request of the wrong shape; data that cannot be had or used.
+    InvalidCdsRequestError: (400, IssueType.STRUCTURE),
+    PreconditionFailedError: (412, IssueType.PROCESSING),
     # Partner identity: who is calling and what it may do (issue 11).
     UnauthorizedError: (401, IssueType.LOGIN),
     ForbiddenError: (403, IssueType.FORBIDDEN),

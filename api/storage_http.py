@@ -46,6 +46,8 @@ AUDITED_FAILURES = {
     "store.read_audit_event": "read",
     "store.search": "search-type",
     "store.delete_bundle": "delete",
+    "cds.service": "create",
+    "cds.feedback": "operation",
 }
 
 

@@ -65,6 +65,10 @@ def test_every_endpoint_is_described(spec):
         "/fhir/AuditEvent",
         # The clinician report page (issue 14; tests/test_report_page.py).
         "/reports/{id}",
+        # CDS Hooks (issue 13; tests/test_cds_hooks.py validates against these schemas).
+        "/cds-services",
+        "/cds-services/twitch-triage",
+        "/cds-services/twitch-triage/feedback",
     }
     responses = spec["paths"]["/v1/triage"]["post"]["responses"]
     assert set(responses) == {

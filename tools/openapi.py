@@ -45,8 +45,8 @@ from schemas.fields import (
     _Ranged,
     _StrictList,
 )
+from tools import cds_contract, store_contract
 from tools import fhir_contract as contract
-from tools import store_contract
 from triage import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -435,6 +435,8 @@ def build_spec() -> dict[str, Any]:
         spec.components.schema(name, schema)
     for name, schema in store_contract.components().items():
         spec.components.schema(name, schema)
+    for name, schema in cds_contract.components().items():
+        spec.components.schema(name, schema)
     formats = list(FORMATS)
     negotiation = (
         "Content negotiation: no Accept, `*/*`, `application/*`, "
@@ -515,6 +517,8 @@ def build_spec() -> dict[str, Any]:
             ok.setdefault("headers", {})["Link"] = _link_header()
         spec.path(path=path, operations=operations)
     spec.path(path="/reports/{id}", operations={"get": _report_operation()})
+    for path, operations in cds_contract.cds_paths(_error_response).items():
+        spec.path(path=path, operations=operations)
     spec.path(
         path="/healthz",
         operations={
@@ -656,8 +660,8 @@ def _serving(document: dict[str, Any]) -> None:
 
 _SECURITY_TEXT = (
     "**Credentials.** Every operation except the public ones (`/healthz`, `/openapi.yaml`, "
-    "`/fhir/metadata`, `/.well-known/smart-configuration` and the published definitions) "
-    "and the pages opened with a signed link (`/reports/{id}`) "
+    "`/fhir/metadata`, `/.well-known/smart-configuration`, `/cds-services` and the published "
+    "definitions) and the pages opened with a signed link (`/reports/{id}`) "
     "needs `Authorization: Bearer <credential>`: an API key from `twitch-triage clients "
     "create`, or a SMART Backend Services access token from `POST /auth/token`. A client "
     "sees only its tenant's stored data. Answers carry `RateLimit-Policy` and `RateLimit`; "
@@ -670,18 +674,20 @@ def _route_map() -> Any:
     from flask import Flask  # noqa: PLC0415
 
     from api.auth import smart  # noqa: PLC0415
-    from api.routes import fhir, health, reports, store, triage  # noqa: PLC0415
+    from api.routes import cds, fhir, health, reports, store, triage  # noqa: PLC0415
     from api.storage_http import FhirIdConverter  # noqa: PLC0415
 
     app = Flask("openapi")
     app.url_map.converters["fhir_id"] = FhirIdConverter
-    for blueprint in (
+    blueprints = (
         triage.blueprint,
         fhir.blueprint,
         health.blueprint,
         store.blueprint,
         reports.blueprint,
-    ):
+        cds.blueprint,
+    )
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.register_blueprint(smart.blueprint)
     return app.url_map.bind("localhost")
@@ -689,6 +695,7 @@ def _route_map() -> Any:
 
 def _secure(document: dict[str, Any]) -> None:
     """Security schemes, and per operation its requirement (from the one scope table)."""
+    from api.auth.ehr import EHR_ENDPOINTS  # noqa: PLC0415
     from api.auth.http import LINK_PAGES  # noqa: PLC0415
     from api.auth.scopes import PUBLIC_ENDPOINTS, required_scope, scope_text  # noqa: PLC0415
     from api.auth.smart import SCOPES_SUPPORTED  # noqa: PLC0415
@@ -712,6 +719,7 @@ def _secure(document: dict[str, Any]) -> None:
                 }
             },
         },
+        "ehrJwt": cds_contract.SECURITY_SCHEME,
     }
     document["info"]["description"] += "\n\n" + _SECURITY_TEXT
     routes = _route_map()
@@ -721,6 +729,9 @@ def _secure(document: dict[str, Any]) -> None:
             endpoint, view_args = routes.match(concrete, method=method.upper())
             if endpoint in PUBLIC_ENDPOINTS or path.startswith(LINK_PAGES):
                 operation["security"] = []  # public, or the signed link is the credential
+                continue
+            if endpoint in EHR_ENDPOINTS:  # CDS Hooks: the EHR's JWT, no API key or scope
+                operation["security"] = [{"ehrJwt": []}]
                 continue
             needed = required_scope(endpoint, view_args)
             scopes = [scope_text(*needed)] if needed else []

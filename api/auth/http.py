@@ -20,6 +20,7 @@ from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import MethodNotAllowed
 
+from api.auth import ehr
 from api.auth.clients import Principal, identify, now_us
 from api.auth.scopes import PUBLIC_ENDPOINTS, permits, required_scope, scope_text
 from api.config import Settings, app_state
@@ -137,6 +138,9 @@ def _authenticate() -> Response | None:
         request.routing_exception, MethodNotAllowed
     ):
         return None  # a wrong method on a known path is a 405 for anyone: it reveals nothing
+    if request.endpoint in ehr.EHR_ENDPOINTS:  # CDS Hooks: the EHR's JWT, not an API key
+        g.principal = ehr.authenticate()
+        return None
     header = request.headers.get("Authorization")
     if header is None:
         raise UnauthorizedError("credentials are required: Authorization: Bearer <api key>")

@@ -19,7 +19,8 @@ ALL_PERMISSIONS = frozenset("cruds")
 DEFAULT_SCOPES = ("system/*.cruds",)
 
 #: Endpoints anyone may call: liveness, the contract, capability and SMART discovery,
-#: the published definitions and the token endpoint (which authenticates by its assertion).
+#: the published definitions, CDS Hooks discovery and the token endpoint (which
+#: authenticates by its assertion).
 PUBLIC_ENDPOINTS = frozenset(
     {
         "health.healthz",
@@ -28,6 +29,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "fhir.read",
         "auth.smart_configuration",
         "auth.token",
+        "cds.discovery",
         "static",
     }
 )

@@ -41,3 +41,11 @@ class InvalidSearchError(ServiceError):
 
 class VersionNotServedError(ServiceError):
     """This resource type is not served in the negotiated FHIR version (406)."""
+
+
+class InvalidCdsRequestError(ServiceError):
+    """A CDS Hooks request or feedback body of the wrong shape (400, naming the field)."""
+
+
+class PreconditionFailedError(ServiceError):
+    """A CDS Hooks call whose data cannot be had or used (412, as the specification asks)."""

@@ -165,3 +165,69 @@ class UsedAssertion(Base):
     client_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     jti: Mapped[str] = mapped_column(String(255), primary_key=True)
     expires_us: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+# --- CDS Hooks (issue 13) ----------------------------------------------------------------
+
+
+class CdsEhr(Base):
+    """An EHR (CDS client) registered for a tenant: its JWT issuer and where its keys are.
+
+    One issuer belongs to one tenant: the tenant of every assessment and feedback its
+    calls create. Keys are an inline JWKS or the one ``jku`` URL a token may name.
+    """
+
+    __tablename__ = "cds_ehr"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenant.name"), index=True)
+    iss: Mapped[str] = mapped_column(String(512), unique=True)
+    jwks_json: Mapped[bytes | None] = mapped_column(LargeBinary)
+    jku: Mapped[str | None] = mapped_column(String(2048))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class CdsUsedJti(Base):
+    """A CDS JWT's ``jti``, kept until the token expires: no token is accepted twice.
+
+    In the database, so every node of a deployment refuses a replay seen by another.
+    """
+
+    __tablename__ = "cds_used_jti"
+
+    ehr_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
+    expires_us: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class CdsCard(Base):
+    """A card handed to an EHR, tied to the assessment it shows (for its feedback)."""
+
+    __tablename__ = "cds_card"
+
+    uuid: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    ehr_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    #: The assessment's Bundle id (no foreign key: an erased assessment keeps its cards'
+    #: feedback, which names it only by id).
+    assessment_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    hook_instance: Mapped[str] = mapped_column(String(255))
+    indicator: Mapped[str] = mapped_column(String(16))
+    issued_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class CdsFeedback(Base):
+    """One feedback entry an EHR sent about a card (accepted or overridden)."""
+
+    __tablename__ = "cds_feedback"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    card_uuid: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    assessment_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    outcome: Mapped[str] = mapped_column(String(16))
+    #: When the user acted (the EHR's ``outcomeTimestamp``; else when it arrived).
+    outcome_us: Mapped[int] = mapped_column(BigInteger)
+    received_us: Mapped[int] = mapped_column(BigInteger)
+    #: The feedback entry as sent (override reason, user comment, accepted suggestions).
+    body_json: Mapped[bytes] = mapped_column(LargeBinary)

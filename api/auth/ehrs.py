@@ -1,0 +1,101 @@
+"""EHR registration for CDS Hooks (the ``twitch-triage ehrs`` commands). Flask-free.
+
+An EHR is its JWT issuer (``iss``), the tenant its calls act for, and its public
+keys: a JWK Set file (copied into the store) or the one ``jku`` URL its tokens may
+name. Only public RSA or P-384 EC signing keys are accepted: a private key in the
+file is refused (it would mean the EHR's secret left the EHR).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from api.auth.clients import ClientError, _check_tenant, now_us
+from api.storage.cds import CdsStore, EhrRecord, RegistrationConflictError
+
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+def _check_jwks(jwks: Any) -> bytes:
+    import jwt  # noqa: PLC0415 (as api/auth/smart.py)
+
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ClientError("a JWK Set is a JSON object with a non-empty 'keys' array")
+    for index, key in enumerate(jwks["keys"]):
+        if not isinstance(key, dict):
+            raise ClientError(f"keys[{index}] is not a JSON object")
+        if any(member in key for member in _PRIVATE_MEMBERS):
+            raise ClientError(f"keys[{index}] holds private or symmetric key material: refused")
+        if key.get("kty") not in ("RSA", "EC") or not isinstance(key.get("kid"), str):
+            raise ClientError(f"keys[{index}] must be an RSA or EC public key with a kid")
+        try:
+            jwt.PyJWK(key, algorithm="RS384" if key["kty"] == "RSA" else "ES384")
+        except jwt.PyJWTError as exc:
+            raise ClientError(f"keys[{index}] is not a usable RS384/ES384 key: {exc}") from None
+    return orjson.dumps(jwks)
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_jku(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.netloc:
+        return url
+    if parts.scheme == "http" and _loopback(parts.hostname):
+        return url  # a key server on this machine (tests, a sidecar)
+    raise ClientError("--jku must be an https URL (http only on a loopback address)")
+
+
+def register_ehr(
+    cds: CdsStore, *, tenant: str, iss: str, jwks: Any = None, jku: str | None = None
+) -> EhrRecord:
+    """Register (or re-key) an EHR issuer for a tenant; ClientError when it cannot be."""
+    if (jwks is None) == (jku is None):
+        raise ClientError("give exactly one of --jwks-file and --jku")
+    if not iss.strip() or len(iss) > 512:
+        raise ClientError("--iss must be 1 to 512 characters")
+    record = EhrRecord(
+        id="ehr_" + secrets.token_hex(12),
+        tenant=_check_tenant(tenant),
+        iss=iss,
+        jwks_json=None if jwks is None else _check_jwks(jwks),
+        jku=None if jku is None else _check_jku(jku),
+        created_us=now_us(),
+    )
+    try:
+        return cds.register(record)
+    except RegistrationConflictError as exc:
+        raise ClientError(str(exc)) from None
+
+
+def remove_ehr(cds: CdsStore, iss: str) -> EhrRecord:
+    removed = cds.remove(iss)
+    if removed is None:
+        raise ClientError(f"no registered EHR with iss {iss!r}")
+    return removed
+
+
+def describe_ehr(record: EhrRecord) -> dict[str, object]:
+    """An EHR as ``ehrs list`` prints it."""
+    described: dict[str, object] = {"ehr_id": record.id, "tenant": record.tenant, "iss": record.iss}
+    if record.jwks_json is not None:
+        kids = [key.get("kid") for key in orjson.loads(record.jwks_json)["keys"]]
+        described["jwks"] = {"kids": kids}
+    if record.jku is not None:
+        described["jku"] = record.jku
+    return described
+
+
+__all__ = ["describe_ehr", "register_ehr", "remove_ehr"]

@@ -1,0 +1,30 @@
+"""CDS Hooks 2.0 (issue 13): discovery, the ``patient-view`` service, feedback.
+
+``request`` checks the bodies, ``cards`` builds the discovery document and the
+card, ``markdown`` escapes request text for a card's detail, ``fetch`` reads
+from an EHR's FHIR server, ``service`` holds the use cases. No Flask.
+"""
+
+from api.services.cds.cards import SERVICE_ID, discovery_document
+from api.services.cds.fetch import FetchError, get_json
+from api.services.cds.service import (
+    CdsAnswer,
+    CdsContext,
+    call_service,
+    fetch_from_ehr,
+    record_feedback,
+    select_intake,
+)
+
+__all__ = [
+    "SERVICE_ID",
+    "CdsAnswer",
+    "CdsContext",
+    "FetchError",
+    "call_service",
+    "discovery_document",
+    "fetch_from_ehr",
+    "get_json",
+    "record_feedback",
+    "select_intake",
+]

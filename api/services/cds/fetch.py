@@ -1,0 +1,79 @@
+"""GET a JSON document from another system (an EHR's FHIR server, a JWKS URL), safely.
+
+A short timeout, a size cap, and redirects followed only within the same origin
+(scheme, host and port): a FHIR server or key URL that redirects elsewhere is
+refused, so a bearer token is never sent to a host it was not issued for.
+stdlib ``urllib`` (cooperative under the gevent worker, which patches sockets).
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+#: Seconds to wait for the other system (CDS Hooks asks for answers in about 500 ms).
+TIMEOUT_SECONDS = 3.0
+#: Largest document read (a searchset of one QuestionnaireResponse is a few KiB).
+MAX_BYTES = 1 << 20
+
+
+class FetchError(Exception):
+    """The document could not be had; the message names why (never a credential)."""
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the origin of the first request."""
+
+    def __init__(self, origin: tuple[str, str]) -> None:
+        self.origin = origin
+
+    def redirect_request(  # noqa: PLR0917 (urllib's own signature)
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
+        if _origin(newurl) != self.origin:
+            raise FetchError(f"redirected to another host (HTTP {code}); not followed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def get_json(
+    url: str,
+    *,
+    bearer: str | None = None,
+    accept: str = "application/json",
+    timeout: float = TIMEOUT_SECONDS,
+) -> Any:
+    """The decoded JSON at ``url``; FetchError on any failure (status, size, JSON, time)."""
+    origin = _origin(url)
+    if origin[0] not in ("http", "https") or not origin[1]:
+        raise FetchError("not an http(s) URL")
+    opener = urllib.request.build_opener(_SameOriginRedirects(origin))
+    request = urllib.request.Request(url, headers={"Accept": accept})  # noqa: S310 (http(s) only)
+    if bearer is not None:
+        request.add_header("Authorization", f"Bearer {bearer}")  # same origin only
+    try:
+        with opener.open(request, timeout=timeout) as answer:
+            data = answer.read(MAX_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise FetchError(f"answered HTTP {exc.code}") from None
+    except FetchError:
+        raise
+    except (OSError, ValueError) as exc:  # refused, timed out, TLS, malformed URL
+        raise FetchError(f"could not be reached ({type(exc).__name__})") from None
+    if len(data) > MAX_BYTES:
+        raise FetchError(f"answered more than {MAX_BYTES} bytes")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise FetchError("did not answer JSON") from None
+
+
+__all__ = ["MAX_BYTES", "TIMEOUT_SECONDS", "FetchError", "get_json"]

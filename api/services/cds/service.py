@@ -1,0 +1,309 @@
+"""CDS Hooks use cases: answer a ``patient-view`` call with a card; keep the feedback.
+
+The triage itself is ``$triage``'s: :func:`api.services.triage_questionnaire_response`
+run by :func:`api.services.assessments.stored_triage`, so the assessment is stored
+(Bundle, Provenance, create AuditEvent) under the EHR's tenant exactly as the
+other triage endpoints store theirs. No Flask: the view passes what it knows.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from api.fhir import FhirContext, Issue
+from api.fhir import codesystems as cs
+from api.fhir.versions import DEFAULT_FHIR_VERSION
+from api.services.assessments import Recording, stored_triage
+from api.services.cds.cards import CardLinks, card
+from api.services.cds.fetch import FetchError, get_json
+from api.services.cds.request import (
+    PREFETCH_KEY,
+    HookRequest,
+    parse_feedback,
+    parse_hook_request,
+)
+from api.services.errors import InvalidCdsRequestError, NotFoundError, PreconditionFailedError
+from api.services.links import REPORT, LinkSigner
+from api.services.outcome import Outcome
+from api.services.triage import triage_questionnaire_response
+from api.storage.assessments import Exchange, audit
+from api.storage.cds import CardRecord, CdsStore, FeedbackRecord
+from schemas import IssueType
+
+#: Fetches the intake search from the EHR's FHIR server: (url, bearer token) → JSON.
+Fetcher = Callable[[str, str], Any]
+
+
+def fetch_from_ehr(url: str, token: str) -> Any:
+    """The default fetcher: a GET with the EHR's token (:func:`get_json`)."""
+    return get_json(url, bearer=token, accept="application/fhir+json")
+
+
+@dataclass(frozen=True, slots=True)
+class CdsContext:
+    """What a service call needs besides the request body."""
+
+    fhir: FhirContext
+    recording: Recording
+    cds: CdsStore
+    signer: LinkSigner
+    #: Base URL clients reach this deployment at (report links, ``source.url``).
+    base_url: str
+    report_link_seconds: int
+    intake_app_url: str
+    #: The registered EHR making the call (its id; its tenant is the recording's).
+    ehr_id: str
+    fetch: Fetcher = fetch_from_ehr
+
+
+@dataclass(frozen=True, slots=True)
+class CdsAnswer:
+    """A service call's JSON body, and the triage behind it (None: no intake)."""
+
+    body: dict[str, Any]
+    outcome: Outcome | None
+
+
+def _precondition(message: str, expression: str) -> PreconditionFailedError:
+    return PreconditionFailedError([Issue(IssueType.PROCESSING, message, (expression,))], message)
+
+
+def _authored(resource: Mapping[str, Any]) -> float:
+    """``authored`` in seconds (no zone: UTC); unreadable or absent sorts first."""
+    authored = resource.get("authored")
+    if not isinstance(authored, str):
+        return float("-inf")
+    try:
+        moment = datetime.fromisoformat(authored)
+    except ValueError:
+        return float("-inf")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def select_intake(value: Any, expression: str) -> dict[str, Any] | None:
+    """The QuestionnaireResponse in a prefetch or search answer; None when there is none.
+
+    A bare QuestionnaireResponse is itself; a Bundle (``searchset``) gives its newest
+    QuestionnaireResponse by ``authored`` (entries of ``search.mode`` ``include`` or
+    ``outcome`` are not matches). Anything else cannot be used: 412.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _precondition("is neither a QuestionnaireResponse nor a Bundle", expression)
+    kind = value.get("resourceType")
+    if kind == "QuestionnaireResponse":
+        return value
+    if kind != "Bundle":
+        raise _precondition(
+            f"is a {str(kind)[:40]!r}, neither a QuestionnaireResponse nor a Bundle", expression
+        )
+    entries = value.get("entry") or []
+    if not isinstance(entries, list):
+        raise _precondition("Bundle.entry is not a list", expression)
+    found = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+            continue
+        search = entry.get("search")
+        mode = search.get("mode") if isinstance(search, dict) else None
+        resource = entry["resource"]
+        if resource.get("resourceType") == "QuestionnaireResponse" and mode in (None, "match"):
+            found.append(resource)
+    if not found:
+        return None
+    return max(found, key=_authored)
+
+
+def _same_patient(intake: dict[str, Any], hook: HookRequest, expression: str) -> dict[str, Any]:
+    """The intake, its ``subject`` checked against ``context.patientId`` (412 otherwise).
+
+    Results filed under the wrong patient are worse than no result: the subject must
+    be ``Patient/<patientId>``, relative, or absolute on the request's ``fhirServer``
+    (then made relative, as ``$triage`` needs it).
+    """
+    where = f"{expression}.subject.reference"
+    subject = intake.get("subject")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    wanted = f"Patient/{hook.patient_id}"
+    if not isinstance(reference, str):
+        raise _precondition(
+            "the intake names no subject, so it cannot be tied to the patient in context", where
+        )
+    if reference == wanted:
+        return intake
+    server = hook.fhir_server.rstrip("/") if hook.fhir_server else None
+    if server is not None and reference == f"{server}/{wanted}":
+        relative = copy.deepcopy(intake)
+        relative["subject"]["reference"] = wanted
+        return relative
+    raise _precondition(
+        "the intake's subject is not the patient in context (context.patientId); it is not "
+        "triaged into this patient's chart",
+        where,
+    )
+
+
+def _intake(hook: HookRequest, ctx: CdsContext) -> tuple[dict[str, Any] | None, str]:
+    """(the intake or None, the expression naming where it came from)."""
+    prefetch = hook.prefetch
+    failed = isinstance(prefetch, dict) and prefetch.get("resourceType") == "OperationOutcome"
+    if hook.prefetched and not failed:  # an OperationOutcome: the client's query failed
+        return select_intake(hook.prefetch, f"prefetch.{PREFETCH_KEY}"), f"prefetch.{PREFETCH_KEY}"
+    if hook.fhir_server is None or hook.access_token is None:
+        raise _precondition(
+            f"prefetch.{PREFETCH_KEY} is absent and no fhirServer with fhirAuthorization "
+            "was given: the intake cannot be obtained",
+            f"prefetch.{PREFETCH_KEY}",
+        )
+    query = urlencode(
+        {
+            "patient": hook.patient_id,
+            "questionnaire": cs.questionnaire_url(ctx.fhir.canonical_base),
+            "status": "completed",
+            "_sort": "-authored",
+            "_count": "1",
+        }
+    )
+    url = f"{hook.fhir_server.rstrip('/')}/QuestionnaireResponse?{query}"
+    try:
+        found = ctx.fetch(url, hook.access_token)
+    except FetchError as exc:
+        raise _precondition(f"the EHR's FHIR server {exc}", "fhirServer") from None
+    if isinstance(found, dict) and found.get("resourceType") == "OperationOutcome":
+        raise _precondition("the EHR's FHIR server answered an OperationOutcome", "fhirServer")
+    return select_intake(found, "fhirServer"), "QuestionnaireResponse"
+
+
+def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
+    """Answer one ``patient-view`` call: ``{"cards": [card]}``, or ``{"cards": []}``.
+
+    No intake (prefetch ``null``, an empty search): no card. The intake of another
+    patient: 412. Not triageable: the ``$triage`` 422. Else the card, its assessment
+    stored and the card's uuid tied to it (for feedback).
+    """
+    hook = parse_hook_request(payload)
+    intake, expression = _intake(hook, ctx)
+    if intake is None:
+        return CdsAnswer({"cards": []}, None)
+    intake = _same_patient(intake, hook, expression)
+    kept: list[Outcome] = []
+
+    def run() -> Outcome:
+        outcome = triage_questionnaire_response(intake, context=ctx.fhir)
+        outcome = dataclasses.replace(outcome, source="cds-hooks")
+        kept.append(outcome)
+        return outcome
+
+    recording = dataclasses.replace(ctx.recording, idempotency_key=None)
+    stored = stored_triage(
+        run,
+        recording=recording,
+        source="cds-hooks",
+        fhir_version=DEFAULT_FHIR_VERSION,  # CDS Hooks carries FHIR R4
+        bundle_type="collection",
+        payload=intake,
+    )
+    outcome = kept[0]
+    report_url = None
+    now = int(time.time())
+    if stored.stored:
+        signed = ctx.signer.sign(REPORT, stored.bundle_id, now + ctx.report_link_seconds)
+        report_url = f"{ctx.base_url}/reports/{stored.bundle_id}?{signed.query}"
+    card_uuid = str(uuid.uuid4())
+    authored = intake.get("authored") if isinstance(intake.get("authored"), str) else None
+    body = card(
+        outcome.result,
+        outcome.request,
+        uuid=card_uuid,
+        authored=authored,
+        canonical_base=ctx.fhir.canonical_base,
+        links=CardLinks(
+            report_url=report_url,
+            intake_app_url=ctx.intake_app_url or None,
+            base_url=ctx.base_url,
+        ),
+    )
+    tenant = recording.exchange.tenant
+    if tenant is None:  # the JWT gate always sets one; never store a card for nobody
+        raise RuntimeError("a CDS call without an authenticated tenant")
+    ctx.cds.add_card(
+        CardRecord(
+            uuid=card_uuid,
+            tenant=tenant,
+            ehr_id=ctx.ehr_id,
+            assessment_id=stored.bundle_id,
+            hook_instance=hook.hook_instance,
+            indicator=body["indicator"],
+            issued_us=time.time_ns() // 1000,
+        )
+    )
+    return CdsAnswer({"cards": [body]}, outcome)
+
+
+def record_feedback(
+    payload: Mapping[str, Any], *, cds: CdsStore, exchange: Exchange, store: Any
+) -> int:
+    """Store feedback about this tenant's cards (all entries or none) and audit each.
+
+    A card uuid this tenant was never given (or another tenant's) is a 404 naming it.
+    Each entry's AuditEvent is an ``operation`` on the card's assessment Bundle.
+    """
+    tenant = exchange.tenant
+    if tenant is None:
+        raise RuntimeError("feedback without an authenticated tenant")
+    entries = parse_feedback(payload)
+    cards = cds.cards([entry.card for entry in entries], tenant=tenant)
+    unknown = [
+        Issue(
+            IssueType.NOT_FOUND,
+            f"feedback[{index}].card: no card {entry.card[:64]!r} was given to this EHR's tenant",
+            (f"feedback[{index}].card",),
+        )
+        for index, entry in enumerate(entries)
+        if entry.card not in cards
+    ]
+    if unknown:
+        raise NotFoundError(unknown, "unknown card")
+    received = time.time_ns() // 1000
+    records = [
+        FeedbackRecord(
+            id=str(uuid.uuid4()),
+            tenant=tenant,
+            card_uuid=entry.card,
+            assessment_id=cards[entry.card].assessment_id,
+            outcome=entry.outcome,
+            outcome_us=entry.outcome_us if entry.outcome_us is not None else received,
+            received_us=received,
+            body_json=orjson.dumps(entry.body),
+        )
+        for entry in entries
+    ]
+    cds.add_feedback(records)
+    for record in records:
+        audit(store, exchange, "operation", 200, entity=("Bundle", record.assessment_id))
+    return len(records)
+
+
+__all__ = [
+    "CdsAnswer",
+    "CdsContext",
+    "Fetcher",
+    "InvalidCdsRequestError",
+    "call_service",
+    "fetch_from_ehr",
+    "record_feedback",
+    "select_intake",
+]

@@ -1,0 +1,218 @@
+"""CDS Hooks storage (issue 13): registered EHRs, used JWT ids, cards and feedback.
+
+Reads of cards and feedback take the caller's tenant: a card uuid of another
+tenant is "unknown", exactly like one that never existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy import exc as sa_exc
+
+from api.storage.models import CdsCard, CdsEhr, CdsFeedback, CdsUsedJti, Tenant
+from api.storage.repository import Store
+
+
+@dataclass(frozen=True, slots=True)
+class EhrRecord:
+    """A registered EHR: its id, tenant, issuer and keys (inline JWKS or a ``jku`` URL)."""
+
+    id: str
+    tenant: str
+    iss: str
+    jwks_json: bytes | None
+    jku: str | None
+    created_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    """A card as stored: which assessment it showed, to whom."""
+
+    uuid: str
+    tenant: str
+    ehr_id: str
+    assessment_id: str
+    hook_instance: str
+    indicator: str
+    issued_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    """One feedback entry as stored."""
+
+    id: str
+    tenant: str
+    card_uuid: str
+    assessment_id: str
+    outcome: str
+    outcome_us: int
+    received_us: int
+    body_json: bytes
+
+
+class RegistrationConflictError(ValueError):
+    """The issuer is registered for another tenant (one issuer, one tenant)."""
+
+
+_EHR_COLUMNS = (
+    CdsEhr.id,
+    CdsEhr.tenant,
+    CdsEhr.iss,
+    CdsEhr.jwks_json,
+    CdsEhr.jku,
+    CdsEhr.created_us,
+)
+_CARD_COLUMNS = (
+    CdsCard.uuid,
+    CdsCard.tenant,
+    CdsCard.ehr_id,
+    CdsCard.assessment_id,
+    CdsCard.hook_instance,
+    CdsCard.indicator,
+    CdsCard.issued_us,
+)
+_FEEDBACK_COLUMNS = (
+    CdsFeedback.id,
+    CdsFeedback.tenant,
+    CdsFeedback.card_uuid,
+    CdsFeedback.assessment_id,
+    CdsFeedback.outcome,
+    CdsFeedback.outcome_us,
+    CdsFeedback.received_us,
+    CdsFeedback.body_json,
+)
+
+
+class CdsStore:
+    """Reads and writes of the CDS tables, over the assessment store's engine."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # --- registered EHRs -------------------------------------------------------------
+
+    def register(self, record: EhrRecord) -> EhrRecord:
+        """Register an issuer for a tenant (created on first use); the same issuer and
+        tenant again replaces its keys and keeps its id. RegistrationConflictError when the
+        issuer belongs to another tenant."""
+        with self.store.unit_of_work() as work:
+            connection = work._connection
+            known = connection.execute(
+                select(*_EHR_COLUMNS).where(CdsEhr.iss == record.iss)
+            ).first()
+            if known is not None:
+                existing = EhrRecord(*known)
+                if existing.tenant != record.tenant:
+                    raise RegistrationConflictError(
+                        f"issuer {record.iss!r} is registered for another tenant"
+                    )
+                connection.execute(
+                    update(CdsEhr)
+                    .where(CdsEhr.id == existing.id)
+                    .values(jwks_json=record.jwks_json, jku=record.jku)
+                )
+                return EhrRecord(
+                    existing.id,
+                    existing.tenant,
+                    existing.iss,
+                    record.jwks_json,
+                    record.jku,
+                    existing.created_us,
+                )
+            tenant = connection.execute(
+                select(Tenant.name).where(Tenant.name == record.tenant)
+            ).first()
+            if tenant is None:
+                connection.execute(
+                    insert(Tenant), [{"name": record.tenant, "created_us": record.created_us}]
+                )
+            values = {column.key: getattr(record, column.key) for column in _EHR_COLUMNS}
+            connection.execute(insert(CdsEhr), [values])
+        return record
+
+    def by_iss(self, iss: str) -> EhrRecord | None:
+        with self.store._reading() as connection:
+            row = connection.execute(select(*_EHR_COLUMNS).where(CdsEhr.iss == iss)).first()
+        return None if row is None else EhrRecord(*row)
+
+    def all(self) -> list[EhrRecord]:
+        with self.store._reading() as connection:
+            rows = connection.execute(select(*_EHR_COLUMNS).order_by(CdsEhr.created_us))
+            return [EhrRecord(*row) for row in rows]
+
+    def remove(self, iss: str) -> EhrRecord | None:
+        """Unregister an issuer: its tokens stop working at once; its cards stay."""
+        with self.store.unit_of_work() as work:
+            connection = work._connection
+            row = connection.execute(select(*_EHR_COLUMNS).where(CdsEhr.iss == iss)).first()
+            if row is None:
+                return None
+            record = EhrRecord(*row)
+            connection.execute(delete(CdsUsedJti).where(CdsUsedJti.ehr_id == record.id))
+            connection.execute(delete(CdsEhr).where(CdsEhr.id == record.id))
+        return record
+
+    # --- replay protection -----------------------------------------------------------
+
+    def use_jti(self, ehr_id: str, jti: str, expires_us: int, now_us: int) -> bool:
+        """Record a token's ``jti`` until ``expires_us``; False when it was used before."""
+        try:
+            with self.store.unit_of_work() as work:
+                connection = work._connection
+                connection.execute(delete(CdsUsedJti).where(CdsUsedJti.expires_us < now_us))
+                connection.execute(
+                    insert(CdsUsedJti), [{"ehr_id": ehr_id, "jti": jti, "expires_us": expires_us}]
+                )
+        except sa_exc.IntegrityError:
+            return False
+        return True
+
+    # --- cards and feedback ----------------------------------------------------------
+
+    def add_card(self, record: CardRecord) -> None:
+        values = {column.key: getattr(record, column.key) for column in _CARD_COLUMNS}
+        with self.store.unit_of_work() as work:
+            work._connection.execute(insert(CdsCard), [values])
+
+    def cards(self, uuids: Sequence[str], *, tenant: str) -> dict[str, CardRecord]:
+        """The tenant's cards among ``uuids``, by uuid (another tenant's are absent)."""
+        if not uuids:
+            return {}
+        stmt = select(*_CARD_COLUMNS).where(
+            CdsCard.uuid.in_(sorted(set(uuids))), CdsCard.tenant == tenant
+        )
+        with self.store._reading() as connection:
+            return {row[0]: CardRecord(*row) for row in connection.execute(stmt)}
+
+    def add_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        """Store feedback entries together (all or none)."""
+        rows = [
+            {column.key: getattr(record, column.key) for column in _FEEDBACK_COLUMNS}
+            for record in records
+        ]
+        with self.store.unit_of_work() as work:
+            work._connection.execute(insert(CdsFeedback), rows)
+
+    def feedback(self, card_uuid: str, *, tenant: str) -> list[FeedbackRecord]:
+        """The tenant's feedback about one card, in the order the user acted."""
+        stmt = (
+            select(*_FEEDBACK_COLUMNS)
+            .where(CdsFeedback.card_uuid == card_uuid, CdsFeedback.tenant == tenant)
+            .order_by(CdsFeedback.outcome_us, CdsFeedback.received_us, CdsFeedback.id)
+        )
+        with self.store._reading() as connection:
+            return [FeedbackRecord(*row) for row in connection.execute(stmt)]
+
+
+__all__ = [
+    "CardRecord",
+    "CdsStore",
+    "EhrRecord",
+    "FeedbackRecord",
+    "RegistrationConflictError",
+]

@@ -1,0 +1,188 @@
+"""Helpers for the CDS Hooks tests: EHR keys, signed JWTs, registered EHRs, calls.
+
+Keys are generated with ``cryptography``; tokens are signed with PyJWT exactly as
+an EHR would (CDS Hooks "Trusting CDS Clients"): header alg/kid/typ, claims
+iss/aud/exp/iat/jti.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api.auth.ehrs import register_ehr
+from api.config import EXTENSION
+from api.fhir import codesystems as cs
+from triage import KNOWLEDGE_BASE_VERSION
+
+SERVICE = "/cds-services/twitch-triage"
+FEEDBACK = SERVICE + "/feedback"
+HOST = "http://localhost"
+QUESTIONNAIRE = cs.questionnaire_canonical(cs.DEFAULT_CANONICAL_BASE, KNOWLEDGE_BASE_VERSION)
+
+
+@dataclass
+class Ehr:
+    """An EHR's signing key pair and issuer."""
+
+    iss: str
+    alg: str = "ES384"
+    kid: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    private: Any = None
+
+    def __post_init__(self) -> None:
+        if self.private is None:
+            self.private = (
+                ec.generate_private_key(ec.SECP384R1())
+                if self.alg == "ES384"
+                else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            )
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWK Set (what ``ehrs register --jwks-file`` reads)."""
+        algorithms = jwt.algorithms
+        algorithm = algorithms.ECAlgorithm if self.alg == "ES384" else algorithms.RSAAlgorithm
+        public = json.loads(algorithm.to_jwk(self.private.public_key()))
+        public.update({"kid": self.kid, "use": "sig", "alg": self.alg})
+        return {"keys": [public]}
+
+    def token(
+        self,
+        aud: str,
+        *,
+        claims: dict[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+        headers: dict[str, Any] | None = None,
+        key: Any = None,
+        alg: str | None = None,
+    ) -> str:
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": self.iss,
+            "aud": aud,
+            "exp": now + 120,
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+        }
+        payload.update(claims or {})
+        for name in drop:
+            payload.pop(name, None)
+        return jwt.encode(
+            payload,
+            key if key is not None else self.private,
+            algorithm=alg or self.alg,
+            headers={"kid": self.kid, "typ": "JWT", **(headers or {})},
+        )
+
+
+def register(app: Flask, ehr: Ehr, tenant: str, *, jku: str | None = None) -> str:
+    """Register ``ehr`` for ``tenant`` (inline JWKS, or its jku); the EHR's id."""
+    cds = app.extensions[EXTENSION].cds
+    record = register_ehr(
+        cds, tenant=tenant, iss=ehr.iss, jwks=None if jku else ehr.jwks(), jku=jku
+    )
+    return record.id
+
+
+def hook_request(
+    patient_id: str, intake: Any = None, *, prefetch: bool = True, **extra: Any
+) -> dict[str, Any]:
+    """A ``patient-view`` request, with ``intake`` as ``prefetch.intake`` when asked."""
+    body: dict[str, Any] = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"patientId": patient_id, "userId": "Practitioner/example"},
+    }
+    if prefetch:
+        body["prefetch"] = {"intake": intake}
+    body.update(extra)
+    return body
+
+
+def call(
+    client: FlaskClient,
+    ehr: Ehr,
+    body: Any,
+    *,
+    path: str = SERVICE,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """POST ``body`` to a CDS endpoint with a fresh JWT for exactly that URL."""
+    bearer = token if token is not None else ehr.token(HOST + path)
+    return client.post(
+        path,
+        data=json.dumps(body),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {bearer}", **(headers or {})},
+    )
+
+
+def intake_for(client: FlaskClient, request: dict[str, Any], patient_id: str) -> dict[str, Any]:
+    """The intake QuestionnaireResponse of ``request`` (as /v1/triage renders it), for a patient.
+
+    The subject names the patient; the ``patient.reference`` answer, when the request
+    has one, is made the same (a QuestionnaireResponse names one patient).
+    """
+    answer = json.loads(json.dumps(request))
+    answer.setdefault("patient", {})
+    answer["patient"]["reference"] = f"Patient/{patient_id}"
+    response = client.post("/v1/triage", json=answer)
+    assert response.status_code == 200, response.data[:500]
+    qr = response.json["entry"][0]["resource"]
+    qr["subject"] = {"reference": f"Patient/{patient_id}"}
+    qr["authored"] = "2026-11-27T10:00:00Z"
+    return qr
+
+
+class LoopbackServer:
+    """A real HTTP server on 127.0.0.1 in a thread: answers ``routes`` and records calls.
+
+    ``routes`` maps a path (without query) to (status, headers, JSON body or bytes).
+    Each request is recorded as (path with query, Authorization header).
+    """
+
+    def __init__(self, routes: dict[str, tuple[int, dict[str, str], Any]]) -> None:
+        self.routes = routes
+        self.calls: list[tuple[str, str | None]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.calls.append((self.path, self.headers.get("Authorization")))
+                route = outer.routes.get(self.path.split("?", 1)[0])
+                status, headers, body = route if route is not None else (404, {}, {"no": 1})
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LoopbackServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
