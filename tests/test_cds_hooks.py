@@ -175,6 +175,10 @@ def test_every_example_gives_a_conformant_card_with_its_level(app, client, ehr, 
     now = int(time.time())
     assert signer.verify(REPORT, bundle_id, query["expires"][0], query["signature"][0], now=now)
     assert int(query["expires"][0]) - now <= app.extensions[EXTENSION].settings.report_link_seconds
+    # ... and a clinician's browser (no API key) opens that report (issue 14).
+    page = anonymous(app).get(f"{url.path}?{url.query}")
+    assert page.status_code == 200, page.status_code
+    assert level.display in page.get_data(as_text=True)
     # Stored under the EHR's tenant: its clients read it, the local tenant does not.
     stored = anonymous(app).get(
         f"/fhir/Bundle/{bundle_id}", headers={"Authorization": f"Bearer {tenant_key(app)}"}

@@ -11,7 +11,6 @@ stored before it is committed.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import fcntl
 import os
@@ -36,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 
 from api.fhir.search import Cursor, DateCondition, SearchQuery, Token
-from api.storage.database import WRITE, StorageUnavailableError, guarded, start_checkpointer
+from api.storage.database import WRITE, guarded, start_checkpointer
 from api.storage.models import Assessment, AuditRecord, ResourceCode, StoredResource
 
 
@@ -308,104 +307,6 @@ class _WriterQueue:
 
 
 T = TypeVar("T")
-#: Most writes one group commit takes (a bound on one transaction's size).
-GROUP_LIMIT = 64
-
-
-def _gevent_patched() -> bool:
-    """True in a gevent worker (``patch_all``): blocking there stalls every request."""
-    try:
-        from gevent import monkey  # noqa: PLC0415 (only where gevent is installed)
-    except ImportError:  # pragma: no cover (gevent is a dependency)
-        return False
-    return bool(monkey.is_module_patched("threading"))
-
-
-class _Slot:
-    """One write waiting for its group commit, and how it ended."""
-
-    __slots__ = ("error", "job", "result")
-
-    def __init__(self, job: Callable[[UnitOfWork], Any]) -> None:
-        self.job = job
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-
-class _CommitGroup:
-    """Writes of concurrent requests of one gevent worker, committed together off its loop.
-
-    Why: a commit waits for the disk (``synchronous=FULL`` fsyncs the WAL; PostgreSQL
-    fsyncs its WAL) and, on SQLite, for the other workers' write lock. In a gevent
-    worker sqlite3 and the lock never yield, so that wait stalled every request of
-    the worker. Here each write is queued and the requesting greenlet waits while one
-    real thread per process drains the queue: every write queued by then goes into one
-    transaction (one fsync for all of them), and each greenlet is answered only after
-    the transaction holding its write committed, so nothing is acknowledged before it
-    is durable. A failed group is retried one write at a time, so one write's error
-    (a duplicate idempotency key) fails that write alone. Outside gevent (sync
-    workers, the CLI, tests) a write simply runs in its own transaction here.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._jobs: collections.deque[_Slot] = collections.deque()
-        self._pool: Any = None
-        self._pid = -1
-
-    def _thread(self) -> Any:
-        """This process's one-thread pool (made after a fork), or None outside gevent."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._pool = None
-            self._jobs.clear()
-            if _gevent_patched():
-                from gevent.threadpool import ThreadPool  # noqa: PLC0415
-
-                self._pool = ThreadPool(1)
-        return self._pool
-
-    def run(self, job: Callable[[UnitOfWork], T]) -> T:
-        pool = self._thread()
-        if pool is None:
-            with self._store.unit_of_work() as work:
-                return job(work)
-        slot = _Slot(job)
-        self._jobs.append(slot)
-        # FIFO with one thread: when this call returns, an earlier drain or this one has
-        # taken the slot (appended before the call) and finished its transaction.
-        pool.apply(self._drain)
-        if slot.error is not None:
-            raise slot.error
-        return slot.result  # type: ignore[no-any-return]
-
-    def _drain(self) -> None:
-        """Commit every queued write (up to GROUP_LIMIT) in one transaction (pool thread)."""
-        batch: list[_Slot] = []
-        while self._jobs and len(batch) < GROUP_LIMIT:
-            batch.append(self._jobs.popleft())
-        if not batch:
-            return
-        try:
-            with self._store.unit_of_work() as work:
-                results = [slot.job(work) for slot in batch]
-        except StorageUnavailableError as exc:  # not one write's fault: no retry storm
-            for slot in batch:
-                slot.error = exc
-            return
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-                return
-            for slot in batch:  # nothing of the group was committed: each on its own
-                try:
-                    with self._store.unit_of_work() as work:
-                        slot.result = slot.job(work)
-                except Exception as single:
-                    slot.error = single
-            return
-        for slot, result in zip(batch, results, strict=True):
-            slot.result = result
 
 
 class Store:
@@ -416,16 +317,17 @@ class Store:
         self._writer = engine.execution_options(**WRITE)
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         self._queue = _WriterQueue(database) if database else None
-        self._group = _CommitGroup(self)
 
     def write(self, job: Callable[[UnitOfWork], T]) -> T:
-        """Run ``job`` in a committed write transaction; its result once durable.
+        """Run ``job`` in one committed write transaction; its result once committed.
 
-        In a gevent worker concurrent writes share one transaction and the wait for
-        the disk happens off the request loop (see :class:`_CommitGroup`). ``job`` may
-        run more than once (again alone, when its group failed): it only writes.
+        Every write is its own transaction on the calling request. (A group commit on a
+        gevent thread pool was tried and removed: SQLAlchemy's pool is not safe across
+        gevent's patched primitives and a native thread, and the kill -9 test caught an
+        acknowledged assessment that was never stored.)
         """
-        return self._group.run(job)
+        with self.unit_of_work() as work:
+            return job(work)
 
     @contextlib.contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:

@@ -33,8 +33,9 @@ from api.services.cds.request import (
     parse_hook_request,
 )
 from api.services.errors import InvalidCdsRequestError, NotFoundError, PreconditionFailedError
-from api.services.links import REPORT, LinkSigner
+from api.services.links import LinkSigner
 from api.services.outcome import Outcome
+from api.services.reports import report_link
 from api.services.triage import triage_questionnaire_response
 from api.storage.assessments import Exchange, audit
 from api.storage.cds import CardRecord, CdsStore, FeedbackRecord
@@ -220,8 +221,9 @@ def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
     report_url = None
     now = int(time.time())
     if stored.stored:
-        signed = ctx.signer.sign(REPORT, stored.bundle_id, now + ctx.report_link_seconds)
-        report_url = f"{ctx.base_url}/reports/{stored.bundle_id}?{signed.query}"
+        report_url = report_link(
+            ctx.signer, ctx.base_url, stored.bundle_id, now=now, seconds=ctx.report_link_seconds
+        )
     card_uuid = str(uuid.uuid4())
     authored = intake.get("authored") if isinstance(intake.get("authored"), str) else None
     body = card(
