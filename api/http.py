@@ -19,6 +19,7 @@ from flask import Response, g, request
 from api.config import AppState, app_state
 from api.jsonbody import parse_json_object, read_body
 from api.negotiation import negotiate_request
+from api.pages import page_response  # the edge of the HTML pages, re-exported for their views
 from api.responses import fhir_content_type, fhir_response
 from api.services.assessments import stored_triage
 from api.services.outcome import Outcome, Source
@@ -90,11 +91,13 @@ from api.storage_http import (  # noqa: E402 (after Call: it imports nothing fro
 __all__ = [
     "VERSION_ETAG",
     "Call",
+    "app_state",
     "audited",
     "bytes_response",
     "conditional_response",
     "exchange",
     "fhir_endpoint",
+    "page_response",
     "recording",
     "resource_response",
     "stored_response",

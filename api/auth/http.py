@@ -38,6 +38,9 @@ CORS_EXPOSED_HEADERS = (
 CORS_MAX_AGE = "600"
 #: Endpoints whose answers never carry patient data (they may be cached).
 _CACHEABLE = PUBLIC_ENDPOINTS - {"auth.token"}
+#: Pages a browser opens with a signed link instead of an API key (issue 14): the link
+#: is the credential, checked by the view.
+SIGNED_LINK_ENDPOINTS = frozenset({"intake.page", "intake.submit", "intake.thank_you"})
 #: Extension key of the rate limiter on the app.
 LIMITER = "twitch_triage_limiter"
 
@@ -101,6 +104,8 @@ def _authenticate() -> Response | None:
     state = app_state()
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         return _cors_preflight(state.settings.cors_origins)
+    if request.endpoint in SIGNED_LINK_ENDPOINTS:
+        return None
     if request.endpoint in PUBLIC_ENDPOINTS or isinstance(
         request.routing_exception, MethodNotAllowed
     ):
