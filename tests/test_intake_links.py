@@ -565,3 +565,17 @@ def test_the_claim_itself_has_one_winner_among_concurrent_claimers(database_url)
         for thread in threads:
             thread.join(timeout=60)
         assert sorted(won) == [False] * 5 + [True]
+
+
+def test_a_refused_link_creation_is_audited_for_the_caller(client):
+    refused = client.post("/v1/intake-links", json={"show": "never"})
+    assert refused.status_code == 422
+    request_id = refused.headers["X-Request-ID"]
+    events = client.get("/fhir/AuditEvent?subtype=create&outcome=4").get_json()["entry"]
+    recorded = [
+        entity["what"]["identifier"]["value"]
+        for event in events
+        for entity in event["resource"]["entity"]
+        if entity.get("description") == "request id"
+    ]
+    assert any(request_id in value for value in recorded)

@@ -17,7 +17,7 @@ from api.routes.intake import LFORMS_VERSION
 from tools import vendor_lforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
-import lforms  # noqa: E402 (the browser tests' pinned fetcher)
+import lforms  # the browser tests' pinned fetcher (found through the path above)
 
 
 def test_one_pin_for_the_page_the_tool_and_the_browser_tests():
