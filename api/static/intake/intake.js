@@ -92,9 +92,21 @@
     });
   }
 
+  /* LHC-Forms renders the unit beside a number (read-only input) with a label that
+   * points at a table header its vertical layout does not have, so screen readers
+   * (and axe) find no name: name each one after its question, also when an answer
+   * later reveals more questions. */
+  function nameUnits() {
+    container.querySelectorAll('input[id^="unit_"]:not([aria-label])').forEach(function (unit) {
+      var linkId = unit.id.slice('unit_'.length).replace(/\/[0-9/]*$/, '').split('/').pop();
+      unit.setAttribute('aria-label', 'Unit' + (questions[linkId] ? ' of: ' + questions[linkId] : ''));
+    });
+  }
+  new MutationObserver(nameUnits).observe(container, {childList: true, subtree: true});
+
   whenLoaded(function () {
     var form = LForms.Util.convertFHIRQuestionnaireToLForms(questionnaire, 'R4');
-    Promise.resolve(LForms.Util.addFormToPage(form, FORM_ID)).then(function () {
+    Promise.resolve(LForms.Util.addFormToPage(form, FORM_ID, {showCodingInstruction: true})).then(function () {
       loading.hidden = true;
       button.disabled = false;
       button.addEventListener('click', send);
