@@ -21,7 +21,7 @@ from api.config import EXTENSION, AppState, Settings
 from api.errors import register_error_handlers
 from api.fhir import FhirContext, FhirSettings
 from api.routes import fhir as fhir_routes
-from api.routes import health, intake, store, triage
+from api.routes import health, intake, reports, store, triage
 from api.services.links import load_signer
 from api.serving.install import install as install_serving
 from api.storage import Store, default_database_url, make_engine, migrate
@@ -75,6 +75,7 @@ def create_app(
     app.register_blueprint(fhir_routes.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(store.blueprint)
+    app.register_blueprint(reports.blueprint)  # HTML pages (issue 14)
     app.register_blueprint(intake.blueprint)
     return app
 

@@ -19,7 +19,7 @@ from flask import Response, g, request
 from api.config import AppState, app_state
 from api.jsonbody import parse_json_object, read_body
 from api.negotiation import negotiate_request
-from api.pages import page_response  # the edge of the HTML pages, re-exported for their views
+from api.pages import page_response
 from api.responses import fhir_content_type, fhir_response
 from api.services.assessments import stored_triage
 from api.services.outcome import Outcome, Source
@@ -85,6 +85,7 @@ from api.storage_http import (  # noqa: E402 (after Call: it imports nothing fro
     conditional_response,
     exchange,
     recording,
+    report_link_header,
     stored_response,
 )
 
@@ -99,6 +100,7 @@ __all__ = [
     "fhir_endpoint",
     "page_response",
     "recording",
+    "report_link_header",
     "resource_response",
     "stored_response",
     "stored_triage_response",

@@ -10,6 +10,7 @@ write their successes themselves (``g.audited``).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from flask import Flask, Response, g, request
@@ -20,6 +21,7 @@ from api.config import app_state
 from api.errors import InvalidParameterError, ServiceUnavailableError, error_response
 from api.responses import fhir_content_type
 from api.services.assessments import Recording, StoredTriage
+from api.services.reports import link_header, report_link
 from api.storage import StorageUnavailableError
 from api.storage.assessments import (
     IDEMPOTENCY_KEY,
@@ -79,7 +81,31 @@ def recording(state: object) -> Recording:
         exchange=exchange(),
         canonical_base=state.fhir.canonical_base,  # type: ignore[attr-defined]
         idempotency_key=key,
+        report_link=report_url if state.settings.store_assessments else None,  # type: ignore[attr-defined]
     )
+
+
+def report_url(bundle_id: str) -> str:
+    """A fresh signed link to the clinician report of a stored assessment (issue 14).
+
+    Based at ``public_base_url`` when configured, else at the host the client used.
+    """
+    state = app_state()
+    base = state.settings.public_base_url or request.host_url.rstrip("/")
+    return report_link(
+        state.links,
+        base,
+        bundle_id,
+        now=int(time.time()),
+        seconds=state.settings.report_link_seconds,
+    )
+
+
+def report_link_header(bundle_id: str) -> dict[str, str]:
+    """The ``Link`` header naming an assessment's report; none when storage is off."""
+    if not app_state().settings.store_assessments:
+        return {}
+    return {"Link": link_header(report_url(bundle_id))}
 
 
 def stored_response(stored: StoredTriage, fhir_version: str) -> Response:
@@ -89,6 +115,8 @@ def stored_response(stored: StoredTriage, fhir_version: str) -> Response:
     if stored.stored:
         url = f"{request.host_url.rstrip('/')}/fhir/Bundle/{stored.bundle_id}"
         headers = {"Location": url, "Content-Location": url, "ETag": VERSION_ETAG}
+        if stored.report_url is not None:
+            headers["Link"] = link_header(stored.report_url)
     return Response(stored.body, headers=headers, content_type=fhir_content_type(fhir_version))
 
 
@@ -178,5 +206,7 @@ __all__ = [
     "exchange",
     "install",
     "recording",
+    "report_link_header",
+    "report_url",
     "stored_response",
 ]

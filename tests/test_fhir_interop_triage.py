@@ -28,6 +28,7 @@ BASE = cs.DEFAULT_CANONICAL_BASE
 QUESTIONNAIRE = cs.questionnaire_canonical(BASE, KNOWLEDGE_BASE_VERSION)
 LEVEL_SYSTEM = cs.codesystem_url(BASE, cs.TRIAGE_LEVEL)
 RULE_SYSTEM = cs.codesystem_url(BASE, cs.RED_FLAG_RULE)
+_SIGNED = re.compile(r"expires=[0-9]+&signature=[A-Za-z0-9_-]+")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
@@ -50,9 +51,14 @@ def triage_v1(client: FlaskClient, request: dict[str, Any], query: str = "") -> 
 
 
 def normalized(bundle: dict[str, Any]) -> str:
-    """The Bundle with ids and times replaced by placeholders in order of appearance."""
+    """The Bundle with ids and times replaced by placeholders in order of appearance.
+
+    The signed report link of ``Bundle.link`` (issue 14) is per Bundle and per second,
+    like its ids and time: its expiry and signature become placeholders too.
+    """
     text = json.dumps(bundle, sort_keys=True)
     text = text.replace(bundle["timestamp"], "<now>")
+    text = _SIGNED.sub("expires=<expires>&signature=<signature>", text)
     seen: dict[str, str] = {}
     return _UUID.sub(lambda m: seen.setdefault(m.group(0), f"<id{len(seen)}>"), text)
 

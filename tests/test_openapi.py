@@ -64,6 +64,8 @@ def test_every_endpoint_is_described(spec):
         "/fhir/Observation",
         "/fhir/QuestionnaireResponse",
         "/fhir/AuditEvent",
+        # The clinician report page (issue 14; tests/test_report_page.py).
+        "/reports/{id}",
     }
     responses = spec["paths"]["/v1/triage"]["post"]["responses"]
     assert set(responses) == {

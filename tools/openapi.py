@@ -233,6 +233,18 @@ def _bundle_schema() -> dict[str, Any]:
             "id": {"type": "string"},
             "type": {"enum": ["collection", "transaction"]},
             "timestamp": {"type": "string", "format": "date-time"},
+            "link": {
+                "type": "array",
+                "description": REPORT_LINK_TEXT,
+                "items": {
+                    "type": "object",
+                    "required": ["relation", "url"],
+                    "properties": {
+                        "relation": {"const": "alternate"},
+                        "url": {"type": "string", "format": "uri"},
+                    },
+                },
+            },
             "entry": {
                 "type": "array",
                 "minItems": 2,
@@ -262,6 +274,83 @@ def _bundle_schema() -> dict[str, Any]:
                     },
                 },
             },
+        },
+    }
+
+
+REPORT_LINK_TEXT = (
+    "**Clinician report** (issue 14). A stored assessment names the HTML report of "
+    "the same assessment, relation `alternate`: `{base}/reports/{id}?expires=<unix "
+    "seconds>&signature=<HMAC>`, where `{base}` is TWITCH_TRIAGE_PUBLIC_BASE_URL or the "
+    "host the client called. The link is the credential (no API key): open it in a "
+    "browser; it expires after TWITCH_TRIAGE_REPORT_LINK_SECONDS (default 7 days). "
+    "`Bundle.link` holds the link issued with the Bundle (the stored Bundle never "
+    "changes, so this one expires); the `Link` header of the triage answer and of every "
+    "`GET /fhir/Bundle/{id}` carries a freshly signed one. With "
+    "TWITCH_TRIAGE_STORE_ASSESSMENTS=false there is no report and no link."
+)
+
+
+def _link_header() -> dict[str, Any]:
+    """The ``Link`` response header (a new dict each time: no YAML anchors)."""
+    return {
+        "description": "The clinician report of this stored assessment, freshly signed: "
+        '`<{base}/reports/{id}?expires=…&signature=…>; rel="alternate"; type="text/html"` '
+        "(see `GET /reports/{id}`). Absent when nothing is stored.",
+        "schema": {"type": "string"},
+    }
+
+
+def _report_operation() -> dict[str, Any]:
+    """``GET /reports/{id}``: the HTML report, opened with a signed link (no API key)."""
+
+    def html() -> dict[str, Any]:
+        return {"text/html": {"schema": {"type": "string"}}}
+
+    return {
+        "operationId": "clinicianReport",
+        "summary": "The clinician report of one assessment (HTML, signed link)",
+        "description": REPORT_LINK_TEXT
+        + "\n\nA server-rendered page for people, not a FHIR resource: the level "
+        "banner, red flags most urgent first with rationale, source and triggering "
+        "answers, decisive questions, contributing factors, advice (clinician wording and "
+        "a patient hand-over), the answers (yes / no / unknown), who answered, and a "
+        "footer with ids, times, versions and the decision-support disclaimer. Printable "
+        "(A4 or Letter). Headers: a Content-Security-Policy allowing only the product's "
+        "own scripts and styles, `frame-ancestors` from TWITCH_TRIAGE_FRAME_ANCESTORS, "
+        "`Cache-Control: no-store`, `Referrer-Policy: no-referrer`. Every read is "
+        "audited (AuditEvent under the assessment's tenant, agent: the report link).",
+        "parameters": [
+            {
+                "name": "id",
+                "in": "path",
+                "required": True,
+                "description": "The assessment's Bundle id.",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-.]{1,64}$"},
+            },
+            {
+                "name": "expires",
+                "in": "query",
+                "required": True,
+                "description": "Expiry of the link (Unix seconds), as signed.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": "signature",
+                "in": "query",
+                "required": True,
+                "description": "HMAC-SHA256 of purpose, id and expiry (base64url).",
+                "schema": {"type": "string"},
+            },
+        ],
+        "responses": {
+            "200": {"description": "The report page.", "content": html()},
+            "404": {
+                "description": "An altered, expired or unknown link: one HTML page that "
+                "names nothing of the request (not an OperationOutcome: a browser reads it).",
+                "content": html(),
+            },
+            "405": _error_response(405),
         },
     }
 
@@ -391,6 +480,7 @@ def build_spec() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "The triage result as a FHIR collection Bundle.",
+                        "headers": {"Link": _link_header()},
                         "content": {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/Bundle"}}},
                     },
                     **triage_errors,
@@ -414,6 +504,7 @@ def build_spec() -> dict[str, Any]:
         if path == "/fhir/QuestionnaireResponse/$triage":
             post = operations["post"]
             post["description"] += "\n\n" + store_contract.IDEMPOTENCY
+            post["responses"]["200"].setdefault("headers", {})["Link"] = _link_header()
             post["responses"].update({str(s): _error_response(s) for s in (409, 503)})
         spec.path(path=path, operations=operations)
     for path, operations in store_contract.store_paths(
@@ -422,7 +513,11 @@ def build_spec() -> dict[str, Any]:
         r4_format_parameter=contract.format_parameter([f for f in formats if "5.0" not in f]),
         negotiation=negotiation,
     ).items():
+        if path == "/fhir/Bundle/{id}":
+            ok = operations["get"]["responses"]["200"]
+            ok.setdefault("headers", {})["Link"] = _link_header()
         spec.path(path=path, operations=operations)
+    spec.path(path="/reports/{id}", operations={"get": _report_operation()})
     spec.path(
         path="/healthz",
         operations={
@@ -578,6 +673,7 @@ def _intake_link_operations() -> dict[str, Any]:
 _SECURITY_TEXT = (
     "**Credentials.** Every operation except the public ones (`/healthz`, `/openapi.yaml`, "
     "`/fhir/metadata`, `/.well-known/smart-configuration` and the published definitions) "
+    "and the pages opened with a signed link (`/reports/{id}`) "
     "needs `Authorization: Bearer <credential>`: an API key from `twitch-triage clients "
     "create`, or a SMART Backend Services access token from `POST /auth/token`. A client "
     "sees only its tenant's stored data. Answers carry `RateLimit-Policy` and `RateLimit`; "
@@ -590,7 +686,7 @@ def _route_map() -> Any:
     from flask import Flask  # noqa: PLC0415
 
     from api.auth import smart  # noqa: PLC0415
-    from api.routes import fhir, health, intake, store, triage  # noqa: PLC0415
+    from api.routes import fhir, health, intake, reports, store, triage  # noqa: PLC0415
     from api.storage_http import FhirIdConverter  # noqa: PLC0415
 
     app = Flask("openapi")
@@ -601,6 +697,7 @@ def _route_map() -> Any:
         health.blueprint,
         store.blueprint,
         intake.blueprint,
+        reports.blueprint,
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(smart.blueprint)
@@ -609,6 +706,7 @@ def _route_map() -> Any:
 
 def _secure(document: dict[str, Any]) -> None:
     """Security schemes, and per operation its requirement (from the one scope table)."""
+    from api.auth.http import LINK_PAGES  # noqa: PLC0415
     from api.auth.scopes import PUBLIC_ENDPOINTS, required_scope, scope_text  # noqa: PLC0415
     from api.auth.smart import SCOPES_SUPPORTED  # noqa: PLC0415
 
@@ -638,8 +736,8 @@ def _secure(document: dict[str, Any]) -> None:
         concrete = path.replace("{id}", "example-id")
         for method, operation in operations.items():
             endpoint, view_args = routes.match(concrete, method=method.upper())
-            if endpoint in PUBLIC_ENDPOINTS:
-                operation["security"] = []
+            if endpoint in PUBLIC_ENDPOINTS or path.startswith(LINK_PAGES):
+                operation["security"] = []  # public, or the signed link is the credential
                 continue
             needed = required_scope(endpoint, view_args)
             scopes = [scope_text(*needed)] if needed else []

@@ -33,14 +33,14 @@ CORS_REQUEST_HEADERS = (
 )
 CORS_EXPOSED_HEADERS = (
     "Location, Content-Location, ETag, Last-Modified, X-Request-ID, Retry-After, "
-    "RateLimit, RateLimit-Policy, WWW-Authenticate"
+    "RateLimit, RateLimit-Policy, WWW-Authenticate, Link"
 )
 CORS_MAX_AGE = "600"
+#: Browser pages whose signed link is the credential (no API key; issue 14): the
+#: clinician report, and the intake page with its submission and thank-you page.
+LINK_PAGES = ("/reports/", "/intake/")
 #: Endpoints whose answers never carry patient data (they may be cached).
 _CACHEABLE = PUBLIC_ENDPOINTS - {"auth.token"}
-#: Pages a browser opens with a signed link instead of an API key (issue 14): the link
-#: is the credential, checked by the view.
-SIGNED_LINK_ENDPOINTS = frozenset({"intake.page", "intake.submit", "intake.thank_you"})
 #: Extension key of the rate limiter on the app.
 LIMITER = "twitch_triage_limiter"
 
@@ -104,8 +104,8 @@ def _authenticate() -> Response | None:
     state = app_state()
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         return _cors_preflight(state.settings.cors_origins)
-    if request.endpoint in SIGNED_LINK_ENDPOINTS:
-        return None
+    if request.path.startswith(LINK_PAGES):
+        return None  # the page verifies its signed link itself (api/services/links.py)
     if request.endpoint in PUBLIC_ENDPOINTS or isinstance(
         request.routing_exception, MethodNotAllowed
     ):

@@ -71,6 +71,8 @@ class AuditFacts:
     #: The authenticated client (the requesting agent) and its tenant, when known.
     client_id: str | None = None
     tenant: str | None = None
+    #: A requesting agent that is no API client (a signed report link), by its display.
+    agent: str | None = None
 
 
 def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
@@ -87,6 +89,8 @@ def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
             "identifier": {"system": CLIENT_ID_SYSTEM, "value": facts.client_id},
             "display": f"API client {facts.client_id} of tenant {facts.tenant}",
         }
+    elif facts.agent is not None:
+        client["who"] = {"display": facts.agent}
     if facts.client_address:
         client["network"] = {"address": facts.client_address[:64], "type": "2"}
     server = {

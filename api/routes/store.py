@@ -20,6 +20,7 @@ from api.http import (
     conditional_response,
     exchange,
     fhir_endpoint,
+    report_link_header,
 )
 from api.services.assessments import erase_assessment, read_stored, search_stored, served_in
 
@@ -40,8 +41,15 @@ def _read(call: Call, resource_type: str, resource_id: str) -> Response:
 @blueprint.get("/Bundle/<fhir_id:resource_id>")
 @fhir_endpoint()
 def read_bundle(call: Call, resource_id: str) -> Response:
-    """The Bundle of an assessment exactly as it was sent."""
-    return _read(call, "Bundle", resource_id)
+    """The Bundle of an assessment exactly as it was sent, and a fresh report link.
+
+    The stored Bundle is immutable: its ``Bundle.link`` (relation ``alternate``) is
+    the report link issued with it, which expires; the ``Link`` header carries a
+    newly signed one on every read.
+    """
+    response = _read(call, "Bundle", resource_id)
+    response.headers.update(report_link_header(resource_id))
+    return response
 
 
 @blueprint.get(f"/<{ENTRY_TYPES}:resource_type>/<fhir_id:resource_id>")

@@ -52,6 +52,8 @@ class Recording:
     exchange: Exchange
     canonical_base: str
     idempotency_key: str | None = None
+    #: Bundle id → the signed URL of its clinician report (None: hand out no link).
+    report_link: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ class StoredTriage:
     body: bytes
     bundle_id: str
     stored: bool
+    #: The signed clinician-report URL to announce (stored assessments only).
+    report_url: str | None = None
 
 
 def _us(moment: Any) -> int:
@@ -101,7 +105,10 @@ def stored_triage(
                     "Idempotency-Key reused",
                 )
             audit(recording.store, recording.exchange, "create", 200, entity=("Bundle", stored.id))
-            return StoredTriage(body=bytes(stored.bundle_json), bundle_id=stored.id, stored=True)
+            fresh = recording.report_link(stored.id) if recording.report_link else None
+            return StoredTriage(
+                body=bytes(stored.bundle_json), bundle_id=stored.id, stored=True, report_url=fresh
+            )
     outcome = run()
     facts = TriageFacts(
         request=outcome.request,
@@ -115,9 +122,17 @@ def stored_triage(
         idempotency_key=key,
         request_digest=digest,
     )
+    report_url = None
+    if recording.keep and recording.report_link is not None:
+        report_url = recording.report_link(outcome.bundle["id"])
     try:
         saved = save_triage(
-            recording.store, facts, outcome.bundle, recording.exchange, keep=recording.keep
+            recording.store,
+            facts,
+            outcome.bundle,
+            recording.exchange,
+            keep=recording.keep,
+            report_url=report_url,
         )
     except DuplicateKeyError:
         raise IdempotencyConflictError(
@@ -130,7 +145,12 @@ def stored_triage(
             ],
             "Idempotency-Key in use",
         ) from None
-    return StoredTriage(body=saved.body, bundle_id=saved.bundle_id, stored=saved.stored)
+    return StoredTriage(
+        body=saved.body,
+        bundle_id=saved.bundle_id,
+        stored=saved.stored,
+        report_url=report_url if saved.stored else None,
+    )
 
 
 # --- reads, searches and erasure of stored assessments -----------------------------------

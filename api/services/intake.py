@@ -33,8 +33,9 @@ from api.fhir.codesystems import QUESTIONNAIRE_ID
 from api.fhir.versions import DEFAULT_FHIR_VERSION
 from api.services.assessments import Recording, stored_triage
 from api.services.errors import InvalidInputError, NotFoundError
-from api.services.links import INTAKE, REPORT, LinkSigner
+from api.services.links import INTAKE, LinkSigner
 from api.services.outcome import Outcome
+from api.services.reports import report_link
 from api.services.triage import triage_questionnaire_response
 from api.storage import Store
 from api.storage.assessments import Exchange, audit
@@ -115,11 +116,6 @@ def intake_questionnaire(context: FhirContext) -> dict[str, Any]:
 def intake_url(signer: LinkSigner, base: str, link_id: str, expires: int) -> str:
     """``{base}/intake/{id}?expires=&signature=`` signed for INTAKE."""
     return f"{base}/intake/{link_id}?{signer.sign(INTAKE, link_id, expires).query}"
-
-
-def report_url(signer: LinkSigner, base: str, bundle_id: str, expires: int) -> str:
-    """``{base}/reports/{bundle id}?expires=&signature=`` signed for REPORT (issue 14)."""
-    return f"{base}/reports/{bundle_id}?{signer.sign(REPORT, bundle_id, expires).query}"
 
 
 def _refused() -> NotFoundError:
@@ -271,6 +267,16 @@ def submit_intake(
     if not claim_link(deployment.store, row.id, now_us=claimed_us):
         audit(deployment.store, as_link, "create", 404, entity=(AUDIT_TYPE, row.id))
         raise _refused()
+
+    def signed_report(bundle_id: str) -> str:
+        return report_link(
+            deployment.signer,
+            base,
+            bundle_id,
+            now=now_s,
+            seconds=deployment.report_link_seconds,
+        )
+
     try:
         stored = stored_triage(
             lambda: outcome,
@@ -279,6 +285,8 @@ def submit_intake(
                 keep=deployment.keep,
                 exchange=as_link,
                 canonical_base=deployment.context.canonical_base,
+                # The Bundle announces its report like every stored triage (Bundle.link).
+                report_link=signed_report if deployment.keep else None,
             ),
             source="fhir",
             fhir_version=DEFAULT_FHIR_VERSION,
@@ -290,10 +298,9 @@ def submit_intake(
         raise
     if stored.stored:
         attach_assessment(deployment.store, row.id, stored.bundle_id)
-    if row.show == "report" and stored.stored:
-        expires_report = now_s + deployment.report_link_seconds
-        location = report_url(deployment.signer, base, stored.bundle_id, expires_report)
-    else:
+    if row.show == "report" and stored.report_url is not None:
+        location = stored.report_url
+    else:  # patient-facing, or "store nothing" (no report to open)
         location = f"{base}{THANK_YOU_PATH}"
     return SubmittedIntake(location=location, bundle_id=stored.bundle_id, outcome=outcome)
 
@@ -310,6 +317,5 @@ __all__ = [
     "intake_questionnaire",
     "intake_url",
     "open_intake_link",
-    "report_url",
     "submit_intake",
 ]

@@ -24,6 +24,10 @@ from api.fhir.search import format_us
 from api.storage.records import TriageFacts, assessment_record, audit_row, identify, new_id
 from api.storage.repository import Store, StoredAssessment
 
+#: ``Bundle.link.relation`` of the clinician report: an HTML rendering of the same
+#: assessment (IANA "alternate"; FHIR R5 binds the relation to IANA link relations).
+REPORT_RELATION = "alternate"
+
 #: An Idempotency-Key: 1 to 255 visible ASCII characters (IETF draft httpapi-idempotency-key).
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
@@ -38,6 +42,8 @@ class Exchange:
     #: The authenticated caller: its tenant (whose rows it sees) and its client id.
     tenant: str | None = None
     client_id: str | None = None
+    #: A requesting agent that is not an API client (a signed report link), shown as such.
+    agent: str | None = None
 
 
 @functools.cache
@@ -87,6 +93,7 @@ def audit(
                     resource_type=resource_type,
                     client_id=exchange.client_id,
                     tenant=exchange.tenant,
+                    agent=exchange.agent,
                 )
             )
         )
@@ -108,17 +115,23 @@ def save_triage(
     exchange: Exchange,
     *,
     keep: bool,
+    report_url: str | None = None,
 ) -> SavedTriage:
     """Give the Bundle its identity, then store it with its Provenance and AuditEvent.
 
     The assessment, its index rows, its Provenance and the create AuditEvent
     commit together, before the caller answers: a 200 always names a record
     that exists. With ``keep`` False ("store nothing") only the AuditEvent is
-    written (it holds no PHI) and the Bundle still gets ids.
+    written (it holds no PHI) and the Bundle still gets ids. ``report_url`` (stored
+    assessments only) goes into ``Bundle.link`` as the report issued with the Bundle.
     """
     # One time for everything: the Bundle's timestamp is its issue and lastUpdated time.
     issued = bundle["timestamp"]
     identified = identify(bundle, issued)
+    if keep and report_url is not None:
+        entries = identified.pop("entry")
+        identified["link"] = [{"relation": REPORT_RELATION, "url": report_url}]
+        identified["entry"] = entries
     body = orjson.dumps(identified)
     event = audit_row(
         AuditFacts(
@@ -153,6 +166,7 @@ def replay(store: Store, key: str, tenant: str | None) -> StoredAssessment | Non
 
 __all__ = [
     "IDEMPOTENCY_KEY",
+    "REPORT_RELATION",
     "Exchange",
     "SavedTriage",
     "TriageFacts",
