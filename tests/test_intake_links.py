@@ -314,6 +314,8 @@ def test_the_seed_child_is_triaged_stored_under_the_links_patient_and_tenant(app
         REPORT, bundle_id, query["expires"][0], query["signature"][0], now=int(time.time())
     )
     bundle = _stored(client, location)
+    # The stored Bundle announces the same report the browser is sent to.
+    assert [link["url"] for link in bundle["link"]] == [location]
     assert _level(bundle) == SEED["expected"]["level"] == "consultation"
     assert _subjects(bundle) == {"Patient/seed-000"}
     columns = state.store.assessment_columns(bundle_id)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import axe
 import orjson
 import pytest
 from conftest import create_app
@@ -34,14 +35,14 @@ from api.config import EXTENSION
 from api.routes.intake import LFORMS_STYLE_HASHES
 from api.services.links import INTAKE
 from api.storage.intake_links import find_link
+from triage import wording
+from triage.result import Level
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SEED = dict(EXAMPLES)["seed-roller-skater-as-asked"]
-#: Where the browser tests keep their screenshots (CI artifacts).
-ARTIFACTS = Path(
-    os.environ.get("TWITCH_TRIAGE_ARTIFACTS", Path(__file__).resolve().parent / "artifacts")
-)
+#: Where the browser tests keep their screenshots (CI artifacts; the report's too).
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 PHONE = (390, 844)
 #: Installed before any script of the page runs: every CSP violation is kept.
 RECORD_CSP = """
@@ -186,6 +187,12 @@ def _fill_seed_child(driver: Any, notes: str, activity: str) -> None:
     _type(driver, "notes", notes)
 
 
+def _texts(driver: Any, selector: str) -> list[str]:
+    from selenium.webdriver.common.by import By  # noqa: PLC0415 - optional dependency
+
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, selector)]
+
+
 def _send(driver: Any) -> None:
     _element(driver, "intake-submit").click()
 
@@ -298,3 +305,72 @@ def test_the_page_needs_nothing_beyond_its_policy(served, browser):
     _send(browser)
     _wait(browser, "return location.pathname === '/intake/thank-you'")
     _no_csp_violations(browser)
+
+
+def test_the_report_after_the_seed_submission_shows_consultation_and_the_next_questions(
+    served, browser
+):
+    """The end of the parent's path: the clinician report of what was just sent."""
+    app, base = served
+    link = _create_link(app, {"patient": {"reference": "Patient/seed-000-report"}}, base)
+    _open_form(browser, link["url"])
+    _fill_seed_child(browser, SEED["request"]["notes"], SEED["request"]["activity"]["type"])
+    _send(browser)
+    _wait(browser, "return location.pathname.startsWith('/reports/')")
+    _wait(browser, "return document.getElementById('level')")
+    assert _texts(browser, "#level") == [Level.from_code("consultation").display]
+    assert "Red-flag screen incomplete" in _texts(browser, "#banner")[0]
+    assert _texts(browser, "#decisive .question") == [
+        wording.question(link_id) for link_id in SEED["expected"]["unanswered"]
+    ]
+    assert all(outcome.startswith("If ") for outcome in _texts(browser, "#decisive .outcome"))
+
+
+def test_markup_typed_into_free_text_fields_appears_as_text(served, browser):
+    from selenium.common.exceptions import NoAlertPresentException  # noqa: PLC0415
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+
+    app, base = served
+    activity = '<b id="injected-b">skating</b><img src=x onerror="window.pwned=1">'
+    notes = '<script>window.pwned=2;alert(1)</script><svg onload="window.pwned=3"></svg> & "q"'
+    link = _create_link(app, {}, base)
+    _open_form(browser, link["url"])
+    _fill_seed_child(browser, notes, activity)
+    assert browser.execute_script("return window.pwned === undefined")
+    _send(browser)
+    _wait(browser, "return location.pathname.startsWith('/reports/')")
+    _wait(browser, "return document.getElementById('level')")
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text  # noqa: B018 - reading it is the check
+    assert browser.execute_script("return window.pwned === undefined")
+    for selector in ("#injected-b", "main img", "main svg", "main script"):
+        assert browser.find_elements(By.CSS_SELECTOR, selector) == [], selector
+    assert _texts(browser, "#activity") == [activity]
+    shown = {
+        e.find_element(By.TAG_NAME, "dt").text: e.find_element(By.TAG_NAME, "dd").text
+        for e in browser.find_elements(By.CSS_SELECTOR, "#answers-other > div")
+    }
+    assert shown["Notes"] == notes
+
+
+def test_the_intake_pages_pass_axe(served, browser):
+    """axe-core (WCAG 2.x A/AA and best practices): no serious or critical violation."""
+    try:
+        axe.ensure()
+    except axe.AxeUnavailableError as exc:
+        _unavailable(str(exc))
+    app, base = served
+    link = _create_link(app, {"show": "thank-you"}, base)
+    _open_form(browser, link["url"])
+    assert axe.serious(axe.run_axe(browser)) == [], "intake form"
+    _fill_seed_child(browser, "notes", "skating")
+    _erase(browser, "patient.age_years")
+    _send(browser)
+    _wait(browser, "return !document.getElementById('intake-problems').hidden")
+    assert axe.serious(axe.run_axe(browser)) == [], "intake form with problems listed"
+    _type(browser, "patient.age_years", "11")
+    _send(browser)
+    _wait(browser, "return location.pathname === '/intake/thank-you'")
+    assert axe.serious(axe.run_axe(browser)) == [], "thank-you page"
+    browser.get(link["url"])
+    assert axe.serious(axe.run_axe(browser)) == [], "refused link page"
