@@ -20,7 +20,7 @@ from api.auth import smart
 from api.config import EXTENSION, AppState, Settings
 from api.errors import register_error_handlers
 from api.fhir import FhirContext, FhirSettings
-from api.routes import cds, health, reports, store, triage
+from api.routes import cds, health, intake, reports, store, triage
 from api.routes import fhir as fhir_routes
 from api.services.links import load_signer
 from api.serving.install import install as install_serving
@@ -79,6 +79,7 @@ def create_app(
     app.register_blueprint(store.blueprint)
     app.register_blueprint(reports.blueprint)  # HTML pages (issue 14)
     app.register_blueprint(cds.blueprint)
+    app.register_blueprint(intake.blueprint)
     return app
 
 

@@ -45,6 +45,7 @@ def test_committed_document_is_valid_openapi_3_1():
 def test_every_endpoint_is_described(spec):
     assert set(spec["paths"]) == {
         "/v1/triage",
+        "/v1/intake-links",  # issue 14; tests/test_intake_links.py exercises it
         "/healthz",
         "/openapi.yaml",
         # The FHIR interface (tests/test_fhir_interop_contract.py checks them).

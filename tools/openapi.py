@@ -45,6 +45,7 @@ from schemas.fields import (
     _Ranged,
     _StrictList,
 )
+from schemas.intake_links import IntakeLinkRequestSchema
 from tools import cds_contract, store_contract
 from tools import fhir_contract as contract
 from triage import evaluate
@@ -489,6 +490,8 @@ def build_spec() -> dict[str, Any]:
             }
         },
     )
+    spec.components.schema("IntakeLinkRequest", schema=IntakeLinkRequestSchema)
+    spec.path(path="/v1/intake-links", operations=_intake_link_operations())
     triage_422 = {
         "description": _TRIAGE_422,
         "content": {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}},
@@ -658,6 +661,99 @@ def _serving(document: dict[str, Any]) -> None:
             operation["responses"] = dict(sorted(responses.items()))
 
 
+_INTAKE_LINK_422 = (
+    "A field of the body is not valid: one issue per offending field, `expression` its "
+    "JSON path (`patient.reference`, `expires_in`, `show`); `code` is `required`, "
+    "`code-invalid`, `invalid` (an unknown field) or `value`."
+)
+
+
+def _intake_link_operations() -> dict[str, Any]:
+    """``POST /v1/intake-links``: a one-patient, single-use link to the intake page."""
+    return {
+        "post": {
+            "operationId": "createIntakeLink",
+            "summary": "Create a one-patient, single-use intake link",
+            "description": (
+                "For partners without a form of their own: the answer's `url` opens the "
+                "product's intake page (the intake Questionnaire rendered with LHC-Forms, "
+                "served by this API) in any browser, without an API key: the URL is "
+                "signed (HMAC, `expires` and `signature` query parameters) and is the "
+                "only credential. Submitting the page triages the QuestionnaireResponse "
+                "exactly like `$triage` and stores it under the caller's tenant and, when "
+                "given, `patient.reference` (a submission naming another subject is "
+                "refused); the browser then shows the signed clinician report "
+                "(`show: report`) or a thank-you page without any result "
+                "(`show: thank-you`). The link works once: a second submission, an "
+                "expired or an altered link is refused with a page (404) that does not "
+                "say which. A submission the triage refuses (422) does not use the link "
+                "up, so the form can be corrected and sent again. Checks run in this "
+                "order: Accept (406), Content-Type (415), size (413), JSON (400), "
+                "fields (422)."
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/IntakeLinkRequest"},
+                        "example": {
+                            "patient": {"reference": "Patient/example-12"},
+                            "expires_in": 86400,
+                            "show": "report",
+                        },
+                    }
+                },
+            },
+            "responses": {
+                "201": {
+                    "description": "The link; `Location` repeats its URL.",
+                    "headers": {
+                        "Location": {
+                            "description": "The intake page's signed URL.",
+                            "schema": {"type": "string", "format": "uri"},
+                        }
+                    },
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["id", "url", "expires", "expires_unix", "show"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "id": {"type": "string", "format": "uuid"},
+                                    "url": {
+                                        "type": "string",
+                                        "format": "uri",
+                                        "description": "{base}/intake/{id}?expires=&signature=; "
+                                        "base is TWITCH_TRIAGE_PUBLIC_BASE_URL or the "
+                                        "request's host URL.",
+                                    },
+                                    "expires": {"type": "string", "format": "date-time"},
+                                    "expires_unix": {"type": "integer"},
+                                    "show": {"enum": ["report", "thank-you"]},
+                                    "patient": {
+                                        "type": "object",
+                                        "required": ["reference"],
+                                        "additionalProperties": False,
+                                        "properties": {"reference": {"type": "string"}},
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                **{str(s): _error_response(s) for s in (400, 405, 406, 413, 415, 500, 503)},
+                "422": {
+                    "description": _INTAKE_LINK_422,
+                    "content": {
+                        FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}
+                    },
+                },
+            },
+        }
+    }
+
+
 _SECURITY_TEXT = (
     "**Credentials.** Every operation except the public ones (`/healthz`, `/openapi.yaml`, "
     "`/fhir/metadata`, `/.well-known/smart-configuration`, `/cds-services` and the published "
@@ -674,7 +770,7 @@ def _route_map() -> Any:
     from flask import Flask  # noqa: PLC0415
 
     from api.auth import smart  # noqa: PLC0415
-    from api.routes import cds, fhir, health, reports, store, triage  # noqa: PLC0415
+    from api.routes import cds, fhir, health, intake, reports, store, triage  # noqa: PLC0415
     from api.storage_http import FhirIdConverter  # noqa: PLC0415
 
     app = Flask("openapi")
@@ -684,6 +780,7 @@ def _route_map() -> Any:
         fhir.blueprint,
         health.blueprint,
         store.blueprint,
+        intake.blueprint,
         reports.blueprint,
         cds.blueprint,
     )

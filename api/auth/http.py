@@ -37,8 +37,9 @@ CORS_EXPOSED_HEADERS = (
     "RateLimit, RateLimit-Policy, WWW-Authenticate, Link"
 )
 CORS_MAX_AGE = "600"
-#: Browser pages whose signed link is the credential (no API key; issue 14).
-LINK_PAGES = ("/reports/",)
+#: Browser pages whose signed link is the credential (no API key; issue 14): the
+#: clinician report, and the intake page with its submission and thank-you page.
+LINK_PAGES = ("/reports/", "/intake/")
 #: Endpoints whose answers never carry patient data (they may be cached).
 _CACHEABLE = PUBLIC_ENDPOINTS - {"auth.token"}
 #: Extension key of the rate limiter on the app.

@@ -231,3 +231,28 @@ class CdsFeedback(Base):
     received_us: Mapped[int] = mapped_column(BigInteger)
     #: The feedback entry as sent (override reason, user comment, accepted suggestions).
     body_json: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class IntakeLink(Base):
+    """A one-patient, single-use intake link a partner handed out (issue 14).
+
+    The signed URL is the credential; this row says for whom (tenant, client,
+    optional patient) the answers are filed, what the browser shows after the
+    submission, and whether the link was used (``used_us``, set once, atomically).
+    """
+
+    __tablename__ = "intake_link"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenant.name"), index=True)
+    #: The API client that created the link (the submission is filed as its).
+    client: Mapped[str] = mapped_column(String(ID_LENGTH))
+    #: ``Patient/<id>`` the answers are filed under; None = no patient named.
+    subject: Mapped[str | None] = mapped_column(String(128))
+    #: ``report`` (clinician-facing) or ``thank-you`` (patient-facing).
+    show: Mapped[str] = mapped_column(String(16))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    expires_us: Mapped[int] = mapped_column(BigInteger, index=True)
+    used_us: Mapped[int | None] = mapped_column(BigInteger)
+    #: The assessment (Bundle id) the submission produced.
+    assessment_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))

@@ -145,6 +145,11 @@ class UnitOfWork:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for the queries of other modules' tables."""
+        return self._connection
+
     def add_assessment(self, record: AssessmentRecord) -> None:
         """Insert an assessment and its resource index rows (all or nothing)."""
         values = {
