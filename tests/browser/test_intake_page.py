@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +22,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import axe
+import headless
 import orjson
 import pytest
 from conftest import create_app
 from examples import EXAMPLES
-from werkzeug.serving import make_server
 
 from api.config import EXTENSION
 from api.routes.intake import LFORMS_STYLE_HASHES
@@ -38,8 +35,6 @@ from api.storage.intake_links import find_link
 from triage import wording
 from triage.result import Level
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 SEED = dict(EXAMPLES)["seed-roller-skater-as-asked"]
 #: Where the browser tests keep their screenshots (CI artifacts; the report's too).
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -52,55 +47,28 @@ document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(
 """
 
 
-def _unavailable(reason: str) -> None:
-    """Fail in CI, skip (with the reason) on a developer machine."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests unavailable in CI: {reason}")
-    pytest.skip(f"browser tests unavailable (CI=true makes this a failure): {reason}")
+WHAT = "browser tests"
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[Any, str]]:
     """The app on a loopback port, in a thread of this process: (app, base URL)."""
     app = create_app({"TESTING": True})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with headless.serving(app) as base:
+        yield app, base
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium at a phone's width, recording CSP violations."""
-    try:
-        from selenium import webdriver  # noqa: PLC0415 - optional: skip or fail below
-        from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
-    except ImportError as exc:
-        _unavailable(f"selenium is not installed ({exc}); pip install -e '.[test]'")
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if shutil.which(path) is None:
-            _unavailable(f"{path} is missing: apt-get install chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument(f"--window-size={PHONE[0]},{PHONE[1]}")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_CSP})
-    # A phone's viewport (headless windows are at least 500 px wide), as a phone lays out.
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 1, "mobile": True},
-    )
-    driver.set_script_timeout(60)
-    try:
+    with headless.chromium(WHAT, PHONE) as driver:
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_CSP})
+        # A phone's viewport (headless windows are at least 500 px wide), as a phone lays out.
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 1, "mobile": True},
+        )
         yield driver
-    finally:
-        driver.quit()
 
 
 def _create_link(app: Any, body: dict[str, Any], base: str) -> dict[str, Any]:
@@ -358,7 +326,7 @@ def test_the_intake_pages_pass_axe(served, browser):
     try:
         axe.ensure()
     except axe.AxeUnavailableError as exc:
-        _unavailable(str(exc))
+        headless.unavailable(WHAT, str(exc))
     app, base = served
     link = _create_link(app, {"show": "thank-you"}, base)
     _open_form(browser, link["url"])

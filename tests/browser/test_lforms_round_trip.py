@@ -19,26 +19,21 @@ except in CI (``CI`` set, as ``.ci/run`` does), where they fail.
 from __future__ import annotations
 
 import copy
-import os
-import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import headless
 import lforms
 import pytest
 from examples import EXAMPLES
 from werkzeug.middleware.shared_data import SharedDataMiddleware
-from werkzeug.serving import make_server
 
 from api import create_app
 from api.fhir import codesystems as cs
 from api.fhir import questionnaire_response_to_request
 from api.fhir.questionnaire_response import GATES
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 HERE = Path(__file__).resolve().parent
 OP = "/fhir/QuestionnaireResponse/$triage"
 UNANSWERED = "unanswered-screen-item"
@@ -52,11 +47,7 @@ NAMES = (
 )
 
 
-def _unavailable(reason: str) -> None:
-    """Fail in CI, skip (with the reason) on a developer machine."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser round trip unavailable in CI: {reason}")
-    pytest.skip(f"browser round trip unavailable (CI=true makes this a failure): {reason}")
+WHAT = "browser round trip"
 
 
 def _cases() -> list[tuple[str, dict[str, Any]]]:
@@ -83,42 +74,19 @@ def base_url() -> Iterator[str]:
     try:
         files = lforms.ensure()
     except lforms.LformsUnavailableError as exc:
-        _unavailable(str(exc))
+        headless.unavailable(WHAT, str(exc))
     app = create_app({"TESTING": True})
     KEY["value"] = app.config["TEST_API_KEY"]  # the page calls $triage as a partner app would
     wsgi = SharedDataMiddleware(app, {"/_lforms": str(files), "/_page": str(HERE)})
-    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with headless.serving(wsgi) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium through the system chromedriver (no Selenium Manager)."""
-    try:
-        from selenium import webdriver  # noqa: PLC0415 - optional: skip or fail below
-        from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
-    except ImportError as exc:
-        _unavailable(f"selenium is not installed ({exc}); pip install -e '.[test]'")
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if shutil.which(path) is None:
-            _unavailable(f"{path} is missing: apt-get install chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument("--window-size=1400,1000")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(60)
-    try:
+    with headless.chromium(WHAT, (1400, 1000)) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 # --- what a person enters, as answers to the form ---------------------------------------

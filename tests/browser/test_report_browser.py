@@ -23,25 +23,20 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
-import shutil
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import axe
+import headless
 import pytest
 from examples import EXAMPLE_IDS, EXAMPLES
-from werkzeug.serving import make_server
 
 from api import create_app
 from triage import Level, evaluate, wording
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WIDTHS = (390, 1280)
 #: Paper sizes in inches (WebDriver print options take centimetres: x 2.54).
@@ -49,11 +44,7 @@ PAPERS = {"a4": (8.27, 11.69), "letter": (8.5, 11.0)}
 LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="alternate"; type="text/html"$')
 
 
-def _unavailable(reason: str) -> None:
-    """Fail in CI, skip (with the reason) on a developer machine."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"report browser tests unavailable in CI: {reason}")
-    pytest.skip(f"report browser tests unavailable (CI=true makes this a failure): {reason}")
+WHAT = "report browser tests"
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +53,10 @@ def server() -> Iterator[tuple[str, str]]:
     try:
         axe.ensure()
     except axe.AxeUnavailableError as exc:
-        _unavailable(str(exc))
+        headless.unavailable(WHAT, str(exc))
     app = create_app({"TESTING": True})
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{http.server_port}", app.config["TEST_API_KEY"]
-    finally:
-        http.shutdown()
-        thread.join(timeout=10)
+    with headless.serving(app) as base:
+        yield base, app.config["TEST_API_KEY"]
 
 
 @pytest.fixture(scope="module")
@@ -79,25 +64,12 @@ def browser() -> Iterator[Any]:
     """Headless Debian Chromium through the system chromedriver (no Selenium Manager)."""
     try:
         import pypdf  # noqa: F401, PLC0415 - optional: skip or fail below
-        from selenium import webdriver  # noqa: PLC0415
-        from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
     except ImportError as exc:
-        _unavailable(f"a test dependency is missing ({exc}); pip install -e '.[test]'")
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if shutil.which(path) is None:
-            _unavailable(f"{path} is missing: apt-get install chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument("--window-size=1280,900")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(60)
-    try:
+        headless.unavailable(
+            WHAT, f"a test dependency is missing ({exc}); pip install -e '.[test]'"
+        )
+    with headless.chromium(WHAT, (1280, 900), browser_log=True) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def report_url(server: tuple[str, str], request: dict[str, Any]) -> str:
