@@ -9,29 +9,30 @@ loads scripts from elsewhere widens its Content-Security-Policy. The files are
 the prebuilt web component of the npm package ``lforms`` (its dependencies are
 bundled in them) plus its licence; they ship as package data of ``api``. This
 tool fetches one tarball with ``npm pack``, checks it against the registry's
-integrity hash before anything is unpacked, and copies exactly :data:`FILES`.
-The pin is the one ``tests/browser/lforms.py`` uses (a test checks they agree and
-that the vendored bytes are the verified package's).
+integrity hash before anything is unpacked (``tools/npm_pack.py``), and copies
+exactly :data:`FILES`. ``tests/browser/lforms.py`` takes its pin and files from
+here (a test checks that the vendored bytes are the verified package's).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
-VERSION = "40.1.3"
-#: ``npm view lforms@40.1.3 dist.integrity``
-INTEGRITY = (
+from tools import npm_pack
+
+PIN = npm_pack.Pin(
+    "lforms",
+    "40.1.3",
+    # ``npm view lforms@40.1.3 dist.integrity``
     "sha512-WLruTm+BcVnafC0rSAQ3/cNqhxvclBUxyBG68aub/"
-    "uha2NaK9H8ZZcEXTTuORuGzzCt0wa7fvhuieZtcDIdPzQ=="
+    "uha2NaK9H8ZZcEXTTuORuGzzCt0wa7fvhuieZtcDIdPzQ==",
 )
+VERSION = PIN.version
+INTEGRITY = PIN.integrity
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "api" / "static" / "lforms" / VERSION
 #: Path in the package (under ``package/dist/lforms/``) → the same path under TARGET:
@@ -48,41 +49,18 @@ FILES = (
     "fhir/R4/lformsFHIR.min.js",
     "LICENSE.md",
 )
-
-
-def verified(tarball: Path) -> None:
-    """Raise unless ``tarball`` has the pinned integrity hash."""
-    algorithm, _, expected = INTEGRITY.partition("-")
-    digest = hashlib.new(algorithm, tarball.read_bytes()).digest()
-    if base64.b64encode(digest).decode() != expected:
-        raise RuntimeError(f"{tarball} does not match the pinned integrity {INTEGRITY}")
+#: Where :data:`FILES` are in the package.
+UNDER = "package/dist/lforms/"
 
 
 def package_files(tarball: Path) -> dict[str, bytes]:
-    """The bytes of :data:`FILES` in a verified tarball."""
-    verified(tarball)
-    out: dict[str, bytes] = {}
-    with tarfile.open(tarball) as archive:
-        for name in FILES:
-            source = archive.extractfile(archive.getmember(f"package/dist/lforms/{name}"))
-            if source is None:
-                raise RuntimeError(f"{name} is not a file in the lforms package")
-            out[name] = source.read()
-    return out
+    """The bytes of :data:`FILES` in a tarball; raises unless it has the pinned hash."""
+    return npm_pack.read(PIN, tarball, FILES, UNDER)
 
 
 def fetch(folder: Path) -> Path:
     """``npm pack lforms@VERSION`` into ``folder``; the tarball's path."""
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not on PATH")
-    subprocess.run(  # noqa: S603 (a fixed command line with a pinned version)
-        [npm, "pack", f"lforms@{VERSION}", "--pack-destination", str(folder)],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return folder / f"lforms-{VERSION}.tgz"
+    return npm_pack.pack(PIN, folder)
 
 
 def differences(files: dict[str, bytes]) -> list[str]:
