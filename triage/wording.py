@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from triage.result import Answer
-from triage.vocabulary import ITEMS
+from triage.vocabulary import ITEMS, Kind
 
 WINDOW = "In the last 72 hours,"
 HEAD_WINDOW = "In the last 72 hours, or since a head impact if there was one,"
@@ -503,6 +503,27 @@ def answer_text(link_id: str, value: Any) -> str:
     if (item is not None and item.codes) or link_id in _CODE_DISPLAYS:
         return code_display(link_id, value)
     return str(value)
+
+
+def decisive_condition(link_id: str, answer: Any) -> str:
+    """How a decisive question's deciding answer is put: "If yes", "If none",
+    "If the answer is 40 °C", "If the answer includes Anticoagulant".
+
+    One wording for the clinician report and the CDS card. A medication list's
+    members are put as their class, in words ("Anticoagulant", not the code).
+    """
+    item = ITEMS.get(link_id)
+    group = item is not None and item.kind is Kind.GROUP
+    answer_id = "history.medications.class" if group else link_id
+    if isinstance(answer, bool):
+        return "If yes" if answer else "If no"
+    if isinstance(answer, tuple):
+        values = [v.get("class") if isinstance(v, Mapping) else v for v in answer]
+        if not values:
+            return "If none"
+        shown = ", ".join(answer_text(answer_id, str(value)) for value in values)
+        return f"If the answer includes {shown}"
+    return f"If the answer is {answer_text(answer_id, answer)}"
 
 
 def evidence_text(answer: Answer) -> str:

@@ -33,7 +33,6 @@ from triage.engine import flatten
 from triage.knowledge_base import ADVICE, FACTORS, RULES
 from triage.result import (
     Answer,
-    DecisiveQuestion,
     Level,
     Likelihood,
     TriageResult,
@@ -441,26 +440,6 @@ def _level_rank(code: str) -> int:
         return int(Level.EMERGENCY_AMBULANCE) + 1  # unknown: never sorted below a known one
 
 
-def _decisive_condition(question: DecisiveQuestion) -> str:
-    """How the deciding answer is put: "If yes", "If the answer includes …"."""
-    answer = question.answer
-    item = ITEMS.get(question.link_id)
-    answer_id = (
-        "history.medications.class"
-        if item is not None and item.kind is Kind.GROUP
-        else question.link_id
-    )
-    if isinstance(answer, bool):
-        return "If yes" if answer else "If no"
-    if isinstance(answer, tuple):
-        values = [v.get("class") if isinstance(v, Mapping) else v for v in answer]
-        if not values:
-            return "If none"
-        shown = ", ".join(wording.answer_text(answer_id, str(value)) for value in values)
-        return f"If the answer includes {shown}"
-    return f"If the answer is {wording.answer_text(answer_id, answer)}"
-
-
 def _question_text(link_id: str) -> str:
     try:
         return wording.question(link_id)
@@ -483,7 +462,7 @@ def _decisive(
             Decisive(
                 link_id=link_id,
                 question=_question_text(link_id),
-                condition=_decisive_condition(question),
+                condition=wording.decisive_condition(question.link_id, question.answer),
                 level_code=question.level.code,
                 level=question.level.display,
                 escalates=question.level > level,

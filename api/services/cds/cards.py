@@ -14,7 +14,7 @@ from typing import Any
 from api.fhir import codesystems as cs
 from api.services.cds.markdown import escape_markdown
 from api.services.cds.request import HOOK, PREFETCH_KEY
-from triage import DecisiveQuestion, Level, TriageResult
+from triage import Level, TriageResult
 from triage import wording as words
 from triage.knowledge_base import KNOWLEDGE_BASE_VERSION
 
@@ -88,19 +88,6 @@ def summary(result: TriageResult) -> str:
     return text
 
 
-def _decisive_condition(question: DecisiveQuestion) -> str:
-    answer = question.answer
-    if isinstance(answer, bool):
-        return "If yes" if answer else "If no"
-    if isinstance(answer, tuple):
-        values = [v.get("class") if isinstance(v, Mapping) else v for v in answer]
-        if not values:
-            return "If none"
-        shown = ", ".join(words.answer_text(question.link_id, str(v)) for v in values)
-        return f"If the answer includes {shown}"
-    return f"If the answer is {words.answer_text(question.link_id, answer)}"
-
-
 def _section(title: str, lines: Sequence[str]) -> list[str]:
     return [f"**{escape_markdown(title, own=True)}**", "", *(f"- {line}" for line in lines), ""]
 
@@ -142,7 +129,8 @@ def detail(result: TriageResult, request: Mapping[str, Any], authored: str | Non
         for question in result.decisive:
             line = (
                 f"{own(words.question(question.link_id))} "
-                f"{own(_decisive_condition(question))} → {own(question.level.display)}"
+                f"{own(words.decisive_condition(question.link_id, question.answer))} → "
+                f"{own(question.level.display)}"
             )
             if question.level > level:
                 line += " (more urgent than now)"
