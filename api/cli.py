@@ -165,22 +165,31 @@ def _ehrs_parser(commands: Any) -> None:
     remove.add_argument("--iss", required=True)
 
 
+def _json_file(path: str | None, what: str) -> Any:
+    """The JSON in the file at ``path`` (None without one); unreadable: a ClientError naming it.
+
+    The ``ehrs`` and ``clients`` commands take a key set as a file alike.
+    """
+    from api.auth import clients as admin  # noqa: PLC0415
+
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise admin.ClientError(f"cannot read the {what} file: {exc}") from None
+
+
 def ehrs_command(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any] | list[Any]:
     """Run one ``ehrs`` action; what it prints."""
     from api import create_app  # noqa: PLC0415
-    from api.auth import clients as admin  # noqa: PLC0415
     from api.auth import ehrs  # noqa: PLC0415
     from api.config import EXTENSION  # noqa: PLC0415
 
     state = create_app(environ=env).extensions[EXTENSION]
     if args.action == "register":
-        jwks = None
-        if args.jwks_file:
-            try:
-                with open(args.jwks_file, encoding="utf-8") as handle:
-                    jwks = json.load(handle)
-            except (OSError, ValueError) as exc:
-                raise admin.ClientError(f"cannot read the JWK Set file: {exc}") from None
+        jwks = _json_file(args.jwks_file, "JWK Set")
         record = ehrs.register_ehr(
             state.cds, tenant=args.tenant, iss=args.iss, jwks=jwks, jku=args.jku
         )
@@ -199,15 +208,9 @@ def clients_command(args: argparse.Namespace, env: Mapping[str, str]) -> dict[st
 
     state = create_app(environ=env).extensions[EXTENSION]
     if args.action == "create":
-        jwks = None
-        if args.jwks_file:
-            try:
-                with open(args.jwks_file, encoding="utf-8") as handle:
-                    jwks = json.load(handle)
-            except (OSError, ValueError) as exc:
-                raise admin.ClientError(f"cannot read the JWKS file: {exc}") from None
-            if not isinstance(jwks, dict):
-                raise admin.ClientError("the JWKS file must hold a JSON object")
+        jwks = _json_file(args.jwks_file, "JWKS")
+        if args.jwks_file and not isinstance(jwks, dict):
+            raise admin.ClientError("the JWKS file must hold a JSON object")
         if args.jwks_url and not args.jwks_url.startswith(("https://", "http://")):
             raise admin.ClientError("--jwks-url must be an http(s) URL")
         created = admin.create_client(
