@@ -165,15 +165,26 @@ def create_intake_link(
 
 
 def _usable_link(
-    deployment: IntakeDeployment, link_id: str, expires: object, signature: object, now_s: int
-) -> IntakeLinkRow | None:
-    """The link's row when the signature holds and it is unused and unexpired."""
-    if not deployment.signer.verify(INTAKE, link_id, expires, signature, now=now_s):
-        return None
-    row = find_link(deployment.store, link_id)
-    if row is None or row.used_us is not None or row.expires_us <= now_s * 1_000_000:
-        return None
-    return row
+    deployment: IntakeDeployment,
+    exchange: Exchange,
+    action: str,
+    *,
+    link_id: str,
+    expires: object,
+    signature: object,
+    now_s: int,
+) -> IntakeLinkRow:
+    """The link's row when the signature holds and it is unused and unexpired.
+
+    Otherwise the refusal (NotFoundError), audited as a 404 ``action`` first: the
+    page and its submission refuse alike, and no refusal goes unrecorded.
+    """
+    if deployment.signer.verify(INTAKE, link_id, expires, signature, now=now_s):
+        row = find_link(deployment.store, link_id)
+        if row is not None and row.used_us is None and row.expires_us > now_s * 1_000_000:
+            return row
+    audit(deployment.store, exchange, action, 404)
+    raise _refused()
 
 
 def _as_link(exchange: Exchange, row: IntakeLinkRow) -> Exchange:
@@ -191,10 +202,15 @@ def open_intake_link(
     now_s: int,
 ) -> IntakeLinkRow:
     """The link behind an intake page (audited as a Task read); NotFoundError otherwise."""
-    row = _usable_link(deployment, link_id, expires, signature, now_s)
-    if row is None:
-        audit(deployment.store, exchange, "read", 404)
-        raise _refused()
+    row = _usable_link(
+        deployment,
+        exchange,
+        "read",
+        link_id=link_id,
+        expires=expires,
+        signature=signature,
+        now_s=now_s,
+    )
     audit(deployment.store, _as_link(exchange, row), "read", 200, entity=(AUDIT_TYPE, row.id))
     return row
 
@@ -248,10 +264,15 @@ def submit_intake(
     now_s: int,
 ) -> SubmittedIntake:
     """Triage and store one submission of an intake link (see the module docstring)."""
-    row = _usable_link(deployment, link_id, expires, signature, now_s)
-    if row is None:
-        audit(deployment.store, exchange, "create", 404)
-        raise _refused()
+    row = _usable_link(
+        deployment,
+        exchange,
+        "create",
+        link_id=link_id,
+        expires=expires,
+        signature=signature,
+        now_s=now_s,
+    )
     as_link = _as_link(exchange, row)
     try:
         outcome = triage_questionnaire_response(
