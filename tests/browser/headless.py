@@ -69,3 +69,29 @@ def serving(wsgi: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+def assert_markup_stayed_text(driver: Any, injected: tuple[str, ...]) -> None:
+    """No alert is open, no injected handler set ``window.pwned``, no ``injected`` element exists.
+
+    The pages' shared check that free text holding markup and script was shown
+    as text (``injected``: CSS selectors of what the markup would have created).
+    """
+    from selenium.common.exceptions import NoAlertPresentException  # noqa: PLC0415
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018 - reading it is the check
+    assert driver.execute_script("return window.pwned === undefined"), "an injected script ran"
+    for selector in injected:
+        assert driver.find_elements(By.CSS_SELECTOR, selector) == [], selector
+
+
+def other_answers(driver: Any) -> dict[str, str]:
+    """The report's "other answers" list, label → text as shown."""
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+
+    return {
+        e.find_element(By.TAG_NAME, "dt").text: e.find_element(By.TAG_NAME, "dd").text
+        for e in driver.find_elements(By.CSS_SELECTOR, "#answers-other > div")
+    }
