@@ -362,6 +362,9 @@ def _refusals(app: Flask, bundle_id: str, other_id: str, url: str) -> list[str]:
         f"/reports/{bundle_id}/x?expires={expires}&signature={signature}",
         "/reports/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
         "/reports/",
+        # Control characters (werkzeug's path converter stops at a newline; the fuzzer's find).
+        "/reports/%C2%A3%0A%02?signature=x",
+        f"/reports/{bundle_id}%0A/x?expires={expires}&signature={signature}",
     ]
 
 

@@ -12,11 +12,28 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, Response, render_template, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import PathConverter
 
 from api.http import app_state, exchange, page_response
 from api.services.reports import ReportNotFoundError, open_report
 
 blueprint = Blueprint("reports", __name__)
+
+
+class AnyPathConverter(PathConverter):
+    """A path that may hold any character, a newline too (werkzeug's ``path`` stops at one).
+
+    Without it a malformed id such as ``%0A`` fell through to the API's JSON 404
+    instead of the page's HTML 404 (found by the contract fuzzer).
+    """
+
+    regex = "[^/][\\s\\S]*?"
+
+
+@blueprint.record_once
+def _install_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("any_path", AnyPathConverter)
 
 
 def _not_found() -> Response:
@@ -45,7 +62,7 @@ def report(bundle_id: str) -> Response:
 
 
 @blueprint.get("/reports/", defaults={"rest": ""})
-@blueprint.get("/reports/<path:rest>")
+@blueprint.get("/reports/<any_path:rest>")
 def no_report(rest: str) -> Response:  # noqa: ARG001 (the path is never shown)
     """Any other path under /reports/: the same 404 page."""
     return _not_found()
