@@ -22,7 +22,7 @@ from api.fhir import capability
 from api.fhir.audit import AuditFacts
 from api.fhir.search import format_us
 from api.storage.records import TriageFacts, assessment_record, audit_row, identify, new_id
-from api.storage.repository import Store, StoredAssessment, UnitOfWork
+from api.storage.repository import Store, StoredAssessment
 
 #: ``Bundle.link.relation`` of the clinician report: an HTML rendering of the same
 #: assessment (IANA "alternate"; FHIR R5 binds the relation to IANA link relations).
@@ -94,7 +94,7 @@ def audit(
             agent=exchange.agent,
         )
     )
-    store.write(lambda work: work.add_audit(row))
+    store.append(None, (row,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,13 +152,7 @@ def save_triage(
             tenant=exchange.tenant,
             client=exchange.client_id,
         )
-
-    def write(work: UnitOfWork) -> None:
-        if record is not None:
-            work.add_assessment(record)
-        work.add_audit(event)
-
-    store.write(write)
+    store.append(record, (event,))
     return SavedTriage(body=body, bundle_id=identified["id"], stored=keep)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,12 +35,9 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 
 from api.fhir.search import Cursor, DateCondition, SearchQuery, Token
-from api.storage.database import WRITE, guarded, start_checkpointer
+from api.storage.database import WRITE, DuplicateKeyError, guarded, start_checkpointer
+from api.storage.group_commit import GroupCommitter
 from api.storage.models import Assessment, AuditRecord, ResourceCode, StoredResource
-
-
-class DuplicateKeyError(RuntimeError):
-    """Another request holding the same idempotency key was stored first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +319,29 @@ class Store:
         self._writer = engine.execution_options(**WRITE)
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         self._queue = _WriterQueue(database) if database else None
+        self._committer = GroupCommitter(database, self._queue.path) if database else None
+
+    def append(self, record: AssessmentRecord | None, audits: Sequence[AuditRow]) -> None:
+        """Store an assessment (if any) and AuditEvents atomically; return once committed.
+
+        The write of every triage and every audited read. On SQLite it joins the
+        concurrent requests' group commit (:mod:`api.storage.group_commit`); on
+        PostgreSQL it is one transaction of its own. Raises
+        :class:`DuplicateKeyError` for a taken idempotency key and
+        :class:`StorageUnavailableError` when nothing could be written.
+        """
+        if self._committer is not None:
+            start_checkpointer(self.engine)
+            self._committer.append(record, audits)
+            return
+
+        def write(work: UnitOfWork) -> None:
+            if record is not None:
+                work.add_assessment(record)
+            for row in audits:
+                work.add_audit(row)
+
+        self.write(write)
 
     def write(self, job: Callable[[UnitOfWork], T]) -> T:
         """Run ``job`` in one committed write transaction; its result once committed.

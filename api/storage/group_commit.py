@@ -1,0 +1,296 @@
+"""Group commit of the hot writes on SQLite: many requests' rows, one transaction.
+
+Every triage stores an assessment and an AuditEvent, every read stores an
+AuditEvent. As one SQLAlchemy transaction each, that write was half of a
+stored triage's CPU time, and its ``fsync`` ran on the request's greenlet,
+stalling every other request of the gevent worker while the disk flushed.
+
+:class:`GroupCommitter` gathers the appends of one process's concurrent
+requests and writes them with one ``BEGIN IMMEDIATE`` … ``COMMIT`` on a plain
+``sqlite3`` connection of its own. Under gevent the transaction runs on a
+native thread (gevent's thread pool) while the event loop keeps serving; the
+requests whose rows it holds wait for it and are answered only once it has
+committed (``synchronous=FULL``): nothing acknowledged is lost. Each request's
+rows sit in a SAVEPOINT of their own, so one request's duplicate idempotency
+key fails that request alone.
+
+Why not SQLAlchemy here: its connection pool and caches use ``threading``
+locks, which gevent patches into event-loop locks; used from a native thread
+they misbehave (an earlier group commit built on the pool lost an acknowledged
+assessment under the kill -9 test). The native thread touches only the
+``sqlite3`` module, ``fcntl`` and locks created unpatched. The SQL is derived
+from the declared tables, so the columns cannot drift from the models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, bindparam, insert
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from api.storage.database import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    SQLITE_SYNCHRONOUS,
+    SQLITE_WAL_BACKSTOP_PAGES,
+    DuplicateKeyError,
+    StorageUnavailableError,
+)
+from api.storage.models import Assessment, AuditRecord, ResourceCode, StoredResource
+
+if TYPE_CHECKING:
+    from api.storage.repository import AssessmentRecord, AuditRow
+
+#: sqlite3 errors that mean "the database cannot be used now" (locked past the busy
+#: timeout, disk full or read-only, I/O error): the request answers 503, retry later.
+_UNAVAILABLE = (sqlite3.OperationalError, sqlite3.InterfaceError)
+_NAMED_SQLITE = sqlite_dialect.dialect(paramstyle="named")
+
+
+def _insert(table: Any) -> tuple[str, tuple[str, ...]]:
+    """``INSERT INTO t (a, b) VALUES (:a, :b)`` for a declared table, and its columns.
+
+    Compiled by SQLAlchemy's SQLite dialect, named parameters (one per column).
+    """
+    declared: Table = table.__table__
+    names = tuple(column.name for column in declared.columns)
+    statement = insert(declared).values({name: bindparam(name) for name in names})
+    return str(statement.compile(dialect=_NAMED_SQLITE)), names
+
+
+_ASSESSMENT_SQL, _ASSESSMENT_COLUMNS = _insert(Assessment)
+_RESOURCE_SQL, _ = _insert(StoredResource)
+_CODE_SQL, _ = _insert(ResourceCode)
+_AUDIT_SQL, _AUDIT_COLUMNS = _insert(AuditRecord)
+
+
+def _row(source: Any, columns: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(source, name) for name in columns}
+
+
+@dataclass(slots=True)
+class Append:
+    """One request's rows (an assessment or none, and its audit events) and their fate."""
+
+    assessment: dict[str, Any] | None
+    resources: list[dict[str, Any]]
+    codes: list[dict[str, Any]]
+    audits: list[dict[str, Any]]
+    idempotency_key: str | None
+    done: bool = False
+    error: BaseException | None = None
+
+    @classmethod
+    def of(cls, record: AssessmentRecord | None, audits: Sequence[AuditRow]) -> Append:
+        """The rows, built on the request (the writer thread only executes them)."""
+        audit_rows = [_row(row, _AUDIT_COLUMNS) for row in audits]
+        if record is None:
+            return cls(None, [], [], audit_rows, None)
+        resources = [
+            {
+                "id": r.id,
+                "resource_type": r.resource_type,
+                "assessment_id": record.id,
+                "position": r.position,
+                "subject": r.subject,
+                "date_us": r.date_us,
+                "last_updated_us": record.issued_us,
+            }
+            for r in record.resources
+        ]
+        codes = [
+            {"resource_id": r.id, "system": system, "code": code}
+            for r in record.resources
+            for system, code in dict.fromkeys(r.codes)
+        ]
+        return cls(
+            _row(record, _ASSESSMENT_COLUMNS), resources, codes, audit_rows, record.idempotency_key
+        )
+
+
+def _gevent_patched() -> bool:
+    try:
+        from gevent import monkey  # noqa: PLC0415 (only where gevent is installed)
+    except ImportError:  # pragma: no cover (gevent is a dependency)
+        return False
+    return bool(monkey.is_module_patched("threading"))
+
+
+def _native_lock() -> Any:
+    """A lock of the operating system, also in a gevent worker (for the native thread)."""
+    if _gevent_patched():
+        from gevent import monkey  # noqa: PLC0415
+
+        return monkey.get_original("_thread", "allocate_lock")()
+    return threading.Lock()
+
+
+def _offload() -> Callable[..., Any]:
+    """How the leader runs a transaction: on gevent's thread pool, or right here."""
+    if _gevent_patched():
+        import gevent  # noqa: PLC0415
+
+        return gevent.get_hub().threadpool.apply
+    return lambda function, args: function(*args)
+
+
+class _ProcessState:
+    """What one process (gunicorn worker) of the committer owns; rebuilt after a fork.
+
+    Created in the process that uses it, after gevent patched ``threading``, so the
+    condition the requests wait on is the event loop's and the lock the writer
+    thread takes is the operating system's.
+    """
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition(threading.Lock())
+        self.pending: list[Append] = []
+        self.flushing = False
+        self.offload = _offload()
+        self.writer_lock = _native_lock()
+        self.connection: sqlite3.Connection | None = None
+        self.lock_file: Any = None
+
+
+class GroupCommitter:
+    """Appends of concurrent requests to one SQLite file, committed together."""
+
+    def __init__(self, database: str, writer_lock_path: str) -> None:
+        self._database = database
+        self._writer_lock_path = writer_lock_path
+        self._pid = -1
+        self._state: _ProcessState | None = None
+        self._init_lock = threading.Lock()
+        #: Connections opened before a fork: never closed in the child (closing could
+        #: release the parent's file locks), never used again.
+        self._abandoned: list[sqlite3.Connection] = []
+
+    def _process_state(self) -> _ProcessState:
+        state = self._state
+        if state is not None and self._pid == os.getpid():
+            return state
+        with self._init_lock:
+            if self._state is None or self._pid != os.getpid():
+                if self._state is not None and self._state.connection is not None:
+                    self._abandoned.append(self._state.connection)
+                self._state = _ProcessState()
+                self._pid = os.getpid()
+            return self._state
+
+    def append(self, record: AssessmentRecord | None, audits: Sequence[AuditRow]) -> None:
+        """Store ``record`` (if any) and ``audits`` atomically; return once committed.
+
+        Raises :class:`DuplicateKeyError` when another assessment holds the record's
+        idempotency key, :class:`StorageUnavailableError` when the database cannot be
+        written now (nothing of this request is then stored).
+        """
+        job = Append.of(record, audits)
+        state = self._process_state()
+        with state.condition:
+            state.pending.append(job)
+            while not job.done:
+                if state.flushing:
+                    state.condition.wait()
+                    continue
+                # This request leads: it commits everything pending, its own rows included.
+                state.flushing = True
+                batch, state.pending = state.pending, []
+                state.condition.release()
+                try:
+                    state.offload(self._commit, (state, batch))
+                finally:
+                    for waiting in batch:
+                        if not waiting.done:  # the leader was interrupted mid-wait
+                            waiting.error = StorageUnavailableError("interrupted")
+                            waiting.done = True
+                    state.condition.acquire()
+                    state.flushing = False
+                    state.condition.notify_all()
+        if job.error is not None:
+            raise job.error
+
+    # --- the writer thread: sqlite3, fcntl and the native lock only -------------------
+
+    def _connect(self, state: _ProcessState) -> sqlite3.Connection:
+        if state.connection is None:
+            connection = sqlite3.connect(
+                self._database,
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            connection.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
+            connection.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_BACKSTOP_PAGES}")
+            connection.execute("PRAGMA foreign_keys=ON")
+            state.connection = connection
+        return state.connection
+
+    def _commit(self, state: _ProcessState, batch: list[Append]) -> None:
+        """One transaction for the batch; every job ends done, with its error if any."""
+        with state.writer_lock:
+            try:
+                self._transaction(state, batch)
+            except _UNAVAILABLE as exc:
+                self._drop_connection(state)
+                for job in batch:
+                    job.error = StorageUnavailableError(type(exc).__name__)
+            except BaseException as exc:  # an unexpected failure fails the whole batch
+                self._drop_connection(state)
+                for job in batch:
+                    job.error = exc
+            finally:
+                for job in batch:
+                    job.done = True
+
+    def _transaction(self, state: _ProcessState, batch: list[Append]) -> None:
+        connection = self._connect(state)
+        if state.lock_file is None:
+            state.lock_file = open(self._writer_lock_path, "a")  # noqa: SIM115 (kept open)
+        # The writer queue of repository._WriterQueue: writers of all processes wait for
+        # each other in the kernel, not in SQLite's sleeping busy handler.
+        fcntl.flock(state.lock_file, fcntl.LOCK_EX)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for job in batch:
+                    self._insert_job(connection, job)
+                connection.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise
+        finally:
+            fcntl.flock(state.lock_file, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _insert_job(connection: sqlite3.Connection, job: Append) -> None:
+        connection.execute("SAVEPOINT job")
+        try:
+            if job.assessment is not None:
+                connection.execute(_ASSESSMENT_SQL, job.assessment)
+                connection.executemany(_RESOURCE_SQL, job.resources)
+                if job.codes:
+                    connection.executemany(_CODE_SQL, job.codes)
+            connection.executemany(_AUDIT_SQL, job.audits)
+        except sqlite3.IntegrityError as exc:
+            connection.execute("ROLLBACK TO job")
+            connection.execute("RELEASE job")
+            job.error = DuplicateKeyError(job.idempotency_key) if job.idempotency_key else exc
+            return
+        connection.execute("RELEASE job")
+
+    @staticmethod
+    def _drop_connection(state: _ProcessState) -> None:
+        """Forget a connection a failure may have left mid-transaction (reopened next)."""
+        connection, state.connection = state.connection, None
+        if connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()

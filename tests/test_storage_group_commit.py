@@ -1,0 +1,224 @@
+"""The SQLite group commit: concurrent appends share transactions, each all or nothing.
+
+Real SQLite files and real threads (and, in a subprocess, real gevent greenlets
+with the commit on gevent's native thread pool, as in a ``serve`` worker). What
+must hold whatever the interleaving: every append that returned is stored whole
+(its assessment, every index row, its AuditEvents); an append that raised left
+nothing; a taken idempotency key fails only the request that reused it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from api.storage import (
+    DuplicateKeyError,
+    StorageUnavailableError,
+    Store,
+    group_commit,
+    make_engine,
+    migrate,
+)
+from api.storage.repository import AssessmentRecord, AuditRow, ResourceIndex
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def record(index: int, key: str | None = None) -> AssessmentRecord:
+    """An assessment with two indexed resources (one with two codes)."""
+    bundle_id = str(uuid.uuid4())
+    return AssessmentRecord(
+        id=bundle_id,
+        received_us=1_000 + index,
+        issued_us=2_000 + index,
+        source="v1/triage",
+        request_id=f"req-{index}",
+        knowledge_base_version="1.1.0",
+        software_version="test",
+        fhir_version="4.0.1",
+        subject=f"Patient/p{index}",
+        request_json=b"{}",
+        result_json=b"{}",
+        bundle_json=json.dumps({"id": bundle_id, "n": index}).encode(),
+        provenance_json=b"{}",
+        resources=(
+            ResourceIndex(str(uuid.uuid4()), "QuestionnaireResponse", 0, f"Patient/p{index}", 5),
+            ResourceIndex(
+                str(uuid.uuid4()),
+                "Observation",
+                1,
+                f"Patient/p{index}",
+                5,
+                codes=(("urn:a", "x"), ("urn:b", "y"), ("urn:a", "x")),
+            ),
+        ),
+        idempotency_key=key,
+        tenant="t",
+        client="c",
+    )
+
+
+def audit(index: int) -> AuditRow:
+    return AuditRow(
+        id=str(uuid.uuid4()), recorded_us=3_000 + index, subtype="create", action="C",
+        outcome="0", entity_type="Bundle", entity_id=None, request_id=f"req-{index}",
+        body=b"{}", tenant="t",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    engine = make_engine(f"sqlite+pysqlite:///{tmp_path / 'store.sqlite3'}")
+    migrate(engine)
+    return Store(engine)
+
+
+def rows(store: Store, sql: str) -> list[tuple]:
+    connection = sqlite3.connect(store.engine.url.database)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+def assert_whole(store: Store, records: list[AssessmentRecord]) -> None:
+    """Exactly these assessments, each with its index rows, codes once each."""
+    stored = {row[0] for row in rows(store, "SELECT id FROM assessment")}
+    assert stored == {r.id for r in records}
+    per = dict(rows(store, "SELECT assessment_id, count(*) FROM resource GROUP BY assessment_id"))
+    assert per == {r.id: 2 for r in records}
+    codes = rows(store, "SELECT count(*) FROM resource_code")[0][0]
+    assert codes == 2 * len(records)
+
+
+def test_concurrent_threads_are_all_stored_whole_in_fewer_transactions(store, monkeypatch):
+    transactions = []
+    real = group_commit.GroupCommitter._transaction
+
+    def counted(self, state, batch):  # count the transactions, then do the real one
+        transactions.append(len(batch))
+        return real(self, state, batch)
+
+    monkeypatch.setattr(group_commit.GroupCommitter, "_transaction", counted)
+    records = [record(i) for i in range(64)]
+    barrier = threading.Barrier(16)
+
+    def client(chunk: list[AssessmentRecord]) -> None:
+        barrier.wait()
+        for one in chunk:
+            store.append(one, (audit(0),))
+
+    threads = [threading.Thread(target=client, args=(records[i::16],)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert_whole(store, records)
+    assert rows(store, "SELECT count(*) FROM audit_event")[0][0] == 64
+    assert sum(transactions) == 64
+    assert len(transactions) < 64, "concurrent appends never shared a transaction"
+
+
+def test_a_reused_idempotency_key_fails_only_that_request(store):
+    first = record(1, key="same")
+    store.append(first, (audit(1),))
+    again, other = record(2, key="same"), record(3, key="other")
+    outcomes: dict[str, BaseException | None] = {}
+    barrier = threading.Barrier(2)
+
+    def send(one: AssessmentRecord) -> None:
+        barrier.wait()
+        try:
+            store.append(one, (audit(0),))
+            outcomes[one.id] = None
+        except BaseException as exc:  # recorded for the assertions
+            outcomes[one.id] = exc
+
+    threads = [threading.Thread(target=send, args=(one,)) for one in (again, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert isinstance(outcomes[again.id], DuplicateKeyError)
+    assert outcomes[other.id] is None
+    assert_whole(store, [first, other])
+    # The refused request's AuditEvent went with it (its savepoint rolled back).
+    assert rows(store, "SELECT count(*) FROM audit_event")[0][0] == 2
+
+
+def test_a_locked_database_is_unavailable_and_stores_nothing_then_recovers(store, monkeypatch):
+    monkeypatch.setattr(group_commit, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    blocker = sqlite3.connect(store.engine.url.database, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StorageUnavailableError):
+            store.append(record(1), (audit(1),))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert rows(store, "SELECT count(*) FROM assessment")[0][0] == 0
+    assert rows(store, "SELECT count(*) FROM audit_event")[0][0] == 0
+    later = record(2)
+    store.append(later, (audit(2),))
+    assert_whole(store, [later])
+
+
+def test_an_audit_without_assessment_is_stored(store):
+    store.append(None, (audit(1), audit(2)))
+    assert rows(store, "SELECT count(*) FROM audit_event")[0][0] == 2
+    assert rows(store, "SELECT count(*) FROM assessment")[0][0] == 0
+
+
+GEVENT_WORKER = """
+from gevent import monkey
+monkey.patch_all()  # what gunicorn's gevent worker does first
+import json, sys
+import gevent
+from api.storage import Store, make_engine, migrate
+from api.storage import group_commit
+sys.path.insert(0, sys.argv[2])
+from test_storage_group_commit import audit, record
+engine = make_engine(f"sqlite+pysqlite:///{sys.argv[1]}")
+migrate(engine)
+store = Store(engine)
+transactions = []
+real = group_commit.GroupCommitter._transaction
+def counted(self, state, batch):
+    transactions.append(len(batch))
+    return real(self, state, batch)
+group_commit.GroupCommitter._transaction = counted
+records = [record(i) for i in range(40)]
+gevent.joinall([gevent.spawn(store.append, r, (audit(0),)) for r in records], raise_error=True)
+print(json.dumps({"ids": [r.id for r in records], "transactions": transactions}))
+"""
+
+
+def test_greenlets_share_transactions_on_the_native_thread_pool(tmp_path):
+    database = tmp_path / "store.sqlite3"
+    done = subprocess.run(
+        [sys.executable, "-c", GEVENT_WORKER, str(database), str(ROOT / "tests")],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    connection = sqlite3.connect(database)
+    try:
+        stored = {row[0] for row in connection.execute("SELECT id FROM assessment")}
+        audits = connection.execute("SELECT count(*) FROM audit_event").fetchone()[0]
+    finally:
+        connection.close()
+    assert stored == set(outcome["ids"])
+    assert audits == 40
+    assert sum(outcome["transactions"]) == 40
+    # 40 greenlets arrive while the first transaction is on the thread pool.
+    assert len(outcome["transactions"]) < 10, outcome["transactions"]
