@@ -8,6 +8,7 @@ independently of the engine; test_fhir_examples.py runs the real engine.
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta, timezone
@@ -24,7 +25,8 @@ from pydantic import ValidationError
 
 from api.fhir import LAYOUT_DESCRIPTION, FhirSettings, as_transaction, render_triage_bundle
 from api.fhir import codesystems as cs
-from api.fhir.bundle import format_instant, uuid4_batch
+from api.fhir.bundle import format_instant
+from api.fhir.ids import time_ordered_ids
 from tests.support.conformance import bundle_problems, iter_nodes, narrative_problems
 from triage.result import (
     Answer,
@@ -329,7 +331,7 @@ def test_references_are_fullurls_that_resolve():
     assert len(set(urls)) == len(urls)
     for url in urls:
         assert url.startswith("urn:uuid:")
-        assert uuid.UUID(url[9:]).version == 4
+        assert uuid.UUID(url[9:]).version == 7
     level = bundle["entry"][1]["resource"]
     assert [m["reference"] for m in level["hasMember"]] == urls[2:]
     for resource in _resources(bundle)[1:]:
@@ -379,14 +381,24 @@ def test_timestamps_carry_a_time_zone():
         _render(now=datetime(2025, 5, 17, 9, 30))
 
 
-def test_ids_default_to_random_uuid4_and_new_id_makes_output_deterministic():
-    ids = uuid4_batch(50)
-    assert len(set(ids)) == 50
+def test_ids_default_to_time_ordered_uuid7_and_new_id_makes_output_deterministic():
+    before = time.time_ns() // 1_000_000
+    ids = time_ordered_ids(50) + time_ordered_ids(50)
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 100
     for value in ids:
         parsed = uuid.UUID(value)
-        assert parsed.version == 4
+        assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
         assert str(parsed) == value
+        assert before <= parsed.int >> 80 <= after  # the Unix-millisecond field
+    # Minted later sorts later: the index locality the ids exist for.
+    assert ids == sorted(ids)
+    many = [value for _ in range(40) for value in time_ordered_ids(100)]
+    assert many == sorted(many)
+    assert len(set(many)) == 4000
+    rendered = _render()
+    assert uuid.UUID(rendered["id"]).version == 7
     counter = iter(range(1000))
 
     def new_id() -> str:

@@ -9,7 +9,6 @@ fullUrl, so references inside the Bundle keep working);
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import orjson
 
 from api.fhir.audit import INTERACTIONS, AuditFacts, build_audit_event, outcome_for_status
+from api.fhir.ids import time_ordered_id
 from api.fhir.provenance import build_provenance
 from api.fhir.search import instant_us
 from api.storage.repository import AssessmentRecord, AuditRow, ResourceIndex
@@ -164,4 +164,5 @@ def audit_row(facts: AuditFacts) -> AuditRow:
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A stored row's id, time-ordered (see :mod:`api.fhir.ids`)."""
+    return time_ordered_id()
