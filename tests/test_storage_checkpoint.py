@@ -74,3 +74,45 @@ def test_in_a_gevent_worker_the_checkpointer_is_a_real_thread(tmp_path: Path):
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert int(done.stdout.strip()) >= 200_000, "no checkpoint while the event loop was busy"
+
+
+FORKING_MASTER = """
+import os, sys, time
+from sqlalchemy import text
+from api.storage import database
+from api.storage.database import make_engine
+from api.storage.repository import Store
+database.SQLITE_CHECKPOINT_INTERVAL_S = 0.0005  # a connection open nearly all the time
+path = sys.argv[1]
+engine = make_engine(f"sqlite+pysqlite:///{path}")
+with engine.begin() as connection:
+    connection.execute(text("CREATE TABLE t (b BLOB)"))
+store = Store(engine)
+with store.unit_of_work() as work:  # as serve's bootstrap does: starts the checkpointer
+    work.connection.execute(text("INSERT INTO t VALUES (randomblob(1000))"))
+engine.dispose()  # as serve does before gunicorn forks: no pooled connection crosses
+time.sleep(0.05)
+inherited = 0
+for _ in range(200):
+    pid = os.fork()
+    if pid == 0:  # the child: does it hold the parent's SQLite files open?
+        names = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+        sqlite_files = {os.path.realpath(path) + suffix for suffix in ("", "-wal", "-shm")}
+        os._exit(1 if names & sqlite_files else 0)
+    inherited += os.waitpid(pid, 0)[1] != 0
+print(inherited)
+"""
+
+
+def test_no_checkpointer_connection_is_open_when_the_process_forks(tmp_path: Path):
+    """A child forked while the connection was open inherits SQLite's lock records
+    without the locks: the kill -9 test lost acknowledged assessments that way, in
+    workers forked from the gunicorn master whose bootstrap write started the thread."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    done = subprocess.run(
+        [sys.executable, "-c", FORKING_MASTER, str(tmp_path / "store.sqlite3")],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert int(done.stdout.strip()) == 0, "children inherited an open SQLite connection"
