@@ -96,6 +96,8 @@ class Tables:
         self.evidence_static: dict[tuple[Any, ...], tuple[Json, str]] = {}
         self.decisive_static: dict[tuple[Any, ...], tuple[Json, str]] = {}
         self.kb_html: dict[str, str] = {}
+        #: QR (item, narrative row) of numeric answers, by (linkId, repr of the value).
+        self.qr_number: dict[tuple[str, str], tuple[Json, str]] = {}
 
     # --- observation codes and categories -------------------------------------------
 
