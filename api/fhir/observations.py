@@ -9,6 +9,7 @@ unknown screen answer carries ``dataAbsentReason`` = ``unknown`` instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -198,6 +199,12 @@ _FACTOR_TABLE_HEAD = (
 )
 
 
+@functools.lru_cache(maxsize=64)
+def _points_html(points: int) -> str:
+    """The escaped total ("3 points"): a handful of totals recur, so each is worded once."""
+    return esc(wording.count(points, "point"))
+
+
 def factor_observation(t: Tables, factor: ReportedFactor, common: Common) -> tuple[Json, str]:
     """One reported factor as an Observation, and its row in the level narrative."""
     code, note, title, row_head = _factor_static(t, factor)
@@ -210,7 +217,7 @@ def factor_observation(t: Tables, factor: ReportedFactor, common: Common) -> tup
             f"<td>{'; '.join(labels)}</td></tr>"
         )
     likelihood = factor.likelihood.value
-    points = esc(wording.count(factor.points, "point"))
+    points = _points_html(factor.points)
     body = (
         f"{title}: {points}, likelihood {likelihood}.</p>"
         f"<p>{kb_html(t, factor.rationale)}</p>{_FACTOR_TABLE_HEAD}{''.join(rows)}</tbody></table>"
