@@ -13,7 +13,7 @@ from triage import evaluate
 from triage import knowledge_base as kb
 from triage.conditions import AllOf, AnyOf, Condition, NotEstablished, Term
 from triage.engine import flatten
-from triage.firing import LINE_INDEX, LINES, fired_positions
+from triage.firing import LINE_INDEX, LINES, ROW_INDEX, fired_positions
 from triage.result import Level, Likelihood
 from triage.vocabulary import CONDITIONS, MEDICATION_CLASSES, REGIONS
 
@@ -269,6 +269,17 @@ def test_the_candidate_index_never_misses_a_rule_or_a_scoring_line(request, self
     facts = flatten(request)
     assert fired_positions(facts) == _reference_fired(facts)
     assert _indexed_scoring_lines(facts, self_care) == _reference_scoring_lines(facts, self_care)
+
+
+@PROPERTY_SETTINGS
+@given(requests())
+def test_the_screen_index_never_misses_a_row_that_holds(request):
+    """Screen rows that hold are always candidates (asked twice: the second answer
+    comes from the memo of the set of given answers)."""
+    facts = flatten(request)
+    rows = [p for p, row in enumerate(kb.SCREEN_ROWS) if row.when is None or row.when.test(facts)]
+    for _ in range(2):
+        assert set(rows) <= set(ROW_INDEX.candidates(facts))
 
 
 def test_every_condition_node_names_known_fields():

@@ -230,6 +230,7 @@ CANDIDATES: dict[str, tuple[ProposedAnswer, ...]] = {
 }
 _PLANS = {link_id: _plan(link_id) for link_id in _SCREEN_LINKS}
 _LEVELS = tuple(rule.level for rule in kb.RULES)
+_SELF_CARE = Level.SELF_CARE
 
 #: Entries of one item's memo. Bounded: emptied when full (one dict operation, so
 #: safe under threads and greenlets alike); it holds answers only, never who gave them.
@@ -364,14 +365,29 @@ def decisive_questions(
     if not unknown:
         return ()
     others_unknown = len(unknown) > 1
-    fired_set = frozenset(fired)
-    given = _mask(frozenset(facts))
-    trial = dict(facts)
     keyed = _keyed(facts)
+    # What working a question out needs, made on the first memo miss only: a request
+    # whose questions were all seen before never pays for it.
+    lent: list[tuple[dict[str, Any], int, frozenset[int]]] = []
+
+    def work_out(link_id: str, plan: _Plan, base: Level, stays: bool) -> DecisiveQuestion:
+        if not lent:
+            lent.append((dict(facts), _mask(frozenset(facts)), frozenset(fired)))
+        trial, given, fired_set = lent[0]
+        return _question(
+            link_id,
+            plan,
+            trial,
+            given=given,
+            fired=fired_set,
+            base=base,
+            screen_stays_incomplete=stays,
+        )
+
     questions = []
     for link_id in unknown:
         plan = _PLANS[link_id]
-        base = Level.SELF_CARE
+        base = _SELF_CARE
         if fired:
             read = plan.read
             for position in fired:  # most urgent first
@@ -380,31 +396,13 @@ def decisive_questions(
                     break
         stays = others_unknown and not plan.fragile
         if keyed is None or not stays:  # the screen reads more than the signature
-            questions.append(
-                _question(
-                    link_id,
-                    plan,
-                    trial,
-                    given=given,
-                    fired=fired_set,
-                    base=base,
-                    screen_stays_incomplete=stays,
-                )
-            )
+            questions.append(work_out(link_id, plan, base, stays))
             continue
         key = (base, plan.signature(keyed))
         memo = plan.memo
         question = memo.get(key)
         if question is None:
-            question = _question(
-                link_id,
-                plan,
-                trial,
-                given=given,
-                fired=fired_set,
-                base=base,
-                screen_stays_incomplete=True,
-            )
+            question = work_out(link_id, plan, base, True)
             if len(memo) >= MEMO_SIZE:
                 memo.clear()
             memo[key] = question

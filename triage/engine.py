@@ -12,19 +12,19 @@ Rules and scoring lines are found through the candidate index of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from triage import knowledge_base as kb
-from triage.conditions import MEDICATIONS, Facts, medication_answers, unique_answers
+from triage.conditions import MEDICATIONS, Facts, Tri, medication_answers, unique_answers
 from triage.decisive import decisive_questions
 from triage.firing import (
     LINE_INDEX,
     LINES,
     SCREEN_RULE,
     fired_positions,
-    holds,
     unanswered,
 )
 from triage.result import (
@@ -149,39 +149,75 @@ def _medication_points(line: kb.PerMedication, facts: Facts) -> list[FactorPoint
     return points
 
 
-#: Per scoring line (in ``LINES`` order): its factor's position, the factor, the line.
-_LINE_ENTRIES = tuple((f, kb.FACTORS[f], kb.FACTORS[f].points[p]) for f, p in LINES)
+class _Line(NamedTuple):
+    """One scoring line (in ``LINES`` order) with what scoring it needs, looked up at load."""
+
+    factor_position: int
+    #: The line's trigger test, or None for a per-medication line.
+    test: Callable[[Facts], Tri] | None
+    evidence: Callable[[Facts], list[Answer]] | None
+    #: The scored point itself, when its evidence never varies (results are immutable).
+    prebuilt: FactorPoint | None
+    points: int
+    label: str
+    per_medication: kb.PerMedication | None
 
 
-def _gate_open(factor: kb.Factor, facts: Facts, level: Level) -> bool:
+def _line(factor_position: int, line: kb.Points | kb.PerMedication) -> _Line:
+    if isinstance(line, kb.PerMedication):
+        return _Line(factor_position, None, None, None, 0, line.text, line)
+    constant = line.when.constant_evidence()
+    prebuilt = None if constant is None else FactorPoint(line.points, line.text, constant)
+    return _Line(
+        factor_position, line.when.test, line.when.evidence, prebuilt, line.points, line.text, None
+    )
+
+
+_LINE_TABLE = tuple(_line(f, kb.FACTORS[f].points[p]) for f, p in LINES)
+#: Per factor position: its level gate and its "only when" test (None: no such gate).
+_GATES = tuple(
+    (factor.only_at_level, factor.only_when.test if factor.only_when is not None else None)
+    for factor in kb.FACTORS
+)
+
+
+def _gate_open(factor_position: int, facts: Facts, level: Level) -> bool:
     """May the factor score at all (its level and "only when" gates)?"""
-    if factor.only_at_level is not None and factor.only_at_level is not level:
+    only_at_level, only_when = _GATES[factor_position]
+    if only_at_level is not None and only_at_level is not level:
         return False
-    return holds(factor.only_when, facts)
+    return only_when is None or only_when(facts) is True
 
 
 def _factors(facts: Facts, level: Level) -> tuple[ReportedFactor, ...]:
     breakdowns: dict[int, list[FactorPoint]] = {}
     gates: dict[int, bool] = {}
     for flat in LINE_INDEX.candidates(facts):
-        factor_position, factor, line = _LINE_ENTRIES[flat]
+        factor_position, test, evidence, prebuilt, points, label, per_medication = _LINE_TABLE[flat]
         gate = gates.get(factor_position)
         if gate is None:
-            gate = gates[factor_position] = _gate_open(factor, facts, level)
+            gate = gates[factor_position] = _gate_open(factor_position, facts, level)
         if not gate:
             continue
-        if isinstance(line, kb.PerMedication):
-            points = _medication_points(line, facts)
-        elif line.when.test(facts) is True:
-            evidence = unique_answers(line.when.evidence(facts))
-            points = [FactorPoint(line.points, line.text, evidence)]
-        else:
+        if per_medication is not None:
+            scored = _medication_points(per_medication, facts)
+            if scored:
+                breakdowns.setdefault(factor_position, []).extend(scored)
             continue
-        breakdowns.setdefault(factor_position, []).extend(points)
+        assert test is not None  # noqa: S101 - a Points line always has a trigger
+        assert evidence is not None  # noqa: S101
+        if test(facts) is not True:
+            continue
+        point = prebuilt
+        if point is None:
+            point = FactorPoint(points, label, unique_answers(evidence(facts)))
+        breakdown = breakdowns.get(factor_position)
+        if breakdown is None:
+            breakdowns[factor_position] = [point]
+        else:
+            breakdown.append(point)
     reported = []
     for position, breakdown in breakdowns.items():
-        if not breakdown:
-            continue
         factor = kb.FACTORS[position]
         total = sum(point.points for point in breakdown)
         reported.append(
@@ -198,8 +234,11 @@ def _factors(facts: Facts, level: Level) -> tuple[ReportedFactor, ...]:
                 ),
             )
         )
-    reported.sort(key=lambda pair: pair[0])  # most points first, ties in table order
+    reported.sort(key=_FIRST)  # most points first, ties in table order
     return tuple(factor for _, factor in reported)
+
+
+_FIRST = itemgetter(0)
 
 
 def _advise(

@@ -3,7 +3,9 @@ the decisive questions share.
 
 Speed without generated code: each rule and scoring line is indexed by the
 answers of which one must be given for it to hold (``Condition.support``), so
-a request tests only the entries its answers can satisfy.
+a request tests only the entries its answers can satisfy, and not one of them
+that lacks an answer it requires (``Condition.requirements``); the candidates
+of a set of given answers are worked out once.
 """
 
 from __future__ import annotations
@@ -13,11 +15,24 @@ from collections.abc import Callable, Iterable
 from triage import knowledge_base as kb
 from triage.conditions import MEDICATIONS, Condition, Facts, Tri
 
+#: Entries of an index's memo (sets of given answers seen). Bounded: emptied when full
+#: (one dict operation, so safe under threads and greenlets alike); keys only, no values.
+CANDIDATES_MEMO_SIZE = 1024
+
 
 class Index:
-    """Positions of entries by the answers that can make them hold."""
+    """Positions of entries by the answers that can make them hold.
 
-    def __init__(self, supports: Iterable[frozenset[str] | None]) -> None:
+    Which entries are candidates depends only on *which* answers are given, never
+    on their values, and requests from one form give the same answers again and
+    again; so the candidates are memoised per set of given answers.
+    """
+
+    def __init__(
+        self,
+        supports: Iterable[frozenset[str] | None],
+        requirements: Iterable[tuple[frozenset[str], ...]] | None = None,
+    ) -> None:
         always: list[int] = []
         by_link: dict[str, list[int]] = {}
         for position, support in enumerate(supports):
@@ -28,16 +43,37 @@ class Index:
                 by_link.setdefault(link_id, []).append(position)
         self.always = tuple(always)
         self.by_link = {link_id: tuple(positions) for link_id, positions in by_link.items()}
+        #: Per position: answer sets that must *each* have one given answer
+        #: (``Condition.requirements``); an entry missing one cannot hold.
+        self.requirements = tuple(requirements) if requirements is not None else None
+        self._memo: dict[frozenset[str], tuple[int, ...]] = {}
 
-    def candidates(self, facts: Facts) -> list[int]:
+    def candidates(self, facts: Facts) -> tuple[int, ...]:
         """Positions, in table order, of the entries this request can make hold."""
+        given = frozenset(facts)
+        found = self._memo.get(given)
+        if found is None:
+            found = self._candidates(given)
+            if len(self._memo) >= CANDIDATES_MEMO_SIZE:
+                self._memo.clear()
+            self._memo[given] = found
+        return found
+
+    def _candidates(self, given: frozenset[str]) -> tuple[int, ...]:
         found = set(self.always)
         by_link = self.by_link
-        for link_id in facts:
+        for link_id in given:
             positions = by_link.get(link_id)
             if positions:
                 found.update(positions)
-        return sorted(found)
+        requirements = self.requirements
+        if requirements is not None:
+            found = {
+                position
+                for position in found
+                if all(not needed.isdisjoint(given) for needed in requirements[position])
+            }
+        return tuple(sorted(found))
 
 
 def holds(condition: Condition | None, facts: Facts) -> bool:
@@ -76,7 +112,10 @@ def fires_at(position: int, facts: Facts) -> bool:
 
 
 SCREEN_RULE = next(position for position, rule in enumerate(kb.RULES) if rule.from_screen)
-RULE_INDEX = Index(rule.when.support() if rule.when else frozenset() for rule in kb.RULES)
+RULE_INDEX = Index(
+    (rule.when.support() if rule.when else frozenset() for rule in kb.RULES),
+    (rule.when.requirements() if rule.when else () for rule in kb.RULES),
+)
 
 #: (factor position, line position) of every scoring line, and their index.
 LINES: tuple[tuple[int, int], ...] = tuple(
@@ -88,11 +127,21 @@ def _line_support(line: kb.Points | kb.PerMedication) -> frozenset[str] | None:
     return frozenset({MEDICATIONS}) if isinstance(line, kb.PerMedication) else line.when.support()
 
 
-LINE_INDEX = Index(_line_support(kb.FACTORS[f].points[p]) for f, p in LINES)
+def _line_requirements(line: kb.Points | kb.PerMedication) -> tuple[frozenset[str], ...]:
+    return () if isinstance(line, kb.PerMedication) else line.when.requirements()
+
+
+LINE_INDEX = Index(
+    (_line_support(kb.FACTORS[f].points[p]) for f, p in LINES),
+    (_line_requirements(kb.FACTORS[f].points[p]) for f, p in LINES),
+)
 
 
 #: Screen rows by the answers that can make their condition hold (row 1: always).
-ROW_INDEX = Index(row.when.support() if row.when is not None else None for row in kb.SCREEN_ROWS)
+ROW_INDEX = Index(
+    (row.when.support() if row.when is not None else None for row in kb.SCREEN_ROWS),
+    (row.when.requirements() if row.when is not None else () for row in kb.SCREEN_ROWS),
+)
 
 
 def unanswered(facts: Facts) -> tuple[str, ...]:

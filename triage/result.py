@@ -137,6 +137,10 @@ class ReportedFactor(NamedTuple):
     @property
     def evidence(self) -> tuple[Answer, ...]:
         """Every answer behind the factor, each once, in scoring order."""
+        if len(self.breakdown) == 1:
+            # One line's evidence already holds each answer once (``unique_answers``;
+            # per-medication lines cite each entry's own paths).
+            return self.breakdown[0].evidence
         seen: dict[tuple[str, str], Answer] = {}
         for point in self.breakdown:
             for answer in point.evidence:

@@ -94,8 +94,12 @@ class Tables:
         self.factor_code: dict[tuple[Any, ...], Json] = {}
         self.advice_component: dict[tuple[str, str, str], Json] = {}
         self.evidence_static: dict[tuple[Any, ...], tuple[Json, str]] = {}
-        self.decisive_static: dict[tuple[Any, ...], tuple[Json, str]] = {}
+        self.decisive_static: dict[tuple[Any, ...], tuple[Json, str, str]] = {}
         self.kb_html: dict[str, str] = {}
+        #: Narrative, line and components of findings whose evidence is all unknown.
+        self.unknown_rule_text: dict[Any, tuple[str, str, list[Json]]] = {}
+        #: QR (item, narrative row) of numeric answers, by (linkId, repr of the value).
+        self.qr_number: dict[tuple[str, str], tuple[Json, str]] = {}
 
     # --- observation codes and categories -------------------------------------------
 

@@ -9,6 +9,7 @@ unknown screen answer carries ``dataAbsentReason`` = ``unknown`` instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -143,9 +144,9 @@ def _rule_static(t: Tables, rule: FiredRule) -> tuple[Json, list[Json], str, str
     return _bounded_put(t.rule_code, key, result)
 
 
-def rule_observation(t: Tables, rule: FiredRule, common: Common) -> tuple[Json, str]:
-    """One fired rule as an Observation, and its line in the level narrative."""
-    code, note, header, line_head = _rule_static(t, rule)
+def _rule_text(t: Tables, rule: FiredRule) -> tuple[str, str, list[Json]]:
+    """(narrative, level-narrative line, evidence components) of a fired rule."""
+    _, _, header, line_head = _rule_static(t, rule)
     components, labels = _evidence_all(t, rule.evidence)
     if labels:
         answers_html = "".join(f"<li>{label}</li>" for label in labels)
@@ -154,6 +155,28 @@ def rule_observation(t: Tables, rule: FiredRule, common: Common) -> tuple[Json, 
     else:
         body = header
         line = f"{line_head}</li>"
+    return body, line, components
+
+
+def _unknown_rule_text(t: Tables, rule: FiredRule) -> tuple[str, str, list[Json]]:
+    """``_rule_text`` of a finding whose evidence is unknown answers only (the screen's).
+
+    Its many items recur from request to request, and ``None`` equals only ``None``
+    (unlike ``1`` and ``True``), so the finding itself keys the cache.
+    """
+    hit = t.unknown_rule_text.get(rule)
+    if hit is None:
+        hit = _bounded_put(t.unknown_rule_text, rule, _rule_text(t, rule))
+    return hit
+
+
+def rule_observation(t: Tables, rule: FiredRule, common: Common) -> tuple[Json, str]:
+    """One fired rule as an Observation, and its line in the level narrative."""
+    code, note, _, _ = _rule_static(t, rule)
+    if rule.evidence and all(answer.value is None for answer in rule.evidence):
+        body, line, components = _unknown_rule_text(t, rule)
+    else:
+        body, line, components = _rule_text(t, rule)
     resource: Json = {
         "resourceType": "Observation",
         "text": narrative(body),
@@ -198,6 +221,12 @@ _FACTOR_TABLE_HEAD = (
 )
 
 
+@functools.lru_cache(maxsize=64)
+def _points_html(points: int) -> str:
+    """The escaped total ("3 points"): a handful of totals recur, so each is worded once."""
+    return esc(wording.count(points, "point"))
+
+
 def factor_observation(t: Tables, factor: ReportedFactor, common: Common) -> tuple[Json, str]:
     """One reported factor as an Observation, and its row in the level narrative."""
     code, note, title, row_head = _factor_static(t, factor)
@@ -210,7 +239,7 @@ def factor_observation(t: Tables, factor: ReportedFactor, common: Common) -> tup
             f"<td>{'; '.join(labels)}</td></tr>"
         )
     likelihood = factor.likelihood.value
-    points = esc(wording.count(factor.points, "point"))
+    points = _points_html(factor.points)
     body = (
         f"{title}: {points}, likelihood {likelihood}.</p>"
         f"<p>{kb_html(t, factor.rationale)}</p>{_FACTOR_TABLE_HEAD}{''.join(rows)}</tbody></table>"
@@ -293,7 +322,13 @@ def _rule_concept(t: Tables, rule_id: str) -> Json:
 
 
 def decisive_component(t: Tables, question: DecisiveQuestion) -> tuple[Json, str]:
-    """(component, narrative text) of one decisive question (PROTOCOL.md 1.1 §8).
+    """(component, narrative text) of one decisive question (PROTOCOL.md 1.1 §8)."""
+    component, html, _ = _decisive_entry(t, question)
+    return component, html
+
+
+def _decisive_entry(t: Tables, question: DecisiveQuestion) -> tuple[Json, str, str]:
+    """(component, narrative text, next-questions line) of one decisive question.
 
     ``code``: the ``decisive-question`` coding plus the item's linkId coding
     (``text`` = the linkId); ``value[x]``: the answer that would decide, typed as
@@ -327,18 +362,19 @@ def decisive_component(t: Tables, question: DecisiveQuestion) -> tuple[Json, str
             *(t.rule_concept.get(code) or _rule_concept(t, code) for code in question.rule_ids),
         ],
     }
-    result = (component, f"{condition_html} → <b>{t.level_html[question.level]}</b>")
+    html = f"{condition_html} → <b>{t.level_html[question.level]}</b>"
+    result = (component, html, _question_line(t, link_id, html))
     return _bounded_put(t.decisive_static, key, result)
 
 
 def _next_questions(t: Tables, result: TriageResult, components: list[Json]) -> list[str]:
     """Unknown screen items as questions, each with its decisive answer; adds components."""
-    decisive: dict[str, str] = {}
+    decisive: dict[str, str] = {}  # linkId -> its line, with the deciding answer
     decisive_components: list[Json] = []
     for question in result.decisive:
-        component, html = decisive_component(t, question)
+        component, _, line = _decisive_entry(t, question)
         decisive_components.append(component)
-        decisive[question.link_id] = html
+        decisive[question.link_id] = line
     lines: list[str] = []
     for link_id in result.unanswered:
         component = t.unanswered_component.get(link_id)
@@ -348,9 +384,10 @@ def _next_questions(t: Tables, result: TriageResult, components: list[Json]) -> 
                 "valueCodeableConcept": {"coding": [{"system": t.intake_url, "code": link_id}]},
             }
         components.append(component)
-        lines.append(_question_line(t, link_id, decisive.pop(link_id, None)))
+        line = decisive.pop(link_id, None)
+        lines.append(line if line is not None else _question_line(t, link_id, None))
     # A decisive question is always an unknown screen item; should one not be, show it anyway.
-    lines.extend(_question_line(t, link_id, html) for link_id, html in decisive.items())
+    lines.extend(decisive.values())
     components.extend(decisive_components)
     return lines
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from api.fhir import codesystems as cs
-from api.fhir._tables import LAYOUT, Json, Tables, esc, narrative
+from api.fhir._tables import LAYOUT, Json, Tables, _bounded_put, _row, esc, narrative
 from triage import wording
 from triage.vocabulary import ITEMS, SECTIONS, Kind
 
@@ -132,6 +132,24 @@ def _group(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
     return "; ".join(text for _, text in meds)
 
 
+def _number_item(t: Tables, link_id: str, kind: Kind, value: Any) -> tuple[Json, str]:
+    """(item, narrative row) of a numeric answer, built once per value and item.
+
+    A few values per item recur (session minutes, ages), and wording them is the
+    costly part. Keyed by ``repr``: ``1`` and ``1.0``, ``0.0`` and ``-0.0`` are
+    equal as keys but written differently.
+    """
+    key = (link_id, repr(value))
+    hit = t.qr_number.get(key)
+    if hit is None:
+        items: list[Json] = []
+        shown = _RENDERERS[kind](t, link_id, value, items)
+        hit = _bounded_put(t.qr_number, key, (items[0], _row(t.label_html[link_id], shown)))
+    return hit
+
+
+_NUMBERS = (Kind.INTEGER, Kind.DECIMAL)
+
 _RENDERERS: dict[Kind, Renderer] = {
     Kind.CODE: _code,
     Kind.INTEGER: _integer,
@@ -168,11 +186,14 @@ def render_questionnaire_response(
             value = source.get(key)
             if value is None:
                 continue
-            # Fast path: yes/no and single-code answers are prebuilt, row included.
+            # Fast path: yes/no and single-code answers are prebuilt, numbers cached,
+            # row included.
             if kind is Kind.BOOLEAN:
                 item, row = qr_bool[link_id][value]
             elif kind is Kind.CODE and value in qr_code[link_id]:
                 item, row = qr_code[link_id][value]
+            elif kind in _NUMBERS:
+                item, row = _number_item(t, link_id, kind, value)
             else:
                 shown = _RENDERERS[kind](t, link_id, value, items)
                 rows.append(f"<tr><td>{t.label_html[link_id]}</td><td>{shown}</td></tr>")
