@@ -7,6 +7,9 @@ stands for, on real requests or a real request context.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
 
 from flask import Flask, request
@@ -14,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.serving import metrics
+from api.serving.logs import JsonFormatter
+from api.serving.worker import skip_unlogged_record_fields
 from api.storage_http import host_base_url
 
 _app = Flask(__name__)
@@ -79,3 +84,31 @@ def test_report_and_bundle_urls_name_the_host_the_client_used(client):
         )
         assert link is not None
         assert link.group(1).startswith(f"http://{host}/reports/{bundle_id}?expires=")
+
+
+def _access_line(logger: logging.Logger, created: float) -> str:
+    record = logger.makeRecord(
+        logger.name,
+        logging.INFO,
+        __file__,
+        1,
+        "%s %s %s",
+        ("POST", "/v1/triage", 200),
+        None,
+        extra={"request_id": "abcdefgh", "method": "POST", "path": "/v1/triage", "status": 200},
+    )
+    record.created = created
+    return JsonFormatter().format(record)
+
+
+def test_the_worker_skips_only_record_fields_no_json_line_holds(monkeypatch):
+    """skip_unlogged_record_fields (run in each gevent worker) leaves every line as it was."""
+    for name in ("logThreads", "logMultiprocessing", "_srcfile"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))  # restored after the test
+    logger = logging.getLogger("gunicorn.access")
+    before = _access_line(logger, 1_800_000_000.123)
+    skip_unlogged_record_fields()
+    assert _access_line(logger, 1_800_000_000.123) == before
+    assert json.loads(before)["pid"] == os.getpid()
+    record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "x", (), None)
+    assert record.threadName is None  # no thread lookup (a dummy Thread per greenlet)
