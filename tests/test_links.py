@@ -83,3 +83,14 @@ def test_the_embedded_secret_is_made_once_private_and_reused(tmp_path: Path) -> 
 def test_a_short_configured_secret_stops_start_up() -> None:
     with pytest.raises(ConfigError, match="LINK_SECRET"):
         Settings.load(environ={"TWITCH_TRIAGE_LINK_SECRET": "short"})
+
+
+#: str.isdigit() holds for each: superscripts, Arabic-Indic and fullwidth digits of NOW + 60.
+OTHER_DIGITS = ["¹", "²³", "١٨٠٠٠٠٠٠٦٠", "１８００００００６０", "1800000060\u00b9"]
+
+
+@pytest.mark.parametrize("expires", OTHER_DIGITS)
+def test_an_expiry_in_other_digits_is_refused_not_an_error(expires: str) -> None:
+    """str.isdigit() holds for these; the link must still just not open (never a 500)."""
+    genuine = SIGNER.sign(REPORT, "a1b2", NOW + 60)
+    assert SIGNER.verify(REPORT, "a1b2", expires, genuine.signature, now=NOW) is False

@@ -79,7 +79,11 @@ class LinkSigner:
         """
         if not isinstance(expires, str) or not isinstance(signature, str):
             return False
-        if not expires.isdigit() or len(expires) > 12 or len(signature) > 64:
+        # ASCII digits only: str.isdigit() also takes "¹" (int() then raises: a 500) and
+        # other scripts' digits (another spelling of the expiry than the one signed).
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
+            return False
+        if len(signature) > 64:
             return False
         expected = self._mac(purpose, subject, int(expires))
         if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
