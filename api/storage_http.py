@@ -29,7 +29,6 @@ from api.storage.assessments import (
     IDEMPOTENCY_KEY,
     Exchange,
     audit,
-    now_us,
     software_version,
 )
 
@@ -169,8 +168,7 @@ def audited(entity: tuple[str, str] | None = None) -> None:
 
 
 def _request_id() -> None:
-    """Note when the request arrived; its id is set once, by ``api.serving``."""
-    g.received_us = now_us()
+    """An id for an app without ``api.serving``, which otherwise sets it once."""
     if not g.get("request_id"):  # an app without api.serving (never in create_app)
         g.request_id = str(uuid.uuid4())
 
