@@ -45,17 +45,22 @@ def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared > limit:
         raise PayloadTooLargeError(limit)
     stream = request.stream
+    # A declared body ends at its length (the stream is cut there: werkzeug's
+    # LimitedStream, gunicorn's length reader), so reading stops once it is all in
+    # instead of asking for the end as well; otherwise read to the end, one byte past
+    # the limit at most.
+    wanted = limit + 1 if declared is None else declared
     chunks: list[bytes] = []
     total = 0
-    while True:
-        chunk = stream.read(min(_CHUNK, limit + 1 - total))
+    while total < wanted:
+        chunk = stream.read(min(_CHUNK, wanted - total))
         if not chunk:
             break
         chunks.append(chunk)
         total += len(chunk)
         if total > limit:
             raise PayloadTooLargeError(limit)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _shape(value: Any) -> tuple[int, int]:

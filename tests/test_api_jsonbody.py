@@ -161,3 +161,21 @@ def test_read_body_caps_an_undeclared_stream():
     with pytest.raises(PayloadTooLargeError):
         read_body(_request(b"x" * 101, None), limit=100)
     assert read_body(_request(b"x" * 100, None), limit=100) == b"x" * 100
+
+
+def test_read_body_reads_a_declared_body_through_short_reads():
+    data = b'{"patient": {"age_years": 30}, "episode": {}}'
+    assert read_body(_request(data, len(data)), limit=100) == data
+
+
+def test_read_body_takes_exactly_the_declared_length():
+    """The body ends at its Content-Length: nothing after it is read as part of it."""
+    request = _request(b'{"a": 1}' + b"trailing", content_length=8)
+    assert read_body(request, limit=100) == b'{"a": 1}'
+    assert request.stream.read(100) == b"trailin"  # left for the server, not consumed
+
+
+def test_read_body_of_a_declared_empty_body_reads_nothing():
+    request = _request(b"xyz", content_length=0)
+    assert read_body(request, limit=100) == b""
+    assert request.stream.read(100) == b"xyz"

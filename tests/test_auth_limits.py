@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -16,8 +17,9 @@ from limits import parse
 from limits.strategies import FixedWindowRateLimiter
 
 from api.auth.clients import create_client
-from api.auth.http import SweptMemoryStorage
-from api.config import EXTENSION
+from api.auth.http import RateLimiter, SweptMemoryStorage
+from api.config import EXTENSION, Settings
+from api.errors import ThrottledError
 
 
 def keyed(app, tenant: str = "limits") -> dict[str, str]:
@@ -167,3 +169,27 @@ def test_memory_counters_start_no_thread_per_hit_and_still_expire() -> None:
     time.sleep(1.05)
     limiter.hit(item, "client")  # sweeps inline: the idle client's counter is gone
     assert "other" not in " ".join(storage.storage)
+
+
+def test_the_limiter_counts_as_the_librarys_fixed_window_strategy() -> None:
+    """RateLimiter.check inlines hit + get_window_stats (one key per hit): same counts."""
+    limiter = RateLimiter(Settings.load({"RATE_LIMIT": "3/minute;5/hour"}, environ={}))
+    reference = FixedWindowRateLimiter(SweptMemoryStorage())
+    items = [parse("3/minute"), parse("5/hour")]
+    assert limiter.policy == '"l0";q=3;w=60, "l1";q=5;w=3600'
+    for hit in range(8):
+        allowed = [reference.hit(item, "client") for item in items]
+        stats = [reference.get_window_stats(item, "client") for item in items]
+        expected = ", ".join(
+            f'"l{index}";r={stat.remaining};t={max(1, math.ceil(stat.reset_time - time.time()))}'
+            for index, stat in enumerate(stats)
+        )
+        if all(allowed):
+            headers = limiter.check("client")
+        else:
+            with pytest.raises(ThrottledError) as refused:
+                limiter.check("client")
+            headers = refused.value.headers()
+            assert hit >= 3
+        assert headers["RateLimit-Policy"] == limiter.policy
+        assert headers["RateLimit"] == expected

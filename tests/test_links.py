@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import stat
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from api.config import ConfigError, Settings
-from api.services.links import INTAKE, REPORT, SECRET_FILE, LinkSigner, load_signer
+from api.services.links import INTAKE, REPORT, SECRET_FILE, LinkSigner, SignedLink, load_signer
 
 SIGNER = LinkSigner(b"k" * 40)
 NOW = 1_800_000_000
@@ -44,6 +48,30 @@ def test_any_altered_query_is_refused_never_raises(expires: object, signature: s
     assert SIGNER.verify(REPORT, "a1b2", expires, signature, now=NOW) is False
 
 
+@given(
+    secret=st.binary(min_size=1, max_size=200),
+    purpose=st.sampled_from([REPORT, INTAKE]),
+    subject=st.text(max_size=80),
+    expires=st.integers(min_value=0, max_value=10**12),
+)
+def test_a_signature_is_the_hmac_sha256_of_purpose_subject_and_expiry(
+    secret: bytes, purpose: str, subject: str, expires: int
+) -> None:
+    """Signing reuses one keyed HMAC per signer; every MAC is still the plain HMAC."""
+    signer = LinkSigner(secret)
+    message = f"{purpose}\n{subject}\n{expires}".encode()
+    expected = hmac.new(secret, message, hashlib.sha256).digest()
+    for _ in range(2):  # the keyed state is copied, never consumed
+        link = signer.sign(purpose, subject, expires)
+        assert base64.urlsafe_b64decode(link.signature + "=") == expected
+
+
+@given(expires=st.integers(), signature=st.text())
+def test_a_query_is_what_urlencode_gives(expires: int, signature: str) -> None:
+    link = SignedLink("a1b2", expires, signature)
+    assert link.query == urlencode({"expires": expires, "signature": signature})
+
+
 def test_the_embedded_secret_is_made_once_private_and_reused(tmp_path: Path) -> None:
     first = load_signer("", str(tmp_path))
     path = tmp_path / SECRET_FILE
@@ -55,3 +83,14 @@ def test_the_embedded_secret_is_made_once_private_and_reused(tmp_path: Path) -> 
 def test_a_short_configured_secret_stops_start_up() -> None:
     with pytest.raises(ConfigError, match="LINK_SECRET"):
         Settings.load(environ={"TWITCH_TRIAGE_LINK_SECRET": "short"})
+
+
+#: str.isdigit() holds for each: superscripts, Arabic-Indic and fullwidth digits of NOW + 60.
+OTHER_DIGITS = ["¹", "²³", "١٨٠٠٠٠٠٠٦٠", "１８００００００６０", "1800000060\u00b9"]
+
+
+@pytest.mark.parametrize("expires", OTHER_DIGITS)
+def test_an_expiry_in_other_digits_is_refused_not_an_error(expires: str) -> None:
+    """str.isdigit() holds for these; the link must still just not open (never a 500)."""
+    genuine = SIGNER.sign(REPORT, "a1b2", NOW + 60)
+    assert SIGNER.verify(REPORT, "a1b2", expires, genuine.signature, now=NOW) is False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import orjson
 
@@ -127,6 +128,16 @@ def describe(record: ClientRecord) -> dict[str, object]:
     }
 
 
+@lru_cache(maxsize=256)
+def granted_scopes(text: str) -> tuple[Scope, ...]:
+    """The scopes of a stored, space-separated grant; parsed once per distinct grant.
+
+    Every authenticated request reads its client's grant; the parse is pure and a
+    Scope immutable, and a deployment has few distinct grants.
+    """
+    return parse_scopes(text.split())
+
+
 def identify(clients: ClientStore, credential: str, at_us: int) -> Principal | None:
     """The principal a bearer credential (API key or access token) names, or None."""
     digest = secret_hash(credential)
@@ -137,7 +148,7 @@ def identify(clients: ClientStore, credential: str, at_us: int) -> Principal | N
         record, granted, expires_us = found
         if expires_us <= at_us or record.revoked_us is not None:
             return None
-        return Principal(record.id, record.tenant, parse_scopes(granted.split()))
+        return Principal(record.id, record.tenant, granted_scopes(granted))
     record = clients.by_key_hash(digest)
     if record is None or record.revoked_us is not None:
         return None
@@ -145,7 +156,7 @@ def identify(clients: ClientStore, credential: str, at_us: int) -> Principal | N
         record.previous_until_us is None or record.previous_until_us <= at_us
     ):
         return None  # the retiring key, after its grace period
-    return Principal(record.id, record.tenant, parse_scopes(record.scopes.split()))
+    return Principal(record.id, record.tenant, granted_scopes(record.scopes))
 
 
 __all__ = [

@@ -15,9 +15,9 @@ import hmac
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 #: Purposes a link may be signed for.
 REPORT = "report"
@@ -42,7 +42,8 @@ class SignedLink:
 
     @property
     def query(self) -> str:
-        return urlencode({"expires": self.expires, "signature": self.signature})
+        # What urlencode({"expires": …, "signature": …}) gives, without its generic walk.
+        return f"expires={quote_plus(str(self.expires))}&signature={quote_plus(self.signature)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +51,19 @@ class LinkSigner:
     """Signs and checks links with one deployment secret."""
 
     secret: bytes
+    #: HMAC-SHA256 keyed with ``secret`` and fed nothing yet: each MAC copies it
+    #: instead of deriving the padded keys again (a triage signs a link per answer).
+    _keyed: hmac.HMAC = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_keyed", hmac.new(self.secret, digestmod=hashlib.sha256))
 
     def _mac(self, purpose: str, subject: str, expires: int) -> str:
         if purpose not in _PURPOSES:
             raise ValueError(f"unknown link purpose {purpose!r}")
-        message = f"{purpose}\n{subject}\n{expires}".encode()
-        return _b64(hmac.new(self.secret, message, hashlib.sha256).digest())
+        mac = self._keyed.copy()
+        mac.update(f"{purpose}\n{subject}\n{expires}".encode())
+        return _b64(mac.digest())
 
     def sign(self, purpose: str, subject: str, expires: int) -> SignedLink:
         """A link to ``subject`` (an id) for ``purpose``, valid until ``expires`` (Unix s)."""
@@ -71,7 +79,11 @@ class LinkSigner:
         """
         if not isinstance(expires, str) or not isinstance(signature, str):
             return False
-        if not expires.isdigit() or len(expires) > 12 or len(signature) > 64:
+        # ASCII digits only: str.isdigit() also takes "¹" (int() then raises: a 500) and
+        # other scripts' digits (another spelling of the expiry than the one signed).
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
+            return False
+        if len(signature) > 64:
             return False
         expected = self._mac(purpose, subject, int(expires))
         if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):

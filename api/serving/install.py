@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from types import ModuleType
+from typing import Any
 
 from flask import Flask, Response, g, request
 from gunicorn.http.errors import ParseException
@@ -31,6 +32,40 @@ def _metrics() -> ModuleType:
     return metrics
 
 
+#: (method, route, status) → its request counter and latency histogram. ``labels()``
+#: takes a lock and rebuilds the label tuple on every call; a labelled child never
+#: changes once made (we never remove series), so each is looked up once per process.
+#: Filled at request time, so in the forked worker, after the metrics module chose
+#: its storage.
+_REQUEST_SERIES: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def _request_series(method: str, route: str, status: str) -> tuple[Any, Any]:
+    """The request counter and latency histogram children of one label set."""
+    key = (method, route, status)
+    series = _REQUEST_SERIES.get(key)
+    if series is None:
+        metrics = _metrics()
+        series = (
+            metrics.HTTP_REQUESTS.labels(method, route, status),
+            metrics.HTTP_LATENCY.labels(method, route, status),
+        )
+        _REQUEST_SERIES[key] = series
+    return series
+
+
+#: (level, source) → its triage level counter (as :data:`_REQUEST_SERIES`).
+_LEVEL_SERIES: dict[tuple[str, str], Any] = {}
+
+
+def _level_series(level: str, source: str) -> Any:
+    """The triage level counter child of one level and source endpoint."""
+    series = _LEVEL_SERIES.get((level, source))
+    if series is None:
+        series = _LEVEL_SERIES[(level, source)] = _metrics().TRIAGE_LEVELS.labels(level, source)
+    return series
+
+
 def _begin() -> None:
     g.request_id = accepted_request_id(request.headers.get(REQUEST_ID_HEADER))
     g.request_started = time.perf_counter()
@@ -42,15 +77,13 @@ def _finish(response: Response) -> Response:
     started = g.get("request_started")
     rule = request.url_rule
     route = rule.rule if rule is not None else "<unmatched>"
-    status = str(response.status_code)
-    metrics = _metrics()
-    metrics.HTTP_REQUESTS.labels(request.method, route, status).inc()
+    requests, latency = _request_series(request.method, route, str(response.status_code))
+    requests.inc()
     if started is not None:
-        elapsed = time.perf_counter() - started
-        metrics.HTTP_LATENCY.labels(request.method, route, status).observe(elapsed)
+        latency.observe(time.perf_counter() - started)
     outcome = g.get("triage_outcome")
     if outcome is not None:
-        metrics.TRIAGE_LEVELS.labels(outcome.result.level.code, outcome.source).inc()
+        _level_series(outcome.result.level.code, outcome.source).inc()
     return response
 
 
