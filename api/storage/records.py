@@ -82,9 +82,17 @@ class TriageFacts:
 
 
 def assessment_record(
-    facts: TriageFacts, bundle: Mapping[str, Any], body: bytes
+    facts: TriageFacts,
+    bundle: Mapping[str, Any],
+    body: bytes,
+    *,
+    tenant: str | None = None,
+    client: str | None = None,
 ) -> AssessmentRecord:
-    """The row to store for an identified Bundle ``bundle`` sent as ``body``."""
+    """The row to store for an identified Bundle ``bundle`` sent as ``body``.
+
+    ``tenant`` and ``client`` are the authenticated caller's (None: no credential).
+    """
     issued = bundle["meta"]["lastUpdated"]
     issued_us = instant_us(issued)
     patient = facts.request.get("patient") or {}
@@ -142,6 +150,8 @@ def assessment_record(
         resources=tuple(resources),
         idempotency_key=facts.idempotency_key,
         request_digest=facts.request_digest,
+        client=client,
+        tenant=tenant,
     )
 
 
