@@ -1,13 +1,15 @@
-"""A Bundle rendered as stored (``identified=True``) is byte for byte what ``identify`` made.
+"""The shortcuts of a stored triage's hot path give exactly what the long way gave.
 
 The triage renders its Bundle with ids and ``meta`` in place instead of copying every
-entry afterwards; the JSON answered and stored must not change by one byte, for any
-request, both Bundle types, with or without a patient reference.
+entry afterwards (``identify``); the JSON answered and stored must not change by one
+byte, for any request, both Bundle types, with or without a patient reference. An
+AuditEvent names a canonical UUID request id without parsing it, as parsing would.
 """
 
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import UTC, datetime
 
 import orjson
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 from strategies import requests
 
 from api.fhir import FhirContext, FhirSettings, as_transaction, render_triage_bundle
+from api.fhir.audit import AuditFacts, build_audit_event
 from api.storage.records import identify
 from triage import evaluate
 
@@ -53,3 +56,36 @@ def test_identified_rendering_is_identify_of_the_plain_bundle(request, bundle_ty
         assert entry["fullUrl"] == f"urn:uuid:{entry['resource']['id']}"
     # Rendering with ids touched nothing the next plain Bundle shares.
     assert orjson.dumps(_render(request, identified=False, bundle_type=bundle_type)) == plain_bytes
+
+
+def _named_request_id(request_id: str) -> str:
+    facts = AuditFacts(
+        id="a",
+        recorded="2026-11-27T21:00:00.123Z",
+        interaction="create",
+        status=200,
+        request_id=request_id,
+        client_address=None,
+        software_version="1",
+    )
+    return build_audit_event(facts)["entity"][-1]["what"]["identifier"]["value"]
+
+
+def _parsed(request_id: str) -> str:
+    """What the AuditEvent named before the shortcut: the UUID parsed and printed."""
+    try:
+        return f"urn:uuid:{uuid.UUID(request_id)}"
+    except ValueError:
+        return request_id
+
+
+@given(
+    st.uuids().map(str)
+    | st.uuids().map(lambda u: str(u).upper())
+    | st.uuids().map(lambda u: u.hex)
+    | st.uuids().map(lambda u: u.urn)
+    | st.text(alphabet="0123456789abcdefABCDEF-{}", max_size=40)
+    | st.text(max_size=40)
+)
+def test_a_request_id_is_named_as_parsing_it_would(request_id):
+    assert _named_request_id(request_id) == _parsed(request_id)
