@@ -19,7 +19,7 @@ from strategies import requests
 
 from api.fhir import FhirContext, FhirSettings, as_transaction, render_triage_bundle
 from api.fhir.audit import AuditFacts, build_audit_event
-from api.storage.records import identify
+from api.storage.records import TriageFacts, assessment_record, identify
 from triage import evaluate
 
 CONTEXT = FhirContext.build(FhirSettings())
@@ -89,3 +89,35 @@ def _parsed(request_id: str) -> str:
 )
 def test_a_request_id_is_named_as_parsing_it_would(request_id):
     assert _named_request_id(request_id) == _parsed(request_id)
+
+
+def _codes_read_afresh(resource: dict) -> tuple[tuple[str, str], ...]:
+    if resource["resourceType"] != "Observation":
+        return ()
+    return tuple(
+        (coding.get("system", ""), coding["code"])
+        for coding in resource["code"].get("coding", ())
+        if "code" in coding
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_the_search_codes_of_a_record_are_those_of_its_observations(request):
+    bundle = _render(request, identified=True, bundle_type="collection")
+    facts = TriageFacts(
+        request=request,
+        result=evaluate(request),
+        source="v1",
+        request_id="r",
+        received_us=0,
+        fhir_version="4.0",
+        software_version="1",
+        canonical_base=CONTEXT.canonical_base,
+    )
+    body = orjson.dumps(bundle)
+    for _ in range(2):  # the second time from the codes kept per shared fragment
+        record = assessment_record(facts, bundle, body)
+        assert [index.codes for index in record.resources] == [
+            _codes_read_afresh(entry["resource"]) for entry in bundle["entry"]
+        ]
