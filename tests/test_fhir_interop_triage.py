@@ -29,7 +29,8 @@ QUESTIONNAIRE = cs.questionnaire_canonical(BASE, KNOWLEDGE_BASE_VERSION)
 LEVEL_SYSTEM = cs.codesystem_url(BASE, cs.TRIAGE_LEVEL)
 RULE_SYSTEM = cs.codesystem_url(BASE, cs.RED_FLAG_RULE)
 _SIGNED = re.compile(r"expires=[0-9]+&signature=[A-Za-z0-9_-]+")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+# Ids of stored resources are UUID version 7 (api.fhir.ids), request ids version 4.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
 def post_op(
