@@ -14,9 +14,13 @@ prescribes, never in a description. Pure: no Flask, no database.
 from __future__ import annotations
 
 import base64
+import functools
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from api.fhir.frozen import freeze
 
 AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
@@ -75,44 +79,74 @@ class AuditFacts:
     agent: str | None = None
 
 
+# The parts of every AuditEvent that never change: built once, frozen, shared (an
+# AuditEvent is serialised right after it is built; a shared part cannot be edited).
+_EVENT_TYPE = freeze({"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"})
+_SUBTYPES = {
+    code: freeze([{"system": RESTFUL_INTERACTION, "code": code, "display": display}])
+    for code, (display, _) in INTERACTIONS.items()
+}
+_CLIENT_TYPE = freeze(
+    {"coding": [{"system": DICOM, "code": "110153", "display": "Source Role ID"}]}
+)
+_UNIDENTIFIED_CLIENT = freeze({"display": "API client"})
+_SERVER_TYPE = freeze(
+    {"coding": [{"system": DICOM, "code": "110152", "display": "Destination Role ID"}]}
+)
+_SOURCE = freeze(
+    {
+        "observer": {"display": "twitch-triage"},
+        "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
+    }
+)
+_SYSTEM_OBJECT = freeze({"system": ENTITY_TYPE, "code": "2", "display": "System Object"})
+_DOMAIN_RESOURCE = freeze({"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"})
+_QUERY = freeze({"system": OBJECT_ROLE, "code": "24", "display": "Query"})
+
+
+@functools.lru_cache(maxsize=8)
+def _server(software_version: str) -> dict[str, Any]:
+    """The second agent, this service (one software version per process)."""
+    return freeze(
+        {
+            "type": _SERVER_TYPE,
+            "who": {"display": f"twitch-triage {software_version}"},
+            "requestor": False,
+        }
+    )
+
+
 def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
     """The R4 AuditEvent for ``facts`` (BALP: rest / interaction / outcome / agents)."""
-    display, action = INTERACTIONS[facts.interaction]
+    action = INTERACTIONS[facts.interaction][1]
     outcome = outcome_for_status(facts.status)
-    client: dict[str, Any] = {
-        "type": {"coding": [{"system": DICOM, "code": "110153", "display": "Source Role ID"}]},
-        "who": {"display": "API client"},
-        "requestor": True,
-    }
     if facts.client_id is not None:
-        client["who"] = {
+        who: dict[str, Any] = {
             "identifier": {"system": CLIENT_ID_SYSTEM, "value": facts.client_id},
             "display": f"API client {facts.client_id} of tenant {facts.tenant}",
         }
     elif facts.agent is not None:
-        client["who"] = {"display": facts.agent}
+        who = {"display": facts.agent}
+    else:
+        who = _UNIDENTIFIED_CLIENT
+    client: dict[str, Any] = {"type": _CLIENT_TYPE, "who": who, "requestor": True}
     if facts.client_address:
         client["network"] = {"address": facts.client_address[:64], "type": "2"}
-    server = {
-        "type": {"coding": [{"system": DICOM, "code": "110152", "display": "Destination Role ID"}]},
-        "who": {"display": f"twitch-triage {facts.software_version}"},
-        "requestor": False,
-    }
     entities: list[dict[str, Any]] = []
     if facts.entity is not None:
         resource_type, resource_id = facts.entity
         entities.append(
             {
                 "what": {"reference": f"{resource_type}/{resource_id}"},
-                "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
-                "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"},
+                "type": _SYSTEM_OBJECT,
+                "role": _DOMAIN_RESOURCE,
             }
         )
     if facts.query is not None:
         entities.append(
             {
-                "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
-                "role": {"system": OBJECT_ROLE, "code": "24", "display": "Query"},
+                "type": _SYSTEM_OBJECT,
+                "role": _QUERY,
                 "description": f"search of {facts.resource_type or 'resources'}",
                 "query": base64.b64encode(facts.query).decode("ascii"),
             }
@@ -125,7 +159,7 @@ def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
                     "value": _request_id_value(facts.request_id),
                 }
             },
-            "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "type": _SYSTEM_OBJECT,
             "description": "request id",
         }
     )
@@ -133,16 +167,13 @@ def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
         "resourceType": "AuditEvent",
         "id": facts.id,
         "meta": {"versionId": "1", "lastUpdated": facts.recorded},
-        "type": {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"},
-        "subtype": [{"system": RESTFUL_INTERACTION, "code": facts.interaction, "display": display}],
+        "type": _EVENT_TYPE,
+        "subtype": _SUBTYPES[facts.interaction],
         "action": action,
         "recorded": facts.recorded,
         "outcome": outcome,
-        "agent": [client, server],
-        "source": {
-            "observer": {"display": "twitch-triage"},
-            "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
-        },
+        "agent": [client, _server(facts.software_version)],
+        "source": _SOURCE,
         "entity": entities,
     }
     if outcome != SUCCESS:
@@ -150,8 +181,14 @@ def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
     return event
 
 
+#: A UUID in canonical form (lowercase, hyphenated): already what ``uuid.UUID`` would print.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _request_id_value(request_id: str) -> str:
     """A UUID request id as ``urn:uuid:``; a caller's own id (``X-Request-Id``) as sent."""
+    if _CANONICAL_UUID.fullmatch(request_id):  # the ids this service assigns: no parsing
+        return f"urn:uuid:{request_id}"
     try:
         return f"urn:uuid:{uuid.UUID(request_id)}"
     except ValueError:

@@ -20,8 +20,14 @@ from api.fhir import codesystems as cs
 from api.fhir._tables import RESPONDENT, Json, Tables
 from api.fhir.ids import time_ordered_ids
 from api.fhir.observations import MEDICATION_CLASS as _MED_CLASS
-from api.fhir.observations import Common, factor_observation, level_observation, rule_observation
-from api.fhir.questionnaire_response import render_questionnaire_response
+from api.fhir.observations import (
+    OBSERVATION,
+    Common,
+    factor_observation,
+    level_observation,
+    rule_observation,
+)
+from api.fhir.questionnaire_response import QUESTIONNAIRE_RESPONSE, render_questionnaire_response
 from api.fhir.settings import FhirSettings
 from api.fhir.versions import DEFAULT_FHIR_VERSION, FHIR_VERSIONS
 from triage.result import TriageResult
@@ -53,6 +59,7 @@ def render_triage_bundle(
     now: datetime | None = None,
     new_id: Callable[[], str] | None = None,
     tables: Tables | None = None,
+    identified: bool = False,
 ) -> dict[str, Any]:
     """The collection Bundle for a validated ``request`` and its ``result``.
 
@@ -61,7 +68,10 @@ def render_triage_bundle(
     deterministic in tests. ``tables`` are the deployment's prebuilt fragments
     (the app passes its own; without them they are built for ``settings``, ~1 ms).
     The returned dict shares frozen fragments with other Bundles: serialize it, or
-    ``copy.deepcopy`` it before changing it.
+    ``copy.deepcopy`` it before changing it. ``identified`` renders it as stored: the
+    Bundle with ``meta`` and every entry resource with its ``id`` (the uuid of its
+    fullUrl) and ``meta`` after ``resourceType``, the same JSON as
+    :func:`api.storage.records.identify` of the plain Bundle, without copying every entry.
     """
     if fhir_version not in FHIR_VERSIONS:
         supported = ", ".join(FHIR_VERSIONS)
@@ -81,6 +91,14 @@ def render_triage_bundle(
     version = result.knowledge_base_version
     respondent_html = t.respondent_html(request.get(RESPONDENT))
 
+    meta = {"versionId": "1", "lastUpdated": timestamp} if identified else None
+
+    def head(resource_type: Json, position: int) -> Json:
+        """A resource's first elements: its type, and its id and meta when identified."""
+        if meta is None:
+            return resource_type
+        return {**resource_type, "id": ids[position], "meta": meta}
+
     qr_url = f"urn:uuid:{ids[1]}"
     level_url = f"urn:uuid:{ids[2]}"
     common = Common(subject=subject, timestamp=timestamp, method=t.method(version), qr_url=qr_url)
@@ -95,6 +113,7 @@ def render_triage_bundle(
                 authored=timestamp,
                 subject=subject,
                 respondent_html=respondent_html,
+                head=head(QUESTIONNAIRE_RESPONSE, 1),
             ),
         },
         {},  # the level Observation, filled below once the findings exist
@@ -105,15 +124,15 @@ def render_triage_bundle(
     next_id = 3
     for rule in rules:
         url = f"urn:uuid:{ids[next_id]}"
+        resource, line = rule_observation(t, rule, common, head(OBSERVATION, next_id))
         next_id += 1
-        resource, line = rule_observation(t, rule, common)
         entries.append({"fullUrl": url, "resource": resource})
         members.append({"reference": url})
         rule_lines.append(line)
     for factor in factors:
         url = f"urn:uuid:{ids[next_id]}"
+        resource, row = factor_observation(t, factor, common, head(OBSERVATION, next_id))
         next_id += 1
-        resource, row = factor_observation(t, factor, common)
         entries.append({"fullUrl": url, "resource": resource})
         members.append({"reference": url})
         factor_rows.append(row)
@@ -127,15 +146,15 @@ def render_triage_bundle(
             rule_lines=rule_lines,
             factor_rows=factor_rows,
             respondent_html=respondent_html,
+            head=head(OBSERVATION, 2),
         ),
     }
-    bundle = {
-        "resourceType": "Bundle",
-        "id": ids[0],
-        "type": "collection",
-        "timestamp": timestamp,
-        "entry": entries,
-    }
+    bundle: Json = {"resourceType": "Bundle", "id": ids[0]}
+    if meta is not None:
+        bundle["meta"] = meta
+    bundle["type"] = "collection"
+    bundle["timestamp"] = timestamp
+    bundle["entry"] = entries
     return _adapt_version(bundle, fhir_version)
 
 
@@ -148,20 +167,20 @@ def as_transaction(bundle: Mapping[str, Any]) -> dict[str, Any]:
     (``Patient/<id>``) is left for the server to resolve. Builds new dicts: the
     input (which shares static fragments) is not modified.
     """
-    return {
-        "resourceType": "Bundle",
-        "id": bundle["id"],
-        "type": "transaction",
-        "timestamp": bundle["timestamp"],
-        "entry": [
-            {
-                "fullUrl": entry["fullUrl"],
-                "resource": entry["resource"],
-                "request": {"method": "POST", "url": entry["resource"]["resourceType"]},
-            }
-            for entry in bundle["entry"]
-        ],
-    }
+    transaction: dict[str, Any] = {"resourceType": "Bundle", "id": bundle["id"]}
+    if "meta" in bundle:  # rendered as stored (``identified``)
+        transaction["meta"] = bundle["meta"]
+    transaction["type"] = "transaction"
+    transaction["timestamp"] = bundle["timestamp"]
+    transaction["entry"] = [
+        {
+            "fullUrl": entry["fullUrl"],
+            "resource": entry["resource"],
+            "request": {"method": "POST", "url": entry["resource"]["resourceType"]},
+        }
+        for entry in bundle["entry"]
+    ]
+    return transaction
 
 
 TRANSACTION_DESCRIPTION = """\

@@ -15,6 +15,7 @@ from typing import Any
 
 from api.fhir import codesystems as cs
 from api.fhir._tables import Json, Tables, _bounded_put, esc, narrative
+from api.fhir.frozen import freeze
 from triage import wording
 from triage.result import (
     Answer,
@@ -28,6 +29,10 @@ from triage.vocabulary import Kind
 
 #: The class of a ``history.medications`` entry: what a deciding medication answer names.
 MEDICATION_CLASS = "history.medications.class"
+
+#: The first elements of an Observation. The Bundle passes its own ``head`` (also ``id``
+#: and ``meta``) when it renders resources as stored, so nothing copies them afterwards.
+OBSERVATION: Json = freeze({"resourceType": "Observation"})
 
 
 class Common:
@@ -170,7 +175,9 @@ def _unknown_rule_text(t: Tables, rule: FiredRule) -> tuple[str, str, list[Json]
     return hit
 
 
-def rule_observation(t: Tables, rule: FiredRule, common: Common) -> tuple[Json, str]:
+def rule_observation(
+    t: Tables, rule: FiredRule, common: Common, head: Json = OBSERVATION
+) -> tuple[Json, str]:
     """One fired rule as an Observation, and its line in the level narrative."""
     code, note, _, _ = _rule_static(t, rule)
     if rule.evidence and all(answer.value is None for answer in rule.evidence):
@@ -178,7 +185,7 @@ def rule_observation(t: Tables, rule: FiredRule, common: Common) -> tuple[Json, 
     else:
         body, line, components = _rule_text(t, rule)
     resource: Json = {
-        "resourceType": "Observation",
+        **head,
         "text": narrative(body),
         "status": "final",
         "category": t.category_rule,
@@ -227,7 +234,9 @@ def _points_html(points: int) -> str:
     return esc(wording.count(points, "point"))
 
 
-def factor_observation(t: Tables, factor: ReportedFactor, common: Common) -> tuple[Json, str]:
+def factor_observation(
+    t: Tables, factor: ReportedFactor, common: Common, head: Json = OBSERVATION
+) -> tuple[Json, str]:
     """One reported factor as an Observation, and its row in the level narrative."""
     code, note, title, row_head = _factor_static(t, factor)
     components, _ = _evidence_all(t, factor.evidence)
@@ -245,7 +254,7 @@ def factor_observation(t: Tables, factor: ReportedFactor, common: Common) -> tup
         f"<p>{kb_html(t, factor.rationale)}</p>{_FACTOR_TABLE_HEAD}{''.join(rows)}</tbody></table>"
     )
     resource: Json = {
-        "resourceType": "Observation",
+        **head,
         "text": narrative(body),
         "status": "final",
         "category": t.category_factor,
@@ -408,6 +417,7 @@ def level_observation(
     rule_lines: list[str],
     factor_rows: list[str],
     respondent_html: str,
+    head: Json = OBSERVATION,
 ) -> Json:
     """The one triage-level Observation: level, advice, next questions, KB version.
 
@@ -455,7 +465,7 @@ def level_observation(
     parts.append(f"<p>{esc(cs.KNOWLEDGE_BASE_DISPLAY)} version {esc(version)}.</p>")
 
     resource: Json = {
-        "resourceType": "Observation",
+        **head,
         "text": narrative("".join(parts)),
         "status": "final",
         "category": t.category_level,

@@ -9,33 +9,26 @@ shares the Bundle's id, so the Provenance of ``Bundle/<id>`` is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
+
+from api.fhir.frozen import freeze
 
 PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 
 
-def build_provenance(
-    *,
-    bundle_id: str,
-    recorded: str,
-    observation_ids: Sequence[str],
-    questionnaire_response_id: str,
-    software_version: str,
-    knowledge_base_version: str,
-    canonical_base: str,
-) -> dict[str, Any]:
-    """Provenance/<bundle_id>: who made which Observations from which answers."""
+#: What every Provenance of this service did: create (v3 DataOperation).
+_ACTIVITY = freeze({"coding": [{"system": DATA_OPERATION, "code": "CREATE", "display": "create"}]})
+
+
+@functools.lru_cache(maxsize=16)
+def _author(software_version: str, knowledge_base_version: str, canonical_base: str) -> Any:
+    """The agent list (this software as the author): the same for every assessment."""
     software = f"twitch-triage {software_version}, knowledge base {knowledge_base_version}"
-    return {
-        "resourceType": "Provenance",
-        "id": bundle_id,
-        "meta": {"versionId": "1", "lastUpdated": recorded},
-        "target": [{"reference": f"Observation/{oid}"} for oid in observation_ids],
-        "recorded": recorded,
-        "activity": {"coding": [{"system": DATA_OPERATION, "code": "CREATE", "display": "create"}]},
-        "agent": [
+    return freeze(
+        [
             {
                 "type": {
                     "coding": [{"system": PARTICIPANT_TYPE, "code": "author", "display": "Author"}]
@@ -48,7 +41,33 @@ def build_provenance(
                     "display": software,
                 },
             }
-        ],
+        ]
+    )
+
+
+def build_provenance(
+    *,
+    bundle_id: str,
+    recorded: str,
+    observation_ids: Sequence[str],
+    questionnaire_response_id: str,
+    software_version: str,
+    knowledge_base_version: str,
+    canonical_base: str,
+) -> dict[str, Any]:
+    """Provenance/<bundle_id>: who made which Observations from which answers.
+
+    Its activity and agent are shared, frozen fragments: serialise it, or
+    ``copy.deepcopy`` it before changing it.
+    """
+    return {
+        "resourceType": "Provenance",
+        "id": bundle_id,
+        "meta": {"versionId": "1", "lastUpdated": recorded},
+        "target": [{"reference": f"Observation/{oid}"} for oid in observation_ids],
+        "recorded": recorded,
+        "activity": _ACTIVITY,
+        "agent": _author(software_version, knowledge_base_version, canonical_base),
         "entity": [
             {
                 "role": "source",

@@ -23,6 +23,7 @@ from typing import Any
 
 from api.fhir import codesystems as cs
 from api.fhir._tables import LAYOUT, Json, Tables, _bounded_put, _row, esc, narrative
+from api.fhir.frozen import freeze
 from triage import wording
 from triage.vocabulary import ITEMS, SECTIONS, Kind
 
@@ -33,6 +34,8 @@ _MED_CLASS = "history.medications.class"
 _MED_DAYS = "history.medications.days_since_start"
 _MED_DOSES = "history.medications.doses_per_day"
 _SECTION_NAMES = frozenset(section.name for section in SECTIONS)
+#: The first elements of the QuestionnaireResponse when the Bundle gives it no ``id``/``meta``.
+QUESTIONNAIRE_RESPONSE: Json = freeze({"resourceType": "QuestionnaireResponse"})
 #: Yes/no questions of the intake Questionnaire that open a list (gate → list linkId).
 #: They are not vocabulary paths: they let a form say "none" (no → ``[]``), while a yes
 #: with no listed member stays unknown, since a yes is not "none" (the safer reading).
@@ -169,10 +172,12 @@ def render_questionnaire_response(
     authored: str,
     subject: Json | None,
     respondent_html: str,
+    head: Json = QUESTIONNAIRE_RESPONSE,
 ) -> Json:
     """The QuestionnaireResponse resource for a validated request.
 
-    ``respondent_html`` (escaped) heads the narrative: who gave the answers.
+    ``respondent_html`` (escaped) heads the narrative: who gave the answers. ``head``
+    holds its first elements (``resourceType``, and ``id``/``meta`` when stored).
     """
     items: list[Json] = []
     rows: list[str] = []
@@ -213,7 +218,7 @@ def render_questionnaire_response(
         else f"<p><b>Intake answers</b>: none given; every answer is unknown.</p>{given_by}"
     )
     resource: Json = {
-        "resourceType": "QuestionnaireResponse",
+        **head,
         "text": narrative(body),
         "questionnaire": questionnaire,
         "status": "completed",

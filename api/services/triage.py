@@ -46,6 +46,7 @@ def _triage(
         tables=context.tables,
         fhir_version=fhir_version,
         now=issued,
+        identified=True,  # every triage is answered (and kept) with ids and meta
     )
     if bundle_type == "transaction":
         bundle = as_transaction(bundle)

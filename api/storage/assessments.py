@@ -7,7 +7,6 @@ Flask-free: the caller passes what it knows about the HTTP exchange
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import re
@@ -125,11 +124,11 @@ def save_triage(
     """
     # One time for everything: the Bundle's timestamp is its issue and lastUpdated time.
     issued = bundle["timestamp"]
-    identified = identify(bundle, issued)
+    # A triage renders its Bundle with ids and meta in place (``identified``); only a
+    # Bundle rendered without them is copied here.
+    identified = bundle if "meta" in bundle else identify(bundle, issued)
     if keep and report_url is not None:
-        entries = identified.pop("entry")
-        identified["link"] = [{"relation": REPORT_RELATION, "url": report_url}]
-        identified["entry"] = entries
+        identified = _with_link(identified, {"relation": REPORT_RELATION, "url": report_url})
     body = orjson.dumps(identified)
     event = audit_row(
         AuditFacts(
@@ -147,13 +146,23 @@ def save_triage(
     )
     record = None
     if keep:
-        record = dataclasses.replace(
-            assessment_record(facts, identified, body),
-            tenant=exchange.tenant,
-            client=exchange.client_id,
+        record = assessment_record(
+            facts, identified, body, tenant=exchange.tenant, client=exchange.client_id
         )
     store.append(record, (event,))
     return SavedTriage(body=body, bundle_id=identified["id"], stored=keep)
+
+
+def _with_link(bundle: Mapping[str, Any], link: dict[str, str]) -> dict[str, Any]:
+    """A new top-level Bundle with ``link`` before ``entry`` (where FHIR JSON puts it).
+
+    Only the top level is new: the entries are shared with ``bundle``, which stays as
+    the triage rendered it.
+    """
+    linked = {key: value for key, value in bundle.items() if key != "entry"}
+    linked["link"] = [link]
+    linked["entry"] = bundle["entry"]
+    return linked
 
 
 def replay(store: Store, key: str, tenant: str | None) -> StoredAssessment | None:

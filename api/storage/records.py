@@ -16,11 +16,12 @@ from typing import Any
 import orjson
 
 from api.fhir.audit import INTERACTIONS, AuditFacts, build_audit_event, outcome_for_status
+from api.fhir.frozen import FrozenDict
 from api.fhir.ids import time_ordered_id
 from api.fhir.provenance import build_provenance
 from api.fhir.search import instant_us
 from api.storage.repository import AssessmentRecord, AuditRow, ResourceIndex
-from triage.result import TriageResult
+from triage.result import Level, TriageResult
 
 URN_UUID = "urn:uuid:"
 
@@ -51,15 +52,19 @@ def identify(bundle: Mapping[str, Any], issued: str) -> dict[str, Any]:
     }
 
 
+#: Level → its public code (``Level.code`` derives it from the name on every call).
+_LEVEL_CODES = {level: level.code for level in Level}
+
+
 def result_summary(result: TriageResult) -> bytes:
     """The engine's answer in short; the Bundle holds every detail."""
     return orjson.dumps(
         {
-            "level": result.level.code,
-            "rules": list(result.rule_ids),
+            "level": _LEVEL_CODES[result.level],
+            "rules": [rule.rule_id for rule in result.rules],
             "factors": [[f.code, f.points, f.likelihood.value] for f in result.factors],
-            "advice": list(result.advice_codes),
-            "unanswered": list(result.unanswered),
+            "advice": [advice.code for advice in result.advice],
+            "unanswered": result.unanswered,  # a tuple: a JSON array like a list
             "knowledge_base_version": result.knowledge_base_version,
         }
     )
@@ -81,10 +86,46 @@ class TriageFacts:
     request_digest: str | None = None
 
 
+#: Search codes of the shared (frozen, hence unchanging) ``Observation.code`` fragments,
+#: by identity; each entry keeps its fragment alive, so no other object takes its id.
+_FRAGMENT_CODES: dict[int, tuple[Any, tuple[tuple[str, str], ...]]] = {}
+_FRAGMENT_CODES_MAX = 4096
+
+
+def _search_codes(concept: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(system, code) of every coding of an ``Observation.code`` that has a code.
+
+    Most concepts are the renderer's shared fragments (the level's, one per rule and
+    factor), so their codes are read once; any other concept is read every time.
+    """
+    if type(concept) is FrozenDict:
+        hit = _FRAGMENT_CODES.get(id(concept))
+        if hit is not None and hit[0] is concept:
+            return hit[1]
+    codes = tuple(
+        (coding.get("system", ""), coding["code"])
+        for coding in concept.get("coding", ())
+        if "code" in coding
+    )
+    if type(concept) is FrozenDict:
+        if len(_FRAGMENT_CODES) >= _FRAGMENT_CODES_MAX:
+            _FRAGMENT_CODES.clear()
+        _FRAGMENT_CODES[id(concept)] = (concept, codes)
+    return codes
+
+
 def assessment_record(
-    facts: TriageFacts, bundle: Mapping[str, Any], body: bytes
+    facts: TriageFacts,
+    bundle: Mapping[str, Any],
+    body: bytes,
+    *,
+    tenant: str | None = None,
+    client: str | None = None,
 ) -> AssessmentRecord:
-    """The row to store for an identified Bundle ``bundle`` sent as ``body``."""
+    """The row to store for an identified Bundle ``bundle`` sent as ``body``.
+
+    ``tenant`` and ``client`` are the authenticated caller's (None: no credential).
+    """
     issued = bundle["meta"]["lastUpdated"]
     issued_us = instant_us(issued)
     patient = facts.request.get("patient") or {}
@@ -95,25 +136,16 @@ def assessment_record(
     for position, entry in enumerate(bundle["entry"]):
         resource = entry["resource"]
         resource_type = resource["resourceType"]
+        resource_id = resource["id"]
         codes: tuple[tuple[str, str], ...] = ()
         if resource_type == "Observation":
-            observations.append(resource["id"])
-            codes = tuple(
-                (coding.get("system", ""), coding["code"])
-                for coding in resource["code"].get("coding", ())
-                if "code" in coding
-            )
+            observations.append(resource_id)
+            codes = _search_codes(resource["code"])
         else:
-            questionnaire_response = resource["id"]
+            questionnaire_response = resource_id
+        # Positional (id, resource_type, position, subject, date_us, codes): one per entry.
         resources.append(
-            ResourceIndex(
-                id=resource["id"],
-                resource_type=resource_type,
-                position=position,
-                subject=subject,
-                date_us=issued_us,
-                codes=codes,
-            )
+            ResourceIndex(resource_id, resource_type, position, subject, issued_us, codes)
         )
     version = facts.result.knowledge_base_version
     provenance = build_provenance(
@@ -142,6 +174,8 @@ def assessment_record(
         resources=tuple(resources),
         idempotency_key=facts.idempotency_key,
         request_digest=facts.request_digest,
+        client=client,
+        tenant=tenant,
     )
 
 
