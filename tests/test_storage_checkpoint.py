@@ -116,3 +116,52 @@ def test_no_checkpointer_connection_is_open_when_the_process_forks(tmp_path: Pat
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     assert int(done.stdout.strip()) == 0, "children inherited an open SQLite connection"
+
+
+FORKING_WRITER = """
+import os, sys, time
+from api.storage import database
+from api.storage.database import make_engine, migrate
+from api.storage.repository import AuditRow, Store
+database.SQLITE_CHECKPOINT_INTERVAL_S = 0.0005
+path = sys.argv[1]
+engine = make_engine(f"sqlite+pysqlite:///{path}")
+migrate(engine)
+store = Store(engine)
+row = AuditRow(id="a1", recorded_us=1, subtype="create", action="C", outcome="0",
+               entity_type=None, entity_id=None, request_id="r", body=b"{}", tenant="t")
+store.append(None, (row,))  # the group commit's own connection stays open after this
+engine.dispose()
+inherited = 0
+for _ in range(50):
+    pid = os.fork()
+    if pid == 0:
+        names = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+        sqlite_files = {os.path.realpath(path) + suffix for suffix in ("", "-wal", "-shm")}
+        os._exit(1 if names & sqlite_files else 0)
+    inherited += os.waitpid(pid, 0)[1] != 0
+row2 = AuditRow(id="a2", recorded_us=2, subtype="create", action="C", outcome="0",
+                entity_type=None, entity_id=None, request_id="r", body=b"{}", tenant="t")
+store.append(None, (row2,))  # and the parent writes on after its forks
+print(inherited)
+"""
+
+
+def test_no_group_commit_connection_is_open_when_the_process_forks(tmp_path: Path):
+    """The group commit keeps its connection between writes; a fork closes it first."""
+    import sqlite3  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    database = tmp_path / "store.sqlite3"
+    done = subprocess.run(
+        [sys.executable, "-c", FORKING_WRITER, str(database)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert int(done.stdout.strip()) == 0, "children inherited an open SQLite connection"
+    connection = sqlite3.connect(database)
+    try:
+        ids = {row[0] for row in connection.execute("SELECT id FROM audit_event")}
+    finally:
+        connection.close()
+    assert ids == {"a1", "a2"}

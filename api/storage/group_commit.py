@@ -30,6 +30,7 @@ import operator
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -186,6 +187,25 @@ class GroupCommitter:
         #: Connections opened before a fork: never closed in the child (closing could
         #: release the parent's file locks), never used again.
         self._abandoned: list[sqlite3.Connection] = []
+        # No connection of ours is open when this process forks (see _close_before_fork);
+        # weak, so that a committer nobody uses any more is not kept alive by the hook.
+        close = weakref.WeakMethod(self._close_before_fork)
+        os.register_at_fork(before=lambda: (method := close()) is not None and method())
+
+    def _close_before_fork(self) -> None:
+        """Close this process's connection (it reopens on the next write) before a fork.
+
+        A child forked while a SQLite connection is open inherits SQLite's record of the
+        parent's file locks without the locks, and its writers can overwrite what others
+        committed (the checkpointer's fork guard in :mod:`api.storage.database` says how
+        this was found). A gunicorn master does not write through here; this keeps it so
+        if one ever does. Waits for a transaction in progress.
+        """
+        state = self._state
+        if state is None or self._pid != os.getpid():
+            return
+        with state.writer_lock:
+            self._drop_connection(state)
 
     def _process_state(self) -> _ProcessState:
         state = self._state
