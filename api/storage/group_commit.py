@@ -15,17 +15,15 @@ rows sit in a SAVEPOINT of their own, so one request's duplicate idempotency
 key fails that request alone.
 
 Why not SQLAlchemy here: its connection pool and caches use ``threading``
-locks, which gevent patches into event-loop locks; used from a native thread
-they misbehave (an earlier group commit built on the pool lost an acknowledged
-assessment under the kill -9 test). The native thread touches only the
-``sqlite3`` module, ``fcntl`` and locks created unpatched. The SQL is derived
+locks, which gevent patches into event-loop locks, not meant to be taken from
+a native thread. The native thread touches only the ``sqlite3`` module,
+``fcntl`` and locks created unpatched. The SQL is derived
 from the declared tables, so the columns cannot drift from the models.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import operator
 import os
 import sqlite3
@@ -44,6 +42,8 @@ from api.storage.database import (
     SQLITE_WAL_BACKSTOP_PAGES,
     DuplicateKeyError,
     StorageUnavailableError,
+    WriterQueue,
+    native_lock,
 )
 from api.storage.models import Assessment, AuditRecord, ResourceCode, StoredResource
 
@@ -139,15 +139,6 @@ def _gevent_patched() -> bool:
     return bool(monkey.is_module_patched("threading"))
 
 
-def _native_lock() -> Any:
-    """A lock of the operating system, also in a gevent worker (for the native thread)."""
-    if _gevent_patched():
-        from gevent import monkey  # noqa: PLC0415
-
-        return monkey.get_original("_thread", "allocate_lock")()
-    return threading.Lock()
-
-
 def _offload() -> Callable[..., Any]:
     """How the leader runs a transaction: on gevent's thread pool, or right here."""
     if _gevent_patched():
@@ -170,17 +161,16 @@ class _ProcessState:
         self.pending: list[Append] = []
         self.flushing = False
         self.offload = _offload()
-        self.writer_lock = _native_lock()
+        self.writer_lock = native_lock()
         self.connection: sqlite3.Connection | None = None
-        self.lock_file: Any = None
 
 
 class GroupCommitter:
     """Appends of concurrent requests to one SQLite file, committed together."""
 
-    def __init__(self, database: str, writer_lock_path: str) -> None:
+    def __init__(self, database: str, queue: WriterQueue) -> None:
         self._database = database
-        self._writer_lock_path = writer_lock_path
+        self._queue = queue
         self._pid = -1
         self._state: _ProcessState | None = None
         self._init_lock = threading.Lock()
@@ -287,12 +277,9 @@ class GroupCommitter:
 
     def _transaction(self, state: _ProcessState, batch: list[Append]) -> None:
         connection = self._connect(state)
-        if state.lock_file is None:
-            state.lock_file = open(self._writer_lock_path, "a")  # noqa: SIM115 (kept open)
-        # The writer queue of repository._WriterQueue: writers of all processes wait for
-        # each other in the kernel, not in SQLite's sleeping busy handler.
-        fcntl.flock(state.lock_file, fcntl.LOCK_EX)
-        try:
+        # Writers of all processes wait for each other in the kernel, not in SQLite's
+        # sleeping busy handler (WriterQueue: fcntl only, safe on this native thread).
+        with self._queue.turn():
             connection.execute("BEGIN IMMEDIATE")
             try:
                 for job in batch:
@@ -302,8 +289,6 @@ class GroupCommitter:
                 with contextlib.suppress(sqlite3.Error):
                     connection.execute("ROLLBACK")
                 raise
-        finally:
-            fcntl.flock(state.lock_file, fcntl.LOCK_UN)
 
     @staticmethod
     def _insert_job(connection: sqlite3.Connection, job: Append) -> None:

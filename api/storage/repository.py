@@ -12,8 +12,6 @@ stored before it is committed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,7 +33,13 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 
 from api.fhir.search import Cursor, DateCondition, SearchQuery, Token
-from api.storage.database import WRITE, DuplicateKeyError, guarded, start_checkpointer
+from api.storage.database import (
+    WRITE,
+    DuplicateKeyError,
+    WriterQueue,
+    guarded,
+    start_checkpointer,
+)
 from api.storage.group_commit import GroupCommitter
 from api.storage.models import Assessment, AuditRecord, ResourceCode, StoredResource
 
@@ -281,33 +285,6 @@ def _keyset(
     return stmt.order_by(sort.asc(), key.asc()).limit(limit)
 
 
-class _WriterQueue:
-    """Writers of one SQLite file wait in the kernel (``flock``), not in SQLite's busy loop.
-
-    SQLite's busy handler polls with sleeps of 1, 2, 5 … 100 ms, so two gunicorn
-    workers that collide lose milliseconds per write; an exclusive ``flock`` on a
-    file beside the database wakes the next writer the moment the lock is free.
-    The file is opened per process (a descriptor inherited across ``fork`` would
-    share one lock between master and workers).
-    """
-
-    def __init__(self, database: str) -> None:
-        self.path = f"{database}.writer.lock"
-        self._pid = -1
-        self._file: Any = None
-
-    @contextlib.contextmanager
-    def turn(self) -> Iterator[None]:
-        if self._pid != os.getpid():
-            self._file = open(self.path, "a")  # noqa: SIM115 (held for the process)
-            self._pid = os.getpid()
-        fcntl.flock(self._file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-
-
 T = TypeVar("T")
 
 
@@ -318,8 +295,10 @@ class Store:
         self.engine = engine
         self._writer = engine.execution_options(**WRITE)
         database = engine.url.database if engine.dialect.name == "sqlite" else None
-        self._queue = _WriterQueue(database) if database else None
-        self._committer = GroupCommitter(database, self._queue.path) if database else None
+        self._queue = WriterQueue(database) if database else None
+        # Its own queue object: flock excludes per open file, so the committer's thread
+        # and this process's other writers each need a descriptor of their own.
+        self._committer = GroupCommitter(database, WriterQueue(database)) if database else None
 
     def append(self, record: AssessmentRecord | None, audits: Sequence[AuditRow]) -> None:
         """Store an assessment (if any) and AuditEvents atomically; return once committed.
@@ -346,10 +325,8 @@ class Store:
     def write(self, job: Callable[[UnitOfWork], T]) -> T:
         """Run ``job`` in one committed write transaction; its result once committed.
 
-        Every write is its own transaction on the calling request. (A group commit on a
-        gevent thread pool was tried and removed: SQLAlchemy's pool is not safe across
-        gevent's patched primitives and a native thread, and the kill -9 test caught an
-        acknowledged assessment that was never stored.)
+        Every write is its own transaction on the calling request; the hot writes (a
+        triage's assessment, AuditEvents) go through :meth:`append` instead.
         """
         with self.unit_of_work() as work:
             return job(work)
