@@ -35,7 +35,7 @@ from api.storage.records import TriageFacts, assessment_record, identify
 from schemas import load_triage_request
 from triage import evaluate
 
-EXAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "protocol" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "protocol" / "examples-1.1"
 SEED = 20261127
 BATCH = 500
 

@@ -36,9 +36,15 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_FILE = "twitch-triage.sqlite3"
 #: How long a SQLite writer waits for the lock before giving up (ms).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Page size of a new database file (an existing file keeps its own). Each commit writes
+#: every page it touched whole to the WAL: a stored triage touches about twenty B-trees
+#: (tables and indexes) by a few dozen bytes each, so small pages write far less. 1 KB
+#: pages cut the writer's disk writes per stored triage from 363 to 115 KB and its CPU by
+#: a third against 4 KB (measured with compressed documents, one triage per commit).
+SQLITE_PAGE_SIZE = 1024
 #: WAL pages after which a committing request checkpoints itself: a backstop only, the
 #: background checkpointer normally keeps the WAL far below it (about 40 MB).
-SQLITE_WAL_BACKSTOP_PAGES = 10_000
+SQLITE_WAL_BACKSTOP_PAGES = 40_000
 #: SQLite's ``synchronous`` pragma: FULL, so an acknowledged write survives power loss.
 SQLITE_SYNCHRONOUS = "FULL"
 #: How often each process's background thread moves the WAL into the database (s).
@@ -95,6 +101,8 @@ def _sqlite_events(engine: Engine) -> None:
         # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is DEFERRED).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Takes effect only on a file that has no page yet; must precede journal_mode.
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         # FULL: every commit fsyncs the WAL before it returns, so nothing acknowledged is

@@ -45,6 +45,7 @@ from api.storage.database import (
     WriterQueue,
     native_lock,
 )
+from api.storage.documents import CompressedDocument, pack
 from api.storage.models import Assessment, AuditRecord, ResourceCode, StoredResource
 
 if TYPE_CHECKING:
@@ -76,10 +77,33 @@ _ASSESSMENT_SQL, _ASSESSMENT_COLUMNS = _insert(Assessment)
 _RESOURCE_SQL, _RESOURCE_COLUMNS = _insert(StoredResource)
 _CODE_SQL, _CODE_COLUMNS = _insert(ResourceCode)
 _AUDIT_SQL, _AUDIT_COLUMNS = _insert(AuditRecord)
+#: One row's values, in the column order of its INSERT.
+Row = tuple[Any, ...]
 #: The values of an AssessmentRecord / AuditRow in column order (a new column of the
 #: model is a field of the record, picked up here).
 _assessment_values = operator.attrgetter(*_ASSESSMENT_COLUMNS)
 _audit_values = operator.attrgetter(*_AUDIT_COLUMNS)
+
+
+def _compressed(table: Any, columns: tuple[str, ...]) -> frozenset[int]:
+    """Positions of the columns the model declares compressed (SQLAlchemy packs them
+    itself; these plain ``sqlite3`` inserts must do the same)."""
+    declared: Table = table.__table__
+    return frozenset(
+        index
+        for index, name in enumerate(columns)
+        if isinstance(declared.c[name].type, CompressedDocument)
+    )
+
+
+_ASSESSMENT_PACKED = _compressed(Assessment, _ASSESSMENT_COLUMNS)
+_AUDIT_PACKED = _compressed(AuditRecord, _AUDIT_COLUMNS)
+
+
+def _packed(values: Row, positions: frozenset[int]) -> Row:
+    return tuple(pack(value) if i in positions else value for i, value in enumerate(values))
+
+
 #: Append.of builds the rows of these two tables field by field, in this order; a
 #: changed model stops the import here instead of binding values to wrong columns.
 _RESOURCE_ROW = (
@@ -94,9 +118,6 @@ _RESOURCE_ROW = (
 _CODE_ROW = ("resource_id", "system", "code")
 if _RESOURCE_COLUMNS != _RESOURCE_ROW or _CODE_COLUMNS != _CODE_ROW:  # pragma: no cover
     raise RuntimeError("stored_resource/resource_code columns changed: update Append.of")
-
-#: One row's values, in the column order of its INSERT.
-Row = tuple[Any, ...]
 
 
 @dataclass(slots=True)
@@ -129,6 +150,14 @@ class Append:
             for system, code in dict.fromkeys(r.codes)
         ]
         return cls(_assessment_values(record), resources, codes, audit_rows, record.idempotency_key)
+
+    def compress(self) -> None:
+        """Compress the document columns, as the model's column type would (see
+        :mod:`api.storage.documents`). Called on the writer thread, outside the writer
+        lock: Zstandard releases the GIL, so the event loop goes on meanwhile."""
+        if self.assessment is not None:
+            self.assessment = _packed(self.assessment, _ASSESSMENT_PACKED)
+        self.audits = [_packed(row, _AUDIT_PACKED) for row in self.audits]
 
 
 def _gevent_patched() -> bool:
@@ -260,6 +289,8 @@ class GroupCommitter:
 
     def _commit(self, state: _ProcessState, batch: list[Append]) -> None:
         """One transaction for the batch; every job ends done, with its error if any."""
+        for job in batch:
+            job.compress()
         with state.writer_lock:
             try:
                 self._transaction(state, batch)

@@ -18,6 +18,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from api.storage.documents import CompressedDocument
+
 #: Longest id we store (a FHIR id is at most 64 characters).
 ID_LENGTH = 64
 
@@ -47,12 +49,12 @@ class Assessment(Base):
     client: Mapped[str | None] = mapped_column(String(128))
     tenant: Mapped[str | None] = mapped_column(String(128), index=True)
     #: The validated request (JSON of PROTOCOL.md §3).
-    request_json: Mapped[bytes] = mapped_column(LargeBinary)
+    request_json: Mapped[bytes] = mapped_column(CompressedDocument)
     #: The engine's answer in short (level, rules, factors, advice, unanswered).
-    result_json: Mapped[bytes] = mapped_column(LargeBinary)
+    result_json: Mapped[bytes] = mapped_column(CompressedDocument)
     #: The Bundle exactly as sent (bytes of the response body).
-    bundle_json: Mapped[bytes] = mapped_column(LargeBinary)
-    provenance_json: Mapped[bytes] = mapped_column(LargeBinary)
+    bundle_json: Mapped[bytes] = mapped_column(CompressedDocument)
+    provenance_json: Mapped[bytes] = mapped_column(CompressedDocument)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     #: SHA-256 of what the idempotent request sent (path, query and body).
     request_digest: Mapped[str | None] = mapped_column(String(64))
@@ -110,7 +112,7 @@ class AuditRecord(Base):
     entity_type: Mapped[str | None] = mapped_column(String(32))
     entity_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     request_id: Mapped[str] = mapped_column(String(ID_LENGTH))
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body: Mapped[bytes] = mapped_column(CompressedDocument)
     #: The caller's tenant; NULL for an attempt no credential identified (operators only).
     tenant: Mapped[str | None] = mapped_column(String(128), index=True)
 
