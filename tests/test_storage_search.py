@@ -327,3 +327,41 @@ def test_the_count_pattern_is_exactly_zero_to_the_maximum(count, zeros):
 
     text = "0" * zeros + str(count)
     assert (re.fullmatch(VALUE_PATTERNS["_count"], text) is not None) == (count <= MAX_COUNT)
+
+
+def test_a_search_does_not_list_every_assessment_of_the_tenant(tmp_path) -> None:
+    """The tenant check is made per candidate row, by primary key (SQLite's plan).
+
+    As ``assessment_id IN (SELECT id … WHERE tenant = ?)`` SQLite listed all of the
+    tenant's assessments before every search: 200 ms per search at 100,000 of them
+    (``bench.seed_store``), growing with the store. The plan must not hold such a list.
+    """
+    from sqlalchemy import event  # noqa: PLC0415 (only this test listens to the engine)
+
+    from api.config import EXTENSION  # noqa: PLC0415
+
+    app: Flask = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}"})
+    client = app.test_client()
+    post(client, "Patient/p-plan", concussion=True)
+    engine = app.extensions[EXTENSION].store.engine
+    searches: list[tuple[str, Any]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM resource" in statement:
+            searches.append((statement, parameters))
+
+    for url in (
+        "/fhir/Observation?subject=Patient/p-plan",
+        "/fhir/Observation?code=RF-CONCUSSION-SYMPTOMS",
+        "/fhir/QuestionnaireResponse?subject=Patient/p-plan",
+    ):
+        assert search(client, url)["total"] >= 1
+    event.remove(engine, "before_cursor_execute", keep)
+    assert searches
+    with engine.connect() as connection:
+        for statement, parameters in searches:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            details = [row[3] for row in plan]
+            assert not any("LIST SUBQUERY" in detail for detail in details), details
+            assert any("USING INDEX sqlite_autoindex_assessment_1 (id=?)" in d for d in details)

@@ -432,7 +432,10 @@ class Store:
         r = StoredResource
         conditions: list[ColumnElement[bool]] = [
             r.resource_type == query.resource_type,
-            r.assessment_id.in_(select(Assessment.id).where(Assessment.tenant == tenant)),
+            # Correlated, so the tenant is checked per candidate row by primary key; as
+            # ``IN (SELECT id … WHERE tenant = ?)`` SQLite first listed every assessment of
+            # the tenant (200 ms per search at 100,000 assessments).
+            exists().where(Assessment.id == r.assessment_id, Assessment.tenant == tenant),
         ]
         for values in query.references.get("subject", ()):
             conditions.append(r.subject.in_(values))
