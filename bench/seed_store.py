@@ -109,6 +109,7 @@ def time_searches(app: object, repeat: int) -> list[dict[str, object]]:
         "Observation by code (many matches)": "/fhir/Observation?code=11283-9",
         "Observation by rule code and month": "/fhir/Observation?code=RF-SCREEN-INCOMPLETE"
         f"&date={month}",
+        "Observation by a code nothing carries": "/fhir/Observation?code=no-such-code",
         "Observation by _lastUpdated (last week)": f"/fhir/Observation?_lastUpdated=ge{recent}",
         "QuestionnaireResponse by subject": "/fhir/QuestionnaireResponse?subject=Patient/p-17",
         "QuestionnaireResponse by authored (month)": "/fhir/QuestionnaireResponse"

@@ -249,6 +249,34 @@ def _bounded_count(connection: Connection, ids: Select[Any]) -> int | None:
     return None if counted > COUNT_LIMIT else counted
 
 
+#: A code carried by at most this many resources (of all tenants) drives its search: the
+#: resources carrying it are looked up by id. A commoner one is tested row by row along
+#: the date order, where matches are dense enough that a page fills quickly.
+RARE_CODE_LIMIT = 5000
+
+
+def _rare_code_carriers(
+    connection: Connection, codes: Sequence[ColumnElement[bool]]
+) -> list[str] | None:
+    """Ids of the resources carrying the rarest searched code, if at most RARE_CODE_LIMIT.
+
+    Walking resources newest first and testing each for the code (the plan of a
+    code search otherwise) finds a page of a common code at once, but reads every
+    Observation for a rare or unknown one: 4.3 s at 100,000 assessments on SQLite.
+    Each code's carriers are read from the code index, RARE_CODE_LIMIT + 1 at most;
+    as ids given to ``IN`` they lead the plan (a subquery there only filtered rows).
+    """
+    rarest: list[str] | None = None
+    for condition in codes:
+        found = connection.execute(
+            select(ResourceCode.resource_id).where(condition).limit(RARE_CODE_LIMIT + 1)
+        )
+        carriers = list(found.scalars())
+        if len(carriers) <= RARE_CODE_LIMIT and (rarest is None or len(carriers) < len(rarest)):
+            rarest = carriers
+    return rarest
+
+
 def _date_clause(column: Any, condition: DateCondition) -> ColumnElement[bool]:
     start, end = condition.start_us, condition.end_us
     match condition.prefix:
@@ -439,22 +467,26 @@ class Store:
         ]
         for values in query.references.get("subject", ()):
             conditions.append(r.subject.in_(values))
-        for tokens in query.tokens.get("code", ()):
-            conditions.append(
-                exists().where(
-                    ResourceCode.resource_id == r.id,
-                    or_(
-                        *[_token_clause(ResourceCode.system, ResourceCode.code, t) for t in tokens]
-                    ),
-                )
-            )
+        codes = [
+            or_(*[_token_clause(ResourceCode.system, ResourceCode.code, t) for t in tokens])
+            for tokens in query.tokens.get("code", ())
+        ]
+        conditions.extend(exists().where(ResourceCode.resource_id == r.id, c) for c in codes)
         for name in ("date", "authored"):
             conditions.extend(_date_clause(r.date_us, c) for c in query.dates.get(name, ()))
         conditions.extend(
             _date_clause(r.last_updated_us, c) for c in query.dates.get("_lastUpdated", ())
         )
-        stmt = select(r.id, r.date_us, r.assessment_id, r.position).where(*conditions)
         with self._reading() as connection:
+            carriers = _rare_code_carriers(connection, codes)
+            if carriers is not None:  # few resources carry the code: look those up by id
+                if not carriers:
+                    return self._page(query, [], False, (), 0)
+                conditions.append(r.id.in_(carriers))
+                # The type as an expression, so that no type index competes with the ids
+                # (SQLite chose one for its order and tested the ids row by row).
+                conditions[0] = r.resource_type.concat("") == query.resource_type
+            stmt = select(r.id, r.date_us, r.assessment_id, r.position).where(*conditions)
             total = _bounded_count(connection, select(r.id).where(*conditions))
             rows, more = self._page_rows(connection, stmt, r.date_us, r.id, query)
             bundles: dict[str, dict[str, Any]] = {}
