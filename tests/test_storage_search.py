@@ -408,3 +408,43 @@ def test_a_rare_code_search_starts_from_the_resources_that_carry_the_code(tmp_pa
     for details in plans:  # the outermost loop over resource (the count wraps it)
         loop = next(d for d in details if d.startswith(("SEARCH resource ", "SCAN resource")))
         assert loop == "SEARCH resource USING INDEX sqlite_autoindex_resource_1 (id=?)"
+
+
+def test_an_audit_event_search_walks_one_index_newest_first(tmp_path) -> None:
+    """Tenant, date range, order and the subtype/action/outcome filters from one index.
+
+    With the tenant index alone, every page read and sorted all of the tenant's
+    AuditEvents, one more for every request: 310 ms at 300,000 events on SQLite.
+    """
+    from sqlalchemy import event  # noqa: PLC0415 (only this test listens to the engine)
+
+    from api.config import EXTENSION  # noqa: PLC0415
+
+    app: Flask = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"})
+    client = app.test_client()
+    post(client, "Patient/p-audit")
+    engine = app.extensions[EXTENSION].store.engine
+    ran: list[tuple[str, Any]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM audit_event" in statement and statement.lstrip().startswith("SELECT"):
+            ran.append((statement, parameters))
+
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    for url in (
+        "/fhir/AuditEvent",
+        f"/fhir/AuditEvent?date=ge{day}",
+        "/fhir/AuditEvent?subtype=create&action=C&outcome=0",
+    ):
+        assert search(client, url)["total"] >= 1
+    event.remove(engine, "before_cursor_execute", keep)
+    assert len(ran) == 6  # a bounded count and a page per search
+    with engine.connect() as connection:
+        for statement, parameters in ran:
+            plan = [
+                row[3]
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            ]
+            assert any("INDEX ix_audit_event_tenant_recorded (tenant=?" in d for d in plan), plan
+            assert not any("TEMP B-TREE" in d for d in plan), plan
