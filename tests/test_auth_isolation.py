@@ -72,18 +72,30 @@ def test_another_tenants_ids_answer_exactly_like_missing_ones():
     assert client.get(f"/fhir/Bundle/{bundle['id']}", headers=owner).status_code == 200
 
 
-def test_an_idempotency_key_never_replays_another_tenants_bundle():
+def test_an_idempotency_key_is_the_tenants_own():
+    """Two tenants sending the same key each get their own assessment, and each
+    tenant's retry replays its own: no replay across tenants, and no 409 that would
+    tell one tenant that another used the key."""
     app = create_app({"TESTING": True})
     clients = app.extensions[EXTENSION].clients
     owner = bearer(create_client(clients, tenant="owner").api_key)
     other = bearer(create_client(clients, tenant="other").api_key)
-    key = {"Idempotency-Key": str(uuid.uuid4())}
+    key = {"Idempotency-Key": "order-1"}  # a guessable key, as partners may use
     client = anonymous(app)
     first = client.post("/v1/triage", json=VALID_REQUEST, headers={**owner, **key})
-    second = client.post("/v1/triage", json=VALID_REQUEST, headers={**other, **key})
+    other_body = {**VALID_REQUEST, "patient": {"age_years": 61, "reference": "Patient/o-1"}}
+    second = client.post("/v1/triage", json=other_body, headers={**other, **key})
     assert first.status_code == 200
-    assert second.status_code != 200 or second.get_json()["id"] != first.get_json()["id"]
+    assert second.status_code == 200, second.get_data(as_text=True)
+    assert second.get_json()["id"] != first.get_json()["id"]
     assert first.get_json()["id"].encode() not in second.data
+    again_owner = client.post("/v1/triage", json=VALID_REQUEST, headers={**owner, **key})
+    again_other = client.post("/v1/triage", json=other_body, headers={**other, **key})
+    assert again_owner.data == first.data
+    assert again_other.data == second.data
+    changed = client.post("/v1/triage", json=other_body | {"notes": "x"}, headers={**owner, **key})
+    assert changed.status_code == 422  # the owner's key with another body
+    assert changed.get_json()["issue"][0]["expression"] == ["http.Idempotency-Key"]
 
 
 class TwoTenants(RuleBasedStateMachine):

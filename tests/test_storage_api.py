@@ -15,10 +15,12 @@ import orjson
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
 from api import create_app
 from api.config import EXTENSION
 from api.storage import Store
+from api.storage.repository import scoped_idempotency_key
 
 REQUEST: dict[str, Any] = {
     "patient": {"age_years": 12, "reference": "Patient/p-1"},
@@ -340,6 +342,26 @@ def test_a_retry_with_the_same_idempotency_key_returns_the_stored_response(app, 
     second = triage(client, **{"Idempotency-Key": "order-42"})
     assert second.data == first.data
     assert second.headers["Location"] == first.headers["Location"]
+    assert store_of(app).counts()["assessment"] == 1
+
+
+def test_the_key_is_stored_scoped_and_a_row_stored_before_still_replays(app, client):
+    """The column holds SHA-256 of tenant and key; a row stored with the bare key (before
+    keys were scoped) still answers its retry."""
+    first = triage(client, **{"Idempotency-Key": "order-44"})
+    bundle_id = first.get_json()["id"]
+    engine = store_of(app).engine
+    with engine.begin() as connection:
+        stored = connection.execute(
+            text("SELECT idempotency_key FROM assessment WHERE id = :id"), {"id": bundle_id}
+        ).scalar_one()
+        assert stored == scoped_idempotency_key("local", "order-44")
+        connection.execute(
+            text("UPDATE assessment SET idempotency_key = :key WHERE id = :id"),
+            {"key": "order-44", "id": bundle_id},
+        )
+    again = triage(client, **{"Idempotency-Key": "order-44"})
+    assert again.data == first.data
     assert store_of(app).counts()["assessment"] == 1
 
 

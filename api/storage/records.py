@@ -20,7 +20,12 @@ from api.fhir.frozen import FrozenDict
 from api.fhir.ids import time_ordered_id
 from api.fhir.provenance import build_provenance
 from api.fhir.search import instant_us
-from api.storage.repository import AssessmentRecord, AuditRow, ResourceIndex
+from api.storage.repository import (
+    AssessmentRecord,
+    AuditRow,
+    ResourceIndex,
+    scoped_idempotency_key,
+)
 from triage.result import Level, TriageResult
 
 URN_UUID = "urn:uuid:"
@@ -172,7 +177,9 @@ def assessment_record(
         bundle_json=body,
         provenance_json=orjson.dumps(provenance),
         resources=tuple(resources),
-        idempotency_key=facts.idempotency_key,
+        idempotency_key=None
+        if facts.idempotency_key is None
+        else scoped_idempotency_key(tenant, facts.idempotency_key),
         request_digest=facts.request_digest,
         client=client,
         tenant=tenant,

@@ -12,6 +12,7 @@ stored before it is committed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -236,6 +237,19 @@ class UnitOfWork:
         return removed, audits
 
 
+def scoped_idempotency_key(tenant: str | None, key: str) -> str:
+    """What the ``idempotency_key`` column holds for a tenant's key.
+
+    The column is unique across the store, but a key means something only to the
+    tenant that sent it: two tenants sending the same key must each get their own
+    assessment, and neither may learn of the other's key from a 409. The SHA-256
+    of tenant and key keeps the constraint (a concurrent duplicate within one
+    tenant still loses the race) with the key scoped to its tenant.
+    """
+    digest = hashlib.sha256(f"{tenant or ''}\n{key}".encode()).hexdigest()
+    return f"sha256:{digest}"
+
+
 #: Matches counted at most; above this a search reports no total (counting 100,000
 #: matches for every page would cost more than the page itself).
 COUNT_LIMIT = 1000
@@ -382,8 +396,14 @@ class Store:
         return self._assessment(and_(Assessment.id == assessment_id, Assessment.tenant == tenant))
 
     def assessment_by_key(self, key: str, *, tenant: str) -> StoredAssessment | None:
+        """A tenant's assessment stored under the Idempotency-Key ``key``, if any.
+
+        Rows stored before keys were scoped hold the key itself; they are found too,
+        in the tenant's own rows only.
+        """
+        stored = (scoped_idempotency_key(tenant, key), key)
         return self._assessment(
-            and_(Assessment.idempotency_key == key, Assessment.tenant == tenant)
+            and_(Assessment.idempotency_key.in_(stored), Assessment.tenant == tenant)
         )
 
     def _assessment(self, where: ColumnElement[bool]) -> StoredAssessment | None:
