@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
@@ -25,6 +25,9 @@ from api.config import ConfigError
 from api.serving.config import MODELS, ServingSettings
 from api.serving.gunicorn_conf import gunicorn_options as serving_options
 from api.serving.gunicorn_conf import prepare_metrics_dir
+
+if TYPE_CHECKING:
+    from api.storage.repository import Purged
 
 _DEFAULTS = ServingSettings()
 DEFAULT_HOST = _DEFAULTS.host
@@ -249,14 +252,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def purge(
-    environ: Mapping[str, str] | None = None, *, now_us: int | None = None
-) -> tuple[int, int]:
-    """Apply the retention settings once: (assessments removed, audit events removed)."""
+def purge(environ: Mapping[str, str] | None = None, *, now_us: int | None = None) -> Purged:
+    """Apply the retention settings once: the rows removed, by kind."""
     import time  # noqa: PLC0415
 
     from api import create_app  # noqa: PLC0415
     from api.config import EXTENSION  # noqa: PLC0415
+    from api.storage.repository import Purged  # noqa: PLC0415
 
     app = create_app(environ=environ)
     state = app.extensions[EXTENSION]
@@ -264,7 +266,7 @@ def purge(
     now = time.time_ns() // 1000 if now_us is None else now_us
     day_us = 86_400 * 1_000_000
     if settings.retention_days == 0 and settings.audit_retention_days == 0:
-        return 0, 0
+        return Purged(0, 0, 0, 0, 0)
     # A period of 0 keeps for ever: a cut-off before any record.
     assessments_before = now - settings.retention_days * day_us if settings.retention_days else 0
     audit_before = (
@@ -342,8 +344,12 @@ def _maintenance(
             for row in rows:
                 print(json.dumps(row))  # noqa: T201
         elif command == "purge":
-            assessments, audits = purge(env)
-            print(f"purged {assessments} assessment(s) and {audits} audit event(s)")  # noqa: T201
+            purged = purge(env)
+            print(  # noqa: T201
+                f"purged {purged.assessments} assessment(s) and {purged.audit_events} audit "
+                f"event(s); with them {purged.intake_links} expired intake link(s), "
+                f"{purged.cds_cards} CDS card(s) and {purged.cds_feedback} feedback entries"
+            )
         else:
             from api import create_app  # noqa: PLC0415
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
 from api import create_app
 from api.cli import main
 from api.config import EXTENSION, ConfigError, Settings
-from api.storage.models import Assessment, AuditRecord
+from api.storage.models import Assessment, AuditRecord, CdsCard, CdsFeedback, IntakeLink
 
 REQUEST = {
     "patient": {"age_years": 30, "reference": "Patient/r-1"},
@@ -127,3 +129,56 @@ def test_default_store_is_a_sqlite_file_in_the_instance_folder(tmp_path, monkeyp
     assert app.extensions[EXTENSION].store.engine.url.database == str(
         __import__("pathlib").Path(app.instance_path) / SQLITE_FILE
     )
+
+
+def test_purge_takes_the_rows_that_outlive_assessments_with_them(database_url, capsys):
+    """Expired intake links (a patient reference) and CDS cards and feedback (a
+    clinician's free text) older than the retention go too; newer ones stay."""
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    store = app.extensions[EXTENSION].store
+    now = time.time_ns() // 1000
+    old, recent = now - 40 * DAY_US, now - DAY_US
+    with store.engine.begin() as connection:
+        for label, at in (("old", old), ("new", recent)):
+            connection.execute(
+                insert(IntakeLink).values(
+                    id=f"link-{label}",
+                    tenant="local",
+                    client="c",
+                    subject="Patient/r-1",
+                    show="report",
+                    created_us=at - DAY_US,
+                    expires_us=at,
+                )
+            )
+            connection.execute(
+                insert(CdsCard).values(
+                    uuid=f"card-{label}",
+                    tenant="local",
+                    ehr_id="e",
+                    assessment_id=f"a-{label}",
+                    hook_instance="h",
+                    indicator="info",
+                    issued_us=at,
+                )
+            )
+            connection.execute(
+                insert(CdsFeedback).values(
+                    id=f"feedback-{label}",
+                    tenant="local",
+                    card_uuid=f"card-{label}",
+                    assessment_id=f"a-{label}",
+                    outcome="overridden",
+                    outcome_us=at,
+                    received_us=at,
+                    body_json=b'{"overrideReason": {"userComment": "seen by the GP"}}',
+                )
+            )
+    env = {"TWITCH_TRIAGE_DATABASE_URL": database_url, "TWITCH_TRIAGE_RETENTION_DAYS": "30"}
+    assert main(["purge"], env) == 0
+    out = capsys.readouterr().out
+    assert "1 expired intake link(s), 1 CDS card(s) and 1 feedback entries" in out
+    with store.engine.connect() as connection:
+        for table, column in ((IntakeLink, "id"), (CdsCard, "uuid"), (CdsFeedback, "id")):
+            kept = connection.execute(select(getattr(table, column))).scalars().all()
+            assert [key.split("-")[-1] for key in kept] == ["new"], table

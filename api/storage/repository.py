@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -42,7 +42,15 @@ from api.storage.database import (
     start_checkpointer,
 )
 from api.storage.group_commit import GroupCommitter
-from api.storage.models import Assessment, AuditRecord, ResourceCode, StoredResource
+from api.storage.models import (
+    Assessment,
+    AuditRecord,
+    CdsCard,
+    CdsFeedback,
+    IntakeLink,
+    ResourceCode,
+    StoredResource,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +224,14 @@ class UnitOfWork:
         deleted = self._connection.execute(delete(Assessment).where(Assessment.id == assessment_id))
         return bool(deleted.rowcount)
 
-    def purge(self, *, assessments_before_us: int, audit_before_us: int | None) -> tuple[int, int]:
-        """Delete assessments issued before a time (and old audit events); counts."""
+    def purge(self, *, assessments_before_us: int, audit_before_us: int | None) -> Purged:
+        """Delete what is older than the retention; how many rows of each kind went.
+
+        With the assessments go the other rows that outlive them and name a patient or
+        may hold patient data: intake links (a patient reference) that expired before
+        the cut-off, and CDS cards and feedback (a clinician's free-text comment) from
+        before it.
+        """
         old = select(Assessment.id).where(Assessment.issued_us < assessments_before_us)
         old_resources = select(StoredResource.id).where(StoredResource.assessment_id.in_(old))
         self._connection.execute(
@@ -234,7 +248,26 @@ class UnitOfWork:
             audits = self._connection.execute(
                 delete(AuditRecord).where(AuditRecord.recorded_us < audit_before_us)
             ).rowcount
-        return removed, audits
+        links = self._connection.execute(
+            delete(IntakeLink).where(IntakeLink.expires_us < assessments_before_us)
+        ).rowcount
+        cards = self._connection.execute(
+            delete(CdsCard).where(CdsCard.issued_us < assessments_before_us)
+        ).rowcount
+        feedback = self._connection.execute(
+            delete(CdsFeedback).where(CdsFeedback.received_us < assessments_before_us)
+        ).rowcount
+        return Purged(removed, audits, links, cards, feedback)
+
+
+class Purged(NamedTuple):
+    """Rows one retention purge deleted, by kind."""
+
+    assessments: int
+    audit_events: int
+    intake_links: int
+    cds_cards: int
+    cds_feedback: int
 
 
 def scoped_idempotency_key(tenant: str | None, key: str) -> str:
