@@ -140,3 +140,34 @@ def test_a_new_sqlite_file_uses_small_pages_and_an_old_one_keeps_its_own(tmp_pat
     assert client.get(f"/fhir/Bundle/{response.get_json()['id']}").data == response.data
     with sqlite3.connect(old) as connection:
         assert connection.execute("PRAGMA page_size").fetchone()[0] == 4096
+
+
+def test_the_group_commit_compresses_the_declared_columns_once() -> None:
+    """The plain-sqlite3 writer packs exactly the columns the model declares compressed,
+    and a second call leaves them as they are (a frame packed twice would be stored)."""
+    from api.storage.group_commit import (  # noqa: PLC0415 (the writer's internals)
+        _ASSESSMENT_COLUMNS,
+        _AUDIT_COLUMNS,
+        Append,
+    )
+
+    assessment = tuple(
+        b'{"doc": "%s"}' % name.encode() if name.endswith("_json") else name
+        for name in _ASSESSMENT_COLUMNS
+    )
+    audit = tuple(b'{"audit": 1}' if name == "body" else name for name in _AUDIT_COLUMNS)
+    job = Append(assessment, [], [], [audit], None)
+    job.compress()
+    packed = (job.assessment, list(job.audits))
+    job.compress()
+    assert (job.assessment, job.audits) == packed
+    assert job.assessment is not None
+    for name, before, after in zip(_ASSESSMENT_COLUMNS, assessment, job.assessment, strict=True):
+        if name.endswith("_json"):
+            assert after[:4] == ZSTD_MAGIC
+            assert unpack(after) == before
+        else:
+            assert after == before, name
+    body = _AUDIT_COLUMNS.index("body")
+    assert unpack(job.audits[0][body]) == b'{"audit": 1}'
+    assert job.audits[0][:body] == audit[:body]

@@ -131,6 +131,7 @@ class Append:
     idempotency_key: str | None
     done: bool = False
     error: BaseException | None = None
+    compressed: bool = False
 
     @classmethod
     def of(cls, record: AssessmentRecord | None, audits: Sequence[AuditRow]) -> Append:
@@ -155,9 +156,12 @@ class Append:
         """Compress the document columns, as the model's column type would (see
         :mod:`api.storage.documents`). Called on the writer thread, outside the writer
         lock: Zstandard releases the GIL, so the event loop goes on meanwhile."""
+        if self.compressed:  # once only: a frame compressed again would be stored
+            return
         if self.assessment is not None:
             self.assessment = _packed(self.assessment, _ASSESSMENT_PACKED)
         self.audits = [_packed(row, _AUDIT_PACKED) for row in self.audits]
+        self.compressed = True
 
 
 def _gevent_patched() -> bool:
