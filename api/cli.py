@@ -27,7 +27,7 @@ from api.serving.gunicorn_conf import gunicorn_options as serving_options
 from api.serving.gunicorn_conf import prepare_metrics_dir
 
 if TYPE_CHECKING:
-    from api.storage.repository import Purged
+    from api.storage.repository import AuditRow, Purged
 
 _DEFAULTS = ServingSettings()
 DEFAULT_HOST = _DEFAULTS.host
@@ -273,7 +273,37 @@ def purge(environ: Mapping[str, str] | None = None, *, now_us: int | None = None
         now - settings.audit_retention_days * day_us if settings.audit_retention_days else None
     )
     with state.store.unit_of_work() as work:
-        return work.purge(assessments_before_us=assessments_before, audit_before_us=audit_before)
+        purged = work.purge(assessments_before_us=assessments_before, audit_before_us=audit_before)
+        if any(purged):  # a deletion of stored data is audited like any other, in its commit
+            work.add_audit(_purge_audit(now))
+    return purged
+
+
+#: The requesting agent of a retention purge's AuditEvent (no API client runs it).
+PURGE_AGENT = "operator: twitch-triage purge (retention)"
+
+
+def _purge_audit(now_us: int) -> AuditRow:
+    """The AuditEvent of one purge: a delete by the operator, visible to operators only."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from api.fhir.audit import AuditFacts  # noqa: PLC0415
+    from api.fhir.bundle import format_instant  # noqa: PLC0415
+    from api.storage.assessments import software_version  # noqa: PLC0415
+    from api.storage.records import audit_row, new_id  # noqa: PLC0415
+
+    return audit_row(
+        AuditFacts(
+            id=new_id(),
+            recorded=format_instant(datetime.fromtimestamp(now_us / 1_000_000, UTC)),
+            interaction="delete",
+            status=200,
+            request_id=new_id(),
+            client_address=None,
+            software_version=software_version(),
+            agent=PURGE_AGENT,
+        )
+    )
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

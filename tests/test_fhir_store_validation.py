@@ -8,6 +8,8 @@ failing in CI), plus the required-binding check of ``fhir_validator``.
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from typing import Any
 
 import pytest
@@ -15,6 +17,11 @@ from fhir_validator.r4_bindings import binding_problems
 from test_fhir_validator import EXPECTED_WARNING, medplum  # noqa: F401 (the shared fixture)
 
 from api import create_app
+from api.cli import purge
+from api.storage.documents import unpack
+
+#: A moment a year from now: every stored assessment is older than a day then.
+NEXT_YEAR = (int(time.time()) + 365 * 86_400) * 1_000_000
 
 REQUEST = {
     "patient": {"age_years": 12, "reference": "Patient/p-9"},
@@ -59,6 +66,16 @@ def stored_resources(tmp_path_factory) -> dict[str, dict[str, Any]]:
         event = entry["resource"]
         kind = f"{event['subtype'][0]['code']}-{event['outcome']}"
         out.setdefault(f"audit/{kind}", event)
+    # A retention purge (operators' AuditEvent, no tenant: read from the store itself).
+    url = f"sqlite:///{folder}/v.sqlite3"
+    purge(
+        {"TWITCH_TRIAGE_DATABASE_URL": url, "TWITCH_TRIAGE_RETENTION_DAYS": "1"}, now_us=NEXT_YEAR
+    )
+    with sqlite3.connect(folder / "v.sqlite3") as connection:
+        (body,) = connection.execute(
+            "SELECT body FROM audit_event WHERE tenant IS NULL AND subtype = 'delete'"
+        ).fetchone()
+    out["audit/purge"] = json.loads(unpack(body))
     return out
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 from sqlalchemy import insert, select, update
 
 from api import create_app
-from api.cli import main
+from api.cli import PURGE_AGENT, main
 from api.config import EXTENSION, ConfigError, Settings
 from api.storage.models import Assessment, AuditRecord, CdsCard, CdsFeedback, IntakeLink
 
@@ -182,3 +183,33 @@ def test_purge_takes_the_rows_that_outlive_assessments_with_them(database_url, c
         for table, column in ((IntakeLink, "id"), (CdsCard, "uuid"), (CdsFeedback, "id")):
             kept = connection.execute(select(getattr(table, column))).scalars().all()
             assert [key.split("-")[-1] for key in kept] == ["new"], table
+
+
+def test_a_purge_that_deletes_is_audited_for_operators(database_url, capsys):
+    """Deleting stored data by retention leaves an AuditEvent (a delete by the operator,
+    no tenant: no partner sees it); a purge that deletes nothing leaves none."""
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    client = app.test_client()
+    bundle = client.post("/v1/triage", json=REQUEST).get_json()
+    store = app.extensions[EXTENSION].store
+    env = {"TWITCH_TRIAGE_DATABASE_URL": database_url, "TWITCH_TRIAGE_RETENTION_DAYS": "30"}
+
+    def operator_events() -> list[dict]:
+        with store.engine.connect() as connection:
+            rows = connection.execute(
+                select(AuditRecord.body, AuditRecord.subtype, AuditRecord.action).where(
+                    AuditRecord.tenant.is_(None), AuditRecord.subtype == "delete"
+                )
+            ).all()
+        return [{"body": orjson.loads(body), "subtype": st, "action": ac} for body, st, ac in rows]
+
+    assert main(["purge"], env) == 0  # nothing is old enough: nothing deleted, no event
+    assert operator_events() == []
+    _age(app, bundle["id"], 40)
+    assert main(["purge"], env) == 0
+    assert "purged 1 assessment(s)" in capsys.readouterr().out
+    (event,) = operator_events()
+    assert event["action"] == "D"
+    assert event["body"]["agent"][0]["who"] == {"display": PURGE_AGENT}
+    assert event["body"]["outcome"] == "0"
+    assert "Patient" not in orjson.dumps(event["body"]).decode()  # no PHI in the event
