@@ -300,6 +300,9 @@ def _bounded_count(connection: Connection, ids: Select[Any]) -> int | None:
 #: resources carrying it are looked up by id. A commoner one is tested row by row along
 #: the date order, where matches are dense enough that a page fills quickly.
 RARE_CODE_LIMIT = 5000
+#: How many ``code`` parameters of one search are probed (each a bounded index read): a
+#: URL repeating ``code`` hundreds of times must not cost hundreds of reads.
+RARE_CODE_PROBES = 4
 
 
 def _rare_code_carriers(
@@ -314,7 +317,7 @@ def _rare_code_carriers(
     as ids given to ``IN`` they lead the plan (a subquery there only filtered rows).
     """
     rarest: list[str] | None = None
-    for condition in codes:
+    for condition in codes[:RARE_CODE_PROBES]:
         found = connection.execute(
             select(ResourceCode.resource_id).where(condition).limit(RARE_CODE_LIMIT + 1)
         )
