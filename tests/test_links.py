@@ -94,3 +94,13 @@ def test_an_expiry_in_other_digits_is_refused_not_an_error(expires: str) -> None
     """str.isdigit() holds for these; the link must still just not open (never a 500)."""
     genuine = SIGNER.sign(REPORT, "a1b2", NOW + 60)
     assert SIGNER.verify(REPORT, "a1b2", expires, genuine.signature, now=NOW) is False
+
+
+@pytest.mark.parametrize("expires", ["0" + str(NOW + 60), "000" + str(NOW + 60)])
+def test_an_expiry_spelt_with_leading_zeros_is_an_altered_link(expires: str) -> None:
+    """The link signed ``expires=N``; ``expires=0N`` is another spelling, so an altered
+    link, and must not open (int() made both the same number under the same MAC)."""
+    genuine = SIGNER.sign(REPORT, "a1b2", NOW + 60)
+    assert SIGNER.verify(REPORT, "a1b2", expires, genuine.signature, now=NOW) is False
+    intake = SIGNER.sign(INTAKE, "a1b2", NOW + 60)
+    assert SIGNER.verify(INTAKE, "a1b2", expires, intake.signature, now=NOW) is False

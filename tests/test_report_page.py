@@ -353,6 +353,8 @@ def _refusals(app: Flask, bundle_id: str, other_id: str, url: str) -> list[str]:
     return [
         f"/reports/{bundle_id}?expires={expires}&signature={flipped}",
         f"/reports/{bundle_id}?expires={int(expires) + 1}&signature={signature}",
+        # The signed expiry spelt otherwise (int() reads both alike): an altered link.
+        f"/reports/{bundle_id}?expires=0{expires}&signature={signature}",
         f"/reports/{other_id}?expires={expires}&signature={signature}",
         f"/reports/{bundle_id}?{expired.query}",
         f"/reports/{bundle_id}?{intake.query}",

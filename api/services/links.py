@@ -83,6 +83,10 @@ class LinkSigner:
         # other scripts' digits (another spelling of the expiry than the one signed).
         if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
             return False
+        # The signed spelling only: int() reads "0179…" as the signed "179…", so a link
+        # altered with leading zeros would open under the genuine signature.
+        if len(expires) > 1 and expires[0] == "0":
+            return False
         if len(signature) > 64:
             return False
         expected = self._mac(purpose, subject, int(expires))
