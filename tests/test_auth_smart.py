@@ -147,6 +147,30 @@ def test_wrong_audience_is_refused(smart):
     assert refused(token_request(smart["client"], signed)) == "invalid_client"
 
 
+def test_the_audience_is_the_public_token_url_not_the_host_header():
+    """With a public base URL the token URL is that one (as SMART discovery says): an
+    assertion made for another server is refused even when the caller names that
+    server in its Host header, which a proxy passes on as sent."""
+    app = create_app({"TESTING": True, "PUBLIC_BASE_URL": "https://triage.example/api"})
+    clients = app.extensions[EXTENSION].clients
+    reader = create_client(
+        clients, tenant="smart", scopes=["system/Bundle.r"], jwks=jwks_of(RSA_KEY, "rsa-1", "RS384")
+    )
+    client = anonymous(app)
+    public = "https://triage.example/api/auth/token"
+    discovered = client.get("/.well-known/smart-configuration").get_json()
+    assert discovered["token_endpoint"] == public
+    foreign = assertion(reader.client_id, aud="https://staging.example/auth/token")
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": foreign,
+    }
+    spoofed = client.post("/auth/token", data=form, base_url="https://staging.example", headers={})
+    assert refused(spoofed) == "invalid_client"
+    assert token_request(client, assertion(reader.client_id, aud=public)).status_code == 200
+
+
 def test_a_replayed_jti_is_refused(smart):
     signed = assertion(smart["reader"].client_id)
     assert token_request(smart["client"], signed).status_code == 200

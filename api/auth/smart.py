@@ -57,7 +57,14 @@ class OAuthError(Exception):
 
 
 def token_url() -> str:
-    return f"{request.host_url.rstrip('/')}/auth/token"
+    """This token endpoint's URL, the ``aud`` an assertion must name.
+
+    The configured public URL when there is one (as for CDS Hooks' ``aud``): the Host
+    header is the caller's to choose, so an audience taken from it would accept an
+    assertion made for another server.
+    """
+    base = app_state().settings.public_base_url or request.host_url.rstrip("/")
+    return f"{base}/auth/token"
 
 
 @blueprint.get("/.well-known/smart-configuration")
