@@ -21,7 +21,7 @@ from examples import EXAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.auth.clients import create_client
+from api.auth.clients import create_client, revoke_client
 from api.config import EXTENSION
 from api.services.intake import REFUSED, open_intake_link
 from api.services.links import INTAKE, REPORT
@@ -337,6 +337,23 @@ def test_a_link_is_used_once_and_then_refused_like_a_forged_one(app, client):
     assert anonymous(app).get(_path(link["url"])).status_code == 404
     forged = link["url"].replace("signature=", "signature=x")
     assert _submit(client, forged, qr).get_json() == again.get_json()
+
+
+def test_revoking_the_client_that_made_a_link_ends_the_link(app, client):
+    """A link files its submission as the client that made it: once that client is
+    revoked, its links open and accept nothing, refused like a forged link."""
+    clients = app.extensions[EXTENSION].clients
+    maker = create_client(clients, tenant="local", label="revoked-intake-maker")
+    link = _link(client, **bearer(maker.api_key))
+    qr = _qr(client, SEED["request"])
+    assert anonymous(app).get(_path(link["url"])).status_code == 200
+    revoke_client(clients, maker.client_id)
+    assert anonymous(app).get(_path(link["url"])).status_code == 404
+    refused = _submit(client, link["url"], qr)
+    assert refused.status_code == 404
+    assert refused.get_json()["issue"][0]["diagnostics"] == REFUSED
+    kept = _link(client)  # another client's link of the same tenant still works
+    assert _submit(client, kept["url"], qr).status_code == 303
 
 
 def test_an_invalid_form_does_not_use_the_link_up(app, client):

@@ -67,6 +67,7 @@ def _deployment() -> IntakeDeployment:
         context=state.fhir,
         keep=state.settings.store_assessments,
         report_link_seconds=state.settings.report_link_seconds,
+        client_active=state.clients.is_active,
     )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,6 +70,9 @@ class IntakeDeployment:
     #: False: "store nothing" (the submission is triaged, no report can be opened).
     keep: bool
     report_link_seconds: int
+    #: Whether the API client that made a link may still act (not revoked): a link files
+    #: its submission as that client, so revoking a client ends its links too.
+    client_active: Callable[[str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,14 +177,20 @@ def _usable_link(
     signature: object,
     now_s: int,
 ) -> IntakeLinkRow:
-    """The link's row when the signature holds and it is unused and unexpired.
+    """The link's row when the signature holds, it is unused and unexpired, and the
+    client that made it is not revoked.
 
     Otherwise the refusal (NotFoundError), audited as a 404 ``action`` first: the
     page and its submission refuse alike, and no refusal goes unrecorded.
     """
     if deployment.signer.verify(INTAKE, link_id, expires, signature, now=now_s):
         row = find_link(deployment.store, link_id)
-        if row is not None and row.used_us is None and row.expires_us > now_s * 1_000_000:
+        if (
+            row is not None
+            and row.used_us is None
+            and row.expires_us > now_s * 1_000_000
+            and deployment.client_active(row.client)
+        ):
             return row
     audit(deployment.store, exchange, action, 404)
     raise _refused()

@@ -151,6 +151,11 @@ class ClientStore:
             row = connection.execute(select(*_COLUMNS).where(ApiClient.id == client_id)).first()
         return None if row is None else ClientRecord(*row)
 
+    def is_active(self, client_id: str) -> bool:
+        """Whether the client exists and is not revoked (read now, not from the cache)."""
+        record = self.get(client_id)
+        return record is not None and record.revoked_us is None
+
     def all(self) -> list[ClientRecord]:
         with self.store._reading() as connection:
             rows = connection.execute(select(*_COLUMNS).order_by(ApiClient.created_us))
