@@ -285,25 +285,20 @@ PURGE_AGENT = "operator: twitch-triage purge (retention)"
 
 def _purge_audit(now_us: int) -> AuditRow:
     """The AuditEvent of one purge: a delete by the operator, visible to operators only."""
-    from datetime import UTC, datetime  # noqa: PLC0415
-
-    from api.fhir.audit import AuditFacts  # noqa: PLC0415
-    from api.fhir.bundle import format_instant  # noqa: PLC0415
-    from api.storage.assessments import software_version  # noqa: PLC0415
-    from api.storage.records import audit_row, new_id  # noqa: PLC0415
-
-    return audit_row(
-        AuditFacts(
-            id=new_id(),
-            recorded=format_instant(datetime.fromtimestamp(now_us / 1_000_000, UTC)),
-            interaction="delete",
-            status=200,
-            request_id=new_id(),
-            client_address=None,
-            software_version=software_version(),
-            agent=PURGE_AGENT,
-        )
+    from api.storage.assessments import (  # noqa: PLC0415
+        Exchange,
+        exchange_audit_row,
+        software_version,
     )
+    from api.storage.records import new_id  # noqa: PLC0415
+
+    operator = Exchange(
+        request_id=new_id(),
+        client_address=None,
+        software_version=software_version(),
+        agent=PURGE_AGENT,
+    )
+    return exchange_audit_row(operator, "delete", 200, at_us=now_us)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

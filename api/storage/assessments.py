@@ -21,7 +21,7 @@ from api.fhir import capability
 from api.fhir.audit import AuditFacts
 from api.fhir.search import format_us
 from api.storage.records import TriageFacts, assessment_record, audit_row, identify, new_id
-from api.storage.repository import Store, StoredAssessment
+from api.storage.repository import AuditRow, Store, StoredAssessment
 
 #: ``Bundle.link.relation`` of the clinician report: an HTML rendering of the same
 #: assessment (IANA "alternate"; FHIR R5 binds the relation to IANA link relations).
@@ -76,10 +76,27 @@ def audit(
     resource_type: str | None = None,
 ) -> None:
     """Write one AuditEvent (committed before this returns)."""
-    row = audit_row(
+    row = exchange_audit_row(
+        exchange, interaction, status, entity=entity, query=query, resource_type=resource_type
+    )
+    store.append(None, (row,))
+
+
+def exchange_audit_row(
+    exchange: Exchange,
+    interaction: str,
+    status: int,
+    *,
+    entity: tuple[str, str] | None = None,
+    query: bytes | None = None,
+    resource_type: str | None = None,
+    at_us: int | None = None,
+) -> AuditRow:
+    """The AuditEvent row of one interaction of ``exchange`` (now, or at ``at_us``)."""
+    return audit_row(
         AuditFacts(
             id=new_id(),
-            recorded=format_us(now_us()),
+            recorded=format_us(now_us() if at_us is None else at_us),
             interaction=interaction,
             status=status,
             request_id=exchange.request_id,
@@ -93,7 +110,6 @@ def audit(
             agent=exchange.agent,
         )
     )
-    store.append(None, (row,))
 
 
 @dataclass(frozen=True, slots=True)
