@@ -248,15 +248,15 @@ class UnitOfWork:
             audits = self._connection.execute(
                 delete(AuditRecord).where(AuditRecord.recorded_us < audit_before_us)
             ).rowcount
-        links = self._connection.execute(
-            delete(IntakeLink).where(IntakeLink.expires_us < assessments_before_us)
-        ).rowcount
-        cards = self._connection.execute(
-            delete(CdsCard).where(CdsCard.issued_us < assessments_before_us)
-        ).rowcount
-        feedback = self._connection.execute(
-            delete(CdsFeedback).where(CdsFeedback.received_us < assessments_before_us)
-        ).rowcount
+        # Each by its own time: a link once it has expired, a card or feedback once issued.
+        links, cards, feedback = (
+            self._connection.execute(delete(table).where(moment < assessments_before_us)).rowcount
+            for table, moment in (
+                (IntakeLink, IntakeLink.expires_us),
+                (CdsCard, CdsCard.issued_us),
+                (CdsFeedback, CdsFeedback.received_us),
+            )
+        )
         return Purged(removed, audits, links, cards, feedback)
 
 
