@@ -19,18 +19,13 @@ from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from test_storage_api import REQUEST  # the stored-triage request of the storage tests
 
 from api import create_app
 from api.config import EXTENSION
 from api.storage.database import SQLITE_PAGE_SIZE
 from api.storage.documents import ZSTD_MAGIC, pack, unpack
 
-REQUEST: dict[str, Any] = {
-    "patient": {"age_years": 12, "reference": "Patient/p-1"},
-    "twitching": {"body_sites": ["neck"], "timing": "after_exercise", "duration_days": 1},
-    "symptoms": {"headache": True, "loss_of_balance": True},
-    "history": {"head_impact": True, "falls_last_7_days": 3},
-}
 DOCUMENTS = ("request_json", "result_json", "bundle_json", "provenance_json")
 
 
