@@ -515,7 +515,6 @@ class Store:
             return self._search_audit(query, tenant)
         r = StoredResource
         conditions: list[ColumnElement[bool]] = [
-            r.resource_type == query.resource_type,
             # Correlated, so the tenant is checked per candidate row by primary key; as
             # ``IN (SELECT id … WHERE tenant = ?)`` SQLite first listed every assessment of
             # the tenant (200 ms per search at 100,000 assessments).
@@ -535,13 +534,15 @@ class Store:
         )
         with self._reading() as connection:
             carriers = _rare_code_carriers(connection, codes)
-            if carriers is not None:  # few resources carry the code: look those up by id
-                if not carriers:
-                    return self._page(query, [], False, (), 0)
+            if carriers is None:
+                conditions.append(r.resource_type == query.resource_type)
+            elif not carriers:
+                return self._page(query, [], False, (), 0)
+            else:  # few resources carry the code: look those up by id
                 conditions.append(r.id.in_(carriers))
                 # The type as an expression, so that no type index competes with the ids
                 # (SQLite chose one for its order and tested the ids row by row).
-                conditions[0] = r.resource_type.concat("") == query.resource_type
+                conditions.append(r.resource_type.concat("") == query.resource_type)
             stmt = select(r.id, r.date_us, r.assessment_id, r.position).where(*conditions)
             total = _bounded_count(connection, select(r.id).where(*conditions))
             rows, more = self._page_rows(connection, stmt, r.date_us, r.id, query)
