@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -345,8 +346,21 @@ def test_the_count_pattern_is_exactly_zero_to_the_maximum(count, zeros):
     assert (re.fullmatch(VALUE_PATTERNS["_count"], text) is not None) == (count <= MAX_COUNT)
 
 
-def sqlite_plans(tmp_path: Any, urls: tuple[str, ...]) -> dict[str, list[list[str]]]:
-    """SQLite's query plans of the searches each URL ran (one stored triage in the store)."""
+def resource_search(statement: str) -> bool:
+    """A statement of a resource search (its bounded count or its page)."""
+    return "FROM resource " in statement and "assessment.tenant" in statement
+
+
+def audit_search(statement: str) -> bool:
+    """A statement of an AuditEvent search (its bounded count or its page)."""
+    return "FROM audit_event" in statement and statement.lstrip().startswith("SELECT")
+
+
+def sqlite_plans(
+    tmp_path: Any, urls: tuple[str, ...], wanted: Callable[[str], bool] = resource_search
+) -> dict[str, list[list[str]]]:
+    """SQLite's query plans of the ``wanted`` statements each URL ran (after one stored
+    triage)."""
     from sqlalchemy import event  # noqa: PLC0415 (only these tests listen to the engine)
 
     from api.config import EXTENSION  # noqa: PLC0415
@@ -360,7 +374,7 @@ def sqlite_plans(tmp_path: Any, urls: tuple[str, ...]) -> dict[str, list[list[st
 
     @event.listens_for(engine, "before_cursor_execute")
     def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "FROM resource " in statement and "assessment.tenant" in statement:
+        if wanted(statement):
             ran[current[-1]].append((statement, parameters))
 
     for url in urls:
@@ -416,35 +430,14 @@ def test_an_audit_event_search_walks_one_index_newest_first(tmp_path) -> None:
     With the tenant index alone, every page read and sorted all of the tenant's
     AuditEvents, one more for every request: 310 ms at 300,000 events on SQLite.
     """
-    from sqlalchemy import event  # noqa: PLC0415 (only this test listens to the engine)
-
-    from api.config import EXTENSION  # noqa: PLC0415
-
-    app: Flask = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"})
-    client = app.test_client()
-    post(client, "Patient/p-audit")
-    engine = app.extensions[EXTENSION].store.engine
-    ran: list[tuple[str, Any]] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "FROM audit_event" in statement and statement.lstrip().startswith("SELECT"):
-            ran.append((statement, parameters))
-
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    for url in (
+    urls = (
         "/fhir/AuditEvent",
         f"/fhir/AuditEvent?date=ge{day}",
         "/fhir/AuditEvent?subtype=create&action=C&outcome=0",
-    ):
-        assert search(client, url)["total"] >= 1
-    event.remove(engine, "before_cursor_execute", keep)
-    assert len(ran) == 6  # a bounded count and a page per search
-    with engine.connect() as connection:
-        for statement, parameters in ran:
-            plan = [
-                row[3]
-                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-            ]
+    )
+    for url, plans in sqlite_plans(tmp_path, urls, wanted=audit_search).items():
+        assert len(plans) == 2, url  # a bounded count and a page per search
+        for plan in plans:
             assert any("INDEX ix_audit_event_tenant_recorded (tenant=?" in d for d in plan), plan
             assert not any("TEMP B-TREE" in d for d in plan), plan
