@@ -462,8 +462,19 @@ def configure_storage(args: argparse.Namespace, folder: str) -> str:
     if args.storage == "url":
         os.environ["TWITCH_TRIAGE_DATABASE_URL"] = args.database_url
         return f"store {args.database_url.split('://', 1)[0]}"
-    os.environ["TWITCH_TRIAGE_DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
+    args.sqlite_folder = folder  # each API server gets its own file there (see measure)
     return "store sqlite" if args.storage == "sqlite" else "store off (AuditEvents only)"
+
+
+def own_sqlite_store(args: argparse.Namespace, target: str, model: str) -> None:
+    """Point the next API server started at a SQLite file of its own (embedded stores).
+
+    A file per server: the baseline's code may not know the newer migrations, and each
+    code creates its store as it would (its page size, its format).
+    """
+    folder = getattr(args, "sqlite_folder", None)
+    if folder is not None and target != "echo":
+        os.environ["TWITCH_TRIAGE_DATABASE_URL"] = f"sqlite:///{folder}/{target}-{model}.sqlite3"
 
 
 def measure(
@@ -487,6 +498,7 @@ def measure(
         for model in models:
             for target in targets:
                 port = free_port()
+                own_sqlite_store(args, target, model)
                 servers[model, target] = stack.enter_context(
                     running(
                         f"{target}-{model}", argvs[target](port, model=model), port, roots[target]
