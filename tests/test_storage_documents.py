@@ -9,6 +9,7 @@ before compression existed must stay readable.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from test_storage_api import REQUEST  # the stored-triage request of the storage
 
 from api import create_app
 from api.config import EXTENSION
+from api.storage import documents
 from api.storage.database import SQLITE_PAGE_SIZE
 from api.storage.documents import ZSTD_MAGIC, pack, unpack
 
@@ -117,6 +119,30 @@ def test_pack_then_unpack_is_the_identity(document: bytes) -> None:
 def test_plain_json_is_never_mistaken_for_a_compressed_frame(value: Any) -> None:
     document = orjson.dumps(value)
     assert unpack(document) == document
+
+
+def test_pooled_compressors_serve_concurrent_threads_each_their_own_document() -> None:
+    """Threads packing and unpacking at once each get their own document back, and the
+    pool keeps no more (de)compressors than were in use at once."""
+    threads, rounds = 8, 200
+    start = threading.Barrier(threads)
+    failures: list[str] = []
+
+    def work(n: int) -> None:
+        start.wait()
+        for i in range(rounds):
+            document = orjson.dumps({"thread": n, "round": i, "text": "x" * (n * 97 + i)})
+            if unpack(pack(document)) != document:
+                failures.append(f"thread {n} round {i}")
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    assert 1 <= len(documents._COMPRESSORS) <= threads + 1  # + this test's own earlier use
+    assert 1 <= len(documents._DECOMPRESSORS) <= threads + 1
 
 
 def test_a_new_sqlite_file_uses_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path):
