@@ -147,8 +147,9 @@ class Settings:
     audit_retention_days: int = 0
     #: Seconds a rotated API key keeps working after ``twitch-triage clients rotate``.
     key_grace_seconds: int = 86400
-    #: Seconds each process may reuse an API-key lookup: a key revoked or rotated
-    #: elsewhere stops working within this time on every node; 0 = look up every request.
+    #: Seconds each process may reuse an API-key lookup, and only while no client was
+    #: revoked or rotated since (the credential epoch): revocation works everywhere at
+    #: once; 0 = look up every request.
     key_cache_seconds: int = 5
     #: True when a proxy in front terminates TLS: only then may ``serve`` bind a
     #: non-loopback address (the API carries patient data).

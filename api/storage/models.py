@@ -177,6 +177,20 @@ class UsedAssertion(Base):
     expires_us: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
+class CredentialEpoch(Base):
+    """One row whose ``value`` grows with every revocation or rotation of a client.
+
+    Each process keeps its API-key lookups only while this value is the one they
+    were read under (:class:`api.storage.clients.KeyCache`), so a key revoked by
+    the CLI, another worker or another node stops working on the next request.
+    """
+
+    __tablename__ = "credential_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
 # --- CDS Hooks (issue 13) ----------------------------------------------------------------
 
 
