@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from cds_support import FEEDBACK, Ehr, call, hook_request, register
 from conftest import VALID_REQUEST, anonymous, create_app
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
@@ -49,6 +50,24 @@ def test_a_client_over_its_limit_gets_429_and_others_do_not():
     assert client.get("/fhir/Observation", headers=second).status_code == 200
     # Public endpoints are not counted.
     assert all(client.get("/healthz").status_code == 200 for _ in range(5))
+
+
+def test_an_ehr_over_the_limit_gets_429_on_cds_calls_and_others_do_not():
+    """CDS Hooks calls (an EHR's JWT, no API key) count against the same limits, per EHR
+    and apart from API clients: a hostile or looping EHR cannot starve the others."""
+    app = create_app({"TESTING": True, "RATE_LIMIT": "3/minute"})
+    busy, quiet = Ehr("https://busy.example/fhir"), Ehr("https://quiet.example/fhir")
+    register(app, busy, "clinic-a")
+    register(app, quiet, "clinic-b")
+    client = anonymous(app)
+    answers = [call(client, busy, hook_request("p1", None)) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200], answers[-1].data[:300]
+    assert [a.headers["RateLimit"].split(";")[1] for a in answers] == ["r=2", "r=1", "r=0"]
+    assert_throttled(call(client, busy, hook_request("p1", None)))
+    assert_throttled(call(client, busy, {"feedback": []}, path=FEEDBACK))
+    assert call(client, quiet, hook_request("p1", None)).status_code == 200
+    # An API client of the same deployment has its own counter.
+    assert client.get("/fhir/Observation", headers=keyed(app)).status_code == 200
 
 
 def _free_port() -> int:

@@ -829,6 +829,9 @@ def _secure(document: dict[str, Any]) -> None:
                 continue
             if endpoint in EHR_ENDPOINTS:  # CDS Hooks: the EHR's JWT, no API key or scope
                 operation["security"] = [{"ehrJwt": []}]
+                responses = operation["responses"]
+                responses["429"] = _error_response(429)  # each EHR has its own counter
+                operation["responses"] = dict(sorted(responses.items()))
                 continue
             needed = required_scope(endpoint, view_args)
             scopes = [scope_text(*needed)] if needed else []

@@ -4,8 +4,10 @@
 one ``after_request`` hook. Order for every request: a CORS preflight is
 answered (or refused) first; a public endpoint goes on; otherwise the bearer
 credential must name an active client (401), a granted scope must cover the
-endpoint (403) and the client must be within its rate limit (429). The
-principal is kept in ``g.principal`` for the audit and the tenant filters.
+endpoint (403) and the client must be within its rate limit (429). A CDS Hooks
+call authenticates with its EHR's JWT instead, and the EHR must be within the
+same rate limit (429), counted apart. The principal is kept in ``g.principal``
+for the audit and the tenant filters.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ LINK_PAGES = ("/reports/", "/intake/")
 _CACHEABLE = PUBLIC_ENDPOINTS - {"auth.token"}
 #: Extension key of the rate limiter on the app.
 LIMITER = "twitch_triage_limiter"
+#: Rate-limit counters of CDS Hooks EHRs are keyed "ehr:<id>" (API clients: their id).
+EHR_RATE_KEY_PREFIX = "ehr:"
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -150,7 +154,9 @@ def _authenticate() -> Response | None:
     if endpoint in PUBLIC_ENDPOINTS or isinstance(current.routing_exception, MethodNotAllowed):
         return None  # a wrong method on a known path is a 405 for anyone: it reveals nothing
     if endpoint in ehr.EHR_ENDPOINTS:  # CDS Hooks: the EHR's JWT, not an API key
-        g.principal = ehr.authenticate()
+        principal = g.principal = ehr.authenticate()
+        # Counted apart from API clients (another table's ids), with the same limits.
+        _count_request(EHR_RATE_KEY_PREFIX + principal.client_id)
         return None
     header = current.headers.get("Authorization")
     if header is None:
@@ -172,14 +178,19 @@ def _authenticate() -> Response | None:
     if needed is not None and not permits(principal.scopes, *needed):
         scope = scope_text(*needed)
         raise ForbiddenError(f"this client has no scope covering {scope}", scope)
+    _count_request(principal.client_id)
+    return None
+
+
+def _count_request(caller: str) -> None:
+    """One request of ``caller`` against the rate limits (ThrottledError over them)."""
     limiter: RateLimiter = current_app.extensions[LIMITER]
     try:
-        g.rate_headers = limiter.check(principal.client_id)
+        g.rate_headers = limiter.check(caller)
     except ThrottledError:
         raise
     except Exception:
         logger.warning("rate limit not checked: counter storage unavailable", exc_info=True)
-    return None
 
 
 def _headers(response: Response) -> Response:
