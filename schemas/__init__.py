@@ -6,8 +6,14 @@ types stay inside.
 """
 
 from schemas.codes import VALIDATION_CODES, IssueType
-from schemas.fields import CodedMessage
-from schemas.issues import FieldIssue, InvalidRequestError, field_issues, validate_request
+from schemas.fields import CodedMessage, unsafe_character
+from schemas.issues import (
+    FieldIssue,
+    InvalidRequestError,
+    field_issues,
+    unsafe_strings,
+    validate_request,
+)
 from schemas.request import REQUEST_SCHEMA, StrictSchema, TriageRequestSchema, load_triage_request
 
 __all__ = [
@@ -21,5 +27,7 @@ __all__ = [
     "TriageRequestSchema",
     "field_issues",
     "load_triage_request",
+    "unsafe_character",
+    "unsafe_strings",
     "validate_request",
 ]

@@ -63,6 +63,21 @@ _BAD_CHAR = re.compile(rf"[{_CONTROL}\ud800-\udfff]")
 _SHOW_LIMIT = 40
 
 
+def unsafe_character(text: str) -> str | None:
+    """Why ``text`` cannot be kept or shown as it is, or None.
+
+    A control character (tab, LF and CR allowed: FHIR's rule for strings) or an
+    unpaired surrogate, which UTF-8, PostgreSQL text and the FHIR JSON we answer
+    cannot hold; the message names it and where it is, never the text itself.
+    """
+    bad = _BAD_CHAR.search(text)
+    if bad is None:
+        return None
+    char = ord(bad.group())
+    what = "an unpaired surrogate" if 0xD800 <= char <= 0xDFFF else "a control character"
+    return f"contains {what} (U+{char:04X}) at position {bad.start()}"
+
+
 def show(value: Any) -> str:
     """A short, ASCII-only JSON rendering of a request value for a message.
 
@@ -231,11 +246,9 @@ class StrictString(StrictField):
             raise self.error(
                 VALUE, f"must be at most {self.max_length} characters, not {len(value)}"
             )
-        bad = _BAD_CHAR.search(value)
-        if bad is not None:
-            char = ord(bad.group())
-            what = "an unpaired surrogate" if 0xD800 <= char <= 0xDFFF else "a control character"
-            raise self.error(VALUE, f"contains {what} (U+{char:04X}) at position {bad.start()}")
+        unsafe = unsafe_character(value)
+        if unsafe is not None:
+            raise self.error(VALUE, unsafe)
         if self._regex is not None and self._regex.fullmatch(value) is None:
             raise self.error(VALUE, f"must match {self.pattern}, not {show(value)}")
         return value

@@ -20,7 +20,7 @@ from marshmallow import ValidationError
 from marshmallow.exceptions import SCHEMA
 
 from schemas.codes import IssueType
-from schemas.fields import INVALID, VALUE
+from schemas.fields import INVALID, VALUE, unsafe_character
 from schemas.request import allowed_keys, load_triage_request
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -62,6 +62,32 @@ def render_path(segments: tuple[Segment, ...]) -> str:
     """``("history", "medications", 0, "class")`` → ``history.medications[0].class``."""
     out = "".join(f"[{s}]" if isinstance(s, int) else _key_segment(s) for s in segments)
     return out.removeprefix(".")
+
+
+def unsafe_strings(
+    value: Any, segments: tuple[Segment, ...] = (), *, skip: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, str]]:
+    """(path, why) of every key and string in ``value`` that :func:`unsafe_character`
+    refuses, depth first; top-level keys in ``skip`` are not entered (a part checked
+    elsewhere). For bodies no schema of ours walks (CDS Hooks calls): their strings
+    end up in the database, logs and FHIR JSON like any other."""
+    stack: list[tuple[Any, tuple[Segment, ...]]] = [(value, segments)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            why = unsafe_character(node)
+            if why is not None:
+                yield render_path(where) or "request body", why
+        elif isinstance(node, dict):
+            for key, child in reversed(list(node.items())):
+                if not where and key in skip:
+                    continue
+                why = unsafe_character(key)
+                if why is not None:
+                    yield render_path((*where, key)), f"this key {why}"
+                stack.append((child, (*where, key)))
+        elif isinstance(node, list):
+            stack.extend((child, (*where, i)) for i, child in reversed(list(enumerate(node))))
 
 
 @cache

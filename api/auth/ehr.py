@@ -28,6 +28,7 @@ import orjson
 from flask import request
 
 from api.auth.clients import Principal, now_us
+from api.auth.keys import plain_claim
 from api.config import app_state
 from api.errors import UnauthorizedError
 from api.services.cds.fetch import FetchError, get_json
@@ -112,13 +113,13 @@ def _registered(token: str) -> tuple[dict[str, Any], EhrRecord]:
     if header.get("alg") not in ALGORITHMS:
         raise _refused("it must be signed RS384 or ES384 (never none or HMAC)")
     kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise _refused("its header names no kid")
+    if not plain_claim(kid, 255):
+        raise _refused("its header names no kid (a string of 1 to 255 plain characters)")
     typ = header.get("typ")
     if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
         raise _refused("its header typ must be JWT")
     iss = unverified.get("iss")
-    ehr = app_state().cds.by_iss(iss) if isinstance(iss, str) and len(iss) <= 512 else None
+    ehr = app_state().cds.by_iss(iss) if plain_claim(iss, 512) else None
     if ehr is None:
         raise _refused("its iss is not a registered EHR")
     jku = header.get("jku")
@@ -159,8 +160,8 @@ def authenticate() -> Principal:
     if expires_us > now + (MAX_LIFETIME_SECONDS + LEEWAY_SECONDS) * 1_000_000:
         raise _refused(f"its exp is more than {MAX_LIFETIME_SECONDS} s ahead")
     jti = claims["jti"]
-    if not isinstance(jti, str) or not 1 <= len(jti) <= 255:
-        raise _refused("its jti must be a string of 1 to 255 characters")
+    if not plain_claim(jti, 255):
+        raise _refused("its jti must be a string of 1 to 255 plain characters")
     if not app_state().cds.use_jti(ehr.id, jti, expires_us + LEEWAY_SECONDS * 1_000_000, now):
         raise _refused("its jti was used before")
     return Principal(client_id=ehr.id, tenant=ehr.tenant, scopes=())

@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from typing import Any
+
+from schemas import unsafe_character
 
 API_KEY_PREFIX = "tt_"
 ACCESS_TOKEN_PREFIX = "tta_"  # noqa: S105 (a public prefix, not a secret)
@@ -41,3 +44,14 @@ __all__ = [
     "new_client_id",
     "secret_hash",
 ]
+
+
+def plain_claim(value: Any, longest: int) -> bool:
+    """A JWT claim fit to look up and store (``iss``, ``kid``, ``jti``): a string of 1 to
+    ``longest`` characters, none a control character or an unpaired surrogate.
+
+    Claims are read before the signature is checked, and PostgreSQL text and UTF-8
+    cannot hold those characters: looked up as they were, they failed the request
+    with a 500 instead of the 401 any unusable token gets.
+    """
+    return isinstance(value, str) and 1 <= len(value) <= longest and unsafe_character(value) is None

@@ -19,7 +19,7 @@ import orjson
 from flask import Blueprint, Response, request
 
 from api.auth.clients import now_us
-from api.auth.keys import new_access_token, secret_hash
+from api.auth.keys import new_access_token, plain_claim, secret_hash
 from api.auth.scopes import ALL_PERMISSIONS, Scope, ScopeError, parse_scopes
 from api.config import app_state
 
@@ -121,7 +121,7 @@ def _issue() -> dict[str, Any]:
         raise OAuthError("invalid_client", "client_assertion must be signed RS384 or ES384", 401)
     client_id = claims.get("iss")
     state = app_state()
-    client = state.clients.get(client_id) if isinstance(client_id, str) else None
+    client = state.clients.get(client_id) if plain_claim(client_id, 255) else None
     if client is None or client.revoked_us is not None:
         raise OAuthError("invalid_client", "unknown or revoked client", 401)
     key = _signing_key(client.jwks_json, client.jwks_url, header)
@@ -144,8 +144,10 @@ def _issue() -> dict[str, Any]:
     if expires_us > now + (ASSERTION_MAX_SECONDS + LEEWAY_SECONDS) * 1_000_000:
         raise OAuthError("invalid_client", "client_assertion exp is more than 5 minutes ahead", 401)
     jti = verified["jti"]
-    if not isinstance(jti, str) or not 1 <= len(jti) <= 255:
-        raise OAuthError("invalid_client", "client_assertion jti must be a string", 401)
+    if not plain_claim(jti, 255):
+        raise OAuthError(
+            "invalid_client", "client_assertion jti must be a string of plain characters", 401
+        )
     granted = _granted(client.scopes, form.get("scope", ""))
     # Kept past exp (plus leeway): an assertion replayed within its lifetime is refused.
     if not state.clients.use_assertion(

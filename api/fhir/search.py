@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+from schemas import unsafe_character
+
 #: Page size when ``_count`` is absent, and the largest accepted (published in metadata).
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
@@ -95,7 +97,10 @@ _DATE = re.compile(
 _ID_TEXT = r"[A-Za-z0-9\-.]{1,64}"
 _ID = re.compile(_ID_TEXT)
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
-_CODING_TEXT = r"(?:[^,|]*\|)?[^,|]+"
+#: A token's system and code: anything but the separators and control characters
+#: (which no code holds, and NUL cannot even be sent to PostgreSQL).
+_CODE_CHAR = r"[^,|\u0000-\u001F\u007F-\u009F]"
+_CODING_TEXT = f"(?:{_CODE_CHAR}*\\|)?{_CODE_CHAR}+"
 _MAX_US = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z
 
 #: The exact syntax of each kind of value (one or a comma list): the parser checks it
@@ -321,6 +326,10 @@ def parse_search(resource_type: str, pairs: Sequence[tuple[str, str]]) -> Search
     for name, value in pairs:
         if len(value) > _MAX_VALUE:
             raise SearchError(name[:40], f"{name[:40]}: value too long")
+        # %00 and other control characters: PostgreSQL text cannot hold NUL (a 500).
+        unsafe = unsafe_character(value)
+        if unsafe is not None:
+            raise SearchError(name[:40], f"{name[:40]}: the value {unsafe}")
         if name in CONTROL_PARAMETERS:
             if name in seen_control:
                 raise SearchError(name, f"{name} may be given once")

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from api.fhir import Issue
 from api.services.errors import InvalidCdsRequestError
-from schemas import IssueType
+from schemas import IssueType, unsafe_strings
 
 HOOK = "patient-view"
 #: The prefetch key of the discovery document's one template.
@@ -72,6 +72,14 @@ class _Issues:
             return None
         return value
 
+    def unsafe(self, body: Mapping[str, Any], *, skip: frozenset[str] = frozenset()) -> None:
+        """An issue for each control character or unpaired surrogate in ``body`` (keys
+        too): its strings are stored, logged and answered as JSON (a few named)."""
+        for count, (path, why) in enumerate(unsafe_strings(body, skip=skip)):
+            if count == 10:
+                break
+            self.add(IssueType.VALUE, path, why)
+
     def raise_if_any(self, summary: str) -> None:
         if self.items:
             raise InvalidCdsRequestError(self.items, summary)
@@ -85,6 +93,8 @@ def _http_url(value: str) -> bool:
 def parse_hook_request(body: Mapping[str, Any]) -> HookRequest:
     """The checked request; InvalidCdsRequestError (400) names every bad field."""
     issues = _Issues()
+    # The prefetched intake is a QuestionnaireResponse: $triage checks it, field by field.
+    issues.unsafe(body, skip=frozenset({"prefetch"}))
     hook = issues.text(body, "hook", "hook", required=True)
     if hook is not None and hook != HOOK:
         issues.add(IssueType.NOT_SUPPORTED, "hook", f"this service answers {HOOK!r} only")
@@ -191,6 +201,7 @@ def parse_feedback(body: Mapping[str, Any]) -> list[FeedbackEntry]:
     neither, ``outcomeTimestamp`` with any zone offset or none (UTC), or missing.
     """
     issues = _Issues()
+    issues.unsafe(body)
     raw = body.get("feedback", _ABSENT)
     if raw is _ABSENT and "card" in body:
         raw, prefix = [dict(body)], "feedback"

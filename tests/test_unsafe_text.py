@@ -1,0 +1,164 @@
+"""Control characters and unpaired surrogates are refused like any bad value, never a 500.
+
+Found by a black-box battery (2026-11-28): a lone surrogate (``\\ud800``) or a NUL
+(``\\u0000``) in a JWT claim read before the signature is checked, in a CDS Hooks
+field or feedback entry, or in a search value reached the database as it was.
+UTF-8 cannot encode a lone surrogate and PostgreSQL text cannot hold NUL, so the
+request failed with a 500, some without any credential, and a CDS call had stored
+its assessment before failing. Each case runs on SQLite and a real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from cds_support import FEEDBACK, HOST, SERVICE, Ehr, call, hook_request, intake_for, register
+from conftest import anonymous
+from flask import Flask
+from hypothesis import given
+from hypothesis import strategies as st
+from test_auth_smart import ASSERTION_TYPE, RSA_KEY, assertion, jwks_of
+
+from api import create_app
+from api.auth.clients import create_client
+from api.config import EXTENSION
+from schemas import unsafe_strings
+
+TENANT = "clinic-a"
+#: A lone surrogate (never UTF-8) and a NUL (never PostgreSQL text), inside a value.
+UNSAFE = {"surrogate": "a\ud800b", "nul": "a\u0000b"}
+INTAKE = {"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}
+
+
+@pytest.fixture
+def app(database_url: str) -> Flask:
+    return create_app({"TESTING": True, "DATABASE_URL": database_url, "RATE_LIMIT": ""})
+
+
+@pytest.fixture
+def ehr(app: Flask) -> Ehr:
+    found = Ehr(f"https://ehr-{uuid.uuid4().hex[:8]}.example/fhir")
+    register(app, found, TENANT)
+    return found
+
+
+def key(app: Flask, tenant: str = TENANT) -> dict[str, str]:
+    created = create_client(app.extensions[EXTENSION].clients, tenant=tenant)
+    return {"Authorization": f"Bearer {created.api_key}"}
+
+
+def outcome(response: Any, status: int) -> list[dict[str, Any]]:
+    assert response.status_code == status, response.data[:500]
+    body = json.loads(response.data)
+    assert body["resourceType"] == "OperationOutcome"
+    return body["issue"]
+
+
+def stored_for(app: Flask, patient: str) -> int:
+    found = anonymous(app).get(f"/fhir/QuestionnaireResponse?subject=Patient/{patient}",
+                               headers=key(app))  # fmt: skip
+    assert found.status_code == 200, found.data[:300]
+    return len(found.json.get("entry", []))
+
+
+@pytest.mark.parametrize("text", UNSAFE.values(), ids=UNSAFE.keys())
+@pytest.mark.parametrize("claim", ["iss", "jti"])
+@pytest.mark.parametrize("path", [SERVICE, FEEDBACK])
+def test_an_ehr_token_with_an_unusable_claim_is_401(app, ehr, claim, text, path):
+    token = ehr.token(HOST + path, claims={claim: text})
+    body = hook_request("p1", None) if path == SERVICE else {"feedback": []}
+    [issue] = outcome(call(anonymous(app), ehr, body, path=path, token=token), 401)
+    assert issue["code"] == "login"
+
+
+@pytest.mark.parametrize("text", UNSAFE.values(), ids=UNSAFE.keys())
+@pytest.mark.parametrize("claim", ["iss", "jti"])
+def test_a_client_assertion_with_an_unusable_claim_is_401(app, claim, text):
+    jwks = jwks_of(RSA_KEY, "rsa-1", "RS384")
+    clients = app.extensions[EXTENSION].clients
+    client = create_client(clients, tenant="smart", scopes=["system/Observation.rs"], jwks=jwks)
+    signed = assertion(client.client_id, **{claim: text})
+    response = anonymous(app).post("/auth/token", data={
+        "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": signed})  # fmt: skip
+    assert response.status_code == 401, response.data[:300]
+    assert response.get_json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("text", UNSAFE.values(), ids=UNSAFE.keys())
+@pytest.mark.parametrize(
+    ("edit", "expression"),
+    [
+        (lambda b, t: b.update(hookInstance=t), "hookInstance"),
+        (lambda b, t: b["context"].update(userId=t), "context.userId"),
+        (lambda b, t: b.update(extension={"x": t}), "extension.x"),
+    ],
+    ids=["hookInstance", "userId", "extension"],
+)
+def test_an_unusable_hook_field_is_400_and_nothing_is_stored(app, ehr, text, edit, expression):
+    client = anonymous(app)
+    patient = f"u-{uuid.uuid4().hex[:8]}"
+    # Rendered by /v1/triage with the local tenant's key: stored there, not in TENANT.
+    body = hook_request(patient, intake_for(app.test_client(), INTAKE, patient))
+    edit(body, text)
+    issues = outcome(call(client, ehr, body), 400)
+    assert [expression] in [issue.get("expression") for issue in issues]
+    assert stored_for(app, patient) == 0
+    edit(body, "fine")  # the same call with a usable value: stored, a card
+    assert call(client, ehr, body).status_code == 200
+    assert stored_for(app, patient) == 1
+
+
+@pytest.mark.parametrize("text", UNSAFE.values(), ids=UNSAFE.keys())
+@pytest.mark.parametrize(
+    ("entry", "expression"),
+    [
+        ({"userComment": "{t}"}, "feedback[0].userComment"),
+        ({"card": "{t}"}, "feedback[0].card"),
+        ({"overrideReason": {"reason": {"code": "{t}"}}}, "feedback[0].overrideReason.reason.code"),
+        ({"note{t}": 1}, 'feedback[0]["note\\u0000"]'),
+    ],
+)
+def test_an_unusable_feedback_field_is_400_naming_it(app, ehr, text, entry, expression):
+    filled = json.loads(json.dumps(entry).replace("{t}", json.dumps(text)[1:-1]))
+    body = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "overridden", **filled}]}
+    issues = outcome(call(anonymous(app), ehr, body, path=FEEDBACK), 400)
+    paths = [issue.get("expression", [""])[0] for issue in issues]
+    if expression.startswith('feedback[0]["note'):  # the key itself, as an escaped segment
+        assert any(path.startswith('feedback[0]["note') for path in paths), paths
+    else:
+        assert expression in paths
+
+
+@pytest.mark.parametrize(
+    ("resource", "parameter"),
+    [("Observation", "code"), ("AuditEvent", "subtype")],
+)
+def test_a_search_value_with_a_nul_is_400_naming_the_parameter(app, resource, parameter):
+    for value in ("a\u0000b", "sys\u0000|c", "a\u0001b"):
+        response = anonymous(app).get(
+            f"/fhir/{resource}?{parameter}={quote(value)}", headers=key(app)
+        )
+        [issue] = outcome(response, 400)
+        assert issue["expression"] == [f"http.{parameter}"]
+
+
+_JSON_KEYS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc",)), max_size=8)
+_SAFE_TREES = st.recursive(
+    st.none() | st.booleans() | st.integers() | _JSON_KEYS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_JSON_KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_SAFE_TREES, st.sampled_from(["\u0000", "\u001f", "\ud800", "\udfff", "\u007f"]))
+def test_the_walk_finds_an_unsafe_character_wherever_it_is(tree: Any, bad: str) -> None:
+    assert list(unsafe_strings(tree)) == []
+    for wrapped in ({"deep": [tree, {"k": f"x{bad}"}]}, {"deep": [tree, {f"k{bad}": 1}]}):
+        found = list(unsafe_strings(wrapped))
+        assert len(found) == 1, found
+        assert found[0][0].startswith("deep[1]")
