@@ -42,6 +42,9 @@ def create_app(
     overrides = dict(config or {})
     settings = Settings.load(overrides, environ)
     app = Flask(__name__)
+    # werkzeug answers "//" in a path with a 308 HTML page whose Location is built
+    # from the Host header; an unknown path is a 404 OperationOutcome like any other.
+    app.url_map.merge_slashes = False
     app.config.update(
         {key: value for key, value in overrides.items() if key.upper() not in Settings.field_keys()}
     )

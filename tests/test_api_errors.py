@@ -192,6 +192,20 @@ def test_404_unknown_path(client):
     assert only_code(body) == "not-found"
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/fhir//AuditEvent"), ("POST", "/v1//triage"), ("GET", "//healthz")],
+)
+def test_a_doubled_slash_is_a_404_outcome_not_an_html_redirect(client, method, path):
+    """werkzeug merges slashes with a 308 HTML page whose Location follows the Host header."""
+    response = client.open(
+        path, method=method, json=VALID_REQUEST, headers={"Host": "evil.example"}
+    )
+    body = outcome(response, 404)
+    assert only_code(body) == "not-found"
+    assert "Location" not in response.headers
+
+
 def test_405_wrong_method_keeps_allow_header(client):
     response = client.get("/v1/triage")
     body = outcome(response, 405)
