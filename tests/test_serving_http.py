@@ -12,6 +12,7 @@ import json
 import re
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -219,6 +220,28 @@ def test_gunicorn_level_errors_are_operation_outcomes(server, raw, status, code)
         r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
         headers["x-request-id"],
     )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "GET /fhir/Observation?subject=Patient/LOG-{m}-\u00e9 HTTP/1.1",  # raw UTF-8 in the line
+        "GET /fhir/Observation?subject=Patient/LOG-{m}\x01 HTTP/1.1",  # a control byte
+        "GET /reports/x?expires=1&signature=LOG-{m} HTTP/1.1 extra",  # a malformed line
+    ],
+)
+def test_a_refused_request_line_is_logged_without_its_query_string(server, line):
+    """gunicorn logs the request lines it refuses; their queries hold patient ids and
+    link signatures, which never reach the log (README, Logs)."""
+    marker = uuid.uuid4().hex[:12]
+    raw = line.format(m=marker).encode("utf-8") + b"\r\nHost: localhost\r\n\r\n"
+    got, _, _ = exchange(server.port, raw)
+    assert got == 400
+    wait_for_log(server, "query omitted")
+    time.sleep(0.2)
+    text = server.log_text()
+    assert "Invalid request" in text
+    assert marker not in text
 
 
 # --- request ids and logs -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ and, for an exception, ``exception``. Access lines add ``method``, ``path``
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +74,26 @@ def configure_app_logging() -> None:
                 handler.setFormatter(JsonFormatter())
 
 
+#: A query string inside a logged request line or URI: from "?" to the next space or quote.
+_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+class QueryStringRedactor(logging.Filter):
+    """Cuts query strings out of gunicorn's own error lines.
+
+    gunicorn logs a request line it refuses ("Invalid request from ip=…: Invalid
+    Request Line 'GET /fhir/Observation?subject=Patient/123 …'") and the URI of a
+    request its worker failed on; a query string holds search values (patient ids,
+    codes) and the signatures of report and intake links. The path stays.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            record.msg, record.args = _QUERY.sub("?<query omitted>", message), ()
+        return True
+
+
 class JsonGunicornLogger(glogging.Logger):
     """gunicorn's logger with JSON lines for its error log and its access log."""
 
@@ -82,6 +103,7 @@ class JsonGunicornLogger(glogging.Logger):
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
                 handler.setFormatter(formatter)
+        self.error_log.addFilter(QueryStringRedactor())
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         """One line per request: method, path, status, duration, ids; no query, no body."""
@@ -115,6 +137,7 @@ __all__ = [
     "CLIENT_ID_ENVIRON",
     "JsonFormatter",
     "JsonGunicornLogger",
+    "QueryStringRedactor",
     "configure_app_logging",
     "utc_timestamp",
 ]
