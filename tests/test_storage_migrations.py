@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import exc, inspect, text
 
 from api.storage.database import current_revision, head_revision, make_engine, migrate
 from api.storage.models import Base
@@ -64,4 +65,17 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+def test_an_engine_error_never_holds_the_statements_values(database_url):
+    """A failed statement's text (what a logged traceback shows) names no bound value:
+    values are subject ids, answers and search terms."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    subject = "Patient/LOGGED-NEVER-0042"
+    with pytest.raises(exc.SQLAlchemyError) as raised, engine.begin() as connection:
+        connection.execute(text("INSERT INTO no_such_table (x) VALUES (:x)"), {"x": subject})
+    assert subject not in str(raised.value)
+    assert "hidden" in str(raised.value)
     engine.dispose()

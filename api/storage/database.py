@@ -270,6 +270,11 @@ def start_checkpointer(engine: Engine) -> None:
         checkpointer.ensure_running()
 
 
+#: SQLAlchemy puts a failed statement's parameters (subject ids, answers, search values)
+#: into the error's text, and so into a logged traceback; never with patient data.
+HIDE_PARAMETERS = True
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` (``sqlite+pysqlite:///…`` or ``postgresql+psycopg://…``)."""
     parsed = make_url(url)
@@ -277,7 +282,11 @@ def make_engine(url: str) -> Engine:
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("an in-memory SQLite database cannot be shared by workers")
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(
+            parsed,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            hide_parameters=HIDE_PARAMETERS,
+        )
         _sqlite_events(engine)
         _CHECKPOINTERS[engine] = _Checkpointer(engine)
         return engine
@@ -290,6 +299,7 @@ def make_engine(url: str) -> Engine:
             max_overflow=4,
             pool_timeout=5,
             connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
+            hide_parameters=HIDE_PARAMETERS,
         )
     raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
 
