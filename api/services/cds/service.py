@@ -185,9 +185,9 @@ def _registered_server(fhir_server: str, ctx: CdsContext) -> str:
     ehr = ctx.cds.by_id(ctx.ehr_id)
     if server is None or ehr is None or server not in ehr.fhir_servers:
         raise _precondition(
-            "is not a FHIR server registered for this EHR, so the intake is not fetched "
-            "from it: send the intake as prefetch.intake, or have the operator register the "
-            f"server's base URL ({REGISTER_HINT}; registering again replaces the list)",
+            "fhirServer is not a FHIR server registered for this EHR, so the intake is not "
+            "fetched from it: send the intake as prefetch.intake, or have the operator register "
+            f"its base URL ({REGISTER_HINT}; registering again replaces the list)",
             "fhirServer",
         )
     return server
