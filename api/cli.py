@@ -163,6 +163,14 @@ def _ehrs_parser(commands: Any) -> None:
     keys = register.add_mutually_exclusive_group(required=True)
     keys.add_argument("--jwks-file", help="the EHR's public keys (a JWK Set JSON file)")
     keys.add_argument("--jku", help="the one URL the EHR publishes its JWK Set at")
+    register.add_argument(
+        "--fhir-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a FHIR base URL the EHR may name as fhirServer (repeatable; https, or http on "
+        "loopback); the service fetches from no other. Registering again replaces the list",
+    )
     actions.add_parser("list", help="the registered EHRs, as JSON lines")
     remove = actions.add_parser("remove", help="stop accepting an EHR's tokens now")
     remove.add_argument("--iss", required=True)
@@ -194,7 +202,12 @@ def ehrs_command(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, 
     if args.action == "register":
         jwks = _json_file(args.jwks_file, "JWK Set")
         record = ehrs.register_ehr(
-            state.cds, tenant=args.tenant, iss=args.iss, jwks=jwks, jku=args.jku
+            state.cds,
+            tenant=args.tenant,
+            iss=args.iss,
+            jwks=jwks,
+            jku=args.jku,
+            fhir_servers=args.fhir_server,
         )
         return ehrs.describe_ehr(record)
     if args.action == "remove":

@@ -85,11 +85,24 @@ class Ehr:
         )
 
 
-def register(app: Flask, ehr: Ehr, tenant: str, *, jku: str | None = None) -> str:
-    """Register ``ehr`` for ``tenant`` (inline JWKS, or its jku); the EHR's id."""
+def register(
+    app: Flask,
+    ehr: Ehr,
+    tenant: str,
+    *,
+    jku: str | None = None,
+    fhir_servers: tuple[str, ...] = (),
+) -> str:
+    """Register ``ehr`` for ``tenant`` (inline JWKS, or its jku) with the FHIR servers it
+    may name (again: replaces them); the EHR's id."""
     cds = app.extensions[EXTENSION].cds
     record = register_ehr(
-        cds, tenant=tenant, iss=ehr.iss, jwks=None if jku else ehr.jwks(), jku=jku
+        cds,
+        tenant=tenant,
+        iss=ehr.iss,
+        jwks=None if jku else ehr.jwks(),
+        jku=jku,
+        fhir_servers=fhir_servers,
     )
     return record.id
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jwt
 import pytest
-from cds_support import Ehr, call, hook_request
+from cds_support import Ehr, LoopbackServer, call, hook_request
 
 import api
 from api.cli import main
@@ -171,3 +171,113 @@ def test_the_key_source_is_required_and_exclusive(tmp_path):
         "f",
     )
     assert both.returncode == 2
+
+
+def test_fhir_servers_are_registered_listed_and_replaced(tmp_path):
+    """``--fhir-server`` (repeatable) is normalised and listed; registering again replaces
+    the list; the service then fetches from a registered server and no other."""
+    ehr = Ehr("https://ehr.example/fhir")
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps(ehr.jwks()), encoding="utf-8")
+    base = ["register", "--tenant", "clinic-a", "--iss", ehr.iss, "--jwks-file", str(keys)]
+    intake = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    with (
+        LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, intake)}) as fhir,
+        LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, intake)}) as other,
+    ):
+        done = ehrs(
+            tmp_path,
+            *base,
+            "--fhir-server",
+            fhir.url + "/fhir/",
+            "--fhir-server",
+            "HTTPS://EHR.Example:443/fhir",
+            "--fhir-server",
+            fhir.url + "/fhir",  # the same server again: kept once
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["fhir_servers"] == [
+            fhir.url + "/fhir",
+            "https://ehr.example/fhir",
+        ]
+        [listed] = [json.loads(line) for line in ehrs(tmp_path, "list").stdout.splitlines()]
+        assert listed["fhir_servers"] == [fhir.url + "/fhir", "https://ehr.example/fhir"]
+
+        app = api.create_app(
+            {"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.sqlite3"}
+        )
+
+        def fetch_from(server: str) -> int:
+            body = hook_request(
+                "p1",
+                prefetch=False,
+                fhirServer=server,
+                fhirAuthorization={
+                    "access_token": "t0ken",
+                    "token_type": "Bearer",
+                    "expires_in": 60,
+                    "scope": "patient/QuestionnaireResponse.read",
+                    "subject": "twitch-triage",
+                },
+            )
+            return call(app.test_client(), ehr, body).status_code
+
+        assert fetch_from(fhir.url + "/fhir") == 200
+        assert fetch_from(other.url + "/fhir") == 412
+        assert (len(fhir.calls), other.calls) == (1, [])
+
+        # Registering again replaces the list: the old server is refused, the new one used.
+        again = ehrs(tmp_path, *base, "--fhir-server", other.url + "/fhir")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["fhir_servers"] == [other.url + "/fhir"]
+        assert fetch_from(fhir.url + "/fhir") == 412
+        assert fetch_from(other.url + "/fhir") == 200
+        assert (len(fhir.calls), len(other.calls)) == (1, 1)
+
+        # Without --fhir-server: none kept (prefetch only).
+        bare = ehrs(tmp_path, *base)
+        assert bare.returncode == 0, bare.stderr
+        assert json.loads(bare.stdout)["fhir_servers"] == []
+        assert fetch_from(other.url + "/fhir") == 412
+        assert len(other.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("http://ehr.example/fhir", "https"),  # plain http off this machine
+        ("http://169.254.169.254/fhir", "https"),
+        ("ftp://ehr.example/fhir", "http(s)"),
+        ("https://ehr.example/fhir?tenant=a", "query"),
+        ("https://ehr.example/fhir?", "query"),
+        ("https://ehr.example/fhir#x", "fragment"),
+        ("https://user:pw@ehr.example/fhir", "user info"),
+        ("https:///fhir", "host"),
+        ("https://ehr.example:99999/fhir", "port"),
+        ("https://ehr.example/f hir", "blanks"),
+        ("https://ehr.example/fhir\t", "blanks"),
+        ("https://" + "a" * 2048 + ".example", "2048"),
+    ],
+)
+def test_bad_fhir_servers_are_refused(tmp_path, capsys, url, needle):
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps(Ehr("https://e.example").jwks()), encoding="utf-8")
+    argv = ["register", "--tenant", "t", "--iss", "https://e.example", "--jwks-file", str(keys)]
+    status, err = ehrs_here(tmp_path, capsys, *argv, "--fhir-server", url)
+    assert status == 1
+    assert "--fhir-server" in err
+    assert needle in err
+    env = {"TWITCH_TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path}/fresh.sqlite3"}
+    assert main(["ehrs", "list"], environ=env) == 0
+    assert capsys.readouterr().out == ""  # nothing was registered
+
+
+def test_at_most_ten_fhir_servers(tmp_path, capsys):
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps(Ehr("https://e.example").jwks()), encoding="utf-8")
+    argv = ["register", "--tenant", "t", "--iss", "https://e.example", "--jwks-file", str(keys)]
+    servers = [arg for n in range(11) for arg in ("--fhir-server", f"https://e.example/{n}")]
+    status, err = ehrs_here(tmp_path, capsys, *argv, *servers)
+    assert (status, "at most 10" in err) == (1, True)
+    status, err = ehrs_here(tmp_path, capsys, *argv, *servers[:20])
+    assert status == 0, err

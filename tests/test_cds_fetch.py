@@ -1,19 +1,24 @@
 """CDS Hooks without prefetch: the intake is read from the EHR's FHIR server (issue 13).
 
-The EHR's FHIR server is a real HTTP server on loopback, started by the test; it
-checks the bearer token the request's ``fhirAuthorization`` handed over. The
-data that cannot be had is a 412.
+The EHR's FHIR server is a real HTTP server on loopback, started by the test and
+registered for the EHR (``ehrs register --fhir-server``); it checks the bearer token
+the request's ``fhirAuthorization`` handed over. The data that cannot be had is a
+412, and so is a ``fhirServer`` not registered for the calling EHR: nothing is ever
+fetched from it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from cds_support import Ehr, LoopbackServer, call, hook_request, intake_for, register
 from flask import Flask
+
+from api.services.cds import service as cds_service
 
 TENANT = "clinic-a"
 VALID = {"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}
@@ -25,6 +30,16 @@ def ehr(app: Flask) -> Ehr:
     found = Ehr(f"https://ehr-{uuid.uuid4().hex[:8]}.example/fhir")
     register(app, found, TENANT)
     return found
+
+
+@pytest.fixture
+def allow(app: Flask, ehr: Ehr) -> Callable[..., None]:
+    """Register the EHR again with exactly these FHIR servers (the operator's list)."""
+
+    def registered(*servers: str) -> None:
+        register(app, ehr, TENANT, fhir_servers=servers)
+
+    return registered
 
 
 def _searchset(*resources: dict[str, Any]) -> dict[str, Any]:
@@ -49,9 +64,10 @@ def _authorized(server: str) -> dict[str, Any]:
     }
 
 
-def test_the_intake_is_fetched_with_the_ehrs_token(client, ehr):
+def test_the_intake_is_fetched_with_the_ehrs_token(client, ehr, allow):
     intake = intake_for(client, {**VALID, "symptoms": {"confusion": True}}, "p1")
     with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+        allow(fhir.url + "/fhir")
         body = hook_request("p1", prefetch=False, **_authorized(fhir.url + "/fhir"))
         response = call(client, ehr, body)
         assert response.status_code == 200, response.data[:800]
@@ -70,16 +86,18 @@ def test_the_intake_is_fetched_with_the_ehrs_token(client, ehr):
     }
 
 
-def test_an_empty_search_gives_no_card(client, ehr):
+def test_an_empty_search_gives_no_card(client, ehr, allow):
     with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset())}) as fhir:
+        allow(fhir.url)
         response = call(client, ehr, hook_request("p1", prefetch=False, **_authorized(fhir.url)))
     assert response.status_code == 200
     assert response.json == {"cards": []}
 
 
-def test_a_fetched_intake_of_another_patient_is_412(client, ehr):
+def test_a_fetched_intake_of_another_patient_is_412(client, ehr, allow):
     intake = intake_for(client, VALID, "someone-else")
     with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+        allow(fhir.url)
         response = call(client, ehr, hook_request("p1", prefetch=False, **_authorized(fhir.url)))
     assert response.status_code == 412
     assert response.json["issue"][0]["expression"] == ["QuestionnaireResponse.subject.reference"]
@@ -96,8 +114,9 @@ def test_a_fetched_intake_of_another_patient_is_412(client, ehr):
     ],
     ids=["401", "500", "not-json", "outcome", "wrong-type"],
 )
-def test_data_that_cannot_be_had_is_412(client, ehr, route, needle):
+def test_data_that_cannot_be_had_is_412(client, ehr, allow, route, needle):
     with LoopbackServer({"/QuestionnaireResponse": route}) as fhir:
+        allow(fhir.url)
         response = call(client, ehr, hook_request("p1", prefetch=False, **_authorized(fhir.url)))
     assert response.status_code == 412, response.data[:500]
     issue = response.json["issue"][0]
@@ -105,20 +124,22 @@ def test_data_that_cannot_be_had_is_412(client, ehr, route, needle):
     assert TOKEN not in response.get_data(as_text=True)
 
 
-def test_an_unreachable_server_is_412(client, ehr):
+def test_an_unreachable_server_is_412(client, ehr, allow):
     with LoopbackServer({}) as fhir:
         url = fhir.url  # closed when the block ends: nothing listens there any more
+    allow(url)
     response = call(client, ehr, hook_request("p1", prefetch=False, **_authorized(url)))
     assert response.status_code == 412
     assert response.json["issue"][0]["expression"] == ["fhirServer"]
 
 
-def test_a_redirect_to_another_host_is_not_followed(client, ehr):
+def test_a_redirect_to_another_host_is_not_followed(client, ehr, allow):
     intake = intake_for(client, VALID, "p1")
     with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as elsewhere:
         # 127.0.0.1 and localhost are different hosts to a browser and to us.
         target = elsewhere.url.replace("127.0.0.1", "localhost") + "/QuestionnaireResponse"
         with LoopbackServer({"/QuestionnaireResponse": (302, {"Location": target}, b"")}) as fhir:
+            allow(fhir.url)  # only the server the EHR named, not where it redirects
             body = hook_request("p1", prefetch=False, **_authorized(fhir.url))
             response = call(client, ehr, body)
         assert response.status_code == 412, response.data[:500]
@@ -126,7 +147,7 @@ def test_a_redirect_to_another_host_is_not_followed(client, ehr):
         assert elsewhere.calls == []  # the token never went there
 
 
-def test_a_redirect_within_the_server_is_followed_with_the_token(client, ehr):
+def test_a_redirect_within_the_server_is_followed_with_the_token(client, ehr, allow):
     intake = intake_for(client, VALID, "p1")
     routes: dict[str, Any] = {"/new/QuestionnaireResponse": (200, {}, _searchset(intake))}
     with LoopbackServer(routes) as fhir:
@@ -135,16 +156,127 @@ def test_a_redirect_within_the_server_is_followed_with_the_token(client, ehr):
             {"Location": fhir.url + "/new/QuestionnaireResponse"},
             b"",
         )
+        allow(fhir.url)
         response = call(client, ehr, hook_request("p1", prefetch=False, **_authorized(fhir.url)))
         assert response.status_code == 200, response.data[:500]
         assert [auth for _, auth in fhir.calls] == [f"Bearer {TOKEN}"] * 2
 
 
-def test_a_prefetch_outcome_falls_back_to_the_fhir_server(client, ehr):
+def test_a_prefetch_outcome_falls_back_to_the_fhir_server(client, ehr, allow):
     intake = intake_for(client, VALID, "p1")
     failed = {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]}
     with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+        allow(fhir.url)
         body = hook_request("p1", failed, **_authorized(fhir.url))
         response = call(client, ehr, body)
         assert response.status_code == 200, response.data[:500]
         assert len(fhir.calls) == 1
+
+
+# --- only registered FHIR servers are ever contacted -----------------------------------------
+
+
+@pytest.fixture
+def fetched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every URL the service fetches from an EHR (the real fetch still runs)."""
+    urls: list[str] = []
+    real = cds_service.get_json
+
+    def recording(url: str, **kwargs: Any) -> Any:
+        urls.append(url)
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(cds_service, "get_json", recording)
+    return urls
+
+
+def _refused(response: Any) -> dict[str, Any]:
+    """The one 412 issue of a fhirServer that is not registered for the EHR."""
+    assert response.status_code == 412, response.data[:800]
+    assert response.json["resourceType"] == "OperationOutcome"
+    [issue] = response.json["issue"]
+    assert issue["expression"] == ["fhirServer"]
+    assert "not a FHIR server registered for this EHR" in issue["diagnostics"]
+    assert "--fhir-server" in issue["diagnostics"]  # how an operator registers one
+    assert TOKEN not in response.get_data(as_text=True)
+    return issue
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        "http://169.254.169.254/latest/meta-data",  # cloud metadata
+        "https://internal.example/fhir",
+        "https://ehr.example/fhir/other",
+        "http://[::1]:9/fhir",
+    ],
+)
+def test_an_unregistered_fhir_server_is_never_fetched(client, ehr, allow, fetched, named):
+    intake = intake_for(client, VALID, "p1")
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+        allow(fhir.url, "https://ehr.example/fhir")
+        response = call(client, ehr, hook_request("p1", prefetch=False, **_authorized(named)))
+        _refused(response)
+        assert fhir.calls == []
+    assert fetched == []
+
+
+def test_another_loopback_port_is_never_contacted(client, ehr, allow, fetched):
+    intake = intake_for(client, VALID, "p1")
+    routes = {"/QuestionnaireResponse": (200, {}, _searchset(intake))}
+    with LoopbackServer(routes) as registered, LoopbackServer(routes) as admin:
+        allow(registered.url)
+        for named in (admin.url, admin.url.replace("127.0.0.1", "localhost")):
+            _refused(call(client, ehr, hook_request("p1", prefetch=False, **_authorized(named))))
+        # A prefetch that failed does not open the way either.
+        failed = {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]}
+        _refused(call(client, ehr, hook_request("p1", failed, **_authorized(admin.url))))
+        assert admin.calls == []
+        assert registered.calls == []
+    assert fetched == []
+
+
+def test_an_ehr_without_registered_servers_relies_on_prefetch(client, ehr, fetched):
+    intake = intake_for(client, VALID, "p1")
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+        _refused(call(client, ehr, hook_request("p1", prefetch=False, **_authorized(fhir.url))))
+        assert fhir.calls == []
+        # The same intake as prefetch still gives the card.
+        response = call(client, ehr, hook_request("p1", intake, **_authorized(fhir.url)))
+        assert response.status_code == 200, response.data[:800]
+        assert len(response.json["cards"]) == 1
+        assert fhir.calls == []
+    assert fetched == []
+
+
+def test_another_ehrs_server_is_not_this_ehrs(app, client, ehr, fetched):
+    other = Ehr(f"https://other-{uuid.uuid4().hex[:8]}.example/fhir")
+    intake = intake_for(client, VALID, "p1")
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+        register(app, other, "clinic-b", fhir_servers=(fhir.url,))
+        _refused(call(client, ehr, hook_request("p1", prefetch=False, **_authorized(fhir.url))))
+        assert fhir.calls == []
+        response = call(client, other, hook_request("p1", prefetch=False, **_authorized(fhir.url)))
+        assert response.status_code == 200, response.data[:800]
+        assert len(fhir.calls) == 1
+    [url] = fetched
+    assert url.startswith(fhir.url + "/QuestionnaireResponse?")
+
+
+@pytest.mark.parametrize(
+    ("registered", "named"),
+    [("{url}/fhir", "{url}/fhir/"), ("{url}/fhir/", "{url}/fhir"), ("{url}/fhir//", "{url}/fhir")],
+)
+def test_a_trailing_slash_makes_no_difference(client, ehr, allow, registered, named):
+    intake = intake_for(client, VALID, "p1")
+    intake["subject"] = {"reference": "{url}/fhir/Patient/p1"}
+    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+        intake["subject"]["reference"] = intake["subject"]["reference"].format(url=fhir.url)
+        allow(registered.format(url=fhir.url))
+        body = hook_request("p1", prefetch=False, **_authorized(named.format(url=fhir.url)))
+        response = call(client, ehr, body)
+        assert response.status_code == 200, response.data[:800]
+        assert len(response.json["cards"]) == 1  # the absolute subject on that server is p1
+        [(path, authorization)] = fhir.calls
+    assert path.startswith("/fhir/QuestionnaireResponse?")
+    assert authorization == f"Bearer {TOKEN}"

@@ -5,12 +5,21 @@ from __future__ import annotations
 import threading
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import exc, inspect, text
 
-from api.storage.database import current_revision, head_revision, make_engine, migrate
+from api.storage.cds import CdsStore, EhrRecord
+from api.storage.database import (
+    _alembic_config,
+    current_revision,
+    head_revision,
+    make_engine,
+    migrate,
+)
 from api.storage.models import Base
+from api.storage.repository import Store
 
 
 def test_migrated_schema_matches_the_models(database_url):
@@ -78,4 +87,38 @@ def test_an_engine_error_never_holds_the_statements_values(database_url):
         connection.execute(text("INSERT INTO no_such_table (x) VALUES (:x)"), {"x": subject})
     assert subject not in str(raised.value)
     assert "hidden" in str(raised.value)
+
+
+def test_ehrs_registered_before_0006_may_name_no_fhir_server(database_url):
+    """An EHR of an older database keeps working, and starts with no FHIR server (the
+    service then fetches nothing for it); registering again sets its list; 0006 goes
+    back down."""
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        command.upgrade(_alembic_config(connection), "0005_credential_epoch")
+        connection.execute(text("INSERT INTO tenant (name, created_us) VALUES ('t', 1)"))
+        connection.execute(
+            text(
+                "INSERT INTO cds_ehr (id, tenant, iss, jku, created_us) "
+                "VALUES ('ehr_old', 't', 'https://old.example', 'https://old.example/k', 1)"
+            )
+        )
+        connection.commit()
+    migrate(engine)
+    cds = CdsStore(Store(engine))
+    old = cds.by_iss("https://old.example")
+    assert old is not None
+    assert old.fhir_servers == ()
+    assert cds.by_id("ehr_old") == old
+    servers = ("https://old.example/fhir", "https://old.example/fhir2")
+    again = cds.register(EhrRecord("ehr_new", "t", old.iss, None, old.jku, 2, fhir_servers=servers))
+    assert again.id == "ehr_old"  # the same EHR, re-registered
+    assert cds.by_id("ehr_old") == again
+    assert again.fhir_servers == servers
+    with engine.connect() as connection:
+        command.downgrade(_alembic_config(connection), "0005_credential_epoch")
+        connection.commit()
+    columns = {column["name"] for column in inspect(engine).get_columns("cds_ehr")}
+    assert "fhir_servers" not in columns
+    assert "jku" in columns
     engine.dispose()

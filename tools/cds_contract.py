@@ -95,12 +95,21 @@ def components() -> dict[str, Schema]:
             "type": "object",
             "description": "A `patient-view` call. Unknown members (`extension` …) are "
             "ignored. Without `prefetch.intake`, `fhirServer` and `fhirAuthorization` must "
-            "let the service search QuestionnaireResponse itself (412 otherwise).",
+            "let the service search QuestionnaireResponse itself (412 otherwise); the service "
+            "fetches only from a FHIR server registered for the calling EHR (`twitch-triage "
+            "ehrs register --fhir-server`), never from any other `fhirServer`.",
             "required": ["hook", "hookInstance", "context"],
             "properties": {
                 "hook": {"const": "patient-view"},
                 "hookInstance": {"type": "string", "minLength": 1, "maxLength": 255},
-                "fhirServer": {"type": "string", "pattern": "^https?://"},
+                "fhirServer": {
+                    "type": "string",
+                    "pattern": "^https?://",
+                    "description": "The EHR's FHIR base URL. Fetched from only when it is one "
+                    "registered for the calling EHR (a trailing slash, the case of the host "
+                    "and a default port make no difference); any other is a 412 on "
+                    "`fhirServer` and nothing is sent there.",
+                },
                 "fhirAuthorization": {
                     "type": "object",
                     "required": ["access_token", "token_type"],
@@ -236,10 +245,13 @@ _CDS_ERRORS = {
     404: "A feedback entry names a card this EHR's tenant was never given; one issue per "
     "entry (`feedback[1].card`); nothing is stored.",
     412: "The intake cannot be had or used: no `prefetch.intake` and no `fhirServer` with "
-    "`fhirAuthorization`; the EHR's FHIR server could not be read (its status, a redirect "
-    "to another host, not JSON, a timeout); a prefetch that is no QuestionnaireResponse or "
-    "Bundle; or an intake whose `subject` is not `Patient/<context.patientId>` (expression "
-    "`prefetch.intake.subject.reference`): never triaged into another patient's chart.",
+    "`fhirAuthorization`; a `fhirServer` that is not one registered for the calling EHR "
+    "(expression `fhirServer`; nothing is fetched from it; the operator registers servers "
+    "with `twitch-triage ehrs register --fhir-server URL`); the EHR's FHIR server could not "
+    "be read (its status, a redirect to another host, not JSON, a timeout); a prefetch that "
+    "is no QuestionnaireResponse or Bundle; or an intake whose `subject` is not "
+    "`Patient/<context.patientId>` (expression `prefetch.intake.subject.reference`): never "
+    "triaged into another patient's chart.",
     422: "The intake QuestionnaireResponse cannot be triaged: exactly the `$triage` 422 "
     "(one issue per item, `expression` its FHIRPath).",
 }

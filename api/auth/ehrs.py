@@ -3,19 +3,23 @@
 An EHR is its JWT issuer (``iss``), the tenant its calls act for, and its public
 keys: a JWK Set file (copied into the store) or the one ``jku`` URL its tokens may
 name. Only public RSA or P-384 EC signing keys are accepted: a private key in the
-file is refused (it would mean the EHR's secret left the EHR).
+file is refused (it would mean the EHR's secret left the EHR). Its ``fhir_servers``
+are the only FHIR base URLs the CDS service fetches an intake from for it
+(:mod:`api.services.cds.servers`).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
 from api.auth.clients import ClientError, _check_tenant, now_us
+from api.services.cds.servers import MAX_SERVERS, fhir_base
 from api.storage.cds import CdsStore, EhrRecord, RegistrationConflictError
 
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
@@ -49,19 +53,55 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
-def _check_jku(url: str) -> str:
+def _https_or_loopback(url: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.netloc:
+        return True
+    return parts.scheme == "http" and _loopback(parts.hostname)  # this machine: tests, a sidecar
+
+
+def _check_jku(url: str) -> str:
+    if _https_or_loopback(url):
         return url
-    if parts.scheme == "http" and _loopback(parts.hostname):
-        return url  # a key server on this machine (tests, a sidecar)
     raise ClientError("--jku must be an https URL (http only on a loopback address)")
 
 
+def _check_fhir_servers(urls: Sequence[str]) -> tuple[str, ...]:
+    """The normalised FHIR base URLs (duplicates once, in order); ClientError naming the bad one.
+
+    The same transport rule as ``--jku`` (the EHR's token goes there): https, or http
+    only on a loopback address.
+    """
+    servers: list[str] = []
+    for url in urls:
+        try:
+            server = fhir_base(url)
+        except ValueError as exc:
+            raise ClientError(f"--fhir-server {url[:80]!r} {exc}") from None
+        if not _https_or_loopback(server):
+            raise ClientError(
+                f"--fhir-server {url[:80]!r} must be an https URL (http only on a loopback address)"
+            )
+        if server not in servers:
+            servers.append(server)
+    if len(servers) > MAX_SERVERS:
+        raise ClientError(f"at most {MAX_SERVERS} --fhir-server URLs per EHR")
+    return tuple(servers)
+
+
 def register_ehr(
-    cds: CdsStore, *, tenant: str, iss: str, jwks: Any = None, jku: str | None = None
+    cds: CdsStore,
+    *,
+    tenant: str,
+    iss: str,
+    jwks: Any = None,
+    jku: str | None = None,
+    fhir_servers: Sequence[str] = (),
 ) -> EhrRecord:
-    """Register (or re-key) an EHR issuer for a tenant; ClientError when it cannot be."""
+    """Register (or re-key) an EHR issuer for a tenant; ClientError when it cannot be.
+
+    Registering again replaces the keys and the FHIR servers (none given: none kept).
+    """
     if (jwks is None) == (jku is None):
         raise ClientError("give exactly one of --jwks-file and --jku")
     if not iss.strip() or len(iss) > 512:
@@ -73,6 +113,7 @@ def register_ehr(
         jwks_json=None if jwks is None else _check_jwks(jwks),
         jku=None if jku is None else _check_jku(jku),
         created_us=now_us(),
+        fhir_servers=_check_fhir_servers(fhir_servers),
     )
     try:
         return cds.register(record)
@@ -95,6 +136,7 @@ def describe_ehr(record: EhrRecord) -> dict[str, object]:
         described["jwks"] = {"kids": kids}
     if record.jku is not None:
         described["jku"] = record.jku
+    described["fhir_servers"] = list(record.fhir_servers)
     return described
 
 

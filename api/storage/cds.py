@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+import orjson
+from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy import exc as sa_exc
 
 from api.storage.models import CdsCard, CdsEhr, CdsFeedback, CdsUsedJti, Tenant
@@ -18,7 +20,8 @@ from api.storage.repository import Store
 
 @dataclass(frozen=True, slots=True)
 class EhrRecord:
-    """A registered EHR: its id, tenant, issuer and keys (inline JWKS or a ``jku`` URL)."""
+    """A registered EHR: its id, tenant, issuer, keys (inline JWKS or a ``jku`` URL) and
+    the FHIR base URLs it may name as ``fhirServer`` (normalised; empty: none)."""
 
     id: str
     tenant: str
@@ -26,6 +29,7 @@ class EhrRecord:
     jwks_json: bytes | None
     jku: str | None
     created_us: int
+    fhir_servers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,7 @@ _EHR_COLUMNS = (
     CdsEhr.jwks_json,
     CdsEhr.jku,
     CdsEhr.created_us,
+    CdsEhr.fhir_servers,
 )
 _CARD_COLUMNS = (
     CdsCard.uuid,
@@ -88,6 +93,16 @@ _FEEDBACK_COLUMNS = (
 )
 
 
+def _ehr(row: Row[Any]) -> EhrRecord:
+    """An EHR row as a record (``fhir_servers`` NULL, as rows before 0006: none)."""
+    *head, servers = row
+    return EhrRecord(*head, fhir_servers=tuple(orjson.loads(servers)) if servers else ())
+
+
+def _servers_json(servers: Sequence[str]) -> str | None:
+    return orjson.dumps(list(servers)).decode() if servers else None
+
+
 class CdsStore:
     """Reads and writes of the CDS tables, over the assessment store's engine."""
 
@@ -98,15 +113,15 @@ class CdsStore:
 
     def register(self, record: EhrRecord) -> EhrRecord:
         """Register an issuer for a tenant (created on first use); the same issuer and
-        tenant again replaces its keys and keeps its id. RegistrationConflictError when the
-        issuer belongs to another tenant."""
+        tenant again replaces its keys and FHIR servers and keeps its id.
+        RegistrationConflictError when the issuer belongs to another tenant."""
         with self.store.unit_of_work() as work:
             connection = work._connection
             known = connection.execute(
                 select(*_EHR_COLUMNS).where(CdsEhr.iss == record.iss)
             ).first()
             if known is not None:
-                existing = EhrRecord(*known)
+                existing = _ehr(known)
                 if existing.tenant != record.tenant:
                     raise RegistrationConflictError(
                         f"issuer {record.iss!r} is registered for another tenant"
@@ -114,7 +129,11 @@ class CdsStore:
                 connection.execute(
                     update(CdsEhr)
                     .where(CdsEhr.id == existing.id)
-                    .values(jwks_json=record.jwks_json, jku=record.jku)
+                    .values(
+                        jwks_json=record.jwks_json,
+                        jku=record.jku,
+                        fhir_servers=_servers_json(record.fhir_servers),
+                    )
                 )
                 return EhrRecord(
                     existing.id,
@@ -123,6 +142,7 @@ class CdsStore:
                     record.jwks_json,
                     record.jku,
                     existing.created_us,
+                    record.fhir_servers,
                 )
             tenant = connection.execute(
                 select(Tenant.name).where(Tenant.name == record.tenant)
@@ -132,18 +152,25 @@ class CdsStore:
                     insert(Tenant), [{"name": record.tenant, "created_us": record.created_us}]
                 )
             values = {column.key: getattr(record, column.key) for column in _EHR_COLUMNS}
+            values["fhir_servers"] = _servers_json(record.fhir_servers)
             connection.execute(insert(CdsEhr), [values])
         return record
 
     def by_iss(self, iss: str) -> EhrRecord | None:
         with self.store._reading() as connection:
             row = connection.execute(select(*_EHR_COLUMNS).where(CdsEhr.iss == iss)).first()
-        return None if row is None else EhrRecord(*row)
+        return None if row is None else _ehr(row)
+
+    def by_id(self, ehr_id: str) -> EhrRecord | None:
+        """The EHR with this id (None once it was removed)."""
+        with self.store._reading() as connection:
+            row = connection.execute(select(*_EHR_COLUMNS).where(CdsEhr.id == ehr_id)).first()
+        return None if row is None else _ehr(row)
 
     def all(self) -> list[EhrRecord]:
         with self.store._reading() as connection:
             rows = connection.execute(select(*_EHR_COLUMNS).order_by(CdsEhr.created_us))
-            return [EhrRecord(*row) for row in rows]
+            return [_ehr(row) for row in rows]
 
     def remove(self, iss: str) -> EhrRecord | None:
         """Unregister an issuer: its tokens stop working at once; its cards stay."""
@@ -152,7 +179,7 @@ class CdsStore:
             row = connection.execute(select(*_EHR_COLUMNS).where(CdsEhr.iss == iss)).first()
             if row is None:
                 return None
-            record = EhrRecord(*row)
+            record = _ehr(row)
             connection.execute(delete(CdsUsedJti).where(CdsUsedJti.ehr_id == record.id))
             connection.execute(delete(CdsEhr).where(CdsEhr.id == record.id))
         return record

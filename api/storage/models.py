@@ -15,7 +15,7 @@ The Alembic migrations in ``migrations/versions`` create exactly these tables
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from api.storage.documents import CompressedDocument
@@ -198,7 +198,8 @@ class CdsEhr(Base):
     """An EHR (CDS client) registered for a tenant: its JWT issuer and where its keys are.
 
     One issuer belongs to one tenant: the tenant of every assessment and feedback its
-    calls create. Keys are an inline JWKS or the one ``jku`` URL a token may name.
+    calls create. Keys are an inline JWKS or the one ``jku`` URL a token may name. The
+    service fetches an intake only from one of its registered ``fhir_servers``.
     """
 
     __tablename__ = "cds_ehr"
@@ -209,6 +210,8 @@ class CdsEhr(Base):
     jwks_json: Mapped[bytes | None] = mapped_column(LargeBinary)
     jku: Mapped[str | None] = mapped_column(String(2048))
     created_us: Mapped[int] = mapped_column(BigInteger)
+    #: The FHIR base URLs the EHR may name as ``fhirServer`` (a JSON array; NULL: none).
+    fhir_servers: Mapped[str | None] = mapped_column(Text)
 
 
 class CdsUsedJti(Base):

@@ -1,8 +1,9 @@
 """CDS Hooks 2.0 (issue 13): discovery, the ``patient-view`` service, feedback.
 
 ``request`` checks the bodies, ``cards`` builds the discovery document and the
-card, ``markdown`` escapes request text for a card's detail, ``fetch`` reads
-from an EHR's FHIR server, ``service`` holds the use cases. No Flask.
+card, ``markdown`` escapes request text for a card's detail, ``servers`` spells the
+FHIR servers an EHR may name (only registered ones are read), ``fetch`` reads from
+an EHR's FHIR server, ``service`` holds the use cases. No Flask.
 """
 
 from api.services.cds.cards import SERVICE_ID, discovery_document

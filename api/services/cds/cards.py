@@ -62,7 +62,9 @@ def discovery_document(canonical_base: str) -> dict[str, Any]:
                     "minutes ahead, a fresh jti). The intake QuestionnaireResponse answers "
                     f"{cs.questionnaire_url(canonical_base)} and names the patient in context "
                     "as subject (Patient/<patientId>). Without prefetch, fhirServer and "
-                    "fhirAuthorization must let the service read QuestionnaireResponse."
+                    "fhirAuthorization must let the service read QuestionnaireResponse; "
+                    "fhirServer must be a FHIR server registered for the EHR "
+                    "(ehrs register --fhir-server): no other is ever contacted."
                 ),
             }
         ]

@@ -32,6 +32,7 @@ from api.services.cds.request import (
     parse_feedback,
     parse_hook_request,
 )
+from api.services.cds.servers import REGISTER_HINT, fhir_base
 from api.services.errors import InvalidCdsRequestError, NotFoundError, PreconditionFailedError
 from api.services.links import LinkSigner
 from api.services.outcome import Outcome
@@ -128,12 +129,23 @@ def select_intake(value: Any, expression: str) -> dict[str, Any] | None:
     return max(found, key=_authored)
 
 
+def _base_or_none(url: str | None) -> str | None:
+    """``url`` as :func:`fhir_base` spells it; None when it is none or not a usable base."""
+    if url is None:
+        return None
+    try:
+        return fhir_base(url)
+    except ValueError:
+        return None
+
+
 def _same_patient(intake: dict[str, Any], hook: HookRequest, expression: str) -> dict[str, Any]:
     """The intake, its ``subject`` checked against ``context.patientId`` (412 otherwise).
 
     Results filed under the wrong patient are worse than no result: the subject must
     be ``Patient/<patientId>``, relative, or absolute on the request's ``fhirServer``
-    (then made relative, as ``$triage`` needs it).
+    (the bases compared in their normal form; then made relative, as ``$triage``
+    needs it).
     """
     where = f"{expression}.subject.reference"
     subject = intake.get("subject")
@@ -145,8 +157,12 @@ def _same_patient(intake: dict[str, Any], hook: HookRequest, expression: str) ->
         )
     if reference == wanted:
         return intake
-    server = hook.fhir_server.rstrip("/") if hook.fhir_server else None
-    if server is not None and reference == f"{server}/{wanted}":
+    server = _base_or_none(hook.fhir_server)
+    suffix = f"/{wanted}"
+    on_server = reference.endswith(suffix) and (
+        _base_or_none(reference.removesuffix(suffix)) == server
+    )
+    if server is not None and on_server:
         relative = copy.deepcopy(intake)
         relative["subject"]["reference"] = wanted
         return relative
@@ -155,6 +171,26 @@ def _same_patient(intake: dict[str, Any], hook: HookRequest, expression: str) ->
         "triaged into this patient's chart",
         where,
     )
+
+
+def _registered_server(fhir_server: str, ctx: CdsContext) -> str:
+    """The request's ``fhirServer`` as registered for the calling EHR; 412 when it is not.
+
+    Nothing is fetched from a server the operator did not register for this EHR: else
+    any EHR could make this server send requests, and the EHR's token, anywhere
+    (loopback ports, metadata addresses, internal hosts, another EHR's server). An EHR
+    without registered servers gets the 412 whenever it relies on ``fhirServer``.
+    """
+    server = _base_or_none(fhir_server)
+    ehr = ctx.cds.by_id(ctx.ehr_id)
+    if server is None or ehr is None or server not in ehr.fhir_servers:
+        raise _precondition(
+            "fhirServer is not a FHIR server registered for this EHR, so the intake is not "
+            "fetched from it: send the intake as prefetch.intake, or have the operator register "
+            f"its base URL ({REGISTER_HINT}; registering again replaces the list)",
+            "fhirServer",
+        )
+    return server
 
 
 def _intake(hook: HookRequest, ctx: CdsContext) -> tuple[dict[str, Any] | None, str]:
@@ -169,6 +205,7 @@ def _intake(hook: HookRequest, ctx: CdsContext) -> tuple[dict[str, Any] | None, 
             "was given: the intake cannot be obtained",
             f"prefetch.{PREFETCH_KEY}",
         )
+    server = _registered_server(hook.fhir_server, ctx)
     query = urlencode(
         {
             "patient": hook.patient_id,
@@ -178,7 +215,7 @@ def _intake(hook: HookRequest, ctx: CdsContext) -> tuple[dict[str, Any] | None, 
             "_count": "1",
         }
     )
-    url = f"{hook.fhir_server.rstrip('/')}/QuestionnaireResponse?{query}"
+    url = f"{server}/QuestionnaireResponse?{query}"
     try:
         found = ctx.fetch(url, hook.access_token)
     except FetchError as exc:
