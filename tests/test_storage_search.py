@@ -441,3 +441,17 @@ def test_an_audit_event_search_walks_one_index_newest_first(tmp_path) -> None:
         for plan in plans:
             assert any("INDEX ix_audit_event_tenant_recorded (tenant=?" in d for d in plan), plan
             assert not any("TEMP B-TREE" in d for d in plan), plan
+
+
+@pytest.mark.parametrize(
+    ("offset", "accepted"),
+    [("+14:00", True), ("-14:00", True), ("+13:59", True), ("+14:30", False), ("+15:00", False),
+     ("-23:00", False)],
+)  # fmt: skip
+def test_date_offsets_stop_at_fourteen_hours_as_fhir_says(offset, accepted):
+    value = f"2026-01-01T01:00:00{offset}"
+    if accepted:
+        assert parse_search("Observation", [("date", value)]).dates["date"]
+    else:
+        with pytest.raises(SearchError):
+            parse_search("Observation", [("date", value)])

@@ -11,6 +11,7 @@ its assessment before failing. Each case runs on SQLite and a real PostgreSQL.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -162,3 +163,22 @@ def test_the_walk_finds_an_unsafe_character_wherever_it_is(tree: Any, bad: str) 
         found = list(unsafe_strings(wrapped))
         assert len(found) == 1, found
         assert found[0][0].startswith("deep[1]")
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat"])
+def test_a_date_claim_given_as_a_string_is_401(app, ehr, claim):
+    """RFC 7519: NumericDates are JSON numbers; PyJWT alone takes a string of digits."""
+    now = int(time.time())
+    value = str(now + 60 if claim == "exp" else now)
+    token = ehr.token(HOST + SERVICE, claims={claim: value})
+    [issue] = outcome(call(anonymous(app), ehr, hook_request("p1", None), token=token), 401)
+    assert claim in issue["diagnostics"]
+    jwks = jwks_of(RSA_KEY, "rsa-1", "RS384")
+    clients = app.extensions[EXTENSION].clients
+    client = create_client(clients, tenant="smart", scopes=["system/Observation.rs"], jwks=jwks)
+    signed = assertion(client.client_id, **{claim: value})
+    response = anonymous(app).post("/auth/token", data={
+        "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": signed})  # fmt: skip
+    assert response.status_code == 401, response.data[:300]
+    assert claim in response.get_json()["error_description"]

@@ -28,7 +28,7 @@ import orjson
 from flask import request
 
 from api.auth.clients import Principal, now_us
-from api.auth.keys import plain_claim
+from api.auth.keys import malformed_date_claim, plain_claim
 from api.config import app_state
 from api.errors import UnauthorizedError
 from api.services.cds.fetch import FetchError, get_json
@@ -155,6 +155,9 @@ def authenticate() -> Principal:
         raise _refused("its signature does not verify with the EHR's registered key") from None
     except jwt.PyJWTError as exc:
         raise _refused(type(exc).__name__) from None
+    malformed = malformed_date_claim(claims)
+    if malformed is not None:
+        raise _refused(f"its {malformed} must be a number of seconds (a JSON number)")
     now = now_us()
     expires_us = int(claims["exp"]) * 1_000_000
     if expires_us > now + (MAX_LIFETIME_SECONDS + LEEWAY_SECONDS) * 1_000_000:

@@ -9,8 +9,10 @@ lookup. The prefixes make a leaked key recognisable by secret scanners.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from schemas import unsafe_character
@@ -55,3 +57,18 @@ def plain_claim(value: Any, longest: int) -> bool:
     with a 500 instead of the 401 any unusable token gets.
     """
     return isinstance(value, str) and 1 <= len(value) <= longest and unsafe_character(value) is None
+
+
+def malformed_date_claim(claims: Mapping[str, Any]) -> str | None:
+    """The first of ``exp``, ``iat``, ``nbf`` present but not a JSON number, or None.
+
+    RFC 7519 §2 makes these NumericDates (JSON numbers). PyJWT also takes a string
+    of digits (it converts with ``int()``); no conforming signer makes one, so such
+    a token is refused like any malformed one.
+    """
+    for name in ("exp", "iat", "nbf"):
+        if name in claims:
+            value = claims[name]
+            if type(value) not in (int, float) or not math.isfinite(value):
+                return name
+    return None

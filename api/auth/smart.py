@@ -19,7 +19,7 @@ import orjson
 from flask import Blueprint, Response, request
 
 from api.auth.clients import now_us
-from api.auth.keys import new_access_token, plain_claim, secret_hash
+from api.auth.keys import malformed_date_claim, new_access_token, plain_claim, secret_hash
 from api.auth.scopes import ALL_PERMISSIONS, Scope, ScopeError, parse_scopes
 from api.config import app_state
 
@@ -144,10 +144,10 @@ def _issue() -> dict[str, Any]:
     if expires_us > now + (ASSERTION_MAX_SECONDS + LEEWAY_SECONDS) * 1_000_000:
         raise OAuthError("invalid_client", "client_assertion exp is more than 5 minutes ahead", 401)
     jti = verified["jti"]
-    if not plain_claim(jti, 255):
-        raise OAuthError(
-            "invalid_client", "client_assertion jti must be a string of plain characters", 401
-        )
+    malformed = malformed_date_claim(verified)
+    if malformed is not None or not plain_claim(jti, 255):
+        what = f"{malformed} must be a JSON number" if malformed else "jti must be plain text"
+        raise OAuthError("invalid_client", f"client_assertion {what}", 401)
     granted = _granted(client.scopes, form.get("scope", ""))
     # Kept past exp (plus leeway): an assertion replayed within its lifetime is refused.
     if not state.clients.use_assertion(

@@ -83,7 +83,7 @@ _MONTH_DAY = (
 )
 _TIME = (
     r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
-    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+    r"(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))"  # FHIR: offsets up to ±14:00
 )
 #: Exactly the dates that exist (months' lengths, leap years), at any FHIR precision.
 _DATE_TEXT = (
