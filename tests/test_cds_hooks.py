@@ -428,6 +428,37 @@ def test_free_text_is_escaped_for_markdown_and_html(client, ehr):
 # --- feedback ------------------------------------------------------------------------------------
 
 
+def test_a_resent_hook_call_is_answered_from_its_first_assessment(app, client, ehr):
+    """An EHR that resends a call (its answer lost, a timeout) with the same hookInstance
+    gets the same card again; the assessment is stored once, not once per attempt."""
+    patient = f"p-re-{uuid.uuid4().hex[:8]}"
+    body = hook_request(patient, intake_for(client, {**VALID, "symptoms": {"confusion": True}},
+                                            patient))  # fmt: skip
+    first = call(client, ehr, body)
+    again = call(client, ehr, body)  # a fresh JWT (jti), the same call
+    assert first.status_code == again.status_code == 200, again.data[:500]
+    [card_1], [card_2] = first.json["cards"], again.json["cards"]
+    assert card_1["indicator"] == card_2["indicator"] == "critical"
+    assert card_1["summary"] == card_2["summary"]
+    report = urlsplit(card_1["links"][0]["url"]).path
+    assert urlsplit(card_2["links"][0]["url"]).path == report  # the same assessment
+    assert _stored_for(app, patient) == 1
+
+
+def test_a_reused_hook_instance_with_another_intake_still_gets_its_own_card(app, client, ehr):
+    """Not a resent call but an EHR reusing ids: triaged and stored on its own, never
+    refused (a card withheld could hide a red flag)."""
+    patient = f"p-reuse-{uuid.uuid4().hex[:8]}"
+    body = hook_request(patient, intake_for(client, VALID, patient))
+    assert call(client, ehr, body).json["cards"][0]["indicator"] == "info"
+    urgent = intake_for(client, {**VALID, "symptoms": {"confusion": True}}, patient)
+    body["prefetch"] = {"intake": urgent}
+    response = call(client, ehr, body)
+    assert response.status_code == 200, response.data[:500]
+    assert response.json["cards"][0]["indicator"] == "critical"
+    assert _stored_for(app, patient) == 2
+
+
 def _card(client: Any, ehr: Ehr, patient: str, request: dict[str, Any] | None = None) -> dict:
     intake = intake_for(client, request or VALID, patient)
     response = call(client, ehr, hook_request(patient, intake))

@@ -23,7 +23,7 @@ import orjson
 from api.fhir import FhirContext, Issue
 from api.fhir import codesystems as cs
 from api.fhir.versions import DEFAULT_FHIR_VERSION
-from api.services.assessments import Recording, stored_triage
+from api.services.assessments import Recording, StoredTriage, stored_triage
 from api.services.cds.cards import CardLinks, card
 from api.services.cds.fetch import FetchError, get_json
 from api.services.cds.request import (
@@ -33,7 +33,12 @@ from api.services.cds.request import (
     parse_hook_request,
 )
 from api.services.cds.servers import REGISTER_HINT, fhir_base
-from api.services.errors import InvalidCdsRequestError, NotFoundError, PreconditionFailedError
+from api.services.errors import (
+    IdempotencyKeyReusedError,
+    InvalidCdsRequestError,
+    NotFoundError,
+    PreconditionFailedError,
+)
 from api.services.links import LinkSigner
 from api.services.outcome import Outcome
 from api.services.reports import report_link
@@ -41,6 +46,9 @@ from api.services.triage import triage_questionnaire_response
 from api.storage.assessments import Exchange, audit
 from api.storage.cds import CardRecord, CdsStore, FeedbackRecord
 from schemas import IssueType
+
+#: Prefix of the idempotency key a hook call's assessment is stored under.
+HOOK_INSTANCE_KEY = "cds-hook-instance:"
 
 #: Fetches the intake search from the EHR's FHIR server: (url, bearer token) → JSON.
 Fetcher = Callable[[str, str], Any]
@@ -245,16 +253,34 @@ def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
         kept.append(outcome)
         return outcome
 
-    recording = dataclasses.replace(ctx.recording, idempotency_key=None)
-    stored = stored_triage(
-        run,
-        recording=recording,
-        source="cds-hooks",
-        fhir_version=DEFAULT_FHIR_VERSION,  # CDS Hooks carries FHIR R4
-        bundle_type="collection",
-        payload=intake,
+    # The hook call's id keys its assessment: a call the EHR sends again (its answer
+    # lost, a timeout) is answered from the assessment stored the first time, never
+    # stored twice. hookInstance is a UUID per call (CDS Hooks 2.0), so one key of
+    # the tenant's (Idempotency-Key) namespace per call, apart from the API's keys.
+    recording = dataclasses.replace(
+        ctx.recording, idempotency_key=f"{HOOK_INSTANCE_KEY}{hook.hook_instance}"
     )
-    outcome = kept[0]
+
+    def store(recording: Recording) -> StoredTriage:
+        return stored_triage(
+            run,
+            recording=recording,
+            source="cds-hooks",
+            fhir_version=DEFAULT_FHIR_VERSION,  # CDS Hooks carries FHIR R4
+            bundle_type="collection",
+            payload=intake,
+        )
+
+    try:
+        stored = store(recording)
+    except IdempotencyKeyReusedError:
+        # The same hookInstance with another intake: not a resent call but a new one
+        # (an EHR reusing ids). Triaged and stored on its own: a card is never withheld.
+        recording = dataclasses.replace(recording, idempotency_key=None)
+        stored = store(recording)
+    # A replayed call did not run the triage: run it again for the card (the engine is
+    # deterministic; the stored assessment and its Bundle are the first call's).
+    outcome = kept[0] if kept else run()
     report_url = None
     now = int(time.time())
     if stored.stored:
