@@ -11,7 +11,7 @@ from schemas.issues import (
     FieldIssue,
     InvalidRequestError,
     field_issues,
-    unsafe_strings,
+    unsafe_values,
     validate_request,
 )
 from schemas.request import REQUEST_SCHEMA, StrictSchema, TriageRequestSchema, load_triage_request
@@ -28,6 +28,6 @@ __all__ = [
     "field_issues",
     "load_triage_request",
     "unsafe_character",
-    "unsafe_strings",
+    "unsafe_values",
     "validate_request",
 ]

@@ -64,13 +64,17 @@ def render_path(segments: tuple[Segment, ...]) -> str:
     return out.removeprefix(".")
 
 
-def unsafe_strings(
+#: JSON integers a store, orjson and PostgreSQL's bigint hold: 64 bits, signed.
+_INT_RANGE = range(-(2**63), 2**63)
+
+
+def unsafe_values(
     value: Any, segments: tuple[Segment, ...] = (), *, skip: frozenset[str] = frozenset()
 ) -> Iterator[tuple[str, str]]:
     """(path, why) of every key and string in ``value`` that :func:`unsafe_character`
-    refuses, depth first; top-level keys in ``skip`` are not entered (a part checked
-    elsewhere). For bodies no schema of ours walks (CDS Hooks calls): their strings
-    end up in the database, logs and FHIR JSON like any other."""
+    refuses, and every integer beyond 64 bits, depth first; top-level keys in ``skip``
+    are not entered (a part checked elsewhere). For bodies no schema of ours walks
+    (CDS Hooks calls): they end up in the database, logs and JSON like any other."""
     stack: list[tuple[Any, tuple[Segment, ...]]] = [(value, segments)]
     while stack:
         node, where = stack.pop()
@@ -78,6 +82,8 @@ def unsafe_strings(
             why = unsafe_character(node)
             if why is not None:
                 yield render_path(where) or "request body", why
+        elif type(node) is int and node not in _INT_RANGE:
+            yield render_path(where) or "request body", "is an integer beyond 64 bits"
         elif isinstance(node, dict):
             for key, child in reversed(list(node.items())):
                 if not where and key in skip:

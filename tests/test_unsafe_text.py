@@ -27,7 +27,7 @@ from test_auth_smart import ASSERTION_TYPE, RSA_KEY, assertion, jwks_of
 from api import create_app
 from api.auth.clients import create_client
 from api.config import EXTENSION
-from schemas import unsafe_strings
+from schemas import unsafe_values
 
 TENANT = "clinic-a"
 #: A lone surrogate (never UTF-8) and a NUL (never PostgreSQL text), inside a value.
@@ -150,7 +150,7 @@ def test_a_search_value_with_a_nul_is_400_naming_the_parameter(app, resource, pa
 
 _JSON_KEYS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc",)), max_size=8)
 _SAFE_TREES = st.recursive(
-    st.none() | st.booleans() | st.integers() | _JSON_KEYS,
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | _JSON_KEYS,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_JSON_KEYS, inner, max_size=4),
     max_leaves=12,
 )
@@ -158,9 +158,9 @@ _SAFE_TREES = st.recursive(
 
 @given(_SAFE_TREES, st.sampled_from(["\u0000", "\u001f", "\ud800", "\udfff", "\u007f"]))
 def test_the_walk_finds_an_unsafe_character_wherever_it_is(tree: Any, bad: str) -> None:
-    assert list(unsafe_strings(tree)) == []
+    assert list(unsafe_values(tree)) == []
     for wrapped in ({"deep": [tree, {"k": f"x{bad}"}]}, {"deep": [tree, {f"k{bad}": 1}]}):
-        found = list(unsafe_strings(wrapped))
+        found = list(unsafe_values(wrapped))
         assert len(found) == 1, found
         assert found[0][0].startswith("deep[1]")
 
@@ -182,3 +182,91 @@ def test_a_date_claim_given_as_a_string_is_401(app, ehr, claim):
         "client_assertion": signed})  # fmt: skip
     assert response.status_code == 401, response.data[:300]
     assert claim in response.get_json()["error_description"]
+
+
+# --- found by fuzzing the same day: values the decoder takes but orjson cannot write ------
+
+
+BIG = "18446744073709551616"  # 2**64: Python reads it exactly; orjson cannot write it
+#: Bodies the strict decoder reads (a lone surrogate; a colon sends every body there).
+ODD_V1 = [
+    '{"notes": "\\ud800"}',
+    '{"notes": "a:b", "x": ' + BIG + "}",
+]
+ODD_QR = '{"resourceType": "QuestionnaireResponse", "status": "completed", "id": "\\ud800"}'
+JSON_TYPE = {"Content-Type": "application/json"}
+FHIR_TYPE = {"Content-Type": "application/fhir+json"}
+
+
+@pytest.mark.parametrize("body", ODD_V1)
+def test_an_idempotent_triage_of_an_odd_body_is_the_same_422_as_without_a_key(app, body):
+    client = app.test_client()
+    plain = client.post("/v1/triage", data=body, headers=JSON_TYPE)
+    keyed = client.post("/v1/triage", data=body, headers={**JSON_TYPE, "Idempotency-Key": "k1"})
+    assert plain.status_code == keyed.status_code == 422, keyed.data[:300]
+    assert keyed.json["issue"] == plain.json["issue"]
+    qr = client.post("/fhir/QuestionnaireResponse/$triage", data=ODD_QR,
+                     headers={**FHIR_TYPE, "Idempotency-Key": "k2"})  # fmt: skip
+    outcome(qr, 422)
+
+
+def test_a_cds_intake_with_an_odd_value_is_the_triage_422(app, ehr):
+    patient = f"o-{uuid.uuid4().hex[:8]}"
+    for odd in ('"\\ud800"', BIG):
+        body = hook_request(patient, {"resourceType": "QuestionnaireResponse",
+                                      "status": "completed", "authored": "2026-11-27T10:00:00Z",
+                                      "subject": {"reference": f"Patient/{patient}"},
+                                      "id": "ODD"})  # fmt: skip
+        raw = json.dumps(body).replace('"ODD"', odd)
+        token = ehr.token(HOST + SERVICE)
+        response = anonymous(app).post(
+            SERVICE, data=raw, headers={**JSON_TYPE, "Authorization": f"Bearer {token}"}
+        )
+        outcome(response, 422)
+    assert stored_for(app, patient) == 0
+
+
+@pytest.mark.parametrize("number", ["9223372036854775808", "-9223372036854775809", BIG])
+def test_a_cursor_beyond_64_bits_is_a_400(app, number):
+    import base64  # noqa: PLC0415
+
+    cursor = base64.urlsafe_b64encode(f"a|{number}|x".encode()).decode().rstrip("=")
+    for resource in ("Observation", "QuestionnaireResponse", "AuditEvent"):
+        response = anonymous(app).get(f"/fhir/{resource}?_cursor={cursor}", headers=key(app))
+        [issue] = outcome(response, 400)
+        assert issue["expression"] == ["http._cursor"]
+
+
+@pytest.mark.parametrize("server", ["http://[", "https://[::1", "http://]x"])
+def test_a_fhir_server_that_is_no_url_is_a_400(app, ehr, server):
+    body = hook_request("p1", None, fhirServer=server)
+    issues = outcome(call(anonymous(app), ehr, body), 400)
+    assert ["fhirServer"] in [issue.get("expression") for issue in issues]
+
+
+def test_feedback_with_an_integer_beyond_64_bits_is_a_400_naming_it(app, ehr):
+    entry = {
+        "card": str(uuid.uuid4()),
+        "outcome": "accepted",
+        "extension": {"n": "BIG"},
+        "outcomeTimestamp": "2026-11-27T10:00:00Z",
+    }  # a colon: the strict decoder reads it
+    raw = json.dumps({"feedback": [entry]}).replace('"BIG"', BIG)
+    token = ehr.token(HOST + FEEDBACK)
+    response = anonymous(app).post(
+        FEEDBACK, data=raw, headers={**JSON_TYPE, "Authorization": f"Bearer {token}"}
+    )
+    issues = outcome(response, 400)
+    assert ["feedback[0].extension.n"] in [issue.get("expression") for issue in issues]
+
+
+def test_an_authored_that_is_no_date_time_never_reaches_the_card(app, ehr):
+    patient = f"a-{uuid.uuid4().hex[:8]}"
+    intake = intake_for(app.test_client(), INTAKE, patient)
+    for authored, shown in (("\u0000\u0007 not a date", False), ("2026-11-27T10:00:00Z", True)):
+        intake["authored"] = authored
+        response = call(anonymous(app), ehr, hook_request(patient, intake))
+        assert response.status_code == 200, response.data[:300]
+        detail = response.json["cards"][0]["detail"]
+        assert ("not a date" in detail or "\u0007" in detail) is False
+        assert ("Intake completed" in detail) is shown  # (markdown-escaped date)

@@ -286,9 +286,12 @@ def decode_cursor(value: str) -> Cursor:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
         direction, sort_us, cursor_id = raw.split("|")
-        if direction not in ("a", "b") or not _ID.fullmatch(cursor_id):
+        sort = int(sort_us)
+        # A stored time is a 64-bit integer: a bigger one was never issued (and the
+        # database cannot even compare with it).
+        if direction not in ("a", "b") or not _ID.fullmatch(cursor_id) or abs(sort) >= 2**63:
             raise ValueError(raw)
-        return Cursor("after" if direction == "a" else "before", int(sort_us), cursor_id)
+        return Cursor("after" if direction == "a" else "before", sort, cursor_id)
     except ValueError:
         raise SearchError("_cursor", "_cursor is not a cursor this server issued") from None
 

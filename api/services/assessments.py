@@ -10,6 +10,7 @@ answered. No Flask: the HTTP facts come in :class:`~api.storage.assessments.Exch
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,19 @@ def _us(moment: Any) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
+def _canonical(payload: Mapping[str, Any]) -> bytes:
+    """The request as the bytes its idempotency digest is taken of (keys sorted).
+
+    Taken before the request is validated, so it must take any decoded body: orjson
+    refuses a lone surrogate and an integer beyond 64 bits (the triage then refuses
+    the request as invalid, 422); the stdlib encoder writes those, ASCII-escaped.
+    """
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+
 def stored_triage(
     run: Callable[[], Outcome],
     *,
@@ -89,8 +103,7 @@ def stored_triage(
     key = recording.idempotency_key if recording.keep else None
     digest = None
     if key is not None:
-        canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-        digest = request_digest(source, bundle_type, fhir_version, canonical)
+        digest = request_digest(source, bundle_type, fhir_version, _canonical(payload))
         stored = replay(recording.store, key, recording.exchange.tenant)
         if stored is not None:
             if stored.request_digest != digest:

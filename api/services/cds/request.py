@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from api.fhir import Issue
 from api.services.errors import InvalidCdsRequestError
-from schemas import IssueType, unsafe_strings
+from schemas import IssueType, unsafe_values
 
 HOOK = "patient-view"
 #: The prefetch key of the discovery document's one template.
@@ -74,8 +74,9 @@ class _Issues:
 
     def unsafe(self, body: Mapping[str, Any], *, skip: frozenset[str] = frozenset()) -> None:
         """An issue for each control character or unpaired surrogate in ``body`` (keys
-        too): its strings are stored, logged and answered as JSON (a few named)."""
-        for count, (path, why) in enumerate(unsafe_strings(body, skip=skip)):
+        too) and each integer beyond 64 bits: it is stored, logged and answered as JSON
+        (a few named)."""
+        for count, (path, why) in enumerate(unsafe_values(body, skip=skip)):
             if count == 10:
                 break
             self.add(IssueType.VALUE, path, why)
@@ -86,7 +87,10 @@ class _Issues:
 
 
 def _http_url(value: str) -> bool:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)  # ValueError on an unbalanced "[" or "]" (IPv6 syntax)
+    except ValueError:
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.fragment
 
 

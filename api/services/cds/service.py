@@ -31,6 +31,7 @@ from api.services.cds.request import (
     HookRequest,
     parse_feedback,
     parse_hook_request,
+    parse_timestamp,
 )
 from api.services.cds.servers import REGISTER_HINT, fhir_base
 from api.services.errors import (
@@ -288,7 +289,11 @@ def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
             ctx.signer, ctx.base_url, stored.bundle_id, now=now, seconds=ctx.report_link_seconds
         )
     card_uuid = str(uuid.uuid4())
-    authored = intake.get("authored") if isinstance(intake.get("authored"), str) else None
+    # Shown on the card only when it is a date-time: $triage ignores authored (it stamps
+    # its own), so anything else would reach the EHR's screen as it was sent.
+    authored = intake.get("authored")
+    if not isinstance(authored, str) or parse_timestamp(authored) is None:
+        authored = None
     body = card(
         outcome.result,
         outcome.request,
