@@ -25,6 +25,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from flask import Flask
+
+import api
 
 PG_URL_VARIABLE = "TWITCH_TRIAGE_TEST_POSTGRESQL_URL"
 
@@ -131,3 +134,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/store.sqlite3"
     return create_database(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(name="app")
+def app_on_each_backend(database_url: str) -> Flask:
+    """``app`` on a fresh database of each backend, for a module that imports this.
+
+    conftest's ``client`` is built from whichever ``app`` the module has, so the
+    module's requests then run on SQLite and PostgreSQL alike. ``api.create_app`` is
+    looked up at call time: conftest replaces it with its keyed variant.
+    """
+    return api.create_app({"TESTING": True, "DATABASE_URL": database_url})

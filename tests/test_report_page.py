@@ -25,6 +25,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
+from storage_support import app_on_each_backend  # noqa: F401 (the app fixture: both backends)
 
 from api import create_app
 from api.auth.clients import create_client
@@ -48,16 +49,6 @@ REQUEST: dict[str, Any] = {
     "history": {"head_impact": True, "falls_last_7_days": 3},
 }
 LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="alternate"; type="text/html"$')
-
-
-@pytest.fixture
-def app(database_url: str) -> Flask:
-    return create_app({"TESTING": True, "DATABASE_URL": database_url})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def triage(client: FlaskClient, body: Any = None) -> Any:

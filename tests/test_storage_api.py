@@ -12,10 +12,10 @@ import json
 from typing import Any
 
 import orjson
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from storage_support import app_on_each_backend  # noqa: F401 (the app fixture: both backends)
 
 from api import create_app
 from api.config import EXTENSION
@@ -28,16 +28,6 @@ REQUEST: dict[str, Any] = {
     "symptoms": {"headache": True, "loss_of_balance": True},
     "history": {"head_impact": True, "falls_last_7_days": 3},
 }
-
-
-@pytest.fixture
-def app(database_url: str) -> Flask:
-    return create_app({"TESTING": True, "DATABASE_URL": database_url})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def store_of(app: Flask) -> Store:

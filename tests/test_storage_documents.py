@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from storage_support import app_on_each_backend  # noqa: F401 (the app fixture: both backends)
 from test_storage_api import REQUEST  # the stored-triage request of the storage tests
 
 from api import create_app
@@ -29,16 +28,6 @@ from api.storage.database import SQLITE_PAGE_SIZE
 from api.storage.documents import ZSTD_MAGIC, pack, unpack
 
 DOCUMENTS = ("request_json", "result_json", "bundle_json", "provenance_json")
-
-
-@pytest.fixture
-def app(database_url: str) -> Flask:
-    return create_app({"TESTING": True, "DATABASE_URL": database_url})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def raw(app: Flask, sql: str, **params: Any) -> Any:
