@@ -22,9 +22,9 @@ from conftest import anonymous
 from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
-from test_auth_smart import ASSERTION_TYPE, RSA_KEY, assertion, jwks_of
+from storage_support import app_on_each_backend  # noqa: F401 (the app fixture: both backends)
+from test_auth_smart import RSA_KEY, assertion, jwks_of, token_request
 
-from api import create_app
 from api.auth.clients import create_client
 from api.config import EXTENSION
 from schemas import unsafe_values
@@ -33,11 +33,6 @@ TENANT = "clinic-a"
 #: A lone surrogate (never UTF-8) and a NUL (never PostgreSQL text), inside a value.
 UNSAFE = {"surrogate": "a\ud800b", "nul": "a\u0000b"}
 INTAKE = {"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}
-
-
-@pytest.fixture
-def app(database_url: str) -> Flask:
-    return create_app({"TESTING": True, "DATABASE_URL": database_url, "RATE_LIMIT": ""})
 
 
 @pytest.fixture
@@ -50,6 +45,15 @@ def ehr(app: Flask) -> Ehr:
 def key(app: Flask, tenant: str = TENANT) -> dict[str, str]:
     created = create_client(app.extensions[EXTENSION].clients, tenant=tenant)
     return {"Authorization": f"Bearer {created.api_key}"}
+
+
+def smart_client_id(app: Flask) -> str:
+    """A client whose SMART key signs test_auth_smart's assertions."""
+    jwks = jwks_of(RSA_KEY, "rsa-1", "RS384")
+    clients = app.extensions[EXTENSION].clients
+    return create_client(
+        clients, tenant="smart", scopes=["system/Observation.rs"], jwks=jwks
+    ).client_id
 
 
 def outcome(response: Any, status: int) -> list[dict[str, Any]]:
@@ -79,13 +83,8 @@ def test_an_ehr_token_with_an_unusable_claim_is_401(app, ehr, claim, text, path)
 @pytest.mark.parametrize("text", UNSAFE.values(), ids=UNSAFE.keys())
 @pytest.mark.parametrize("claim", ["iss", "jti"])
 def test_a_client_assertion_with_an_unusable_claim_is_401(app, claim, text):
-    jwks = jwks_of(RSA_KEY, "rsa-1", "RS384")
-    clients = app.extensions[EXTENSION].clients
-    client = create_client(clients, tenant="smart", scopes=["system/Observation.rs"], jwks=jwks)
-    signed = assertion(client.client_id, **{claim: text})
-    response = anonymous(app).post("/auth/token", data={
-        "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": signed})  # fmt: skip
+    signed = assertion(smart_client_id(app), **{claim: text})
+    response = token_request(anonymous(app), signed)
     assert response.status_code == 401, response.data[:300]
     assert response.get_json()["error"] == "invalid_client"
 
@@ -173,13 +172,8 @@ def test_a_date_claim_given_as_a_string_is_401(app, ehr, claim):
     token = ehr.token(HOST + SERVICE, claims={claim: value})
     [issue] = outcome(call(anonymous(app), ehr, hook_request("p1", None), token=token), 401)
     assert claim in issue["diagnostics"]
-    jwks = jwks_of(RSA_KEY, "rsa-1", "RS384")
-    clients = app.extensions[EXTENSION].clients
-    client = create_client(clients, tenant="smart", scopes=["system/Observation.rs"], jwks=jwks)
-    signed = assertion(client.client_id, **{claim: value})
-    response = anonymous(app).post("/auth/token", data={
-        "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": signed})  # fmt: skip
+    signed = assertion(smart_client_id(app), **{claim: value})
+    response = token_request(anonymous(app), signed)
     assert response.status_code == 401, response.data[:300]
     assert claim in response.get_json()["error_description"]
 
