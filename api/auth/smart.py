@@ -137,6 +137,10 @@ def _issue() -> dict[str, Any]:
         )
     except jwt.PyJWTError as exc:
         raise OAuthError("invalid_client", f"client_assertion refused: {exc}", 401) from None
+    malformed = malformed_date_claim(verified)
+    if malformed is not None:
+        what = f"client_assertion {malformed} must be a JSON number"
+        raise OAuthError("invalid_client", what, 401)
     now = now_us()
     if verified["sub"] != client.id:
         raise OAuthError("invalid_client", "client_assertion sub must be the client id", 401)
@@ -144,10 +148,8 @@ def _issue() -> dict[str, Any]:
     if expires_us > now + (ASSERTION_MAX_SECONDS + LEEWAY_SECONDS) * 1_000_000:
         raise OAuthError("invalid_client", "client_assertion exp is more than 5 minutes ahead", 401)
     jti = verified["jti"]
-    malformed = malformed_date_claim(verified)
-    if malformed is not None or not plain_claim(jti, 255):
-        what = f"{malformed} must be a JSON number" if malformed else "jti must be plain text"
-        raise OAuthError("invalid_client", f"client_assertion {what}", 401)
+    if not plain_claim(jti, 255):
+        raise OAuthError("invalid_client", "client_assertion jti must be plain text", 401)
     granted = _granted(client.scopes, form.get("scope", ""))
     # Kept past exp (plus leeway): an assertion replayed within its lifetime is refused.
     if not state.clients.use_assertion(

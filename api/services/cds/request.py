@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -76,9 +77,7 @@ class _Issues:
         """An issue for each control character or unpaired surrogate in ``body`` (keys
         too) and each integer beyond 64 bits: it is stored, logged and answered as JSON
         (a few named)."""
-        for count, (path, why) in enumerate(unsafe_values(body, skip=skip)):
-            if count == 10:
-                break
+        for path, why in islice(unsafe_values(body, skip=skip), 10):
             self.add(IssueType.VALUE, path, why)
 
     def raise_if_any(self, summary: str) -> None:
