@@ -37,6 +37,7 @@ from strategies import requests
 
 from api import create_app
 from api.auth.clients import create_client
+from api.auth.ehrs import remove_ehr
 from api.config import EXTENSION
 from api.services.links import REPORT
 from schemas import validate_request
@@ -464,6 +465,15 @@ def _card(client: Any, ehr: Ehr, patient: str, request: dict[str, Any] | None = 
     response = call(client, ehr, hook_request(patient, intake))
     assert response.status_code == 200, response.data[:800]
     return response.json["cards"][0]
+
+
+def test_removing_the_ehr_ends_the_report_links_of_its_cards(app, client, ehr):
+    """A card's report link works while its EHR is registered, not once it is removed."""
+    card = _card(client, ehr, "p-removed")
+    url = urlsplit(card["links"][0]["url"])
+    assert anonymous(app).get(f"{url.path}?{url.query}").status_code == 200
+    remove_ehr(app.extensions[EXTENSION].cds, ehr.iss)
+    assert anonymous(app).get(f"{url.path}?{url.query}").status_code == 404
 
 
 def test_feedback_is_stored_and_audited(app, client, ehr):

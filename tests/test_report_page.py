@@ -28,7 +28,7 @@ from sqlalchemy import update
 from storage_support import app_on_each_backend  # noqa: F401 (the app fixture: both backends)
 
 from api import create_app
-from api.auth.clients import create_client
+from api.auth.clients import create_client, revoke_client
 from api.config import EXTENSION
 from api.services.links import INTAKE, REPORT
 from api.services.reports import (
@@ -455,3 +455,31 @@ def test_a_refused_link_is_audited_without_tenant_or_entity(app, client):
     # The refused attempt names nothing a tenant could see (tenant NULL, operators only).
     page = client.get(f"/fhir/AuditEvent?entity=Bundle/{bundle_id}&subtype=read").get_json()
     assert page.get("total", 0) == 0
+
+
+def test_revoking_the_client_ends_the_report_links_it_was_handed(app):
+    """A revoked client's links are refused like forged ones (and audited so), while
+    another client's links of the same tenant keep working."""
+    clients = app.extensions[EXTENSION].clients
+    revoked = create_client(clients, tenant="local", label="revoked-report-holder")
+    kept = create_client(clients, tenant="local", label="kept-report-holder")
+    client = app.test_client()
+
+    def handed(key: str) -> str:
+        created = client.post(
+            "/v1/triage", json=REQUEST, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert created.status_code == 200, created.get_data(as_text=True)
+        return local(link_url(created))
+
+    revoked_link, kept_link = handed(revoked.api_key), handed(kept.api_key)
+    assert anonymous(app).get(revoked_link).status_code == 200
+    store = app.extensions[EXTENSION].store
+    revoke_client(clients, revoked.client_id)
+    before = store.counts()["audit_event"]
+    refused = anonymous(app).get(revoked_link)
+    assert refused.status_code == 404
+    assert store.counts()["audit_event"] == before + 1
+    forged = anonymous(app).get(f"{urlsplit(revoked_link).path}?expires=1&signature=x")
+    assert refused.data == forged.data  # the same page: nothing says why
+    assert anonymous(app).get(kept_link).status_code == 200

@@ -16,6 +16,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import PathConverter
 
 from api.http import app_state, exchange, page_response
+from api.services.outcome import CDS_HOOKS_SOURCE
 from api.services.reports import ReportNotFoundError, open_report
 
 blueprint = Blueprint("reports", __name__)
@@ -41,6 +42,18 @@ def _not_found() -> Response:
     return page_response(html, frame_ancestors=app_state().settings.frame_ancestors, status=404)
 
 
+def issuer_active(source: str, client: str | None) -> bool:
+    """Whether the client (or, for a CDS Hooks assessment, the EHR) an assessment was
+    issued to is still registered and not revoked; an assessment of no client (stored
+    before partner identity) has nobody to revoke."""
+    if client is None:
+        return True
+    state = app_state()
+    if source == CDS_HOOKS_SOURCE:
+        return state.cds.by_id(client) is not None
+    return state.clients.is_active(client)
+
+
 @blueprint.get("/reports/<fhir_id:bundle_id>")
 def report(bundle_id: str) -> Response:
     """One assessment's report, when the link verifies."""
@@ -54,6 +67,7 @@ def report(bundle_id: str) -> Response:
             expires=request.args.get("expires"),
             signature=request.args.get("signature"),
             now=int(time.time()),
+            issuer_active=issuer_active,
         )
     except ReportNotFoundError:
         return _not_found()

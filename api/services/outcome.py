@@ -9,9 +9,10 @@ from typing import Any, Literal
 
 from triage import TriageResult
 
-#: Where a triage came from: the JSON API, the FHIR ``$triage`` operation (later
-#: ``"cds-hooks"``).
+#: Where a triage came from: the JSON API, the FHIR ``$triage`` operation (an intake
+#: page's submission too) or a CDS Hooks call (whose client is the calling EHR).
 Source = Literal["v1", "fhir", "cds-hooks"]
+CDS_HOOKS_SOURCE: Source = "cds-hooks"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ disagreement, the page shows the stored result as it was issued. No Flask here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -281,10 +281,15 @@ def open_report(
     expires: object,
     signature: object,
     now: int,
+    issuer_active: Callable[[str, str | None], bool],
 ) -> Report:
     """The report of ``bundle_id`` if the link verifies; ReportNotFoundError otherwise.
 
-    The signature is checked before the store is touched. A refused link is
+    ``issuer_active(source, client)`` says whether whoever the assessment was issued
+    to (an API client, or the EHR of a CDS Hooks call) may still act: revoking a client
+    or removing an EHR ends the report links it was handed, as it ends its intake
+    links, instead of leaving them open for the rest of their lifetime (a week by
+    default). The signature is checked before the store is touched. A refused link is
     audited without a tenant or entity (operators see attempts; nothing from an
     unverified link is trusted); a read is audited under the assessment's tenant.
     """
@@ -293,7 +298,7 @@ def open_report(
         audit(store, anonymous, "read", 404)
         raise ReportNotFoundError
     columns = store.assessment_columns(bundle_id)
-    if columns is None:
+    if columns is None or not issuer_active(columns["source"], columns["client"]):
         audit(store, anonymous, "read", 404)
         raise ReportNotFoundError
     reader = dataclasses.replace(anonymous, tenant=columns["tenant"])
