@@ -281,3 +281,60 @@ def test_a_refused_subject_does_not_hide_a_missing_item():
     issues = _issues(qr)
     assert _pairs(issues) == [("value", f"{_R}.subject.reference"), ("required", _R)]
     assert issues[1]["diagnostics"].startswith("linkId patient")
+
+
+# --- elements the triage does not read are still checked, never dropped ---------------
+
+_MALFORMED = [
+    ("authored", "not-a-date"),
+    ("authored", 20261128),
+    ("authored", "2026-02-30"),  # no such day
+    ("authored", "2026-11-28T09:30:00"),  # a time needs its zone
+    ("authored", "2026-11-28T09:30Z"),  # ... and its seconds
+    ("authored", "2026-11-28T09:30:00+15:00"),  # offsets end at ±14:00
+    ("id", "a b"),
+    ("id", 7),
+    ("language", "en US"),
+    ("meta", "profile"),
+    ("text", ["generated"]),
+    ("author", "Practitioner/1"),
+    ("encounter", None),
+    ("extension", {"url": "http://example.org/x"}),
+    ("extension", []),
+    ("basedOn", [{"reference": "ServiceRequest/1"}, "x"]),
+    ("identifier", "abc"),
+    ("identifier", []),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), _MALFORMED)
+def test_a_malformed_element_the_triage_does_not_read_is_refused_by_name(name, value):
+    qr = _qr(FULL) | {name: value}
+    issues = _issues(qr)
+    assert [(i["code"], i["expression"]) for i in issues] == [("value", [f"{_R}.{name}"])]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("authored", "2026"),
+        ("authored", "2026-11"),
+        ("authored", "2024-02-29"),
+        ("authored", "2026-11-28T09:30:00.123+14:00"),
+        ("authored", "2026-11-28T23:59:60Z"),  # FHIR allows a leap second
+        ("language", "zh-Hant-TW"),
+        ("identifier", {"value": "form-1"}),  # R4
+        ("identifier", [{"value": "form-1"}]),  # R5
+        ("meta", {"profile": ["http://example.org/StructureDefinition/qr"]}),
+        ("author", {"reference": "Practitioner/1"}),
+    ],
+)
+def test_well_formed_elements_the_triage_does_not_read_are_taken(name, value):
+    response = _post(_qr(FULL) | {name: value})
+    assert response.status_code == 200, response.data[:500]
+
+
+def test_malformed_elements_are_reported_with_every_other_problem():
+    qr = _qr(FULL) | {"authored": "yesterday", "id": "no spaces", "bogus": 1}
+    expressions = [i["expression"][0] for i in _issues(qr)]
+    assert sorted(expressions) == sorted([f"{_R}.authored", f"{_R}.id", f"{_R}.bogus"])

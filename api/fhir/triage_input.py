@@ -13,8 +13,10 @@ into FHIRPaths.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from api.fhir import codesystems as cs
@@ -55,6 +57,23 @@ QR_ELEMENTS = frozenset(
 )
 #: Modifier elements: when present they change the meaning, and we do not support them.
 _MODIFIERS = ("modifierExtension", "implicitRules")
+#: The JSON shape of the elements the triage does not read (FHIR JSON: a complex
+#: element is an object, a repeating one an array of them). Not reading them is no
+#: reason to take a malformed one: a strict FHIR server refuses it, and so do we,
+#: rather than drop it silently. ``identifier`` repeats in R5, not in R4: both taken.
+_OBJECTS = ("meta", "text", "encounter", "author", "source")
+_ARRAYS = ("contained", "extension", "basedOn", "partOf")
+#: FHIR ``id`` and ``code``-shaped language tag (BCP 47: ``en``, ``en-GB``, ``zh-Hant-TW``).
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
+#: The FHIR R4 ``dateTime`` regular expression, as the specification publishes it
+#: (a time needs seconds and a zone); :func:`_date_time_problem` also checks the date exists.
+_DATE_TIME = re.compile(
+    r"(?P<date>([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
+    r"(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?)"
+    r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
+    r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +163,7 @@ def _check_resource(qr: Any, canonical_base: str, version: str) -> list[Problem]
                     f"{QR}.{key}" if str(key).isidentifier() else QR,
                 )
             )
+    problems.extend(_element_problems(qr))
     url = cs.questionnaire_url(canonical_base)
     expected = cs.questionnaire_canonical(canonical_base, version)
     questionnaire = qr.get("questionnaire")
@@ -184,6 +204,62 @@ def _check_resource(qr: Any, canonical_base: str, version: str) -> list[Problem]
             )
         )
     return problems
+
+
+def _element_problems(qr: Mapping[str, Any]) -> list[Problem]:
+    """Malformed values of the elements the triage does not read (see ``_OBJECTS``)."""
+    problems: list[Problem] = []
+
+    def add(name: str, message: str) -> None:
+        problems.append(Problem(message, f"{QR}.{name}", code="value"))
+
+    for name in _OBJECTS:
+        if name in qr and not isinstance(qr[name], Mapping):
+            add(name, f"{name} must be a JSON object")
+    for name in _ARRAYS:
+        value = qr.get(name)
+        if name in qr and not (
+            isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value)
+        ):
+            add(name, f"{name} must be a non-empty array of JSON objects")
+    identifier = qr.get("identifier")
+    if "identifier" in qr and not (
+        isinstance(identifier, Mapping)
+        or (
+            isinstance(identifier, list)
+            and identifier
+            and all(isinstance(v, Mapping) for v in identifier)
+        )
+    ):
+        add("identifier", "identifier must be an Identifier object (R5: an array of them)")
+    for name, pattern, kind in (
+        ("id", _ID, "a FHIR id"),
+        ("language", _LANGUAGE, "a language tag"),
+    ):
+        value = qr.get(name)
+        if name in qr and not (isinstance(value, str) and pattern.fullmatch(value)):
+            add(name, f"{name} must be {kind}, got {str(value)[:40]!r}")
+    if "authored" in qr and (message := _date_time_problem(qr["authored"])) is not None:
+        add("authored", message)
+    return problems
+
+
+def _date_time_problem(value: object) -> str | None:
+    """Why ``value`` is not a FHIR dateTime (``2026-11-28``, ``2026-11-28T09:30:00+01:00``)."""
+    shown = str(value)[:40]
+    match = _DATE_TIME.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return (
+            f"authored must be a FHIR dateTime (a date, or a date and time with seconds "
+            f"and a zone), got {shown!r}"
+        )
+    day = match["date"]
+    if len(day) == 10:
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            return f"authored names a day that does not exist: {shown!r}"
+    return None
 
 
 def read_triage_input(body: Mapping[str, Any], *, canonical_base: str, version: str) -> TriageInput:
