@@ -7,10 +7,13 @@ of the knowledge base has no cases here.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from engine_cases import request
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from triage import evaluate
 from triage.knowledge_base import RULES
@@ -777,6 +780,31 @@ def test_beta_agonist_doses_add_up_over_repeated_entries():
             request(symptoms={"muscle_cramps": True, "palpitations": False}, history=unknown_doses)
         ).rule_ids
     )
+
+
+@st.composite
+def _doses_near_four(draw: st.DrawFn) -> list[Decimal]:
+    """1 to 4 doses in hundredths whose total is 3.99, 4 or 4.01 (where float sums slip)."""
+    parts = draw(st.lists(st.integers(0, 400), min_size=0, max_size=3))
+    last = draw(st.sampled_from([399, 400, 401])) - sum(parts)
+    assume(last >= 0)
+    cents = [*parts, last]
+    return [Decimal(c) / 100 for c in draw(st.permutations(cents))]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_doses_near_four())
+def test_beta_agonist_doses_are_added_as_written(doses):
+    """The total is the decimal sum of the doses as sent (0.7 + 1.4 + 1.9 is 4), never a
+    binary-float sum that falls short of the threshold."""
+    medications = [{"class": "beta_agonist", "doses_per_day": float(d)} for d in doses]
+    result = evaluate(
+        request(
+            symptoms={"muscle_cramps": True, "palpitations": False},
+            history={"medications": medications},
+        )
+    )
+    assert ("RF-BETA-AGONIST" in result.rule_ids) == (sum(doses) >= 4)
 
 
 def test_whole_body_counts_as_every_site_for_hemifacial_spasm():

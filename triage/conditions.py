@@ -24,6 +24,7 @@ plain words of PROTOCOL.md for reviewers and the published CodeSystems.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from triage.result import Answer
@@ -396,13 +397,17 @@ class DailyDoses(Condition):
             if medication["class"] == self.medication_class
         ]
 
-    def _total(self, facts: Facts) -> float:
-        return sum(m.get("doses_per_day") or 0 for _, m in self._entries(facts))
+    def _total(self, facts: Facts) -> Decimal:
+        """The exact sum of the doses as written: binary floats made 0.7 + 1.4 + 1.9
+        3.9999999999999996, and a total of exactly 4 missed the rule (under-triage)."""
+        return sum(
+            (_exact(m.get("doses_per_day") or 0) for _, m in self._entries(facts)), Decimal(0)
+        )
 
     def test(self, facts: Facts) -> Tri:
         if facts.get(MEDICATIONS) is None:
             return None
-        return self._total(facts) >= self.at_least
+        return self._total(facts) >= _exact(self.at_least)
 
     def evidence(self, facts: Facts) -> list[Answer]:
         answers = []
@@ -415,6 +420,12 @@ class DailyDoses(Condition):
 
     def link_ids(self) -> frozenset[str]:
         return frozenset({MEDICATIONS, MEDICATION_CLASS, f"{MEDICATIONS}.doses_per_day"})
+
+
+def _exact(number: float) -> Decimal:
+    """A number as the decimal it was written as (the shortest text that reads back as
+    the same float, which is what a JSON client sent for any value of ≤ 15 digits)."""
+    return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
 
 
 def medication_answers(
