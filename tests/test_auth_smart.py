@@ -21,7 +21,7 @@ from conftest import anonymous, create_app
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from werkzeug.datastructures import MultiDict
 
-from api.auth.clients import create_client
+from api.auth.clients import ClientError, create_client
 from api.config import EXTENSION
 
 TOKEN_URL = "http://localhost/auth/token"  # noqa: S105 (a URL, not a secret)
@@ -354,3 +354,12 @@ def test_smart_configuration_is_at_the_fhir_base_with_every_required_field(smart
     assert {"client-confidential-asymmetric", "permission-v1", "permission-v2"} <= set(
         body["capabilities"]
     )
+
+
+def test_a_jwks_key_without_a_kid_is_refused_at_registration(smart):
+    """The assertion's kid picks the key, so a key without one could never verify: the
+    registration says so instead of every token request failing later."""
+    public = jwks_of(RSA_KEY, "rsa-1", "RS384")
+    del public["keys"][0]["kid"]
+    with pytest.raises(ClientError, match="kid"):
+        create_client(smart["app"].extensions[EXTENSION].clients, tenant="smart", jwks=public)
