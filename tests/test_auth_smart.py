@@ -19,8 +19,9 @@ import jwt
 import pytest
 from conftest import anonymous, create_app
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from werkzeug.datastructures import MultiDict
 
-from api.auth.clients import create_client
+from api.auth.clients import ClientError, create_client
 from api.config import EXTENSION
 
 TOKEN_URL = "http://localhost/auth/token"  # noqa: S105 (a URL, not a secret)
@@ -217,3 +218,148 @@ def test_other_grants_are_refused(smart):
     response = smart["client"].post("/auth/token", data={"grant_type": "password"})
     assert response.status_code == 400
     assert response.get_json()["error"] == "unsupported_grant_type"
+
+
+# --- conformance with RFC 6749 §5 and SMART's client-confidential-asymmetric profile ---------
+
+
+def _form(issuer: str, **extra: str) -> dict[str, str]:
+    return {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion(issuer),
+        **extra,
+    }
+
+
+def oauth_error(response: Any, status: int) -> str:
+    """The RFC 6749 §5.2 error of a refused token request, its no-cache headers checked."""
+    assert response.status_code == status, response.data
+    assert response.content_type == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Pragma"] == "no-cache"
+    return response.get_json()["error"]
+
+
+def test_a_token_answer_is_never_cached(smart):
+    """RFC 6749 §5.1: Cache-Control no-store and Pragma no-cache on a token answer."""
+    response = token_request(smart["client"], assertion(smart["reader"].client_id))
+    assert response.status_code == 200, response.data
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Pragma"] == "no-cache"
+
+
+def test_a_request_missing_or_repeating_a_parameter_is_invalid_request(smart):
+    """RFC 6749 §5.2: a missing grant_type or a repeated parameter is invalid_request (a
+    grant type that is there but not supported stays unsupported_grant_type)."""
+    client_id = smart["reader"].client_id
+    missing = _form(client_id)
+    del missing["grant_type"]
+    assert oauth_error(smart["client"].post("/auth/token", data=missing), 400) == (
+        "invalid_request"
+    )
+    for name in ("grant_type", "client_assertion_type", "client_assertion", "scope"):
+        form = MultiDict(_form(client_id, scope="system/Bundle.r"))
+        form.add(name, form[name])
+        response = smart["client"].post("/auth/token", data=form)
+        assert oauth_error(response, 400) == "invalid_request", name
+    as_json = smart["client"].post("/auth/token", json=_form(client_id))
+    assert oauth_error(as_json, 400) == "invalid_request"
+    other = smart["client"].post("/auth/token", data=_form(client_id, grant_type="password"))
+    assert oauth_error(other, 400) == "unsupported_grant_type"
+
+
+def test_a_client_id_other_than_the_assertions_iss_is_refused(smart):
+    """SMART: the server SHALL "ensure that the client_id provided is known and matches
+    the JWT's iss claim"."""
+    client_id = smart["reader"].client_id
+    response = smart["client"].post("/auth/token", data=_form(client_id, client_id="another"))
+    assert oauth_error(response, 401) == "invalid_client"
+    same = smart["client"].post("/auth/token", data=_form(client_id, client_id=client_id))
+    assert same.status_code == 200, same.data
+
+
+def _signed(client_id: str, headers: dict[str, Any], key: Any = RSA_KEY) -> str:
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": TOKEN_URL,
+        "exp": int(time.time()) + 120,
+        "jti": str(uuid.uuid4()),
+    }
+    return jwt.encode(claims, key, algorithm="RS384", headers=headers)
+
+
+def test_the_key_is_resolved_as_smart_says(smart):
+    """A kid is required and must name exactly one key of the algorithm's type; a jku
+    that is not the registered JWKS URL fails; a typ other than JWT fails."""
+    clients = smart["app"].extensions[EXTENSION].clients
+    doubled = jwks_of(RSA_KEY, "rsa-1", "RS384")
+    doubled["keys"].append(dict(doubled["keys"][0]))
+    twice = create_client(clients, tenant="smart", scopes=["system/Bundle.r"], jwks=doubled)
+    client_id = smart["reader"].client_id
+    refused_assertions = {
+        "no-kid": _signed(client_id, {}),
+        "jku-not-registered": _signed(
+            client_id, {"kid": "rsa-1", "jku": "https://attacker.example/jwks.json"}
+        ),
+        "typ-not-jwt": _signed(client_id, {"kid": "rsa-1", "typ": "at+jwt"}),
+        "kid-twice-in-jwks": _signed(twice.client_id, {"kid": "rsa-1"}),
+    }
+    for name, signed in refused_assertions.items():
+        response = token_request(smart["client"], signed)
+        assert oauth_error(response, 401) == "invalid_client", name
+    accepted = token_request(smart["client"], _signed(client_id, {"kid": "rsa-1", "typ": "JWT"}))
+    assert accepted.status_code == 200, accepted.data
+
+
+def test_smart_v1_scopes_are_granted_with_v1_meaning(smart):
+    """SMART 2: servers SHOULD process v1 scopes (.read = .rs, .write = .cud) and return
+    v1 scopes when v1 scopes are requested and granted."""
+    reader = smart["reader"].client_id
+    response = token_request(smart["client"], assertion(reader), "system/Observation.read")
+    assert response.status_code == 200, response.data
+    body = response.get_json()
+    assert body["scope"] == "system/Observation.read"
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    assert smart["client"].get("/fhir/Observation", headers=headers).status_code == 200
+    assert smart["client"].post("/v1/triage", json={}, headers=headers).status_code == 403
+    wider = token_request(smart["client"], assertion(reader), "system/Observation.write")
+    assert oauth_error(wider, 400) == "invalid_scope"
+    clients = smart["app"].extensions[EXTENSION].clients
+    v1 = create_client(
+        clients, tenant="smart", scopes=["system/*.read"], jwks=jwks_of(RSA_KEY, "rsa-1", "RS384")
+    )
+    granted = token_request(smart["client"], assertion(v1.client_id), "system/Observation.rs")
+    assert granted.status_code == 200, granted.data
+
+
+@pytest.mark.parametrize(
+    "path", ["/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration"]
+)
+def test_smart_configuration_is_at_the_fhir_base_with_every_required_field(smart, path):
+    """SMART: served at the FHIR base URL + /.well-known/smart-configuration; REQUIRED:
+    token_endpoint, grant_types_supported, capabilities, code_challenge_methods_supported
+    (S256 in, plain out)."""
+    response = smart["client"].get(path)
+    assert response.status_code == 200, response.data
+    assert response.content_type == "application/json"
+    body = response.get_json()
+    assert body["token_endpoint"] == TOKEN_URL
+    assert body["grant_types_supported"] == ["client_credentials"]
+    assert body["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
+    assert set(body["token_endpoint_auth_signing_alg_values_supported"]) == {"RS384", "ES384"}
+    assert "S256" in body["code_challenge_methods_supported"]
+    assert "plain" not in body["code_challenge_methods_supported"]
+    assert {"client-confidential-asymmetric", "permission-v1", "permission-v2"} <= set(
+        body["capabilities"]
+    )
+
+
+def test_a_jwks_key_without_a_kid_is_refused_at_registration(smart):
+    """The assertion's kid picks the key, so a key without one could never verify: the
+    registration says so instead of every token request failing later."""
+    public = jwks_of(RSA_KEY, "rsa-1", "RS384")
+    del public["keys"][0]["kid"]
+    with pytest.raises(ClientError, match="kid"):
+        create_client(smart["app"].extensions[EXTENSION].clients, tenant="smart", jwks=public)

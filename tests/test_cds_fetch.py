@@ -103,6 +103,13 @@ def test_a_fetched_intake_of_another_patient_is_412(client, ehr, allow):
     assert response.json["issue"][0]["expression"] == ["QuestionnaireResponse.subject.reference"]
 
 
+def _failed_search() -> dict[str, Any]:
+    """A searchset with no match and an error outcome: the search failed (not "none")."""
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "fatal"}]}
+    entry = {"resource": outcome, "search": {"mode": "outcome"}}
+    return {"resourceType": "Bundle", "type": "searchset", "total": 0, "entry": [entry]}
+
+
 @pytest.mark.parametrize(
     ("route", "needle"),
     [
@@ -111,8 +118,9 @@ def test_a_fetched_intake_of_another_patient_is_412(client, ehr, allow):
         ((200, {}, b"not json"), "JSON"),
         ((200, {}, {"resourceType": "OperationOutcome", "issue": []}), "OperationOutcome"),
         ((200, {}, {"resourceType": "Patient"}), "neither"),
+        ((200, {}, _failed_search()), "OperationOutcome"),
     ],
-    ids=["401", "500", "not-json", "outcome", "wrong-type"],
+    ids=["401", "500", "not-json", "outcome", "wrong-type", "searchset-with-error-outcome"],
 )
 def test_data_that_cannot_be_had_is_412(client, ehr, allow, route, needle):
     with LoopbackServer({"/QuestionnaireResponse": route}) as fhir:

@@ -262,6 +262,34 @@ def test_a_prefetch_that_is_no_intake_is_412(client, ehr):
     assert issue["expression"] == ["prefetch.intake"]
 
 
+def test_a_prefetch_search_that_failed_is_412_not_no_card(client, ehr):
+    """CDS Hooks: a client "SHOULD" report a failed prefetch with OperationOutcome(s), and a
+    service "SHOULD check any prefetched data for the existence of OperationOutcomes". A
+    searchset whose only entry is an error outcome is a failed query, not "no intake":
+    without a fhirServer to ask, 412. Only warnings, no match: an empty search, no card."""
+    failed = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": 0,
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "OperationOutcome",
+                    "issue": [{"severity": "error", "code": "timeout"}],
+                },
+                "search": {"mode": "outcome"},
+            }
+        ],
+    }
+    [issue] = issues_of(call(client, ehr, hook_request("p3", failed)), 412)
+    assert issue["expression"] == ["prefetch.intake"]
+    warned = copy.deepcopy(failed)
+    warned["entry"][0]["resource"]["issue"][0]["severity"] = "warning"
+    response = call(client, ehr, hook_request("p3", warned))
+    assert response.status_code == 200, response.data[:500]
+    assert response.json == {"cards": []}
+
+
 # --- never the wrong patient ------------------------------------------------------------------
 
 

@@ -137,7 +137,10 @@ def components() -> dict[str, Schema]:
                         "intake": {
                             "description": "A QuestionnaireResponse, a searchset Bundle (its "
                             "newest QuestionnaireResponse by `authored` is used) or null (no "
-                            "intake: no card). Its `subject` must be `Patient/<context."
+                            "intake: no card). An OperationOutcome, or a searchset with no "
+                            "QuestionnaireResponse but an `error`/`fatal` OperationOutcome "
+                            "entry, is a failed query: searched on `fhirServer`, else 412. "
+                            "Its `subject` must be `Patient/<context."
                             "patientId>` (or that on `fhirServer`), else 412.",
                             "type": ["object", "null"],
                         }
@@ -244,8 +247,9 @@ _CDS_ERRORS = {
     "`WWW-Authenticate: Bearer` with `invalid_token`. The token is never echoed or logged.",
     404: "A feedback entry names a card this EHR's tenant was never given; one issue per "
     "entry (`feedback[1].card`); nothing is stored.",
-    412: "The intake cannot be had or used: no `prefetch.intake` and no `fhirServer` with "
-    "`fhirAuthorization`; a `fhirServer` that is not one registered for the calling EHR "
+    412: "The intake cannot be had or used: no `prefetch.intake` (or one reporting a failed "
+    "query) and no `fhirServer` with `fhirAuthorization`; a `fhirServer` that is not one "
+    "registered for the calling EHR "
     "(expression `fhirServer`; nothing is fetched from it; the operator registers servers "
     "with `twitch-triage ehrs register --fhir-server URL`); the EHR's FHIR server could not "
     "be read (its status, a redirect to another host, not JSON, a timeout); a prefetch that "

@@ -808,7 +808,8 @@ def _secure(document: dict[str, Any]) -> None:
             "description": "SMART Backend Services: POST /auth/token with "
             "grant_type=client_credentials and a client_assertion JWT (RS384 or ES384) "
             "signed with a key of the client's registered JWKS; the access token "
-            "(`tta_…`) lives 300 s. Scopes are SMART v2 (`system/<Type|*>.<cruds>`).",
+            "(`tta_…`) lives 300 s. Scopes are SMART v2 (`system/<Type|*>.<cruds>`); "
+            "SMART v1 `.read`/`.write` are read as `.rs`/`.cud`.",
             "flows": {
                 "clientCredentials": {
                     "tokenUrl": "/auth/token",

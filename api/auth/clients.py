@@ -82,6 +82,12 @@ def create_client(
         raise ClientError(str(exc)) from None
     if jwks is not None and not isinstance(jwks.get("keys"), list):
         raise ClientError("a JWKS is a JSON object with a 'keys' array")
+    if jwks is not None and not all(
+        isinstance(key, dict) and isinstance(key.get("kid"), str) and key["kid"]
+        for key in jwks["keys"]
+    ):
+        # SMART: the assertion's kid picks the key; a key without one could never be used.
+        raise ClientError("every key of the JWKS needs a kid (SMART client assertions name it)")
     key = new_api_key()
     record = ClientRecord(
         id=new_client_id(),

@@ -2,6 +2,9 @@
 
 A scope is ``system/<ResourceType or *>.<permissions>``: permissions are the
 SMART v2 letters ``c r u d s`` in that order (any subset), or ``*`` for all.
+SMART v1's ``read`` and ``write`` are read as SMART 2 says a server that keeps
+v1 compatibility should (``read`` = ``rs``, ``write`` = ``cud``, ``*`` = ``cruds``),
+so a v1 client's ``system/Observation.read`` works as written.
 An endpoint needs one (resource type, letter); a caller holding any scope
 that covers it may call it.
 """
@@ -12,8 +15,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-_SCOPE = re.compile(r"system/(\*|[A-Z][A-Za-z]{1,63})\.(\*|c?r?u?d?s?)")
+_SCOPE = re.compile(r"system/(\*|[A-Z][A-Za-z]{1,63})\.(\*|read|write|c?r?u?d?s?)")
 ALL_PERMISSIONS = frozenset("cruds")
+#: SMART v1 permissions in v2 letters (SMART 2.0, scopes: "v1 .read ⇒ v2 .rs").
+V1_PERMISSIONS = {"read": frozenset("rs"), "write": frozenset("cud")}
 
 #: What a client gets when created without ``--scope``: everything of its own tenant.
 DEFAULT_SCOPES = ("system/*.cruds",)
@@ -69,9 +74,12 @@ def parse_scope(text: str) -> Scope:
     match = _SCOPE.fullmatch(text)
     if match is None or match.group(2) == "":
         raise ScopeError(
-            f"{text!r} is not a SMART v2 system scope (system/<Type|*>.<cruds letters|*>)"
+            f"{text!r} is not a SMART v2 system scope (system/<Type|*>.<cruds letters|*>; "
+            "v1 system/<Type|*>.<read|write> is read too)"
         )
     letters = match.group(2)
+    if letters in V1_PERMISSIONS:
+        return Scope(match.group(1), V1_PERMISSIONS[letters])
     return Scope(match.group(1), ALL_PERMISSIONS if letters == "*" else frozenset(letters))
 
 

@@ -6,8 +6,12 @@ JWKS (inline, or fetched from its URL with a short timeout). The assertion's
 ``iss`` and ``sub`` are the client id, ``aud`` is this token URL, ``exp`` at
 most five minutes ahead, and its ``jti`` is never accepted twice (kept in the
 database until it expires). ``none`` and HMAC assertions are refused before
-any key is looked at. Errors follow RFC 6749 §5.2 (OAuth JSON), as SMART
-clients expect from a token endpoint.
+any key is looked at. The key is found as SMART's "client-confidential-asymmetric"
+profile says: a ``jku`` header must be the client's registered JWKS URL, and
+exactly one key must have the header's ``kid`` and the algorithm's key type.
+Errors follow RFC 6749 §5.2 (OAuth JSON), as SMART clients expect from a token
+endpoint; every answer carries ``Cache-Control: no-store`` and ``Pragma: no-cache``
+(RFC 6749 §5.1).
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ from api.config import app_state
 blueprint = Blueprint("auth", __name__)
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+FORM_TYPE = "application/x-www-form-urlencoded"
+#: Token request parameters this endpoint reads: each may be sent once (RFC 6749 §3.2).
+PARAMETERS = ("grant_type", "client_assertion_type", "client_assertion", "client_id", "scope")
+#: Token answers hold a credential: never stored by a cache (RFC 6749 §5.1).
+NO_CACHE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 #: Signature algorithms SMART Backend Services names; nothing else is accepted.
 ALGORITHMS = ("RS384", "ES384")
 #: Lifetime of an access token (SMART recommends at most five minutes).
@@ -68,15 +77,23 @@ def token_url() -> str:
 
 
 @blueprint.get("/.well-known/smart-configuration")
+@blueprint.get("/fhir/.well-known/smart-configuration")
 def smart_configuration() -> Response:
-    """SMART discovery: where to get a token and how to authenticate for it."""
+    """SMART discovery: where to get a token and how to authenticate for it.
+
+    Served at the FHIR base (``/fhir``) too: SMART requires the document at the FHIR
+    base URL plus ``/.well-known/smart-configuration``. ``code_challenge_methods_supported``
+    is REQUIRED by SMART 2 (``S256``, never ``plain``) even where, as here, no
+    authorization-code flow exists; ``permission-v1``: v1 scopes (``.read``) are read.
+    """
     body = {
         "token_endpoint": token_url(),
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": list(ALGORITHMS),
         "grant_types_supported": ["client_credentials"],
         "scopes_supported": list(SCOPES_SUPPORTED),
-        "capabilities": ["client-confidential-asymmetric", "permission-v2"],
+        "code_challenge_methods_supported": ["S256"],
+        "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
     }
     return Response(orjson.dumps(body), content_type="application/json")
 
@@ -87,7 +104,7 @@ def token() -> Response:
     try:
         body = _issue()
     except OAuthError as exc:
-        headers = {"Cache-Control": "no-store"}
+        headers = dict(NO_CACHE)
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="twitch-triage"'
         return Response(
@@ -96,17 +113,32 @@ def token() -> Response:
             headers=headers,
             content_type="application/json",
         )
-    return Response(orjson.dumps(body), content_type="application/json")
+    return Response(orjson.dumps(body), headers=NO_CACHE, content_type="application/json")
 
 
-def _issue() -> dict[str, Any]:
-    # Imported here, not at module load: the app is preloaded in the gunicorn master
-    # before the gevent worker monkey-patches, and PyJWT binds names from ``ssl``.
-    import jwt  # noqa: PLC0415
-
+def _form() -> Any:
+    """The form of a token request (RFC 6749 §4.4.2, §3.2): url-encoded, each parameter
+    once; missing ``grant_type`` is ``invalid_request``, another grant type
+    ``unsupported_grant_type`` (§5.2)."""
+    if request.mimetype != FORM_TYPE:
+        raise OAuthError("invalid_request", f"the token request body must be {FORM_TYPE}")
     form = request.form
-    if form.get("grant_type") != "client_credentials":
+    for name in PARAMETERS:
+        if len(form.getlist(name)) > 1:
+            raise OAuthError("invalid_request", f"{name} is repeated")
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise OAuthError("invalid_request", "grant_type is required (client_credentials)")
+    if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
+    return form
+
+
+def _unverified(form: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(the client assertion, its header, its claims), read before any key is looked at:
+    ``alg`` RS384 or ES384 only (never ``none`` or HMAC), ``typ`` ``JWT`` when given."""
+    import jwt  # noqa: PLC0415 (see _issue)
+
     if form.get("client_assertion_type") != ASSERTION_TYPE:
         raise OAuthError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}")
     assertion = form.get("client_assertion", "")
@@ -119,7 +151,23 @@ def _issue() -> dict[str, Any]:
         raise OAuthError("invalid_client", "client_assertion is not a JWT", 401) from None
     if header.get("alg") not in ALGORITHMS:
         raise OAuthError("invalid_client", "client_assertion must be signed RS384 or ES384", 401)
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
+        raise OAuthError("invalid_client", "client_assertion header typ must be JWT", 401)
+    return assertion, header, claims
+
+
+def _issue() -> dict[str, Any]:
+    # Imported here, not at module load: the app is preloaded in the gunicorn master
+    # before the gevent worker monkey-patches, and PyJWT binds names from ``ssl``.
+    import jwt  # noqa: PLC0415
+
+    form = _form()
+    assertion, header, claims = _unverified(form)
     client_id = claims.get("iss")
+    named = form.get("client_id")
+    if named is not None and named != client_id:  # SMART: client_id must match iss
+        raise OAuthError("invalid_client", "client_id is not the client_assertion's iss", 401)
     state = app_state()
     client = state.clients.get(client_id) if plain_claim(client_id, 255) else None
     if client is None or client.revoked_us is not None:
@@ -193,9 +241,22 @@ def _holds(held: tuple[Scope, ...], wanted: Scope) -> bool:
 
 
 def _signing_key(jwks_json: bytes | None, jwks_url: str | None, header: dict[str, Any]) -> Any:
-    """The public key of the client's JWKS that the assertion's header names."""
+    """The public key of the client's JWKS that the assertion's header names.
+
+    SMART "client-confidential-asymmetric", Signature Verification: a ``jku`` that is
+    not the registered JWKS URL fails; then the one key whose ``kid`` is the header's
+    and whose ``kty`` fits the algorithm (none, or more than one: it fails).
+    """
     import jwt  # noqa: PLC0415 (see _issue)
 
+    kid = header.get("kid")
+    if not plain_claim(kid, 255):
+        raise OAuthError("invalid_client", "client_assertion header names no kid", 401)
+    jku = header.get("jku")
+    if jku is not None and (jwks_url is None or jku != jwks_url):
+        raise OAuthError(
+            "invalid_client", "client_assertion jku is not the client's registered JWKS URL", 401
+        )
     if jwks_json is not None:
         jwks = orjson.loads(jwks_json)
     elif jwks_url is not None:
@@ -206,19 +267,20 @@ def _signing_key(jwks_json: bytes | None, jwks_url: str | None, header: dict[str
         keys = jwt.PyJWKSet.from_dict(jwks).keys
     except jwt.PyJWTError:
         raise OAuthError("invalid_client", "the client's JWKS holds no usable key", 401) from None
-    kid = header.get("kid")
     family = "RSA" if header["alg"].startswith("RS") else "EC"
-    for key in keys:
-        if (kid is None or key.key_id == kid) and key.key_type == family:
-            return key.key
-    raise OAuthError("invalid_client", "no key of the client's JWKS matches the assertion", 401)
+    candidates = [key for key in keys if key.key_id == kid and key.key_type == family]
+    if len(candidates) != 1:
+        what = "no key" if not candidates else "more than one key"
+        raise OAuthError("invalid_client", f"{what} of the client's JWKS has its kid and type", 401)
+    return candidates[0].key
 
 
 def _fetch_jwks(url: str) -> dict[str, Any]:
     if not url.startswith(("https://", "http://")):
         raise OAuthError("invalid_client", "the client's JWKS URL is not http(s)", 401)
+    ask = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     try:
-        with urllib.request.urlopen(url, timeout=JWKS_TIMEOUT_SECONDS) as answer:  # noqa: S310
+        with urllib.request.urlopen(ask, timeout=JWKS_TIMEOUT_SECONDS) as answer:  # noqa: S310
             data = answer.read(JWKS_MAX_BYTES + 1)
     except OSError:
         raise OAuthError("invalid_client", "the client's JWKS URL could not be read", 401) from None

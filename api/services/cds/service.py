@@ -138,6 +138,39 @@ def select_intake(value: Any, expression: str) -> dict[str, Any] | None:
     return max(found, key=_authored)
 
 
+def _failed(value: Any) -> bool:
+    """True when a prefetch or search answer reports that the query failed.
+
+    An OperationOutcome, or a Bundle with no QuestionnaireResponse but an
+    OperationOutcome entry of severity ``error`` or ``fatal`` (CDS Hooks: "OperationOutcome(s)
+    SHOULD be used to communicate those errors"; services "SHOULD check any prefetched
+    data for the existence of OperationOutcomes"). A failed search is not "no intake":
+    answering no card would read as nothing to report.
+    """
+    if not isinstance(value, dict):
+        return False
+    kind = value.get("resourceType")
+    if kind == "OperationOutcome":
+        return True
+    entries = value.get("entry") if kind == "Bundle" else None
+    if not isinstance(entries, list):
+        return False
+    resources = [
+        entry["resource"]
+        for entry in entries
+        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+    ]
+    if any(resource.get("resourceType") == "QuestionnaireResponse" for resource in resources):
+        return False
+    return any(
+        isinstance(issue, dict) and issue.get("severity") in ("error", "fatal")
+        for resource in resources
+        if resource.get("resourceType") == "OperationOutcome"
+        and isinstance(resource.get("issue"), list)
+        for issue in resource["issue"]
+    )
+
+
 def _base_or_none(url: str | None) -> str | None:
     """``url`` as :func:`fhir_base` spells it; None when it is none or not a usable base."""
     if url is None:
@@ -204,14 +237,13 @@ def _registered_server(fhir_server: str, ctx: CdsContext) -> str:
 
 def _intake(hook: HookRequest, ctx: CdsContext) -> tuple[dict[str, Any] | None, str]:
     """(the intake or None, the expression naming where it came from)."""
-    prefetch = hook.prefetch
-    failed = isinstance(prefetch, dict) and prefetch.get("resourceType") == "OperationOutcome"
-    if hook.prefetched and not failed:  # an OperationOutcome: the client's query failed
+    if hook.prefetched and not _failed(hook.prefetch):  # else the client's query failed
         return select_intake(hook.prefetch, f"prefetch.{PREFETCH_KEY}"), f"prefetch.{PREFETCH_KEY}"
     if hook.fhir_server is None or hook.access_token is None:
         raise _precondition(
-            f"prefetch.{PREFETCH_KEY} is absent and no fhirServer with fhirAuthorization "
-            "was given: the intake cannot be obtained",
+            f"prefetch.{PREFETCH_KEY} is absent or reports a failed query (an "
+            "OperationOutcome), and no fhirServer with fhirAuthorization was given: the "
+            "intake cannot be obtained",
             f"prefetch.{PREFETCH_KEY}",
         )
     server = _registered_server(hook.fhir_server, ctx)
@@ -229,7 +261,7 @@ def _intake(hook: HookRequest, ctx: CdsContext) -> tuple[dict[str, Any] | None, 
         found = ctx.fetch(url, hook.access_token)
     except FetchError as exc:
         raise _precondition(f"the EHR's FHIR server {exc}", "fhirServer") from None
-    if isinstance(found, dict) and found.get("resourceType") == "OperationOutcome":
+    if _failed(found):
         raise _precondition("the EHR's FHIR server answered an OperationOutcome", "fhirServer")
     return select_intake(found, "fhirServer"), "QuestionnaireResponse"
 
