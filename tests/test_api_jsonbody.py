@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from decimal import Context, Decimal
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,9 +13,12 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_api_triage import BASE, codes, fired_rules, level_observation
 
 from api.errors import MalformedBodyError, PayloadTooLargeError
 from api.jsonbody import MAX_DEPTH, _strict_decode, parse_json_object, read_body
+
+LEVEL_SYSTEM = f"{BASE}/CodeSystem/triage-level"
 
 
 @pytest.mark.parametrize(
@@ -179,3 +183,60 @@ def test_read_body_of_a_declared_empty_body_reads_nothing():
     request = _request(b"xyz", content_length=0)
     assert read_body(request, limit=100) == b""
     assert request.stream.read(100) == b"xyz"
+
+
+# --- numbers longer than a float holds ---------------------------------------------------
+
+
+@given(
+    threshold=st.decimals(min_value=0, max_value=300, places=2),
+    digits=st.integers(16, 30),
+    above=st.booleans(),
+    tail=st.sampled_from(["", ', "b": "x"']),
+)
+def test_a_long_number_stays_on_its_side_of_every_short_threshold(threshold, digits, above, tail):
+    """31.99999999999999999 is below 32 even though its nearest float is 32.0: the value
+    decoded compares with any short threshold as the written number does."""
+    step = Decimal(1).scaleb(-digits)
+    exact = Context(prec=80)  # the default 28 digits would round the step away
+    written = exact.add(threshold, step) if above else exact.subtract(threshold, step)
+    if written < 0:
+        return
+    body = ('{"v": ' + format(written, "f") + tail + "}").encode()
+    value = parse_json_object(body)["v"]
+    assert (value > float(threshold)) is above
+    assert (value < float(threshold)) is not above
+
+
+@pytest.mark.parametrize(
+    "literal", ["0.1", "37.5", "0.30000000000000004", "31.999999999999996", "1e-7", "3.2e1"]
+)
+def test_a_number_written_as_its_float_is_that_float(literal):
+    assert parse_json_object(f'{{"v": {literal}}}'.encode())["v"] == float(literal)
+
+
+@pytest.mark.parametrize(
+    ("field", "literal", "level", "rule"),
+    [
+        (
+            "body_temperature_c",
+            "31.99999999999999999",
+            "emergency_ambulance",
+            "RF-SEVERE-HYPOTHERMIA",
+        ),
+        ("blood_glucose_mmol_l", "2.99999999999999999", "emergency", "RF-HYPOGLYCAEMIA"),
+    ],
+)
+def test_a_measurement_a_hair_below_a_threshold_is_triaged_below_it(
+    client, field, literal, level, rule
+):
+    body = (
+        '{"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}, '
+        f'"{field}": {literal}}}'
+    ).encode()
+    response = client.post("/v1/triage", data=body, content_type="application/json")
+    assert response.status_code == 200, response.data[:400]
+    bundle = response.get_json()
+    level_codes = codes(level_observation(bundle)["valueCodeableConcept"], LEVEL_SYSTEM)
+    assert level_codes == [level]
+    assert rule in fired_rules(bundle)
