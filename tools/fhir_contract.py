@@ -22,7 +22,15 @@ from api.fhir import codesystems as cs
 from api.fhir.capability import TRIAGE_OPERATION_ID
 from api.fhir.catalog import catalog
 from api.fhir.questionnaire_response import GATES, MEDICATIONS
-from api.fhir.triage_input import QR_ELEMENTS, TRIAGE_STATUSES
+from api.fhir.triage_input import (
+    ARRAY_ELEMENTS,
+    DATE_TIME_PATTERN,
+    ID_PATTERN,
+    LANGUAGE_PATTERN,
+    OBJECT_ELEMENTS,
+    QR_ELEMENTS,
+    TRIAGE_STATUSES,
+)
 from api.fhir.versions import FHIR_JSON
 from schemas.fields import TEXT_PATTERN
 from triage import KNOWLEDGE_BASE_VERSION
@@ -246,7 +254,24 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
         },
         "item": {"type": "array", "items": {"anyOf": item_schemas}, "allOf": rules},
     }
-    # Every other element of the resource is accepted as is (the reader checks the names).
+    # The elements the triage does not read: their JSON shape, as the reader checks it.
+    array_of_objects: Schema = {"type": "array", "minItems": 1, "items": {"type": "object"}}
+    properties.update({name: {"type": "object"} for name in OBJECT_ELEMENTS})
+    properties.update({name: dict(array_of_objects) for name in ARRAY_ELEMENTS})
+    properties["identifier"] = {
+        "anyOf": [{"type": "object"}, array_of_objects],
+        "description": "An Identifier (R4); an array of them (R5) is accepted too.",
+    }
+    properties["id"] = {"type": "string", "pattern": f"^{ID_PATTERN}$"}
+    properties["language"] = {"type": "string", "pattern": f"^{LANGUAGE_PATTERN}$"}
+    properties["authored"] = {
+        "type": "string",
+        "pattern": f"^{DATE_TIME_PATTERN}$",
+        "description": "A FHIR dateTime of a day that exists (a time needs seconds and a "
+        "zone). Not used by the triage, which stamps its own time; a malformed one is "
+        "refused (422), never ignored.",
+    }
+    # Any element left is accepted as is (the reader checks the names).
     properties.update(dict.fromkeys(sorted(QR_ELEMENTS - properties.keys()), ANY))
     return {
         "type": "object",

@@ -85,6 +85,9 @@ _TIME = (
     r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
     r"(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))"  # FHIR: offsets up to ±14:00
 )
+#: A year, and a day that exists (months' lengths, leap years), as FHIR writes them.
+YEAR_TEXT = _YEAR
+DAY_TEXT = f"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
 #: Exactly the dates that exist (months' lengths, leap years), at any FHIR precision.
 _DATE_TEXT = (
     f"(?:(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:{_TIME})?|{_YEAR}-(?:0[1-9]|1[0-2])|{_YEAR})"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from api.fhir import codesystems as cs
@@ -27,6 +26,7 @@ from api.fhir.questionnaire_response import (
     QuestionnaireResponseError,
     read_questionnaire_response,
 )
+from api.fhir.search import DAY_TEXT, YEAR_TEXT
 
 #: QuestionnaireResponse.status codes (FHIR R4, required binding) we triage.
 #: ``entered-in-error`` is refused: the answers are known to be wrong.
@@ -61,19 +61,21 @@ _MODIFIERS = ("modifierExtension", "implicitRules")
 #: element is an object, a repeating one an array of them). Not reading them is no
 #: reason to take a malformed one: a strict FHIR server refuses it, and so do we,
 #: rather than drop it silently. ``identifier`` repeats in R5, not in R4: both taken.
-_OBJECTS = ("meta", "text", "encounter", "author", "source")
-_ARRAYS = ("contained", "extension", "basedOn", "partOf")
-#: FHIR ``id`` and ``code``-shaped language tag (BCP 47: ``en``, ``en-GB``, ``zh-Hant-TW``).
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-_LANGUAGE = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
-#: The FHIR R4 ``dateTime`` regular expression, as the specification publishes it
-#: (a time needs seconds and a zone); :func:`_date_time_problem` also checks the date exists.
-_DATE_TIME = re.compile(
-    r"(?P<date>([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
-    r"(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?)"
-    r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
-    r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?"
+OBJECT_ELEMENTS = ("meta", "text", "encounter", "author", "source")
+ARRAY_ELEMENTS = ("contained", "extension", "basedOn", "partOf")
+#: FHIR ``id``; a language tag (BCP 47: ``en``, ``en-GB``, ``zh-Hant-TW``); FHIR R4
+#: ``dateTime`` (a time needs seconds and a zone, offsets up to ±14:00) of a day that
+#: exists. The request contract publishes the same patterns.
+ID_PATTERN = r"[A-Za-z0-9\-.]{1,64}"
+LANGUAGE_PATTERN = r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*"
+DATE_TIME_PATTERN = (
+    f"(?:{DAY_TEXT}(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\\.[0-9]+)?"
+    r"(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?"
+    f"|{YEAR_TEXT}-(?:0[1-9]|1[0-2])|{YEAR_TEXT})"
 )
+_ID = re.compile(ID_PATTERN)
+_LANGUAGE = re.compile(LANGUAGE_PATTERN)
+_DATE_TIME = re.compile(DATE_TIME_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,16 +209,16 @@ def _check_resource(qr: Any, canonical_base: str, version: str) -> list[Problem]
 
 
 def _element_problems(qr: Mapping[str, Any]) -> list[Problem]:
-    """Malformed values of the elements the triage does not read (see ``_OBJECTS``)."""
+    """Malformed values of the elements the triage does not read (see ``OBJECT_ELEMENTS``)."""
     problems: list[Problem] = []
 
     def add(name: str, message: str) -> None:
         problems.append(Problem(message, f"{QR}.{name}", code="value"))
 
-    for name in _OBJECTS:
+    for name in OBJECT_ELEMENTS:
         if name in qr and not isinstance(qr[name], Mapping):
             add(name, f"{name} must be a JSON object")
-    for name in _ARRAYS:
+    for name in ARRAY_ELEMENTS:
         value = qr.get(name)
         if name in qr and not (
             isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value)
@@ -246,20 +248,12 @@ def _element_problems(qr: Mapping[str, Any]) -> list[Problem]:
 
 def _date_time_problem(value: object) -> str | None:
     """Why ``value`` is not a FHIR dateTime (``2026-11-28``, ``2026-11-28T09:30:00+01:00``)."""
-    shown = str(value)[:40]
-    match = _DATE_TIME.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        return (
-            f"authored must be a FHIR dateTime (a date, or a date and time with seconds "
-            f"and a zone), got {shown!r}"
-        )
-    day = match["date"]
-    if len(day) == 10:
-        try:
-            date.fromisoformat(day)
-        except ValueError:
-            return f"authored names a day that does not exist: {shown!r}"
-    return None
+    if isinstance(value, str) and _DATE_TIME.fullmatch(value):
+        return None
+    return (
+        "authored must be a FHIR dateTime (a date that exists, or one with a time with "
+        f"seconds and a zone), got {str(value)[:40]!r}"
+    )
 
 
 def read_triage_input(body: Mapping[str, Any], *, canonical_base: str, version: str) -> TriageInput:
