@@ -203,3 +203,28 @@ def test_the_memo_is_bounded(monkeypatch):
         len(evaluate(request(patient={"age_years": 10 + minutes})).decisive)
     assert all(len(plan.memo) <= 3 for plan in decisive._PLANS.values())
     assert max(len(plan.memo) for plan in decisive._PLANS.values()) > 0
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_the_answer_shown_is_a_listed_value_or_a_threshold(req):
+    """§8: "for a list, one listed value such as anticoagulant; for a number or enum, a
+    value at a rule's threshold" — also when no answer escalates (then the first
+    candidate tried is shown: never ``[]``, never a value beside a threshold)."""
+    for question in evaluate(req).decisive:
+        kind = ITEMS[question.link_id].kind
+        if kind in (Kind.CODES, Kind.GROUP):
+            assert question.answer != (), question
+        elif kind in (Kind.INTEGER, Kind.DECIMAL) and question.level <= evaluate(req).level:
+            assert question.answer in decisive._thresholds(question.link_id), question
+
+
+def test_a_case_nothing_escalates_still_shows_a_medication_and_a_threshold():
+    """Confusion already calls an ambulance: the unknown items' answers cannot escalate,
+    and what is shown for them is still an answer §8 describes."""
+    symptoms = {"confusion": True, "muscle_cramps": True, "hand_foot_spasm": True}
+    shown = {q.link_id: q.answer for q in evaluate(request(symptoms=symptoms)).decisive}
+    first_class = ITEMS["history.medications.class"].codes[0].code
+    assert shown["history.medications"] == ({"class": first_class},)
+    assert shown["history.conditions"] == (ITEMS["history.conditions"].codes[0].code,)
+    assert shown["twitching.cramp_minutes"] in decisive._thresholds("twitching.cramp_minutes")

@@ -9,11 +9,14 @@ vocabulary and the knowledge base, never from a hand list:
   reads (``No``, "not ...", ``unless``): an item read only as "yes" cannot give
   a more urgent level on "no" (§5a, checked by the brute-force test);
 - one code (enum): each code;
-- a list of codes (conditions): ``[]``, then each code alone;
-- the medication list: ``[]``, then one medication of each class, start date
-  and doses omitted;
-- a number: just below, at and just above every threshold any condition
-  compares it with (1 apart for integers, 0.1 for decimals), within the item's range.
+- a list of codes (conditions): each code alone, then ``[]``;
+- the medication list: one medication of each class, start date and doses
+  omitted, then ``[]``;
+- a number: every threshold any condition compares it with, then just below and
+  just above each (1 apart for integers, 0.1 for decimals), within the item's range.
+
+The answer shown is the first tried that gives the reported level, so when no
+answer escalates it is still what §8 asks: a listed value, a value at a threshold.
 
 Only rules that read the item are re-tested: the others keep their verdict,
 since nothing they read has changed; and a reader is skipped when another of
@@ -87,14 +90,18 @@ def _number_candidates(link_id: str) -> tuple[ProposedAnswer, ...]:
     low = item.minimum if item.minimum is not None else 0
     high = item.maximum if item.maximum is not None else float("inf")
     values: set[float] = set()
-    for threshold in _thresholds(link_id):
+    thresholds = _thresholds(link_id)
+    for threshold in thresholds:
         for near in (threshold - step, threshold, threshold + step):
             value = round(near, 1)
             if low <= value <= high:
                 values.add(int(value) if item.kind is Kind.INTEGER else value)
     if not values:
         values.add(int(low) if item.kind is Kind.INTEGER else low)
-    return tuple(sorted(values))
+    # The thresholds themselves first: when no answer escalates, the one shown is the
+    # first tried, and §8 shows "a value at a rule's threshold".
+    at = {v for v in values if v in thresholds}
+    return (*sorted(at), *sorted(values - at))
 
 
 def _negated_links() -> frozenset[str]:
@@ -134,10 +141,10 @@ def candidates(link_id: str) -> tuple[ProposedAnswer, ...]:
     if item.kind is Kind.CODE:
         return tuple(code.code for code in item.codes)
     if item.kind is Kind.CODES:
-        return ((), *((code.code,) for code in item.codes))
+        return (*((code.code,) for code in item.codes), ())
     if item.kind is Kind.GROUP:
         classes = ITEMS[f"{MEDICATIONS}.class"].codes
-        return ((), *(({"class": code.code},) for code in classes))
+        return (*(({"class": code.code},) for code in classes), ())
     return _number_candidates(link_id)
 
 
