@@ -255,12 +255,21 @@ def test_feedback_with_an_integer_beyond_64_bits_is_a_400_naming_it(app, ehr):
 
 
 def test_an_authored_that_is_no_date_time_never_reaches_the_card(app, ehr):
+    """A malformed authored is refused as $triage refuses it (422 naming it), never shown;
+    a FHIR dateTime is shown on the card."""
     patient = f"a-{uuid.uuid4().hex[:8]}"
     intake = intake_for(app.test_client(), INTAKE, patient)
-    for authored, shown in (("\u0000\u0007 not a date", False), ("2026-11-27T10:00:00Z", True)):
-        intake["authored"] = authored
-        response = call(anonymous(app), ehr, hook_request(patient, intake))
-        assert response.status_code == 200, response.data[:300]
-        detail = response.json["cards"][0]["detail"]
-        assert ("not a date" in detail or "\u0007" in detail) is False
-        assert ("Intake completed" in detail) is shown  # (markdown-escaped date)
+    intake["authored"] = "\u0000\u0007 not a date"
+    refused = call(anonymous(app), ehr, hook_request(patient, intake))
+    assert refused.status_code == 422, refused.data[:300]
+    assert any(
+        "authored" in expression
+        for issue in refused.json["issue"]
+        for expression in issue.get("expression", [])
+    )
+    diagnostics = " ".join(issue.get("diagnostics", "") for issue in refused.json["issue"])
+    assert "\u0007" not in diagnostics  # the value is echoed escaped (as repr shows it)
+    intake["authored"] = "2026-11-27T10:00:00Z"
+    response = call(anonymous(app), ehr, hook_request(patient, intake))
+    assert response.status_code == 200, response.data[:300]
+    assert "Intake completed" in response.json["cards"][0]["detail"]  # (markdown-escaped date)
