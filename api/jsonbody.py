@@ -18,22 +18,21 @@ error message; the two agree on every body both accept (tested).
 A number of 16 or more significant digits can stand for a value its float
 misplaces across a threshold (``31.99999999999999999`` reads as 32.0): a body
 with a run of 16 digits or points goes to the strict decoder, which keeps such
-a number on its side of every short decimal (:func:`_on_its_side`) and reads
-long integers exactly.
+a number on its side of every short decimal (:func:`schemas.numbers.on_its_side`)
+and reads long integers exactly.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-from decimal import Decimal
 from typing import Any
 
 import orjson
 from werkzeug.wrappers import Request
 
 from api.errors import MalformedBodyError, PayloadTooLargeError
+from schemas.numbers import LONG_NUMBER, on_its_side
 
 #: Deeper than any valid request (4) by a wide margin; bounds every later walk.
 MAX_DEPTH = 64
@@ -112,50 +111,7 @@ def _float(text: str) -> float:
     value = float(text)
     if math.isinf(value):
         raise _RejectedError(f"number {text[:40]} is too large (it overflows to infinity)")
-    if len(text) > _EXACT_CHARS:
-        return _on_its_side(text, value)
-    return value
-
-
-#: A number of at most 15 significant digits reads back as the float it became, so
-#: only a longer literal can stand for a value its float misplaces.
-_EXACT_CHARS = 16
-#: Where the fast path hands a body with a float in it to the strict decoder: a run of
-#: digits and points long enough to be a number of 16 or more significant digits (or a
-#: long id in a string, which the strict decoder then reads as well, at ~5 µs). Only a
-#: float can be misplaced (orjson reads integers up to 64 bits exactly and larger ones
-#: as floats); the search costs ~9 µs on a 1 KB body, so a body without one skips it.
-_LONG_NUMBER = re.compile(rb"[0-9.]{16,}")
-
-
-def _on_its_side(text: str, value: float) -> float:
-    """The float of a long literal that keeps the literal's side of every short number.
-
-    ``31.99999999999999999`` (below 32) reads as the float 32.0, and ``32.0 < 32`` is
-    false: RF-SEVERE-HYPOTHERMIA would miss a temperature below its threshold. Every
-    threshold is a short decimal (at most 15 digits). When a long literal reads as the
-    float of a short decimal, the next float on the literal's side of that decimal is
-    taken instead; no other short decimal is that close, so the value compares with
-    every threshold as the written one does (and a fraction written where an integer
-    belongs stays a fraction). A literal whose float is not short already does.
-    """
-    if not _short(value):
-        return value
-    written, short = Decimal(text), Decimal(repr(value))
-    if written > short:
-        return math.nextafter(value, math.inf)
-    if written < short:
-        return math.nextafter(value, -math.inf)
-    return value
-
-
-def _short(number: float) -> bool:
-    """Whether a float is the float of a decimal of at most 15 significant digits."""
-    return len(Decimal(repr(number)).normalize().as_tuple().digits) <= _DOUBLE_DIGITS
-
-
-#: Any decimal of this many significant digits reads back from its float unchanged.
-_DOUBLE_DIGITS = 15
+    return on_its_side(text, value)
 
 
 class _RejectedError(ValueError):
@@ -222,9 +178,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         kind = "an array" if type(value) is list else "a JSON scalar"
         raise MalformedBodyError(f"body is {kind}; expected a JSON object")
     keys, depth, floats = _shape(value)
-    if trusted and (body.count(b":") != keys or (floats and _LONG_NUMBER.search(body) is not None)):
+    if trusted and (body.count(b":") != keys or (floats and LONG_NUMBER.search(body) is not None)):
         # A duplicate key, or just a colon inside a string; or a number orjson may have
-        # rounded across a threshold (see _on_its_side): the strict decoder decides.
+        # rounded across a threshold (see schemas.numbers): the strict decoder decides.
         value = _strict_decode(body)
     if depth > MAX_DEPTH:
         raise MalformedBodyError(f"body is nested deeper than {MAX_DEPTH} levels")

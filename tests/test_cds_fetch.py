@@ -9,6 +9,7 @@ fetched from it.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +85,23 @@ def test_the_intake_is_fetched_with_the_ehrs_token(client, ehr, allow):
         "_sort": ["-authored"],
         "_count": ["1"],
     }
+
+
+def test_a_long_number_in_a_fetched_intake_keeps_its_side_of_the_threshold(client, ehr, allow):
+    """31.99999999999999999 °C is below 32 (RF-SEVERE-HYPOTHERMIA: call an ambulance),
+    although its nearest float is 32.0, in an intake read from the EHR's server too."""
+    intake = intake_for(client, {**VALID, "body_temperature_c": 31.123}, "p-cold")
+    data = json.dumps(_searchset(intake)).encode()
+    assert b'"valueDecimal": 31.123}' in data
+    data = data.replace(b'"valueDecimal": 31.123}', b'"valueDecimal": 31.99999999999999999}')
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, data)}) as fhir:
+        allow(fhir.url)
+        response = call(
+            client, ehr, hook_request("p-cold", prefetch=False, **_authorized(fhir.url))
+        )
+    assert response.status_code == 200, response.data[:800]
+    [card] = response.json["cards"]
+    assert card["source"]["topic"]["code"] == "emergency_ambulance"
 
 
 def test_an_empty_search_gives_no_card(client, ehr, allow):

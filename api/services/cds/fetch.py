@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from schemas import numbers
+
 #: Seconds to wait for the other system (CDS Hooks asks for answers in about 500 ms).
 TIMEOUT_SECONDS = 3.0
 #: Largest document read (a searchset of one QuestionnaireResponse is a few KiB).
@@ -71,7 +73,7 @@ def get_json(
     if len(data) > MAX_BYTES:
         raise FetchError(f"answered more than {MAX_BYTES} bytes")
     try:
-        return orjson.loads(data)
+        return numbers.loads(data)  # a long number keeps its side of every threshold
     except orjson.JSONDecodeError:
         raise FetchError("did not answer JSON") from None
 
