@@ -21,6 +21,7 @@ from werkzeug.sansio.utils import get_current_url
 
 from api.config import app_state
 from api.errors import InvalidParameterError, ServiceUnavailableError, error_response
+from api.fhir.search import ID_TEXT
 from api.responses import fhir_content_type
 from api.services.assessments import Recording, StoredTriage
 from api.services.reports import link_header, report_link
@@ -56,7 +57,7 @@ AUDITED_FAILURES = {
 class FhirIdConverter(BaseConverter):
     """A FHIR id (``[A-Za-z0-9-.]{1,64}``): ``$triage`` and other operations never match."""
 
-    regex = r"[A-Za-z0-9\-.]{1,64}"
+    regex = ID_TEXT
 
 
 def exchange() -> Exchange:

@@ -75,30 +75,28 @@ PARAMETER_DOCS: dict[str, str] = {
 CONTROL_PARAMETERS = ("_count", "_cursor", "_format")
 
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
-_YEAR = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+#: A FHIR year (0001 to 9999).
+YEAR_TEXT = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
 _LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
 _MONTH_DAY = (
     r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
     r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
 )
-_TIME = (
-    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
-    r"(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))"  # FHIR: offsets up to ±14:00
-)
-#: A year, and a day that exists (months' lengths, leap years), as FHIR writes them.
-YEAR_TEXT = _YEAR
-DAY_TEXT = f"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
+#: A FHIR time zone: ``Z`` or an offset up to ±14:00.
+ZONE_TEXT = r"(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+_TIME = r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?" + ZONE_TEXT
+#: A day that exists (months' lengths, leap years), as FHIR writes it.
+DAY_TEXT = f"(?:{YEAR_TEXT}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
 #: Exactly the dates that exist (months' lengths, leap years), at any FHIR precision.
-_DATE_TEXT = (
-    f"(?:(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:{_TIME})?|{_YEAR}-(?:0[1-9]|1[0-2])|{_YEAR})"
-)
+_DATE_TEXT = f"(?:{DAY_TEXT}(?:{_TIME})?|{YEAR_TEXT}-(?:0[1-9]|1[0-2])|{YEAR_TEXT})"
 _DATE = re.compile(
     r"(?P<year>[0-9]{4})(?:-(?P<month>[0-9]{2})(?:-(?P<day>[0-9]{2})"
     r"(?:T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]{1,6}))?)?"
     r"(?P<zone>Z|[+-][0-9]{2}:[0-9]{2}))?)?)?"
 )
-_ID_TEXT = r"[A-Za-z0-9\-.]{1,64}"
-_ID = re.compile(_ID_TEXT)
+#: A FHIR ``id``.
+ID_TEXT = r"[A-Za-z0-9\-.]{1,64}"
+_ID = re.compile(ID_TEXT)
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 #: A token's system and code: anything but the separators and control characters
 #: (which no code holds, and NUL cannot even be sent to PostgreSQL).
@@ -111,8 +109,8 @@ _MAX_US = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z
 VALUE_PATTERNS: dict[str, str] = {
     "date": f"^(?:{'|'.join(_PREFIXES)})?{_DATE_TEXT}$",
     "token": f"^{_CODING_TEXT}(?:,{_CODING_TEXT})*$",
-    "reference:Patient": f"^(?:Patient/)?{_ID_TEXT}(?:,(?:Patient/)?{_ID_TEXT})*$",
-    "reference": f"^[A-Z][A-Za-z]{{1,63}}/{_ID_TEXT}(?:,[A-Z][A-Za-z]{{1,63}}/{_ID_TEXT})*$",
+    "reference:Patient": f"^(?:Patient/)?{ID_TEXT}(?:,(?:Patient/)?{ID_TEXT})*$",
+    "reference": f"^[A-Z][A-Za-z]{{1,63}}/{ID_TEXT}(?:,[A-Z][A-Za-z]{{1,63}}/{ID_TEXT})*$",
     "_count": "^0*(?:[0-9]{1,2}|100)$",  # 0 to MAX_COUNT
 }
 

@@ -26,7 +26,7 @@ from api.fhir.questionnaire_response import (
     QuestionnaireResponseError,
     read_questionnaire_response,
 )
-from api.fhir.search import DAY_TEXT, YEAR_TEXT
+from api.fhir.search import DAY_TEXT, ID_TEXT, YEAR_TEXT, ZONE_TEXT
 
 #: QuestionnaireResponse.status codes (FHIR R4, required binding) we triage.
 #: ``entered-in-error`` is refused: the answers are known to be wrong.
@@ -66,12 +66,11 @@ ARRAY_ELEMENTS = ("contained", "extension", "basedOn", "partOf")
 #: FHIR ``id``; a language tag (BCP 47: ``en``, ``en-GB``, ``zh-Hant-TW``); FHIR R4
 #: ``dateTime`` (a time needs seconds and a zone, offsets up to ±14:00) of a day that
 #: exists. The request contract publishes the same patterns.
-ID_PATTERN = r"[A-Za-z0-9\-.]{1,64}"
+ID_PATTERN = ID_TEXT
 LANGUAGE_PATTERN = r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*"
 DATE_TIME_PATTERN = (
     f"(?:{DAY_TEXT}(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\\.[0-9]+)?"
-    r"(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?"
-    f"|{YEAR_TEXT}-(?:0[1-9]|1[0-2])|{YEAR_TEXT})"
+    f"{ZONE_TEXT})?|{YEAR_TEXT}-(?:0[1-9]|1[0-2])|{YEAR_TEXT})"
 )
 _ID = re.compile(ID_PATTERN)
 _LANGUAGE = re.compile(LANGUAGE_PATTERN)
@@ -219,20 +218,10 @@ def _element_problems(qr: Mapping[str, Any]) -> list[Problem]:
         if name in qr and not isinstance(qr[name], Mapping):
             add(name, f"{name} must be a JSON object")
     for name in ARRAY_ELEMENTS:
-        value = qr.get(name)
-        if name in qr and not (
-            isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value)
-        ):
+        if name in qr and not _objects(qr[name]):
             add(name, f"{name} must be a non-empty array of JSON objects")
     identifier = qr.get("identifier")
-    if "identifier" in qr and not (
-        isinstance(identifier, Mapping)
-        or (
-            isinstance(identifier, list)
-            and identifier
-            and all(isinstance(v, Mapping) for v in identifier)
-        )
-    ):
+    if "identifier" in qr and not (isinstance(identifier, Mapping) or _objects(identifier)):
         add("identifier", "identifier must be an Identifier object (R5: an array of them)")
     for name, pattern, kind in (
         ("id", _ID, "a FHIR id"),
@@ -244,6 +233,11 @@ def _element_problems(qr: Mapping[str, Any]) -> list[Problem]:
     if "authored" in qr and (message := _date_time_problem(qr["authored"])) is not None:
         add("authored", message)
     return problems
+
+
+def _objects(value: object) -> bool:
+    """Whether ``value`` is a repeating complex element: a non-empty array of objects."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
 
 
 def _date_time_problem(value: object) -> str | None:

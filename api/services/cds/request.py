@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from api.fhir import Issue
+from api.fhir.search import ID_TEXT
 from api.services.errors import InvalidCdsRequestError
 from schemas import IssueType, unsafe_values
 
@@ -24,7 +25,7 @@ HOOK = "patient-view"
 #: The prefetch key of the discovery document's one template.
 PREFETCH_KEY = "intake"
 #: A FHIR id (the patient the chart is open on).
-FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+FHIR_ID = re.compile(ID_TEXT)
 OUTCOMES = ("accepted", "overridden")
 #: Most feedback entries one call may carry.
 MAX_FEEDBACK = 100
