@@ -16,7 +16,6 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import PathConverter
 
 from api.http import app_state, exchange, page_response
-from api.services.outcome import CDS_HOOKS_SOURCE
 from api.services.reports import ReportNotFoundError, open_report
 
 blueprint = Blueprint("reports", __name__)
@@ -42,18 +41,6 @@ def _not_found() -> Response:
     return page_response(html, frame_ancestors=app_state().settings.frame_ancestors, status=404)
 
 
-def issuer_active(source: str, client: str | None) -> bool:
-    """Whether the client (or, for a CDS Hooks assessment, the EHR) an assessment was
-    issued to is still registered and not revoked; an assessment of no client (stored
-    before partner identity) has nobody to revoke."""
-    if client is None:
-        return True
-    state = app_state()
-    if source == CDS_HOOKS_SOURCE:
-        return state.cds.by_id(client) is not None
-    return state.clients.is_active(client)
-
-
 @blueprint.get("/reports/<fhir_id:bundle_id>")
 def report(bundle_id: str) -> Response:
     """One assessment's report, when the link verifies."""
@@ -67,7 +54,8 @@ def report(bundle_id: str) -> Response:
             expires=request.args.get("expires"),
             signature=request.args.get("signature"),
             now=int(time.time()),
-            issuer_active=issuer_active,
+            client_active=state.clients.is_active,
+            ehr_registered=lambda ehr_id: state.cds.by_id(ehr_id) is not None,
         )
     except ReportNotFoundError:
         return _not_found()

@@ -26,6 +26,7 @@ from urllib.parse import quote
 import orjson
 
 from api.services.links import REPORT, LinkSigner
+from api.services.outcome import CDS_HOOKS_SOURCE
 from api.storage import Store
 from api.storage.assessments import REPORT_RELATION, Exchange, audit
 from triage import KNOWLEDGE_BASE_VERSION, evaluate, wording
@@ -281,15 +282,16 @@ def open_report(
     expires: object,
     signature: object,
     now: int,
-    issuer_active: Callable[[str, str | None], bool],
+    client_active: Callable[[str], bool],
+    ehr_registered: Callable[[str], bool],
 ) -> Report:
     """The report of ``bundle_id`` if the link verifies; ReportNotFoundError otherwise.
 
-    ``issuer_active(source, client)`` says whether whoever the assessment was issued
-    to (an API client, or the EHR of a CDS Hooks call) may still act: revoking a client
-    or removing an EHR ends the report links it was handed, as it ends its intake
-    links, instead of leaving them open for the rest of their lifetime (a week by
-    default). The signature is checked before the store is touched. A refused link is
+    Whoever the assessment was issued to must still be able to act (``client_active``
+    for an API client, ``ehr_registered`` for the EHR of a CDS Hooks call): revoking a
+    client or removing an EHR ends the report links it was handed, as it ends its
+    intake links, instead of leaving them open for the rest of their lifetime (a week
+    by default). The signature is checked before the store is touched. A refused link is
     audited without a tenant or entity (operators see attempts; nothing from an
     unverified link is trusted); a read is audited under the assessment's tenant.
     """
@@ -298,12 +300,28 @@ def open_report(
         audit(store, anonymous, "read", 404)
         raise ReportNotFoundError
     columns = store.assessment_columns(bundle_id)
-    if columns is None or not issuer_active(columns["source"], columns["client"]):
+    if columns is None or not _issuer_active(columns, client_active, ehr_registered):
         audit(store, anonymous, "read", 404)
         raise ReportNotFoundError
     reader = dataclasses.replace(anonymous, tenant=columns["tenant"])
     audit(store, reader, "read", 200, entity=("Bundle", bundle_id))
     return build_report(columns)
+
+
+def _issuer_active(
+    columns: Mapping[str, Any],
+    client_active: Callable[[str], bool],
+    ehr_registered: Callable[[str], bool],
+) -> bool:
+    """Whether the client (or, for a CDS Hooks assessment, the EHR) an assessment was
+    issued to may still act; an assessment of no client (stored before partner
+    identity) has nobody to revoke."""
+    client = columns["client"]
+    if client is None:
+        return True
+    if columns["source"] == CDS_HOOKS_SOURCE:
+        return ehr_registered(client)
+    return client_active(client)
 
 
 def build_report(columns: Mapping[str, Any]) -> Report:
