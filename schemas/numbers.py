@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 #: A literal of at most this many characters has at most 15 significant digits.
-EXACT_CHARS = 16
+_EXACT_CHARS = 16
 #: A run of digits and points long enough to be a number of 16 or more significant
 #: digits (or a long id in a string: reading it again costs little). orjson reads
 #: integers up to 64 bits exactly and larger ones as floats, so only a body with a
@@ -36,7 +36,7 @@ _DOUBLE_DIGITS = 15
 
 def on_its_side(text: str, value: float) -> float:
     """``value`` (``float(text)``), or the next float on the written value's side."""
-    if len(text) <= EXACT_CHARS or not _short(value):
+    if len(text) <= _EXACT_CHARS or not _short(value):
         return value
     written, short = Decimal(text), Decimal(repr(value))
     if written > short:
@@ -64,4 +64,4 @@ def loads(data: bytes) -> Any:
     return json.loads(data, parse_float=_float)
 
 
-__all__ = ["EXACT_CHARS", "LONG_NUMBER", "loads", "on_its_side"]
+__all__ = ["LONG_NUMBER", "loads", "on_its_side"]
