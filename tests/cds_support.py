@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -28,6 +29,8 @@ from triage import KNOWLEDGE_BASE_VERSION
 SERVICE = "/cds-services/twitch-triage"
 FEEDBACK = SERVICE + "/feedback"
 HOST = "http://localhost"
+#: The tenant the CDS tests register their EHR for.
+TENANT = "clinic-a"
 QUESTIONNAIRE = cs.questionnaire_canonical(cs.DEFAULT_CANONICAL_BASE, KNOWLEDGE_BASE_VERSION)
 
 
@@ -105,6 +108,14 @@ def register(
         fhir_servers=fhir_servers,
     )
     return record.id
+
+
+@pytest.fixture(name="ehr")
+def registered_ehr(app: Flask) -> Ehr:
+    """A new EHR registered for ``TENANT`` (inline JWK Set, no FHIR server)."""
+    found = Ehr(f"https://ehr-{uuid.uuid4().hex[:8]}.example/fhir")
+    register(app, found, TENANT)
+    return found
 
 
 def hook_request(

@@ -35,7 +35,15 @@ def jwks_of(private: Any, kid: str, alg: str) -> dict[str, Any]:
     return {"keys": [{**public, "kid": kid, "alg": alg, "use": "sig"}]}
 
 
-def assertion(client_id: str, *, key: Any = RSA_KEY, alg: str = "RS384", **claims: Any) -> str:
+def assertion(
+    client_id: str,
+    *,
+    key: Any = RSA_KEY,
+    alg: str = "RS384",
+    headers: dict[str, Any] | None = None,
+    **claims: Any,
+) -> str:
+    """A signed client assertion; ``headers`` replaces the default (the key's kid)."""
     now = int(time.time())
     body = {
         "iss": client_id,
@@ -45,8 +53,9 @@ def assertion(client_id: str, *, key: Any = RSA_KEY, alg: str = "RS384", **claim
         "jti": str(uuid.uuid4()),
         **claims,
     }
-    kid = "ec-1" if alg == "ES384" else "rsa-1"
-    return jwt.encode(body, key, algorithm=alg, headers={"kid": kid})
+    if headers is None:
+        headers = {"kid": "ec-1" if alg == "ES384" else "rsa-1"}
+    return jwt.encode(body, key, algorithm=alg, headers=headers)
 
 
 def token_request(client: Any, signed: str, scope: str | None = None) -> Any:
@@ -279,17 +288,6 @@ def test_a_client_id_other_than_the_assertions_iss_is_refused(smart):
     assert same.status_code == 200, same.data
 
 
-def _signed(client_id: str, headers: dict[str, Any], key: Any = RSA_KEY) -> str:
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": TOKEN_URL,
-        "exp": int(time.time()) + 120,
-        "jti": str(uuid.uuid4()),
-    }
-    return jwt.encode(claims, key, algorithm="RS384", headers=headers)
-
-
 def test_the_key_is_resolved_as_smart_says(smart):
     """A kid is required and must name exactly one key of the algorithm's type; a jku
     that is not the registered JWKS URL fails; a typ other than JWT fails."""
@@ -299,17 +297,19 @@ def test_the_key_is_resolved_as_smart_says(smart):
     twice = create_client(clients, tenant="smart", scopes=["system/Bundle.r"], jwks=doubled)
     client_id = smart["reader"].client_id
     refused_assertions = {
-        "no-kid": _signed(client_id, {}),
-        "jku-not-registered": _signed(
-            client_id, {"kid": "rsa-1", "jku": "https://attacker.example/jwks.json"}
+        "no-kid": assertion(client_id, headers={}),
+        "jku-not-registered": assertion(
+            client_id, headers={"kid": "rsa-1", "jku": "https://attacker.example/jwks.json"}
         ),
-        "typ-not-jwt": _signed(client_id, {"kid": "rsa-1", "typ": "at+jwt"}),
-        "kid-twice-in-jwks": _signed(twice.client_id, {"kid": "rsa-1"}),
+        "typ-not-jwt": assertion(client_id, headers={"kid": "rsa-1", "typ": "at+jwt"}),
+        "kid-twice-in-jwks": assertion(twice.client_id, headers={"kid": "rsa-1"}),
     }
     for name, signed in refused_assertions.items():
         response = token_request(smart["client"], signed)
         assert oauth_error(response, 401) == "invalid_client", name
-    accepted = token_request(smart["client"], _signed(client_id, {"kid": "rsa-1", "typ": "JWT"}))
+    accepted = token_request(
+        smart["client"], assertion(client_id, headers={"kid": "rsa-1", "typ": "JWT"})
+    )
     assert accepted.status_code == 200, accepted.data
 
 

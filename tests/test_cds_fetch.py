@@ -16,21 +16,22 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cds_support import Ehr, LoopbackServer, call, hook_request, intake_for, register
+from cds_support import (
+    TENANT,
+    Ehr,
+    LoopbackServer,
+    call,
+    hook_request,
+    intake_for,
+    register,
+    registered_ehr,  # noqa: F401 (the ehr fixture)
+)
 from flask import Flask
 
 from api.services.cds import service as cds_service
 
-TENANT = "clinic-a"
 VALID = {"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}
 TOKEN = "ehr-issued-access-token-" + uuid.uuid4().hex
-
-
-@pytest.fixture
-def ehr(app: Flask) -> Ehr:
-    found = Ehr(f"https://ehr-{uuid.uuid4().hex[:8]}.example/fhir")
-    register(app, found, TENANT)
-    return found
 
 
 @pytest.fixture

@@ -21,11 +21,13 @@ from cds_support import (
     FEEDBACK,
     HOST,
     SERVICE,
+    TENANT,
     Ehr,
     call,
     hook_request,
     intake_for,
     register,
+    registered_ehr,  # noqa: F401 (the ehr fixture)
 )
 from conftest import anonymous
 from examples import EXAMPLE_IDS, EXAMPLES
@@ -45,7 +47,6 @@ from tests.support.cds_conformance import discovery_problems, response_problems
 from tools.openapi import OPENAPI_PATH
 from triage import Level, evaluate
 
-TENANT = "clinic-a"
 INDICATOR = {
     "emergency_ambulance": "critical",
     "emergency": "critical",
@@ -54,13 +55,6 @@ INDICATOR = {
     "self_care": "info",
 }
 VALID = {"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}
-
-
-@pytest.fixture
-def ehr(app: Flask) -> Ehr:
-    found = Ehr(f"https://ehr-{uuid.uuid4().hex[:8]}.example/fhir")
-    register(app, found, TENANT)
-    return found
 
 
 def tenant_key(app: Flask, tenant: str = TENANT) -> str:

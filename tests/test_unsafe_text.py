@@ -17,7 +17,16 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from cds_support import FEEDBACK, HOST, SERVICE, Ehr, call, hook_request, intake_for, register
+from cds_support import (
+    FEEDBACK,
+    HOST,
+    SERVICE,
+    TENANT,
+    call,
+    hook_request,
+    intake_for,
+    registered_ehr,  # noqa: F401 (the ehr fixture)
+)
 from conftest import anonymous
 from flask import Flask
 from hypothesis import given
@@ -29,17 +38,9 @@ from api.auth.clients import create_client
 from api.config import EXTENSION
 from schemas import unsafe_values
 
-TENANT = "clinic-a"
 #: A lone surrogate (never UTF-8) and a NUL (never PostgreSQL text), inside a value.
 UNSAFE = {"surrogate": "a\ud800b", "nul": "a\u0000b"}
 INTAKE = {"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}
-
-
-@pytest.fixture
-def ehr(app: Flask) -> Ehr:
-    found = Ehr(f"https://ehr-{uuid.uuid4().hex[:8]}.example/fhir")
-    register(app, found, TENANT)
-    return found
 
 
 def key(app: Flask, tenant: str = TENANT) -> dict[str, str]:
