@@ -10,9 +10,19 @@ requests and writes them with one ``BEGIN IMMEDIATE`` … ``COMMIT`` on a plain
 ``sqlite3`` connection of its own. Under gevent the transaction runs on a
 native thread (gevent's thread pool) while the event loop keeps serving; the
 requests whose rows it holds wait for it and are answered only once it has
-committed (``synchronous=FULL``): nothing acknowledged is lost. Each request's
-rows sit in a SAVEPOINT of their own, so one request's duplicate idempotency
-key fails that request alone.
+committed (``synchronous=FULL``): nothing acknowledged is lost.
+
+The SQLite file has one writer at a time, across processes, so what the
+writer does while it holds the file bounds the throughput of every worker:
+- the batch is taken once the writer holds the file, so requests that arrived
+  while the other worker committed share this commit (and its ``fsync``);
+- documents are compressed on the request, before it queues;
+- each table's rows go in one multi-row INSERT, not one statement step per
+  row: every step hands the GIL back, and taking it again from a busy event
+  loop can cost the writer milliseconds.
+A conflict (one request's duplicate idempotency key) undoes the batch, which is
+then written again request by request, each in its own SAVEPOINT, so that
+request alone fails.
 
 Why not SQLAlchemy here: its connection pool and caches use ``threading``
 locks, which gevent patches into event-loop locks, not meant to be taken from
@@ -24,11 +34,13 @@ from the declared tables, so the columns cannot drift from the models.
 from __future__ import annotations
 
 import contextlib
+import functools
 import operator
 import os
 import sqlite3
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -71,6 +83,34 @@ def _insert(table: Any) -> tuple[str, tuple[str, ...]]:
     if tuple(compiled.positiontup or ()) != names:  # pragma: no cover (SQLAlchemy's order)
         raise RuntimeError(f"{declared.name}: parameters not in column order")
     return str(compiled), names
+
+
+#: Rows per multi-row INSERT: far below SQLite's 32,766 host parameters, and few
+#: statement shapes for the connection's statement cache.
+ROWS_PER_STATEMENT = 64
+
+
+@functools.cache
+def _rows_sql(sql: str, width: int, count: int) -> str:
+    """``sql`` (one row's INSERT) for ``count`` rows: ``VALUES (?, ?), (?, ?)``."""
+    head, separator, _ = sql.partition(" VALUES ")
+    if not separator:  # pragma: no cover (SQLAlchemy's INSERT text)
+        raise RuntimeError(f"no VALUES clause in {sql!r}")
+    one = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES {', '.join([one] * count)}"
+
+
+def _insert_rows(connection: sqlite3.Connection, sql: str, rows: Sequence[Row]) -> None:
+    """All ``rows`` with one statement per :data:`ROWS_PER_STATEMENT`.
+
+    One ``execute`` of many rows instead of ``executemany``: the sqlite3 module hands
+    the GIL back around every statement step, and on a busy gevent worker the writer
+    thread can wait milliseconds to take it again, while it holds the database.
+    """
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        values = [value for row in chunk for value in row]
+        connection.execute(_rows_sql(sql, len(chunk[0]), len(chunk)), values)
 
 
 _ASSESSMENT_SQL, _ASSESSMENT_COLUMNS = _insert(Assessment)
@@ -154,8 +194,8 @@ class Append:
 
     def compress(self) -> None:
         """Compress the document columns, as the model's column type would (see
-        :mod:`api.storage.documents`). Called on the writer thread, outside the writer
-        lock: Zstandard releases the GIL, so the event loop goes on meanwhile."""
+        :mod:`api.storage.documents`). Called on the request, before it queues: the
+        writer thread then holds the database only for the inserts and the commit."""
         if self.compressed:  # once only: a frame compressed again would be stored
             return
         if self.assessment is not None:
@@ -191,11 +231,22 @@ class _ProcessState:
 
     def __init__(self) -> None:
         self.condition = threading.Condition(threading.Lock())
-        self.pending: list[Append] = []
+        #: Appended by request greenlets, drained by the writer thread once it holds the
+        #: database (``deque`` appends and pops are atomic, so the thread needs no lock).
+        self.pending: deque[Append] = deque()
         self.flushing = False
         self.offload = _offload()
         self.writer_lock = native_lock()
         self.connection: sqlite3.Connection | None = None
+
+
+def _drain(pending: deque[Append]) -> list[Append]:
+    """Take every job queued so far (greenlets may append meanwhile; they wait their turn)."""
+    batch = []
+    with contextlib.suppress(IndexError):
+        while True:
+            batch.append(pending.popleft())
+    return batch
 
 
 class GroupCommitter:
@@ -250,6 +301,7 @@ class GroupCommitter:
         written now (nothing of this request is then stored).
         """
         job = Append.of(record, audits)
+        job.compress()
         state = self._process_state()
         with state.condition:
             state.pending.append(job)
@@ -257,17 +309,16 @@ class GroupCommitter:
                 if state.flushing:
                     state.condition.wait()
                     continue
-                # This request leads: it commits everything pending, its own rows included.
+                # This request leads: its writer-thread call commits whatever is pending
+                # once it holds the database, its own rows and those of every request
+                # that arrived while another process was committing. If the leader is
+                # interrupted, the thread still finishes and marks its jobs done; a
+                # waiter whose job is not done yet then leads the next round.
                 state.flushing = True
-                batch, state.pending = state.pending, []
                 state.condition.release()
                 try:
-                    state.offload(self._commit, (state, batch))
+                    state.offload(self._commit, (state,))
                 finally:
-                    for waiting in batch:
-                        if not waiting.done:  # the leader was interrupted mid-wait
-                            waiting.error = StorageUnavailableError("interrupted")
-                            waiting.done = True
                     state.condition.acquire()
                     state.flushing = False
                     state.condition.notify_all()
@@ -283,6 +334,7 @@ class GroupCommitter:
                 timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,
+                cached_statements=4 * ROWS_PER_STATEMENT + 16,  # every shape of _insert_rows
             )
             connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             connection.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
@@ -291,11 +343,18 @@ class GroupCommitter:
             state.connection = connection
         return state.connection
 
-    def _commit(self, state: _ProcessState, batch: list[Append]) -> None:
-        """One transaction for the batch; every job ends done, with its error if any."""
-        for job in batch:
-            job.compress()
-        with state.writer_lock:
+    def _commit(self, state: _ProcessState) -> None:
+        """One transaction for everything pending once this process holds the database.
+
+        The batch is taken after the cross-process turn is granted, not before: the
+        requests that arrived while the other worker committed join this transaction
+        instead of waiting for one more commit (and ``fsync``) of their own. Every job
+        taken ends done, with its error if any.
+        """
+        with state.writer_lock, self._queue.turn():
+            batch = _drain(state.pending)
+            if not batch:
+                return
             try:
                 self._transaction(state, batch)
             except _UNAVAILABLE as exc:
@@ -311,19 +370,38 @@ class GroupCommitter:
                     job.done = True
 
     def _transaction(self, state: _ProcessState, batch: list[Append]) -> None:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` of the batch (the caller holds the turn)."""
         connection = self._connect(state)
-        # Writers of all processes wait for each other in the kernel, not in SQLite's
-        # sleeping busy handler (WriterQueue: fcntl only, safe on this native thread).
-        with self._queue.turn():
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                for job in batch:
-                    self._insert_job(connection, job)
-                connection.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    connection.execute("ROLLBACK")
-                raise
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert_batch(connection, batch)
+            connection.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            raise
+
+    @classmethod
+    def _insert_batch(cls, connection: sqlite3.Connection, batch: list[Append]) -> None:
+        """Every job's rows, a few statements per table; job by job after a conflict.
+
+        A conflict (an idempotency key another assessment holds) undoes the whole
+        batch's inserts, which are then made again one job at a time, each in its own
+        savepoint, so that only the request that reused the key fails.
+        """
+        connection.execute("SAVEPOINT batch")
+        try:
+            _insert_rows(connection, _ASSESSMENT_SQL, [j.assessment for j in batch if j.assessment])
+            _insert_rows(connection, _RESOURCE_SQL, [r for job in batch for r in job.resources])
+            _insert_rows(connection, _CODE_SQL, [c for job in batch for c in job.codes])
+            _insert_rows(connection, _AUDIT_SQL, [a for job in batch for a in job.audits])
+        except sqlite3.IntegrityError:
+            connection.execute("ROLLBACK TO batch")
+            connection.execute("RELEASE batch")
+            for job in batch:
+                cls._insert_job(connection, job)
+            return
+        connection.execute("RELEASE batch")
 
     @staticmethod
     def _insert_job(connection: sqlite3.Connection, job: Append) -> None:
