@@ -9,13 +9,17 @@ nothing; a taken idempotency key fails only the request that reused it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -153,6 +157,98 @@ def test_a_reused_idempotency_key_fails_only_that_request(store):
     assert_whole(store, [first, other])
     # The refused request's AuditEvent went with it (its savepoint rolled back).
     assert rows(store, "SELECT count(*) FROM audit_event")[0][0] == 2
+
+
+@contextlib.contextmanager
+def another_writer(store: Store) -> Iterator[None]:
+    """Hold the writers' cross-process lock, as a worker committing in another process."""
+    with open(f"{store.engine.url.database}.writer.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def queued(store: Store) -> int:
+    """How many appends wait in this process's queue for the writer."""
+    state = store._committer._state
+    return len(state.pending) if state is not None else 0
+
+
+def count_transactions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    transactions: list[int] = []
+    real = group_commit.GroupCommitter._transaction
+
+    def counted(self, state, batch):  # count the transactions, then do the real one
+        transactions.append(len(batch))
+        return real(self, state, batch)
+
+    monkeypatch.setattr(group_commit.GroupCommitter, "_transaction", counted)
+    return transactions
+
+
+def appending(store: Store, jobs: list[tuple[AssessmentRecord, AuditRow]]):
+    """Threads appending each job; their outcomes (None or the exception) by record id."""
+    outcomes: dict[str, BaseException | None] = {}
+
+    def send(one: AssessmentRecord, event: AuditRow) -> None:
+        try:
+            store.append(one, (event,))
+            outcomes[one.id] = None
+        except BaseException as exc:  # recorded for the assertions
+            outcomes[one.id] = exc
+
+    threads = [threading.Thread(target=send, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    return threads, outcomes
+
+
+def test_appends_queued_while_another_process_writes_share_the_next_commit(store, monkeypatch):
+    """The batch is taken once the writer holds the file, not when the leader started
+    waiting for it: 40 requests that queued meanwhile commit together (their 80
+    resource rows span two multi-row INSERTs)."""
+    transactions = count_transactions(monkeypatch)
+    store.append(None, (audit(0),))
+    records = [record(i) for i in range(40)]
+    with another_writer(store):
+        threads, outcomes = appending(store, [(r, audit(i)) for i, r in enumerate(records)])
+        wait_until(lambda: queued(store) == len(records))
+        assert transactions == [1]  # nobody wrote while the other process held the file
+    for thread in threads:
+        thread.join(60)
+    assert outcomes == {r.id: None for r in records}
+    assert transactions == [1, 40]
+    assert_whole(store, records)
+    assert rows(store, "SELECT count(*) FROM audit_event")[0][0] == 41
+
+
+def test_a_reused_key_in_a_shared_commit_fails_that_request_alone(store, monkeypatch):
+    first = record(1, key="same")
+    store.append(first, (audit(1),))
+    transactions = count_transactions(monkeypatch)
+    again = record(2, key="same")
+    others = [record(i, key=f"k{i}") for i in range(3, 11)]
+    jobs = [(one, audit(0)) for one in (*others[:4], again, *others[4:])]
+    with another_writer(store):
+        threads, outcomes = appending(store, jobs)
+        wait_until(lambda: queued(store) == len(jobs))
+    for thread in threads:
+        thread.join(60)
+    assert transactions == [len(jobs)]  # one batch, written again job by job
+    assert isinstance(outcomes[again.id], DuplicateKeyError)
+    assert {r.id: outcomes[r.id] for r in others} == {r.id: None for r in others}
+    assert_whole(store, [first, *others])
+    # The refused request's AuditEvent went with it (its savepoint rolled back).
+    assert rows(store, "SELECT count(*) FROM audit_event")[0][0] == 1 + len(others)
 
 
 def test_a_locked_database_is_unavailable_and_stores_nothing_then_recovers(store, monkeypatch):
