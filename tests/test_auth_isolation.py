@@ -98,6 +98,34 @@ def test_an_idempotency_key_is_the_tenants_own():
     assert changed.get_json()["issue"][0]["expression"] == ["http.Idempotency-Key"]
 
 
+def test_an_idempotency_key_is_the_clients_own_within_a_tenant():
+    """Two clients of one tenant sending the same key each get their own assessment:
+    a client never receives another client's stored Bundle (nor its report link)
+    through a key, even with the identical body, and learns nothing of the other's
+    key from a 409 or a 422."""
+    app = create_app({"TESTING": True})
+    clients = app.extensions[EXTENSION].clients
+    reader = bearer(create_client(clients, tenant="clinic").api_key)
+    writer = bearer(create_client(clients, tenant="clinic", scopes=("system/Bundle.c",)).api_key)
+    key = {"Idempotency-Key": "visit-7"}
+    client = anonymous(app)
+    first = client.post("/v1/triage", json=VALID_REQUEST, headers={**reader, **key})
+    second = client.post("/v1/triage", json=VALID_REQUEST, headers={**writer, **key})
+    assert first.status_code == second.status_code == 200, second.get_data(as_text=True)
+    assert second.get_json()["id"] != first.get_json()["id"]
+    assert first.get_json()["id"].encode() not in second.data
+    changed = client.post(
+        "/v1/triage", json=VALID_REQUEST | {"notes": "x"}, headers={**writer, **key}
+    )
+    assert changed.status_code == 422  # its own key with another body, as for any client
+    assert client.post("/v1/triage", json=VALID_REQUEST, headers={**reader, **key}).data == (
+        first.data
+    )
+    assert client.post("/v1/triage", json=VALID_REQUEST, headers={**writer, **key}).data == (
+        second.data
+    )
+
+
 class TwoTenants(RuleBasedStateMachine):
     """Two tenants create, read, search and delete; each sees only its own."""
 

@@ -8,6 +8,7 @@ is checked is what a client sees, and the rows behind it.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any
 
@@ -335,23 +336,29 @@ def test_a_retry_with_the_same_idempotency_key_returns_the_stored_response(app, 
     assert store_of(app).counts()["assessment"] == 1
 
 
-def test_the_key_is_stored_scoped_and_a_row_stored_before_still_replays(app, client):
-    """The column holds SHA-256 of tenant and key; a row stored with the bare key (before
-    keys were scoped) still answers its retry."""
+def test_the_key_is_stored_scoped_and_rows_stored_before_still_replay(app, client):
+    """The column holds SHA-256 of tenant, client and key; a row stored with the
+    tenant's digest or the bare key (before keys were scoped to the client) still
+    answers its client's retry."""
     first = triage(client, **{"Idempotency-Key": "order-44"})
     bundle_id = first.get_json()["id"]
     engine = store_of(app).engine
     with engine.begin() as connection:
-        stored = connection.execute(
-            text("SELECT idempotency_key FROM assessment WHERE id = :id"), {"id": bundle_id}
-        ).scalar_one()
-        assert stored == scoped_idempotency_key("local", "order-44")
-        connection.execute(
-            text("UPDATE assessment SET idempotency_key = :key WHERE id = :id"),
-            {"key": "order-44", "id": bundle_id},
-        )
-    again = triage(client, **{"Idempotency-Key": "order-44"})
-    assert again.data == first.data
+        stored, tenant, owner = connection.execute(
+            text("SELECT idempotency_key, tenant, client FROM assessment WHERE id = :id"),
+            {"id": bundle_id},
+        ).one()
+    assert owner is not None
+    assert stored == scoped_idempotency_key(tenant, owner, "order-44")
+    tenant_digest = hashlib.sha256(f"{tenant}\norder-44".encode()).hexdigest()
+    for earlier in (f"sha256:{tenant_digest}", "order-44"):
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE assessment SET idempotency_key = :key WHERE id = :id"),
+                {"key": earlier, "id": bundle_id},
+            )
+        again = triage(client, **{"Idempotency-Key": "order-44"})
+        assert again.data == first.data, earlier
     assert store_of(app).counts()["assessment"] == 1
 
 

@@ -104,7 +104,8 @@ def stored_triage(
     digest = None
     if key is not None:
         digest = request_digest(source, bundle_type, fhir_version, _canonical(payload))
-        stored = replay(recording.store, key, recording.exchange.tenant)
+        exchange = recording.exchange
+        stored = replay(recording.store, key, exchange.tenant, exchange.client_id)
         if stored is not None:
             if stored.request_digest != digest:
                 raise IdempotencyKeyReusedError(

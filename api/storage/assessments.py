@@ -181,11 +181,13 @@ def _with_link(bundle: Mapping[str, Any], link: dict[str, str]) -> dict[str, Any
     return linked
 
 
-def replay(store: Store, key: str, tenant: str | None) -> StoredAssessment | None:
-    """The caller's assessment stored under an idempotency key, if any."""
+def replay(
+    store: Store, key: str, tenant: str | None, client: str | None
+) -> StoredAssessment | None:
+    """The calling client's assessment stored under an idempotency key, if any."""
     if tenant is None:
         return None
-    return store.assessment_by_key(key, tenant=tenant)
+    return store.assessment_by_key(key, tenant=tenant, client=client)
 
 
 __all__ = [

@@ -179,7 +179,7 @@ def assessment_record(
         resources=tuple(resources),
         idempotency_key=None
         if facts.idempotency_key is None
-        else scoped_idempotency_key(tenant, facts.idempotency_key),
+        else scoped_idempotency_key(tenant, client, facts.idempotency_key),
         request_digest=facts.request_digest,
         client=client,
         tenant=tenant,

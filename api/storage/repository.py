@@ -270,15 +270,23 @@ class Purged(NamedTuple):
     cds_feedback: int
 
 
-def scoped_idempotency_key(tenant: str | None, key: str) -> str:
-    """What the ``idempotency_key`` column holds for a tenant's key.
+def scoped_idempotency_key(tenant: str | None, client: str | None, key: str) -> str:
+    """What the ``idempotency_key`` column holds for a client's key.
 
     The column is unique across the store, but a key means something only to the
-    tenant that sent it: two tenants sending the same key must each get their own
-    assessment, and neither may learn of the other's key from a 409. The SHA-256
-    of tenant and key keeps the constraint (a concurrent duplicate within one
-    tenant still loses the race) with the key scoped to its tenant.
+    API client that sent it (as with Stripe's and the IETF draft's keys): two clients
+    sending the same key, of two tenants or of one, each get their own assessment,
+    and neither learns of the other's key from a replay, a 409 or a 422, nor reads
+    the other's stored Bundle through it. The SHA-256 of tenant, client and key keeps
+    the constraint (a concurrent duplicate of one client still loses the race) with
+    the key scoped to its client.
     """
+    digest = hashlib.sha256(f"{tenant or ''}\n{client or ''}\n{key}".encode()).hexdigest()
+    return f"sha256:{digest}"
+
+
+def _tenant_scoped_idempotency_key(tenant: str | None, key: str) -> str:
+    """The column's value for rows stored while keys were scoped to the tenant only."""
     digest = hashlib.sha256(f"{tenant or ''}\n{key}".encode()).hexdigest()
     return f"sha256:{digest}"
 
@@ -431,15 +439,26 @@ class Store:
         """A tenant's assessment by id (another tenant's is None, as if it never existed)."""
         return self._assessment(and_(Assessment.id == assessment_id, Assessment.tenant == tenant))
 
-    def assessment_by_key(self, key: str, *, tenant: str) -> StoredAssessment | None:
-        """A tenant's assessment stored under the Idempotency-Key ``key``, if any.
+    def assessment_by_key(
+        self, key: str, *, tenant: str, client: str | None
+    ) -> StoredAssessment | None:
+        """The client's assessment stored under the Idempotency-Key ``key``, if any.
 
-        Rows stored before keys were scoped hold the key itself; they are found too,
-        in the tenant's own rows only.
+        Rows stored before keys were scoped to the client hold the tenant-scoped
+        digest, and older ones the key itself; they are found too, among the rows
+        this client stored only.
         """
-        stored = (scoped_idempotency_key(tenant, key), key)
+        stored = (
+            scoped_idempotency_key(tenant, client, key),
+            _tenant_scoped_idempotency_key(tenant, key),
+            key,
+        )
         return self._assessment(
-            and_(Assessment.idempotency_key.in_(stored), Assessment.tenant == tenant)
+            and_(
+                Assessment.idempotency_key.in_(stored),
+                Assessment.tenant == tenant,
+                Assessment.client.is_(None) if client is None else Assessment.client == client,
+            )
         )
 
     def _assessment(self, where: ColumnElement[bool]) -> StoredAssessment | None:
