@@ -240,6 +240,14 @@ class _ProcessState:
         self.connection: sqlite3.Connection | None = None
 
 
+def _insert_batch(connection: sqlite3.Connection, batch: list[Append]) -> None:
+    """Every job's rows, a few multi-row statements per table (parents first)."""
+    _insert_rows(connection, _ASSESSMENT_SQL, [job.assessment for job in batch if job.assessment])
+    _insert_rows(connection, _RESOURCE_SQL, [row for job in batch for row in job.resources])
+    _insert_rows(connection, _CODE_SQL, [row for job in batch for row in job.codes])
+    _insert_rows(connection, _AUDIT_SQL, [row for job in batch for row in job.audits])
+
+
 def _drain(pending: deque[Append]) -> list[Append]:
     """Take every job queued so far (greenlets may append meanwhile; they wait their turn)."""
     batch = []
@@ -374,34 +382,20 @@ class GroupCommitter:
         connection = self._connect(state)
         connection.execute("BEGIN IMMEDIATE")
         try:
-            self._insert_batch(connection, batch)
+            try:
+                _insert_batch(connection, batch)
+            except sqlite3.IntegrityError:
+                # A conflict (an idempotency key another assessment holds): undo the
+                # batch and write it again job by job, so that job alone fails.
+                connection.execute("ROLLBACK")
+                connection.execute("BEGIN IMMEDIATE")
+                for job in batch:
+                    self._insert_job(connection, job)
             connection.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
             raise
-
-    @classmethod
-    def _insert_batch(cls, connection: sqlite3.Connection, batch: list[Append]) -> None:
-        """Every job's rows, a few statements per table; job by job after a conflict.
-
-        A conflict (an idempotency key another assessment holds) undoes the whole
-        batch's inserts, which are then made again one job at a time, each in its own
-        savepoint, so that only the request that reused the key fails.
-        """
-        connection.execute("SAVEPOINT batch")
-        try:
-            _insert_rows(connection, _ASSESSMENT_SQL, [j.assessment for j in batch if j.assessment])
-            _insert_rows(connection, _RESOURCE_SQL, [r for job in batch for r in job.resources])
-            _insert_rows(connection, _CODE_SQL, [c for job in batch for c in job.codes])
-            _insert_rows(connection, _AUDIT_SQL, [a for job in batch for a in job.audits])
-        except sqlite3.IntegrityError:
-            connection.execute("ROLLBACK TO batch")
-            connection.execute("RELEASE batch")
-            for job in batch:
-                cls._insert_job(connection, job)
-            return
-        connection.execute("RELEASE batch")
 
     @staticmethod
     def _insert_job(connection: sqlite3.Connection, job: Append) -> None:
