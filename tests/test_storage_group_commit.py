@@ -32,6 +32,7 @@ from api.storage import (
     make_engine,
     migrate,
 )
+from api.storage.database import WriterQueue
 from api.storage.repository import AssessmentRecord, AuditRow, ResourceIndex
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -249,6 +250,29 @@ def test_a_reused_key_in_a_shared_commit_fails_that_request_alone(store, monkeyp
     assert_whole(store, [first, *others])
     # The refused request's AuditEvent went with it (its savepoint rolled back).
     assert rows(store, "SELECT count(*) FROM audit_event")[0][0] == 1 + len(others)
+
+
+def test_a_writer_that_cannot_take_its_turn_is_unavailable_and_never_stores_later(
+    store, monkeypatch
+):
+    """The writers' lock file unusable (a read-only or full disk): the request fails as
+    503, and its rows are withdrawn, not left queued for a later commit to store after
+    the caller was told it failed."""
+    store.append(None, (audit(0),))
+
+    def unusable(_queue: WriterQueue):
+        raise OSError("read-only file system")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WriterQueue, "turn", unusable)
+        refused = record(1)
+        with pytest.raises(StorageUnavailableError):
+            store.append(refused, (audit(1),))
+        assert queued(store) == 0
+    later = record(2)
+    store.append(later, (audit(2),))
+    assert_whole(store, [later])
+    assert rows(store, "SELECT count(*) FROM audit_event")[0][0] == 2
 
 
 def test_a_locked_database_is_unavailable_and_stores_nothing_then_recovers(store, monkeypatch):

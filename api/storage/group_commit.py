@@ -160,7 +160,7 @@ if _RESOURCE_COLUMNS != _RESOURCE_ROW or _CODE_COLUMNS != _CODE_ROW:  # pragma: 
     raise RuntimeError("stored_resource/resource_code columns changed: update Append.of")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity (see _withdraw)
 class Append:
     """One request's rows (an assessment or none, and its audit events) and their fate."""
 
@@ -257,6 +257,31 @@ def _drain(pending: deque[Append]) -> list[Append]:
     return batch
 
 
+def _withdraw(pending: deque[Append], job: Append) -> bool:
+    """Take ``job`` out of the queue if no writer took it yet (atomic: identity compare)."""
+    try:
+        pending.remove(job)
+    except ValueError:
+        return False
+    return True
+
+
+def _after_failed_lead(state: _ProcessState, job: Append, failure: BaseException) -> None:
+    """What a leader does when its writer call failed before its own job was done.
+
+    A job no writer took is withdrawn, so it is never stored after its request has
+    failed: a stopped greenlet (timeout, shutdown) re-raises what stopped it, any other
+    failure (the writers' lock file unusable, no thread to run on) is the store being
+    unavailable (503). A job a writer took is still being written: wait for it.
+    """
+    withdrawn = _withdraw(state.pending, job)
+    if not isinstance(failure, Exception):
+        raise failure
+    if withdrawn:
+        raise StorageUnavailableError(type(failure).__name__) from failure
+    state.condition.wait(0.01)  # the writer marks it done; then the loop ends
+
+
 class GroupCommitter:
     """Appends of concurrent requests to one SQLite file, committed together."""
 
@@ -324,12 +349,17 @@ class GroupCommitter:
                 # waiter whose job is not done yet then leads the next round.
                 state.flushing = True
                 state.condition.release()
+                failure: BaseException | None = None
                 try:
                     state.offload(self._commit, (state,))
+                except BaseException as exc:  # the writer failed, or this greenlet was stopped
+                    failure = exc
                 finally:
                     state.condition.acquire()
                     state.flushing = False
                     state.condition.notify_all()
+                if failure is not None and not job.done:
+                    _after_failed_lead(state, job, failure)
         if job.error is not None:
             raise job.error
 
