@@ -342,3 +342,51 @@ def test_greenlets_share_transactions_on_the_native_thread_pool(tmp_path):
     assert sum(outcome["transactions"]) == 40
     # 40 greenlets arrive while the first transaction is on the thread pool.
     assert len(outcome["transactions"]) < 10, outcome["transactions"]
+
+
+INTERRUPTED_LEADER = """
+from gevent import monkey
+monkey.patch_all()
+import fcntl, json, sys
+import gevent
+from api.storage import Store, make_engine, migrate
+sys.path.insert(0, sys.argv[2])
+from test_storage_group_commit import audit, record
+engine = make_engine(f"sqlite+pysqlite:///{sys.argv[1]}")
+migrate(engine)
+store = Store(engine)
+records = [record(i) for i in range(12)]
+with open(f"{sys.argv[1]}.writer.lock", "a") as other_process:
+    fcntl.flock(other_process, fcntl.LOCK_EX)  # another worker is committing
+    leader = gevent.spawn(store.append, records[0], (audit(0),))
+    gevent.sleep(0.2)  # the leader's writer thread now waits for the lock
+    followers = [gevent.spawn(store.append, r, (audit(0),)) for r in records[1:]]
+    gevent.sleep(0.2)
+    leader.kill()  # a timeout or shutdown stops the leader mid-wait
+    fcntl.flock(other_process, fcntl.LOCK_UN)
+gevent.joinall(followers, timeout=60)
+print(json.dumps({
+    "followers": [r.id for r in records[1:]],
+    "succeeded": [g.successful() for g in followers],
+}))
+"""
+
+
+def test_a_stopped_leader_leaves_no_follower_waiting_and_none_unstored(tmp_path):
+    """A leader greenlet killed while its writer thread waits for the file: the thread
+    still writes the batch, and every follower is answered, its rows stored."""
+    database = tmp_path / "store.sqlite3"
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_LEADER, str(database), str(ROOT / "tests")],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(outcome["succeeded"]), outcome
+    connection = sqlite3.connect(database)
+    try:
+        stored = {row[0] for row in connection.execute("SELECT id FROM assessment")}
+    finally:
+        connection.close()
+    assert set(outcome["followers"]) <= stored
