@@ -390,3 +390,45 @@ def test_a_stopped_leader_leaves_no_follower_waiting_and_none_unstored(tmp_path)
     finally:
         connection.close()
     assert set(outcome["followers"]) <= stored
+
+
+UNUSABLE_LOCK_UNDER_GEVENT = """
+from gevent import monkey
+monkey.patch_all()
+import json, sys
+import gevent
+from api.storage import Store, StorageUnavailableError, make_engine, migrate
+from api.storage.database import WriterQueue
+sys.path.insert(0, sys.argv[2])
+from test_storage_group_commit import audit, record
+engine = make_engine(f"sqlite+pysqlite:///{sys.argv[1]}")
+migrate(engine)
+store = Store(engine)
+def unusable(_queue):
+    raise PermissionError("writer lock file not writable")
+WriterQueue.turn = unusable
+outcomes = []
+def send(one):
+    try:
+        store.append(one, (audit(0),))
+        outcomes.append("stored")
+    except StorageUnavailableError:
+        outcomes.append("unavailable")
+gevent.joinall([gevent.spawn(send, record(i)) for i in range(5)], timeout=60)
+print(json.dumps(outcomes))
+"""
+
+
+def test_an_unusable_lock_under_gevent_is_unavailable_without_a_raw_traceback(tmp_path):
+    """In a serve worker the writer runs on gevent's thread pool, which prints any
+    exception raised there to stderr: a request whose writer cannot take its turn
+    answers 503 and the log gets no traceback outside its JSON lines."""
+    done = subprocess.run(
+        [sys.executable, "-c", UNUSABLE_LOCK_UNDER_GEVENT, str(tmp_path / "s.sqlite3"),
+         str(ROOT / "tests")],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["unavailable"] * 5
+    assert "Traceback" not in done.stderr, done.stderr

@@ -349,10 +349,10 @@ class GroupCommitter:
                 # waiter whose job is not done yet then leads the next round.
                 state.flushing = True
                 state.condition.release()
-                failure: BaseException | None = None
+                failure: BaseException | None
                 try:
-                    state.offload(self._commit, (state,))
-                except BaseException as exc:  # the writer failed, or this greenlet was stopped
+                    failure = state.offload(self._commit, (state,))
+                except BaseException as exc:  # no thread to run on, or this greenlet was stopped
                     failure = exc
                 finally:
                     state.condition.acquire()
@@ -381,31 +381,41 @@ class GroupCommitter:
             state.connection = connection
         return state.connection
 
-    def _commit(self, state: _ProcessState) -> None:
+    def _commit(self, state: _ProcessState) -> Exception | None:
         """One transaction for everything pending once this process holds the database.
 
         The batch is taken after the cross-process turn is granted, not before: the
         requests that arrived while the other worker committed join this transaction
         instead of waiting for one more commit (and ``fsync``) of their own. Every job
-        taken ends done, with its error if any.
+        taken ends done, with its error if any. A failure before any job was taken (the
+        writers' lock file unusable) is returned, not raised: gevent's thread pool
+        would also print a raised one to stderr, a raw traceback outside the JSON log.
         """
-        with state.writer_lock, self._queue.turn():
-            batch = _drain(state.pending)
-            if not batch:
-                return
+        with state.writer_lock:
             try:
-                self._transaction(state, batch)
-            except _UNAVAILABLE as exc:
-                self._drop_connection(state)
-                for job in batch:
-                    job.error = StorageUnavailableError(type(exc).__name__)
-            except BaseException as exc:  # an unexpected failure fails the whole batch
-                self._drop_connection(state)
-                for job in batch:
-                    job.error = exc
-            finally:
-                for job in batch:
-                    job.done = True
+                with self._queue.turn():
+                    self._write_pending(state)
+            except Exception as exc:  # the turn could not be taken (or given back)
+                return exc
+        return None
+
+    def _write_pending(self, state: _ProcessState) -> None:
+        batch = _drain(state.pending)
+        if not batch:
+            return
+        try:
+            self._transaction(state, batch)
+        except _UNAVAILABLE as exc:
+            self._drop_connection(state)
+            for job in batch:
+                job.error = StorageUnavailableError(type(exc).__name__)
+        except BaseException as exc:  # an unexpected failure fails the whole batch
+            self._drop_connection(state)
+            for job in batch:
+                job.error = exc
+        finally:
+            for job in batch:
+                job.done = True
 
     def _transaction(self, state: _ProcessState, batch: list[Append]) -> None:
         """``BEGIN IMMEDIATE`` … ``COMMIT`` of the batch (the caller holds the turn)."""
