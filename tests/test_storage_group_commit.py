@@ -232,6 +232,30 @@ def test_appends_queued_while_another_process_writes_share_the_next_commit(store
     assert rows(store, "SELECT count(*) FROM audit_event")[0][0] == 41
 
 
+def test_a_large_batch_stays_within_old_sqlite_parameter_limits(store, monkeypatch):
+    """SQLite builds before 3.32 allow 999 host parameters per statement: a batch of 70
+    assessments (17 columns each) is split so that no INSERT needs more."""
+    real_connect = group_commit.GroupCommitter._connect
+
+    def limited(self, state):
+        connection = real_connect(self, state)
+        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        return connection
+
+    monkeypatch.setattr(group_commit.GroupCommitter, "_connect", limited)
+    transactions = count_transactions(monkeypatch)
+    store.append(None, (audit(0),))
+    records = [record(i) for i in range(70)]
+    with another_writer(store):
+        threads, outcomes = appending(store, [(r, audit(i)) for i, r in enumerate(records)])
+        wait_until(lambda: queued(store) == len(records))
+    for thread in threads:
+        thread.join(60)
+    assert outcomes == {r.id: None for r in records}
+    assert transactions == [1, 70]
+    assert_whole(store, records)
+
+
 def test_a_reused_key_in_a_shared_commit_fails_that_request_alone(store, monkeypatch):
     first = record(1, key="same")
     store.append(first, (audit(1),))

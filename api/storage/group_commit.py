@@ -85,9 +85,11 @@ def _insert(table: Any) -> tuple[str, tuple[str, ...]]:
     return str(compiled), names
 
 
-#: Rows per multi-row INSERT: far below SQLite's 32,766 host parameters, and few
-#: statement shapes for the connection's statement cache.
+#: Rows per multi-row INSERT: few statement shapes for the connection's statement cache.
 ROWS_PER_STATEMENT = 64
+#: Host parameters per statement: SQLite builds before 3.32 allow 999 (now 32,766);
+#: staying under the old limit keeps the writer working on any SQLite Python links.
+MAX_PARAMETERS = 999
 
 
 @functools.cache
@@ -101,16 +103,20 @@ def _rows_sql(sql: str, width: int, count: int) -> str:
 
 
 def _insert_rows(connection: sqlite3.Connection, sql: str, rows: Sequence[Row]) -> None:
-    """All ``rows`` with one statement per :data:`ROWS_PER_STATEMENT`.
+    """All ``rows`` with one statement per :data:`ROWS_PER_STATEMENT` (fewer if wide).
 
     One ``execute`` of many rows instead of ``executemany``: the sqlite3 module hands
     the GIL back around every statement step, and on a busy gevent worker the writer
     thread can wait milliseconds to take it again, while it holds the database.
     """
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
+    if not rows:
+        return
+    width = len(rows[0])
+    step = min(ROWS_PER_STATEMENT, MAX_PARAMETERS // width)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
         values = [value for row in chunk for value in row]
-        connection.execute(_rows_sql(sql, len(chunk[0]), len(chunk)), values)
+        connection.execute(_rows_sql(sql, width, len(chunk)), values)
 
 
 _ASSESSMENT_SQL, _ASSESSMENT_COLUMNS = _insert(Assessment)
