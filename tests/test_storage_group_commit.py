@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,14 +107,7 @@ def assert_whole(store: Store, records: list[AssessmentRecord]) -> None:
 
 
 def test_concurrent_threads_are_all_stored_whole_in_fewer_transactions(store, monkeypatch):
-    transactions = []
-    real = group_commit.GroupCommitter._transaction
-
-    def counted(self, state, batch):  # count the transactions, then do the real one
-        transactions.append(len(batch))
-        return real(self, state, batch)
-
-    monkeypatch.setattr(group_commit.GroupCommitter, "_transaction", counted)
+    transactions = count_transactions(monkeypatch)
     records = [record(i) for i in range(64)]
     barrier = threading.Barrier(16)
 
@@ -322,18 +316,45 @@ def test_an_audit_without_assessment_is_stored(store):
     assert rows(store, "SELECT count(*) FROM assessment")[0][0] == 0
 
 
-GEVENT_WORKER = """
+#: What every gevent script starts with: patched as a serve worker is first, a migrated
+#: store on the file ``argv[1]``, and this module's record builders.
+GEVENT_PREAMBLE = """
 from gevent import monkey
 monkey.patch_all()  # what gunicorn's gevent worker does first
-import json, sys
+import fcntl, json, sys
 import gevent
-from api.storage import Store, make_engine, migrate
-from api.storage import group_commit
+from api.storage import Store, StorageUnavailableError, group_commit, make_engine, migrate
+from api.storage.database import WriterQueue
 sys.path.insert(0, sys.argv[2])
 from test_storage_group_commit import audit, record
 engine = make_engine(f"sqlite+pysqlite:///{sys.argv[1]}")
 migrate(engine)
 store = Store(engine)
+"""
+
+
+def in_gevent_worker(script: str, database: Path) -> tuple[Any, str]:
+    """Run ``script`` after :data:`GEVENT_PREAMBLE` in a new process, as in a ``serve``
+    worker (the commit on gevent's native thread pool): its last line of output, read
+    as JSON, and its stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", GEVENT_PREAMBLE + script, str(database), str(ROOT / "tests")],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def stored_ids(database: Path) -> set[str]:
+    connection = sqlite3.connect(database)
+    try:
+        return {row[0] for row in connection.execute("SELECT id FROM assessment")}
+    finally:
+        connection.close()
+
+
+GEVENT_WORKER = """
 transactions = []
 real = group_commit.GroupCommitter._transaction
 def counted(self, state, batch):
@@ -348,20 +369,13 @@ print(json.dumps({"ids": [r.id for r in records], "transactions": transactions})
 
 def test_greenlets_share_transactions_on_the_native_thread_pool(tmp_path):
     database = tmp_path / "store.sqlite3"
-    done = subprocess.run(
-        [sys.executable, "-c", GEVENT_WORKER, str(database), str(ROOT / "tests")],
-        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    outcome, _ = in_gevent_worker(GEVENT_WORKER, database)
     connection = sqlite3.connect(database)
     try:
-        stored = {row[0] for row in connection.execute("SELECT id FROM assessment")}
         audits = connection.execute("SELECT count(*) FROM audit_event").fetchone()[0]
     finally:
         connection.close()
-    assert stored == set(outcome["ids"])
+    assert stored_ids(database) == set(outcome["ids"])
     assert audits == 40
     assert sum(outcome["transactions"]) == 40
     # 40 greenlets arrive while the first transaction is on the thread pool.
@@ -369,16 +383,6 @@ def test_greenlets_share_transactions_on_the_native_thread_pool(tmp_path):
 
 
 INTERRUPTED_LEADER = """
-from gevent import monkey
-monkey.patch_all()
-import fcntl, json, sys
-import gevent
-from api.storage import Store, make_engine, migrate
-sys.path.insert(0, sys.argv[2])
-from test_storage_group_commit import audit, record
-engine = make_engine(f"sqlite+pysqlite:///{sys.argv[1]}")
-migrate(engine)
-store = Store(engine)
 records = [record(i) for i in range(12)]
 with open(f"{sys.argv[1]}.writer.lock", "a") as other_process:
     fcntl.flock(other_process, fcntl.LOCK_EX)  # another worker is committing
@@ -400,34 +404,12 @@ def test_a_stopped_leader_leaves_no_follower_waiting_and_none_unstored(tmp_path)
     """A leader greenlet killed while its writer thread waits for the file: the thread
     still writes the batch, and every follower is answered, its rows stored."""
     database = tmp_path / "store.sqlite3"
-    done = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_LEADER, str(database), str(ROOT / "tests")],
-        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    outcome, _ = in_gevent_worker(INTERRUPTED_LEADER, database)
     assert all(outcome["succeeded"]), outcome
-    connection = sqlite3.connect(database)
-    try:
-        stored = {row[0] for row in connection.execute("SELECT id FROM assessment")}
-    finally:
-        connection.close()
-    assert set(outcome["followers"]) <= stored
+    assert set(outcome["followers"]) <= stored_ids(database)
 
 
 UNUSABLE_LOCK_UNDER_GEVENT = """
-from gevent import monkey
-monkey.patch_all()
-import json, sys
-import gevent
-from api.storage import Store, StorageUnavailableError, make_engine, migrate
-from api.storage.database import WriterQueue
-sys.path.insert(0, sys.argv[2])
-from test_storage_group_commit import audit, record
-engine = make_engine(f"sqlite+pysqlite:///{sys.argv[1]}")
-migrate(engine)
-store = Store(engine)
 def unusable(_queue):
     raise PermissionError("writer lock file not writable")
 WriterQueue.turn = unusable
@@ -447,12 +429,6 @@ def test_an_unusable_lock_under_gevent_is_unavailable_without_a_raw_traceback(tm
     """In a serve worker the writer runs on gevent's thread pool, which prints any
     exception raised there to stderr: a request whose writer cannot take its turn
     answers 503 and the log gets no traceback outside its JSON lines."""
-    done = subprocess.run(
-        [sys.executable, "-c", UNUSABLE_LOCK_UNDER_GEVENT, str(tmp_path / "s.sqlite3"),
-         str(ROOT / "tests")],
-        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["unavailable"] * 5
-    assert "Traceback" not in done.stderr, done.stderr
+    outcome, stderr = in_gevent_worker(UNUSABLE_LOCK_UNDER_GEVENT, tmp_path / "s.sqlite3")
+    assert outcome == ["unavailable"] * 5
+    assert "Traceback" not in stderr, stderr
