@@ -281,14 +281,16 @@ def scoped_idempotency_key(tenant: str | None, client: str | None, key: str) -> 
     the constraint (a concurrent duplicate of one client still loses the race) with
     the key scoped to its client.
     """
-    digest = hashlib.sha256(f"{tenant or ''}\n{client or ''}\n{key}".encode()).hexdigest()
-    return f"sha256:{digest}"
+    return _key_digest(tenant or "", client or "", key)
 
 
 def _tenant_scoped_idempotency_key(tenant: str | None, key: str) -> str:
     """The column's value for rows stored while keys were scoped to the tenant only."""
-    digest = hashlib.sha256(f"{tenant or ''}\n{key}".encode()).hexdigest()
-    return f"sha256:{digest}"
+    return _key_digest(tenant or "", key)
+
+
+def _key_digest(*parts: str) -> str:
+    return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 #: Matches counted at most; above this a search reports no total (counting 100,000
