@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import time
 import uuid
@@ -342,3 +343,29 @@ def test_the_server_survived_everything(served):
     text = server.log_text()
     for sign in ("Traceback", "WORKER TIMEOUT", "was sent SIG", '"level":"ERROR"'):
         assert sign not in text, text[-3000:]
+
+
+def test_workers_ending_by_reload_or_stop_log_json_lines_only(monkeypatch):
+    """A reload (SIGHUP) and a stop (SIGTERM) each end both workers; nothing but JSON.
+
+    At every graceful worker exit Python printed "Exception ignored in
+    _removeHandlerRef" and a traceback (logging's lock, patched by gevent, taken
+    during interpreter teardown): raw lines in a stream log collectors parse as JSON.
+    """
+    monkeypatch.delenv("TWITCH_TRIAGE_METRICS_PORT", raising=False)  # the module server's
+    port = free_port()
+    with running("api", api_argv(port), port) as server:
+        assert request(port, "POST", "/v1/triage", body=VALID, headers=JSON, timeout=5.0)[0] == 200
+        assert server.process is not None
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while server.log_text().count("Worker exiting") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert request(port, "POST", "/v1/triage", body=VALID, headers=JSON, timeout=5.0)[0] == 200
+        server.stop()
+        assert server.process.returncode == 0
+        text = server.log_text()
+    assert text.count("Worker exiting") == 4, text[-3000:]
+    for line in text.splitlines():
+        assert line.startswith("{"), (line, text[-3000:])
+        assert json.loads(line)["message"], line

@@ -9,6 +9,7 @@ directory by default) exports :func:`module_config`'s settings, so ``gunicorn
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import shutil
 import tempfile
@@ -38,6 +39,21 @@ def _child_exit(_server: Any, worker: Any) -> None:
     from api.serving.metrics import worker_exited  # noqa: PLC0415 (after the directory is set)
 
     worker_exited(worker.pid)
+
+
+def _worker_exit(_server: Any, _worker: Any) -> None:
+    """gunicorn's ``worker_exit`` hook: close the log handlers while gevent is whole.
+
+    Why: at a graceful exit the interpreter frees the handlers during its teardown,
+    and each one's weak-reference callback takes logging's lock, which gevent
+    patched; gevent's ``get_ident`` is gone by then, so Python printed "Exception
+    ignored in _removeHandlerRef" and a traceback: five lines that are not JSON,
+    twice per restart of two workers. Nothing logs after this hook; the handlers are
+    flushed and closed here (what the atexit shutdown would do), then forgotten, so
+    the callbacks find no list to update and take no lock.
+    """
+    logging.shutdown()
+    logging._handlerList.clear()  # private, but the only handle on those weak references
 
 
 def freeze_preloaded_heap(_server: Any = None, _worker: Any = None) -> None:
@@ -95,6 +111,7 @@ def gunicorn_options(
         "accesslog": "-",
         "errorlog": "-",
         "child_exit": _child_exit,
+        "worker_exit": _worker_exit,
         "pre_fork": freeze_preloaded_heap,
         "when_ready": _when_ready_for(settings),
         "on_exit": _on_exit_for(metrics_dir),
