@@ -183,8 +183,12 @@ def test_every_resource_and_entry_was_validated(medplum_results, emitted_resourc
     assert list(medplum_results) == expected
     bundles = sum(r["resourceType"] == "Bundle" for r in emitted_resources.values())
     entries = sum("/entry[" in label for label in expected)
-    assert bundles == 3 * len(EXAMPLE_IDS)
+    # Three per example; a stored Bundle read back and three searchsets.
+    assert bundles == 3 * len(EXAMPLE_IDS) + 4
     assert entries >= 2 * bundles  # at least the QuestionnaireResponse and the level
+    audits = [r for label, r in emitted.with_entries(emitted_resources) if "AuditEvent" in label]
+    subtypes = {r["subtype"][0]["code"] for r in audits if r["resourceType"] == "AuditEvent"}
+    assert {"create", "read", "search-type"} <= subtypes
 
 
 def test_validator_step_is_quick(medplum, medplum_results):
@@ -353,6 +357,20 @@ def test_canary_extension_check(extension_definitions):
     }
     assert len(extension_problems(broken, extension_definitions)) == 3
     # medplum alone lets every one of these through.
+    oauth = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+    token_only = {
+        "resourceType": "CapabilityStatement",
+        "rest": [
+            {
+                "security": {
+                    "extension": [{"url": oauth, "extension": [{"url": "token", "valueUri": "/t"}]}]
+                }
+            }
+        ],
+    }
+    assert extension_problems(token_only, extension_definitions) == [
+        f"CapabilityStatement.rest.security: {oauth} lacks its required part 'authorize'"
+    ]
 
 
 def test_hl7_codes_exist_with_their_displays(emitted_resources, r4_definitions):

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from api.fhir._tables import esc, narrative
 from api.fhir.frozen import freeze
 
 AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
@@ -37,7 +38,7 @@ REQUEST_ID_SYSTEM = "urn:ietf:rfc:3986"
 INTERACTIONS: dict[str, tuple[str, str]] = {
     "create": ("create", "C"),
     "read": ("read", "R"),
-    "search-type": ("search type", "E"),
+    "search-type": ("search-type", "E"),  # R4 displays these codes as they are
     "delete": ("delete", "D"),
     "operation": ("operation", "E"),
 }
@@ -167,6 +168,7 @@ def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
         "resourceType": "AuditEvent",
         "id": facts.id,
         "meta": {"versionId": "1", "lastUpdated": facts.recorded},
+        "text": _narrative(facts, who["display"], outcome),
         "type": _EVENT_TYPE,
         "subtype": _SUBTYPES[facts.interaction],
         "action": action,
@@ -179,6 +181,24 @@ def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
     if outcome != SUCCESS:
         event["outcomeDesc"] = f"HTTP {facts.status}"
     return event
+
+
+_OUTCOME_WORDS = {SUCCESS: "success", MINOR_FAILURE: "refused", SERIOUS_FAILURE: "failed"}
+
+
+def _narrative(facts: AuditFacts, agent: str, outcome: str) -> dict[str, str]:
+    """One sentence a reviewer reads: which interaction, on what, by whom, how it ended.
+
+    Only what the structured elements hold (a search's query stays base64 in
+    ``entity.query``, never in text); the agent's display is escaped.
+    """
+    what = f" of {facts.entity[0]}/{facts.entity[1]}" if facts.entity is not None else ""
+    if facts.query is not None:
+        what = f" of {facts.resource_type or 'resources'}"
+    return narrative(
+        f"<p>{facts.interaction}{esc(what)} by {esc(agent)}: HTTP {facts.status} "
+        f"({_OUTCOME_WORDS[outcome]}), recorded {facts.recorded}.</p>"
+    )
 
 
 #: A UUID in canonical form (lowercase, hyphenated): already what ``uuid.UUID`` would print.

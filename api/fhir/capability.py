@@ -153,8 +153,6 @@ SEARCH_DOCS = (
 
 
 #: SMART on FHIR security (issue 11): Backend Services tokens or API keys, both Bearer.
-#: The token URI is relative to this server (the statement is built once, not per host);
-#: /.well-known/smart-configuration names it absolutely.
 SECURITY: Json = {
     "cors": True,
     "service": [
@@ -170,15 +168,13 @@ SECURITY: Json = {
             "JWT assertion, RS384 or ES384), or an API key; both as Authorization: Bearer",
         }
     ],
-    "extension": [
-        {
-            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-            "extension": [{"url": "token", "valueUri": "/auth/token"}],
-        }
-    ],
+    # No SMART oauth-uris extension: its definition requires an ``authorize`` endpoint,
+    # which Backend Services has none of (a validator reports the missing slice as an
+    # error); SMART App Launch 2 names the endpoints in /.well-known/smart-configuration.
     "description": "Every interaction except metadata and the published definitions needs "
     "Authorization: Bearer <API key or access token>; scopes are SMART v2 "
-    "(system/<Type>.<cruds>); each client sees only its tenant's stored data.",
+    "(system/<Type>.<cruds>); each client sees only its tenant's stored data. The token "
+    "endpoint is named in /.well-known/smart-configuration.",
 }
 
 

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+from api.fhir._tables import esc, narrative
 from api.fhir.frozen import freeze
 
 PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
@@ -23,10 +24,14 @@ DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 _ACTIVITY = freeze({"coding": [{"system": DATA_OPERATION, "code": "CREATE", "display": "create"}]})
 
 
+def _software(software_version: str, knowledge_base_version: str) -> str:
+    return f"twitch-triage {software_version}, knowledge base {knowledge_base_version}"
+
+
 @functools.lru_cache(maxsize=16)
 def _author(software_version: str, knowledge_base_version: str, canonical_base: str) -> Any:
     """The agent list (this software as the author): the same for every assessment."""
-    software = f"twitch-triage {software_version}, knowledge base {knowledge_base_version}"
+    software = _software(software_version, knowledge_base_version)
     return freeze(
         [
             {
@@ -60,10 +65,17 @@ def build_provenance(
     Its activity and agent are shared, frozen fragments: serialise it, or
     ``copy.deepcopy`` it before changing it.
     """
+    count = len(observation_ids)
+    text = narrative(
+        f"<p>Created {recorded} by {esc(_software(software_version, knowledge_base_version))}: "
+        f"{count} Observation{'' if count == 1 else 's'} derived from "
+        f"QuestionnaireResponse/{esc(questionnaire_response_id)}.</p>"
+    )
     return {
         "resourceType": "Provenance",
         "id": bundle_id,
         "meta": {"versionId": "1", "lastUpdated": recorded},
+        "text": text,
         "target": [{"reference": f"Observation/{oid}"} for oid in observation_ids],
         "recorded": recorded,
         "activity": _ACTIVITY,

