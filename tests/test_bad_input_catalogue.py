@@ -29,8 +29,11 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from tests.support.conformance import narrative_problems
@@ -530,3 +533,53 @@ def test_markup_and_non_latin_text_is_accepted_and_escaped_in_every_narrative(
     ]
     (notes,) = [item for item in qr["item"] if item["linkId"] == "notes"]
     assert notes["answer"] == [{"valueString": text}]  # kept verbatim in the record
+
+
+# --- client text copied into an OperationOutcome -------------------------------------------
+
+#: Characters FHIR strings and XML cannot hold (C0 but tab/LF/CR, DEL, C1, non-characters).
+UNSAFE_IN_XML = [chr(c) for c in (*range(0x20), 0x7F, 0x85, 0x9F, 0xFFFE, 0xFFFF)]
+UNSAFE_IN_XML = [c for c in UNSAFE_IN_XML if c not in "\t\n\r"]
+
+
+def _assert_clean_outcome(body: dict[str, Any]) -> None:
+    assert body["resourceType"] == "OperationOutcome"
+    assert narrative_problems(body["text"]["div"]) == []
+    for issue in body["issue"]:
+        for text in [issue["diagnostics"], *issue.get("expression", [])]:
+            assert not any(c in text for c in UNSAFE_IN_XML), text
+
+
+@given(
+    name=st.text(min_size=1, max_size=12).map(lambda s: f"x{s}"),
+    bad=st.sampled_from(UNSAFE_IN_XML),
+)
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+def test_a_control_character_in_a_link_id_is_shown_escaped_never_raw(app, name, bad):
+    """The linkId is named in diagnostics (§9); copied raw, a control character made the
+    narrative ill-formed XML and the FHIR string illegal (found by a conformance review)."""
+    qr = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "item": [{"linkId": name + bad, "answer": [{"valueBoolean": True}]}],
+    }
+    response = app.test_client().post(
+        "/fhir/QuestionnaireResponse/$triage",
+        data=json.dumps(qr),
+        content_type="application/fhir+json",
+    )
+    assert response.status_code == 422, response.data[:300]
+    body = response.get_json()
+    _assert_clean_outcome(body)
+    assert any(ascii(bad)[1:-1] in i["diagnostics"] for i in body["issue"])  # shown, escaped
+
+
+@pytest.mark.parametrize("bad", ["\x01", "\x7f", "\x85"], ids=["x01", "x7f", "x85"])
+def test_a_control_character_in_a_search_parameter_name_is_shown_escaped(app, bad):
+    response = app.test_client().get(f"/fhir/Observation?http.{quote(bad)}x=1")
+    assert response.status_code == 400, response.data[:300]
+    _assert_clean_outcome(response.get_json())

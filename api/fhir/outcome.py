@@ -7,6 +7,7 @@ size and the escaping of client text live in one place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -29,10 +30,24 @@ class Issue:
     expression: tuple[str, ...] = ()
 
 
+#: Control characters (C0 but tab, LF and CR; DEL; C1) and the XML non-characters.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    return ascii(match.group())[1:-1]  # \x01, \x7f, \ufffe: what Python's repr shows
+
+
 def _clean(text: str) -> str:
-    """Cap the length and make the text encodable (no lone surrogates)."""
+    """Cap the length; make client text visible, encodable and legal in XML.
+
+    A control character copied from a client's linkId or parameter name into
+    ``diagnostics`` or ``expression`` is shown escaped (``\x01``): FHIR strings and the
+    XHTML narrative cannot hold it (not well-formed XML). Lone surrogates likewise.
+    """
     if len(text) > MAX_DIAGNOSTICS:
         text = text[: MAX_DIAGNOSTICS - 1] + "…"
+    text = _CONTROL.sub(_visible, text)
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
