@@ -642,7 +642,7 @@ def test_layout_description_documents_where_things_sit():
         "advice",
         "unanswered-screen-item",
         "knowledge-base-version",
-        "no `answer`",
+        "history.medications.any",
         "dataAbsentReason",
         cs.DEFAULT_CANONICAL_BASE,
     ):

@@ -20,14 +20,23 @@ from api.fhir import (
     render_triage_bundle,
 )
 from api.fhir import codesystems as cs
+from api.fhir.questionnaire_response import GATES
 from triage.result import Level, TriageResult
 from triage.vocabulary import ITEMS, SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 from triage.wording import question
 
+_GATE_OF = {listed: [gate] for gate, listed in GATES.items()}
+
 BASE = cs.DEFAULT_CANONICAL_BASE
 RESULT = TriageResult(Level.SELF_CARE, (), (), (), (), "1.0.0")
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-VOCABULARY_ORDER = {link_id: index for index, link_id in enumerate(ITEMS)}
+#: Vocabulary order, each list's yes/no question (not a vocabulary path) right before it.
+VOCABULARY_ORDER = {
+    link_id: index
+    for index, link_id in enumerate(
+        id_ for path in ITEMS for id_ in ([*_GATE_OF[path]] if path in _GATE_OF else []) + [path]
+    )
+}
 
 
 def _qr(request: dict[str, Any]) -> dict[str, Any]:
@@ -137,12 +146,16 @@ def test_empty_list_stays_distinct_from_omitted():
     none = copy.deepcopy(base) | {"history": {"medications": [], "conditions": []}}
     unknown = copy.deepcopy(base) | {"history": {"head_impact": False}}
     none_items = _items(_qr(none))
-    assert none_items["history.conditions"] == [
-        {"linkId": "history.conditions", "text": question("history.conditions")}
-    ]  # present, no answer = none
-    assert none_items["history.medications"] == [
-        {"linkId": "history.medications", "text": question("history.medications")}
-    ]  # one group, no children = none
+    # "none" is the yes/no question of each list answered no, and no list item.
+    for gate, listed in GATES.items():
+        assert none_items[gate] == [
+            {"linkId": gate, "text": question(gate), "answer": [{"valueBoolean": False}]}
+        ]
+        assert listed not in none_items
+    listed_items = _items(_qr(FULL))
+    for gate, listed in GATES.items():  # a listed member follows a yes
+        assert listed_items[gate][0]["answer"] == [{"valueBoolean": True}], gate
+        assert listed in listed_items
     unknown_items = _items(_qr(unknown))
     assert "history.conditions" not in unknown_items
     assert "history.medications" not in unknown_items

@@ -181,7 +181,10 @@ TABLE: dict[str, Wording] = {
         "Fainting", "a faint (passing out without a blow)", "Any faint, at rest or in exercise."
     ),
     "symptoms.fainting_during_exercise": _symptom(
-        "Fainting during exercise", "a faint during exercise"
+        "Fainting during exercise",
+        "a faint during exercise",
+        "Details the faint asked about just before; a collapse without fainting is its own "
+        "question.",
     ),
     "symptoms.exertional_collapse": _symptom(
         "Collapse during exercise", "a collapse during exercise"
@@ -304,7 +307,9 @@ TABLE: dict[str, Wording] = {
         "In the last 30 days, has the person hit their head (in a fall or collision)?",
     ),
     "history.hours_since_head_impact": Wording(
-        "Time since the head impact", "How many hours ago was the head impact?"
+        "Time since the head impact",
+        "How many hours ago was the head impact?",
+        "Only if there was a head impact.",
     ),
     "history.falls_last_7_days": Wording(
         "Falls in the last 7 days", "In the last 7 days, how many times has the person fallen?"

@@ -198,9 +198,11 @@ Entries, in order: **(1)** one `QuestionnaireResponse` (status `completed`, `que
 = `{{canonical base}}/Questionnaire/{cs.QUESTIONNAIRE_ID}|{{knowledge-base version}}`) with
 one item per answer given, `linkId` = the vocabulary path (`symptoms.headache`), flat
 except one `history.medications` group item per medication; an unknown answer has no
-item, and **a list given empty (`[]`, meaning "none") is an item with no `answer`**
-(for medications: one `history.medications` group item with no child items), so none and
-unknown stay distinct. **(2)** one triage-level `Observation` (`code` LOINC 11283-9 and
+item. **`history.medications` and `history.conditions` follow the Questionnaire's yes/no
+question that opens them** (`history.medications.any`, `history.conditions.any`): a list
+given empty (`[]`, meaning "none") is that question answered `false` and no list item; a
+non-empty list comes after `true`. So none and unknown stay distinct, and the response
+conforms to the Questionnaire. **(2)** one triage-level `Observation` (`code` LOINC 11283-9 and
 `{{canonical base}}/CodeSystem/{cs.TRIAGE_OBSERVATION}#triage-level`; `valueCodeableConcept`
 = the level from CodeSystem `{cs.TRIAGE_LEVEL}`; `derivedFrom` the QuestionnaireResponse;
 `hasMember` every finding). Its `component`s carry, in order, **the advice** (code

@@ -25,19 +25,19 @@ from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 EXT_UNIT = "http://hl7.org/fhir/StructureDefinition/questionnaire-unit"
 EXT_MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
 EXT_MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
-EXT_MIN_OCCURS = "http://hl7.org/fhir/StructureDefinition/questionnaire-minOccurs"
-EXT_MAX_OCCURS = "http://hl7.org/fhir/StructureDefinition/questionnaire-maxOccurs"
 EXT_REGEX = "http://hl7.org/fhir/StructureDefinition/regex"
 EXT_HIDDEN = "http://hl7.org/fhir/StructureDefinition/questionnaire-hidden"
 EXT_ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
 ITEM_CONTROL = "http://hl7.org/fhir/questionnaire-item-control"
 
-#: Questions whose only purpose is to detail an earlier answer: the only items that
-#: get ``enableWhen``. Symptoms that other rules read are never hidden (issue 4).
+#: The only items with ``enableWhen``: questions no caller can answer without the
+#: answer they depend on. Symptoms that other rules read are never hidden (issue 4).
+#: Not the time since a head impact or a faint during exercise: a caller may give them
+#: without the yes they detail, and every answer given is carried in our
+#: QuestionnaireResponse, where an answer to a disabled item is an error to the HL7
+#: validator; their help text says what they detail.
 FOLLOW_UPS: dict[str, tuple[str, str, bool]] = {
     # linkId: (question, operator, answerBoolean)
-    "history.hours_since_head_impact": ("history.head_impact", "=", True),
-    "symptoms.fainting_during_exercise": ("symptoms.fainting", "=", True),
     # Inside one medication group: details are asked once its class is known.
     "history.medications.days_since_start": ("history.medications.class", "exists", True),
     "history.medications.doses_per_day": ("history.medications.class", "exists", True),
@@ -99,11 +99,9 @@ def _extensions(item: Item) -> list[Json]:
         out.append({"url": EXT_MIN_VALUE, **_number(item, item.minimum)})
     if item.maximum is not None:
         out.append({"url": EXT_MAX_VALUE, **_number(item, item.maximum)})
-    if item.kind in (Kind.CODES, Kind.GROUP):
-        if item.min_items is not None:
-            out.append({"url": EXT_MIN_OCCURS, "valueInteger": item.min_items})
-        if item.max_items is not None:
-            out.append({"url": EXT_MAX_OCCURS, "valueInteger": item.max_items})
+    # No questionnaire-minOccurs/maxOccurs on the lists: ``required`` already asks for
+    # one answer, the options bound the count, and the HL7 validator applies those two
+    # extensions off by one (exactly the minimum, or the maximum, is an error).
     if item.kind is Kind.REFERENCE:
         # Not a question for the person: an EHR sets QuestionnaireResponse.subject.
         out.append({"url": EXT_HIDDEN, "valueBoolean": True})
@@ -112,6 +110,16 @@ def _extensions(item: Item) -> list[Json]:
         regex = item.pattern.removeprefix("^").removesuffix("$")
         out.append({"url": EXT_REGEX, "valueString": regex})
     return out
+
+
+#: The lists a yes/no question opens (their screen help sits on that question).
+_GATED = frozenset(GATES.values())
+#: ``screen_when`` of a question that is always part of the screen when it is asked.
+ALWAYS = "always"
+#: Screen questions are not ``required``: a form must not push someone who does not
+#: know into answering no (an unknown answer is asked again; a wrong no hides a flag).
+UNKNOWN_HELP = "If you do not know, leave it unanswered: it then counts as unknown, never as no."
+SCREEN_HELP = "Part of the minimum red-flag screen: please answer. " + UNKNOWN_HELP
 
 
 def _help(link_id: str, kind: Kind | None, screen_when: str | None) -> Json | None:
@@ -123,9 +131,14 @@ def _help(link_id: str, kind: Kind | None, screen_when: str | None) -> Json | No
             "Hidden: taken from QuestionnaireResponse.subject when not answered; "
             "when both are given they must name the same Patient."
         )
-    if screen_when is not None:
+    if screen_when == ALWAYS:
+        parts.append(SCREEN_HELP)
+    elif screen_when is not None:
         # Which earlier answers make it so is in the description, for integrators.
-        parts.append("Please answer: after some answers it is part of the minimum red-flag screen.")
+        parts.append(
+            "Please answer: after some answers it is part of the minimum red-flag screen. "
+            + UNKNOWN_HELP
+        )
     if not parts:
         return None
     return {
@@ -142,6 +155,19 @@ def _help(link_id: str, kind: Kind | None, screen_when: str | None) -> Json | No
         "text": " ".join(parts),
         "type": "display",
     }
+
+
+def _screen_when(link_id: str, always: frozenset[str], conditional: dict[str, str]) -> str | None:
+    """:data:`ALWAYS`, when (a condition's text) or None: is the question part of the screen?
+
+    A follow-up is asked only when its condition holds, which is when the screen needs it.
+    A list opened by a yes/no question is asked about by that question (:func:`_gate`).
+    """
+    if link_id in _GATED:
+        return None
+    if link_id in always or (link_id in FOLLOW_UPS and link_id in conditional):
+        return ALWAYS
+    return conditional.get(link_id)
 
 
 def _item(item: Item, base: str, always: frozenset[str], conditional: dict[str, str]) -> Json:
@@ -167,7 +193,7 @@ def _item(item: Item, base: str, always: frozenset[str], conditional: dict[str, 
     if follow_up is not None:
         question, operator, answer = follow_up
         out["enableWhen"] = [{"question": question, "operator": operator, "answerBoolean": answer}]
-    if item.required or link_id in always or (follow_up is not None and link_id in conditional):
+    if item.required:  # what the request itself requires; never the screen (see _help)
         out["required"] = True
     if item.kind in (Kind.CODES, Kind.GROUP):
         out["repeats"] = True
@@ -185,7 +211,7 @@ def _item(item: Item, base: str, always: frozenset[str], conditional: dict[str, 
             options.append(option)
         out["answerOption"] = options
     children = [_item(child, base, always, conditional) for child in item.children]
-    help_item = _help(link_id, item.kind, conditional.get(link_id) if follow_up is None else None)
+    help_item = _help(link_id, item.kind, _screen_when(link_id, always, conditional))
     if help_item is not None:
         children.insert(0, help_item)
     if children:
@@ -230,13 +256,18 @@ def _description() -> str:
         'items) also means the list was given and is empty ("none"), unless its yes/no '
         "question says yes; a missing item means unknown. A given list is complete: a "
         "condition or medication class it does not contain is absent.\n"
-        "* `required` marks the minimum red-flag screen (PROTOCOL.md §5) as guidance for "
-        "renderers: `$triage` treats a missing screen answer as unknown and reports it as "
-        "the next question to ask (rule RF-SCREEN-INCOMPLETE), not as an error. The screen "
+        "* `required` marks only what the request itself needs: the age, the body sites "
+        "and each listed medication's class. The minimum red-flag screen (PROTOCOL.md §5) is "
+        "not `required`: a form must let someone who does not know leave a question "
+        "unanswered (unknown) rather than push them to guess no, and a completed "
+        "QuestionnaireResponse with unknown screen answers still conforms to this "
+        "Questionnaire. Each screen question says in its help text that it is part of the "
+        "screen; `$triage` treats a missing screen answer as unknown and reports it as the "
+        "next question to ask (rule RF-SCREEN-INCOMPLETE), not as an error. The screen "
         f"also needs {conditional_list}.\n"
-        "* `enableWhen` is used only for true follow-up questions "
-        "(`history.hours_since_head_impact`, `symptoms.fainting_during_exercise`, the "
-        "details of one medication, the two lists after their yes/no question). `$triage` "
+        "* `enableWhen` is used only where an answer needs the one before it (the "
+        "details of one medication, after its class; the two lists, after their yes/no "
+        "question). `$triage` "
         "still reads every answer it is given, "
         "enabled or not: an answer is never dropped.\n"
         "* Codings use the product CodeSystem of their item "
@@ -247,13 +278,17 @@ def _description() -> str:
 
 
 def _narrative(items: list[Json]) -> Json:
+    always, conditional = _screen()
     rows = []
 
     def walk(nodes: list[Json], depth: int) -> None:
         for node in nodes:
             if node["type"] == "display":
                 continue
-            flags = "required" if node.get("required") else ""
+            when = _screen_when(node["linkId"], always, conditional)
+            if node["linkId"] in GATES:
+                when = conditional.get(GATES[node["linkId"]])
+            flags = "" if when is None else "always" if when == ALWAYS else "after some answers"
             rows.append(
                 f"<tr><td>{'&#160;&#160;' * depth}{esc(node['linkId'])}</td>"
                 f"<td>{esc(node['text'])}</td><td>{esc(node['type'])}</td><td>{flags}</td></tr>"

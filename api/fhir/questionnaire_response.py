@@ -1,10 +1,12 @@
 """The request as a QuestionnaireResponse, and back (PROTOCOL.md §9).
 
 Forward: every answer given becomes one item whose ``linkId`` is its vocabulary
-path, in vocabulary order; unknown answers (omitted or null) get no item. A list
-that is given but empty (``history.conditions: []``, ``history.medications: []``)
-becomes an item *without* answers (for medications: one group item without child
-items), so "none" and "unknown" survive the round trip.
+path, in vocabulary order; unknown answers (omitted or null) get no item. The
+lists ``history.conditions`` and ``history.medications`` are preceded by the
+Questionnaire's yes/no question that opens them (``….any``): given empty
+(``[]``, "none") is that question answered no and no list item; a non-empty list
+follows a yes. So "none" and "unknown" survive the round trip, and the response
+conforms to the Questionnaire (a list is enabled only after its yes).
 
 Backward (:func:`read_questionnaire_response`) is what ``$triage`` (issue 4) runs
 before the request schema: it rebuilds the request dict and remembers, for every
@@ -42,6 +44,18 @@ QUESTIONNAIRE_RESPONSE: Json = freeze({"resourceType": "QuestionnaireResponse"})
 GATES: dict[str, str] = {
     "history.medications.any": MEDICATIONS,
     "history.conditions.any": "history.conditions",
+}
+
+_GATE_OF = {listed: gate for gate, listed in GATES.items()}
+#: gate → {answer: its item}, built once (items are serialised, never edited).
+_GATE_ITEMS: dict[str, dict[bool, Json]] = {
+    gate: {
+        answer: freeze(
+            {"linkId": gate, "text": wording.question(gate), "answer": [{"valueBoolean": answer}]}
+        )
+        for answer in (False, True)
+    }
+    for gate in GATES
 }
 
 
@@ -91,7 +105,24 @@ def _text(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
     return esc(value)
 
 
+def _gate_answer(link_id: str, value: Any, items: list[Json]) -> bool:
+    """Answer the yes/no question that opens a list (if it has one); True if it has.
+
+    Given empty ("none") is a no and no list item; a non-empty list follows a yes. A
+    list answered without its yes would be a disabled item with answers for the
+    Questionnaire (``enableWhen``): an error to the HL7 validator.
+    """
+    gate = _GATE_OF.get(link_id)
+    if gate is None:
+        return False
+    items.append(_GATE_ITEMS[gate][bool(value)])
+    return True
+
+
 def _codes(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
+    gated = _gate_answer(link_id, value, items)
+    if not value and gated:
+        return NONE_HTML
     item: Json = {"linkId": link_id, "text": t.question[link_id]}
     items.append(item)
     if not value:  # given and empty = none: the item without answers
@@ -127,6 +158,9 @@ def _medication(t: Tables, med: Mapping[str, Any]) -> tuple[Json, str]:
 
 
 def _group(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
+    gated = _gate_answer(link_id, value, items)
+    if not value and gated:
+        return NONE_HTML
     if not value:  # given and empty = none: one group item without child items
         items.append({"linkId": link_id, "text": t.question[link_id]})
         return NONE_HTML
