@@ -16,11 +16,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from http import HTTPStatus
 
 import pytest
 
 from bench.http import API_KEYS, HOST, api_argv, free_port, request, running
-from tests.support.rawhttp import connection, read_one_response
+from tests.support.rawhttp import connection, read_one_response, read_until_close
 
 pytestmark = pytest.mark.server
 
@@ -212,11 +213,20 @@ def test_body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_413(server):
         (b"POST /v1/triage HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n"
          b"Expect: 200-ok\r\n\r\n{}", 417, "not-supported"),
         (b"\x16\x03\x01\x02\x00 garbage\r\n\r\n", 400, "structure"),
+        (b"POST /v1/triage HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: foo\r\n\r\n",
+         501, "not-supported"),
     ],
 )  # fmt: skip
 def test_gunicorn_level_errors_are_operation_outcomes(server, raw, status, code):
     got, headers, outcome = exchange(server.port, raw)
     assert (got, issue(outcome)["code"]) == (status, code)
+    # The status line names its own status (gunicorn kept "Bad Request" for its 501), and
+    # a client's error is explained, not passed off as an internal one.
+    with connection(server.port, 5.0) as sock:
+        sock.sendall(raw)
+        status_line = read_until_close(sock).split(b"\r\n", 1)[0]
+    assert status_line == f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode()
+    assert "internal error" not in issue(outcome)["diagnostics"]
     assert re.fullmatch(
         r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
         headers["x-request-id"],
@@ -345,6 +355,10 @@ def test_the_server_survived_everything(served):
         assert sign not in text, text[-3000:]
 
 
+def _serving_pids(server) -> set[int]:
+    return {line["pid"] for line in log_lines(server) if line["logger"] == "gunicorn.access"}
+
+
 def test_workers_ending_by_reload_or_stop_log_json_lines_only(monkeypatch):
     """A reload (SIGHUP) and a stop (SIGTERM) each end both workers; nothing but JSON.
 
@@ -355,7 +369,11 @@ def test_workers_ending_by_reload_or_stop_log_json_lines_only(monkeypatch):
     monkeypatch.delenv("TWITCH_TRIAGE_METRICS_PORT", raising=False)  # the module server's
     port = free_port()
     with running("api", api_argv(port), port) as server:
-        assert request(port, "POST", "/v1/triage", body=VALID, headers=JSON, timeout=5.0)[0] == 200
+        # Both workers serving first: a worker signalled before its handlers are installed
+        # dies at once, without the line this test counts.
+        deadline = time.monotonic() + 20
+        while len(_serving_pids(server)) < 2 and time.monotonic() < deadline:
+            assert request(port, "POST", "/v1/triage", body=VALID, headers=JSON)[0] == 200
         assert server.process is not None
         server.process.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 20

@@ -18,8 +18,10 @@ the same status as a FHIR OperationOutcome, so the README's promise holds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -48,10 +50,14 @@ _ISSUE_TYPES = {
 def operation_outcome_error(status_int: int, reason: str, mesg: str) -> bytes:
     """A complete HTTP/1.1 error response whose body is a FHIR OperationOutcome."""
     code = _ISSUE_TYPES.get(status_int, IssueType.EXCEPTION)
-    if status_int >= 500:
+    # gunicorn keeps "Bad Request" as the reason of its 501 (an unsupported
+    # Transfer-Encoding): the status line says what the status means.
+    with contextlib.suppress(ValueError):
+        reason = HTTPStatus(status_int).phrase
+    if status_int >= 500 and status_int != HTTPStatus.NOT_IMPLEMENTED:
         # Never echo internals; gunicorn logged the details.
         diagnostics = "an internal error occurred and the request was not processed"
-    else:
+    else:  # a client error (501: what the client asked for is not supported)
         diagnostics = f"{reason}: {mesg}" if mesg else reason
     outcome = operation_outcome(
         [Issue(code, diagnostics[:500])], summary=f"The request was not processed: {reason}."
