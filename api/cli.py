@@ -385,7 +385,7 @@ def _maintenance(
             purged = purge(env)
             print(  # noqa: T201
                 f"purged {purged.assessments} assessment(s) and {purged.audit_events} audit "
-                f"event(s); with them {purged.intake_links} expired intake link(s), "
+                f"event(s); with them {purged.intake_links} intake link(s), "
                 f"{purged.cds_cards} CDS card(s) and {purged.cds_feedback} feedback entries"
             )
         else:

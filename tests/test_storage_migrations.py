@@ -122,3 +122,42 @@ def test_ehrs_registered_before_0006_may_name_no_fhir_server(database_url):
     assert "fhir_servers" not in columns
     assert "jku" in columns
     engine.dispose()
+
+
+def test_0007_indexes_what_erasure_looks_up_and_goes_back_down(database_url):
+    """Erasure finds an assessment's intake link and CDS feedback by ``assessment_id``:
+    0007 indexes both on a database that has rows, and its downgrade drops them."""
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        command.upgrade(_alembic_config(connection), "0006_ehr_fhir_servers")
+        connection.execute(text("INSERT INTO tenant (name, created_us) VALUES ('t', 1)"))
+        connection.execute(
+            text(
+                "INSERT INTO intake_link (id, tenant, client, show, created_us, expires_us, "
+                "used_us, assessment_id) VALUES ('l', 't', 'c', 'report', 1, 2, 1, 'a')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO cds_feedback (id, tenant, card_uuid, assessment_id, outcome, "
+                "outcome_us, received_us, body_json) VALUES ('f', 't', 'c', 'a', 'accepted', "
+                "1, 1, :body)"
+            ),
+            {"body": b"{}"},
+        )
+        connection.commit()
+    migrate(engine)
+    assert current_revision(engine) == head_revision()
+
+    def indexed(table: str) -> dict[str, list[str | None]]:
+        return {i["name"]: i["column_names"] for i in inspect(engine).get_indexes(table)}
+
+    assert indexed("intake_link")["ix_intake_link_assessment_id"] == ["assessment_id"]
+    assert indexed("cds_feedback")["ix_cds_feedback_assessment_id"] == ["assessment_id"]
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM intake_link")).scalar_one() == 1
+        command.downgrade(_alembic_config(connection), "0006_ehr_fhir_servers")
+        connection.commit()
+    assert "ix_intake_link_assessment_id" not in indexed("intake_link")
+    assert "ix_cds_feedback_assessment_id" not in indexed("cds_feedback")
+    engine.dispose()

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, insert, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 
 from api.storage.models import CdsCard, CdsEhr, CdsFeedback, CdsUsedJti, Tenant
-from api.storage.repository import Store
+from api.storage.repository import Store, assessment_locked
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,10 +201,20 @@ class CdsStore:
 
     # --- cards and feedback ----------------------------------------------------------
 
-    def add_card(self, record: CardRecord) -> None:
+    def add_card(self, record: CardRecord, *, stored: bool = True) -> bool:
+        """Keep a card for its feedback; False (nothing kept) when its assessment is gone.
+
+        ``stored``: the card's assessment was stored (not so when the deployment stores
+        nothing), so the card is kept only while that assessment exists: an erasure
+        between the triage and this write must not leave a card of the erased
+        assessment behind (feedback on it is then refused as on any unknown card).
+        """
         values = {column.key: getattr(record, column.key) for column in _CARD_COLUMNS}
         with self.store.unit_of_work() as work:
-            work._connection.execute(insert(CdsCard), [values])
+            if stored and not assessment_locked(work.connection, record.assessment_id):
+                return False
+            work.connection.execute(insert(CdsCard), [values])
+        return True
 
     def cards(self, uuids: Sequence[str], *, tenant: str) -> dict[str, CardRecord]:
         """The tenant's cards among ``uuids``, by uuid (another tenant's are absent)."""
@@ -216,14 +226,29 @@ class CdsStore:
         with self.store._reading() as connection:
             return {row[0]: CardRecord(*row) for row in connection.execute(stmt)}
 
-    def add_feedback(self, records: Sequence[FeedbackRecord]) -> None:
-        """Store feedback entries together (all or none)."""
+    def add_feedback(self, records: Sequence[FeedbackRecord]) -> set[str]:
+        """Store feedback entries together (all or none); the card uuids found missing.
+
+        The cards are read again in the writing transaction and held (``FOR SHARE``)
+        until it commits: a card erased since the caller looked it up stores nothing
+        and is returned, and an erasure waits for this commit and then takes the
+        feedback with the card (:func:`api.storage.repository.remove_assessments`).
+        """
         rows = [
             {column.key: getattr(record, column.key) for column in _FEEDBACK_COLUMNS}
             for record in records
         ]
+        wanted = {(record.card_uuid, record.tenant) for record in records}
         with self.store.unit_of_work() as work:
-            work._connection.execute(insert(CdsFeedback), rows)
+            held = work.connection.execute(
+                select(CdsCard.uuid, CdsCard.tenant)
+                .where(tuple_(CdsCard.uuid, CdsCard.tenant).in_(sorted(wanted)))
+                .with_for_update(read=True)
+            )
+            missing = {uuid for uuid, tenant in wanted - {tuple(row) for row in held}}
+            if not missing:
+                work.connection.execute(insert(CdsFeedback), rows)
+        return missing
 
     def feedback(self, card_uuid: str, *, tenant: str) -> list[FeedbackRecord]:
         """The tenant's feedback about one card, in the order the user acted."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from api.storage.database import guarded
 from api.storage.models import IntakeLink
-from api.storage.repository import Store
+from api.storage.repository import Store, assessment_locked
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +82,22 @@ def release_link(store: Store, link_id: str, *, claimed_us: int) -> None:
         work.connection.execute(stmt)
 
 
-def attach_assessment(store: Store, link_id: str, assessment_id: str) -> None:
-    """Name the assessment a used link produced."""
-    stmt = update(IntakeLink).where(IntakeLink.id == link_id).values(assessment_id=assessment_id)
+def attach_assessment(store: Store, link_id: str, assessment_id: str) -> bool:
+    """Name the assessment a used link produced; False when it was erased meanwhile.
+
+    Checked and written in one transaction holding the assessment (``FOR SHARE``): an
+    erasure either waits and then takes the link with its assessment, or came first,
+    and then the used link (which names the patient) is deleted here as erasure would.
+    """
     with store.unit_of_work() as work:
+        if not assessment_locked(work.connection, assessment_id):
+            work.connection.execute(delete(IntakeLink).where(IntakeLink.id == link_id))
+            return False
+        stmt = (
+            update(IntakeLink).where(IntakeLink.id == link_id).values(assessment_id=assessment_id)
+        )
         work.connection.execute(stmt)
+    return True
 
 
 __all__ = [

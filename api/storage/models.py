@@ -235,8 +235,8 @@ class CdsCard(Base):
     uuid: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(128), index=True)
     ehr_id: Mapped[str] = mapped_column(String(ID_LENGTH))
-    #: The assessment's Bundle id (no foreign key: an erased assessment keeps its cards'
-    #: feedback, which names it only by id).
+    #: The assessment's Bundle id (no foreign key: with storage off no assessment is
+    #: kept, yet the card is, for its feedback). Erasing the assessment deletes its cards.
     assessment_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
     hook_instance: Mapped[str] = mapped_column(String(255))
     indicator: Mapped[str] = mapped_column(String(16))
@@ -251,7 +251,8 @@ class CdsFeedback(Base):
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(128), index=True)
     card_uuid: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
-    assessment_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    #: The card's assessment (indexed: erasing it deletes this feedback).
+    assessment_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
     outcome: Mapped[str] = mapped_column(String(16))
     #: When the user acted (the EHR's ``outcomeTimestamp``; else when it arrived).
     outcome_us: Mapped[int] = mapped_column(BigInteger)
@@ -281,5 +282,6 @@ class IntakeLink(Base):
     created_us: Mapped[int] = mapped_column(BigInteger)
     expires_us: Mapped[int] = mapped_column(BigInteger, index=True)
     used_us: Mapped[int | None] = mapped_column(BigInteger)
-    #: The assessment (Bundle id) the submission produced.
-    assessment_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    #: The assessment (Bundle id) the submission produced (indexed: erasing it deletes
+    #: this link).
+    assessment_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), index=True)

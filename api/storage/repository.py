@@ -201,48 +201,28 @@ class UnitOfWork:
         self._connection.execute(insert(AuditRecord), [values])
 
     def delete_assessment(self, assessment_id: str, *, tenant: str) -> bool:
-        """Remove a tenant's assessment with its resources and Provenance; False if absent.
+        """Erase a tenant's assessment and everything tied to it; False if absent.
 
-        Another tenant's assessment is "absent": nothing is deleted and the caller
-        answers exactly as for an id that never existed.
+        What goes is what a retention purge takes with an assessment
+        (:func:`remove_assessments`). Another tenant's assessment is "absent": nothing
+        is deleted and the caller answers exactly as for an id that never existed.
         """
-        owned = self._connection.execute(
-            select(Assessment.id).where(Assessment.id == assessment_id, Assessment.tenant == tenant)
-        ).first()
-        if owned is None:
-            return False
-        resource_ids = select(StoredResource.id).where(
-            StoredResource.assessment_id == assessment_id
+        owned = select(Assessment.id).where(
+            Assessment.id == assessment_id, Assessment.tenant == tenant
         )
-        # Explicit, not only ON DELETE CASCADE: SQLite enforces it only with the pragma.
-        self._connection.execute(
-            delete(ResourceCode).where(ResourceCode.resource_id.in_(resource_ids))
-        )
-        self._connection.execute(
-            delete(StoredResource).where(StoredResource.assessment_id == assessment_id)
-        )
-        deleted = self._connection.execute(delete(Assessment).where(Assessment.id == assessment_id))
-        return bool(deleted.rowcount)
+        return bool(remove_assessments(self._connection, owned).assessments)
 
     def purge(self, *, assessments_before_us: int, audit_before_us: int | None) -> Purged:
         """Delete what is older than the retention; how many rows of each kind went.
 
-        With the assessments go the other rows that outlive them and name a patient or
-        may hold patient data: intake links (a patient reference) that expired before
-        the cut-off, and CDS cards and feedback (a clinician's free-text comment) from
-        before it.
+        With the assessments goes everything tied to them (:func:`remove_assessments`).
+        So do, each by its own time, the rows that name a patient or may hold patient
+        data and belong to no stored assessment: intake links that expired before the
+        cut-off (a patient reference; unused, or used while nothing was stored), and
+        CDS cards and feedback (a clinician's free-text comment) from before it.
         """
         old = select(Assessment.id).where(Assessment.issued_us < assessments_before_us)
-        old_resources = select(StoredResource.id).where(StoredResource.assessment_id.in_(old))
-        self._connection.execute(
-            delete(ResourceCode).where(ResourceCode.resource_id.in_(old_resources))
-        )
-        self._connection.execute(
-            delete(StoredResource).where(StoredResource.assessment_id.in_(old))
-        )
-        removed = self._connection.execute(
-            delete(Assessment).where(Assessment.issued_us < assessments_before_us)
-        ).rowcount
+        removed = remove_assessments(self._connection, old)
         audits = 0
         if audit_before_us is not None:
             audits = self._connection.execute(
@@ -257,7 +237,69 @@ class UnitOfWork:
                 (CdsFeedback, CdsFeedback.received_us),
             )
         )
-        return Purged(removed, audits, links, cards, feedback)
+        return Purged(
+            removed.assessments,
+            audits,
+            removed.intake_links + links,
+            removed.cds_cards + cards,
+            removed.cds_feedback + feedback,
+        )
+
+
+class Removed(NamedTuple):
+    """Rows :func:`remove_assessments` deleted, by kind."""
+
+    assessments: int
+    intake_links: int
+    cds_cards: int
+    cds_feedback: int
+
+
+def remove_assessments(connection: Connection, ids: Select[Any]) -> Removed:
+    """Delete the assessments ``ids`` selects and every row tied to them, in one transaction.
+
+    The one place that knows what belongs to an assessment, for erasure and retention
+    alike: its resources and their codes (its Bundle and Provenance are its own row),
+    the CDS cards that showed it and the feedback on them (a clinician's free-text
+    comment), and the intake link whose submission produced it (a patient reference;
+    a used link opens nothing, so it is deleted, not kept stripped). Its AuditEvents
+    stay: they hold no patient data and record the deletion itself.
+
+    The assessments are locked first (``FOR UPDATE`` on PostgreSQL; SQLite serialises
+    writers anyway): a card, feedback or link attached concurrently either commits
+    before this reads its rows (READ COMMITTED: each statement below sees it) or waits
+    for this commit and then finds its assessment or card gone
+    (:meth:`api.storage.cds.CdsStore.add_card`, ``add_feedback``,
+    :func:`api.storage.intake_links.attach_assessment`).
+    """
+    found = connection.execute(ids.with_for_update()).scalars().all()
+    if not found:
+        return Removed(0, 0, 0, 0)
+    chosen = ids.scalar_subquery()
+    # Cards before feedback: a feedback write holds its card FOR SHARE until it commits.
+    cards = connection.execute(delete(CdsCard).where(CdsCard.assessment_id.in_(chosen))).rowcount
+    feedback = connection.execute(
+        delete(CdsFeedback).where(CdsFeedback.assessment_id.in_(chosen))
+    ).rowcount
+    links = connection.execute(
+        delete(IntakeLink).where(IntakeLink.assessment_id.in_(chosen))
+    ).rowcount
+    resource_ids = select(StoredResource.id).where(StoredResource.assessment_id.in_(chosen))
+    # Explicit, not only ON DELETE CASCADE: SQLite enforces it only with the pragma.
+    connection.execute(delete(ResourceCode).where(ResourceCode.resource_id.in_(resource_ids)))
+    connection.execute(delete(StoredResource).where(StoredResource.assessment_id.in_(chosen)))
+    assessments = connection.execute(delete(Assessment).where(Assessment.id.in_(chosen))).rowcount
+    return Removed(assessments, links, cards, feedback)
+
+
+def assessment_locked(connection: Connection, assessment_id: str) -> bool:
+    """Whether the assessment exists, holding it (``FOR SHARE``) until the transaction ends.
+
+    A row tied to an assessment is written only under this check, so that it never
+    outlives an erasure running at the same moment (:func:`remove_assessments`).
+    """
+    stmt = select(Assessment.id).where(Assessment.id == assessment_id).with_for_update(read=True)
+    return connection.execute(stmt).first() is not None
 
 
 class Purged(NamedTuple):

@@ -12,7 +12,7 @@ import copy
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,7 @@ from api.services.cds.cards import CardLinks, card
 from api.services.cds.fetch import FetchError, get_json
 from api.services.cds.request import (
     PREFETCH_KEY,
+    FeedbackEntry,
     HookRequest,
     parse_feedback,
     parse_hook_request,
@@ -341,6 +342,7 @@ def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
     tenant = recording.exchange.tenant
     if tenant is None:  # the JWT gate always sets one; never store a card for nobody
         raise RuntimeError("a CDS call without an authenticated tenant")
+    # Not kept when the assessment was erased meanwhile: feedback on it is then refused.
     ctx.cds.add_card(
         CardRecord(
             uuid=card_uuid,
@@ -350,9 +352,27 @@ def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
             hook_instance=hook.hook_instance,
             indicator=body["indicator"],
             issued_us=time.time_ns() // 1000,
-        )
+        ),
+        stored=stored.stored,
     )
     return CdsAnswer({"cards": [body]}, outcome)
+
+
+def _unknown_cards(entries: Sequence[FeedbackEntry], known: Container[str]) -> NotFoundError:
+    """The 404 naming each entry whose card this tenant does not have (any more)."""
+    return NotFoundError(
+        [
+            Issue(
+                IssueType.NOT_FOUND,
+                f"feedback[{index}].card: no card {entry.card[:64]!r} was given to this "
+                "EHR's tenant",
+                (f"feedback[{index}].card",),
+            )
+            for index, entry in enumerate(entries)
+            if entry.card not in known
+        ],
+        "unknown card",
+    )
 
 
 def record_feedback(
@@ -360,25 +380,18 @@ def record_feedback(
 ) -> int:
     """Store feedback about this tenant's cards (all entries or none) and audit each.
 
-    A card uuid this tenant was never given (or another tenant's) is a 404 naming it.
-    Each entry's AuditEvent is an ``operation`` on the card's assessment Bundle.
+    A card uuid this tenant was never given (or another tenant's, or one whose
+    assessment was erased, which took its cards) is a 404 naming it, audited as a
+    refusal. Each stored entry's AuditEvent is an ``operation`` on the card's
+    assessment Bundle.
     """
     tenant = exchange.tenant
     if tenant is None:
         raise RuntimeError("feedback without an authenticated tenant")
     entries = parse_feedback(payload)
     cards = cds.cards([entry.card for entry in entries], tenant=tenant)
-    unknown = [
-        Issue(
-            IssueType.NOT_FOUND,
-            f"feedback[{index}].card: no card {entry.card[:64]!r} was given to this EHR's tenant",
-            (f"feedback[{index}].card",),
-        )
-        for index, entry in enumerate(entries)
-        if entry.card not in cards
-    ]
-    if unknown:
-        raise NotFoundError(unknown, "unknown card")
+    if any(entry.card not in cards for entry in entries):
+        raise _unknown_cards(entries, cards)
     received = time.time_ns() // 1000
     records = [
         FeedbackRecord(
@@ -393,7 +406,9 @@ def record_feedback(
         )
         for entry in entries
     ]
-    cds.add_feedback(records)
+    missing = cds.add_feedback(records)
+    if missing:  # erased since it was looked up: nothing was stored
+        raise _unknown_cards(entries, cards.keys() - missing)
     for record in records:
         audit(store, exchange, "operation", 200, entity=("Bundle", record.assessment_id))
     return len(records)
