@@ -188,3 +188,17 @@ def test_a_500_is_logged_with_the_route_never_the_path_as_sent(monkeypatch, capl
     (record,) = [r for r in caplog.records if r.name == "api.errors"]
     assert record.getMessage().endswith(" on GET /boom/<name>")
     assert MARKER not in JsonFormatter().format(record)
+
+
+def test_a_method_no_standard_names_is_neither_logged_nor_a_metrics_label(client):
+    from api.serving import metrics  # noqa: PLC0415 (the app imports it on the first request)
+
+    response = client.open("/v1/triage", method=f"JANE{MARKER}")
+    assert response.status_code == 405
+    labels = [
+        sample.labels["method"]
+        for family in metrics.HTTP_REQUESTS.collect()
+        for sample in family.samples
+    ]
+    assert "<other>" in labels
+    assert not [label for label in labels if MARKER in label]

@@ -20,6 +20,7 @@ from api.serving.logs import (
     LOGGED_PATH_ENVIRON,
     UNMATCHED,
     configure_app_logging,
+    loggable_method,
     loggable_request_path,
 )
 from api.serving.requestid import REQUEST_ID_HEADER, accepted_request_id
@@ -84,7 +85,9 @@ def _finish(response: Response) -> Response:
     route = rule.rule if rule is not None else UNMATCHED
     # For gunicorn's access line (JsonGunicornLogger.access reads the same environ).
     request.environ[LOGGED_PATH_ENVIRON] = loggable_request_path()
-    requests, latency = _request_series(request.method, route, str(response.status_code))
+    # A standard method or "<other>": any token gunicorn accepts would be a new series.
+    method = loggable_method(request.method)
+    requests, latency = _request_series(method, route, str(response.status_code))
     requests.inc()
     if started is not None:
         latency.observe(time.perf_counter() - started)

@@ -119,6 +119,8 @@ def loggable_path(rule: str | None, view_args: Mapping[str, object] | None) -> s
     """
     if rule is None:
         return UNMATCHED
+    if "<" not in rule:
+        return rule  # no variable part (most routes, the triage ones): nothing to decide
     values = view_args or {}
 
     def part(match: re.Match[str]) -> str:
