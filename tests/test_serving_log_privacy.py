@@ -243,3 +243,24 @@ def test_no_marker_anywhere_in_a_request_head_reaches_the_log(server, marked):
     )
     assert all(line["level"] != "ERROR" and "exception" not in line for line in lines), lines
     assert server.alive()
+
+
+def test_the_sync_model_logs_the_same_way():
+    """The rules live in the logger, not in our gevent worker: ``serve --model sync``
+    (kept for comparison, behind a proxy) runs gunicorn's own worker and logs alike."""
+    port = free_port()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("TWITCH_TRIAGE_METRICS_PORT", raising=False)
+        with running("api-logs-sync", api_argv(port, workers=1, model="sync"), port) as sync:
+            marker = new_marker()
+            for head in (
+                f"GET /fhir/Observation?note=Jane {marker}-Doe HTTP/1.1\r\n{HOST}\r\n",
+                f"GET /fhir/Observation?note=O'{marker} HTTP/1.1\r\n{HOST}\r\n",
+                f"GET /fhir/Patient/{marker} HTTP/1.1\r\n{HOST}\r\n",
+            ):
+                assert send(sync, head.encode())[0] in (400, 401, 404)
+            lines = [json.loads(line) for line in sync.log_text().splitlines() if line.strip()]
+            assert_not_logged(sync, marker)
+    assert [line["refusal"] for line in refusals(lines)] == ["InvalidHTTPVersion"]
+    access = [line["path"] for line in lines if line["logger"] == "gunicorn.access"]
+    assert access[-2:] == ["/fhir/Observation", "<unmatched>"]  # the quote is accepted
