@@ -202,3 +202,11 @@ def test_a_method_no_standard_names_is_neither_logged_nor_a_metrics_label(client
     ]
     assert "<other>" in labels
     assert not [label for label in labels if MARKER in label]
+
+
+def test_a_line_that_cannot_be_formatted_is_withheld_not_raised():
+    with error_log() as (logger, stream):
+        # One argument short, on purpose: the filter must not raise into its caller.
+        logger.warning("two values %s %s", f"/x/{MARKER}")  # noqa: PLE1206
+    (line,) = lines(stream)
+    assert line["message"] == "log line withheld: it could not be checked"

@@ -211,24 +211,27 @@ class RequestTextRedactor(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            self._redact(record)
+        except Exception:  # a filter that raises would break gunicorn's caller
+            record.msg, record.args = "log line withheld: it could not be checked", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+    def _redact(self, record: logging.LogRecord) -> None:
         handled = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
         refusal = _refusal(handled)
         if refusal is not None:
             self._rebuild_refusal(record, handled, *refusal)
-        elif record.msg in _URI_TEMPLATES:
-            method = record.args[0] if isinstance(record.args, tuple) and record.args else None
-            record.msg, record.args = (
-                "Error handling request %s %s",
-                (
-                    loggable_method(method) if record.msg.count("%s") == 2 else OTHER_METHOD,
-                    "<uri omitted>",
-                ),
-            )
+        elif isinstance(record.msg, str) and record.msg in _URI_TEMPLATES:
+            with_method = record.msg.count("%s") == 2 and isinstance(record.args, tuple)
+            method = record.args[0] if with_method and record.args else None
+            record.msg = "Error handling request %s %s"
+            record.args = (loggable_method(method), "<uri omitted>")
         else:
             message = record.getMessage()
             if "?" in message:
                 record.msg, record.args = _QUERY.sub("?<query omitted>", message), ()
-        return True
 
     @staticmethod
     def _rebuild_refusal(
