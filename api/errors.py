@@ -32,6 +32,7 @@ from api.services.errors import (
     ServiceError,
     VersionNotServedError,
 )
+from api.serving.logs import loggable_method, loggable_request_path
 from schemas import IssueType
 
 logger = logging.getLogger("api.errors")
@@ -252,8 +253,8 @@ def _handle_unexpected(exc: BaseException) -> Response:
     logger.error(
         "unhandled error, incident %s, on %s %s",
         incident,
-        request.method,
-        request.path,
+        loggable_method(request.method),
+        loggable_request_path(),  # never the path as sent: it can hold patient text
         exc_info=original,
     )
     issue = Issue(

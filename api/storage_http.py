@@ -25,6 +25,7 @@ from api.fhir.search import ID_TEXT
 from api.responses import fhir_content_type
 from api.services.assessments import Recording, StoredTriage
 from api.services.reports import link_header, report_link
+from api.serving.logs import loggable_method, loggable_request_path
 from api.storage import StorageUnavailableError
 from api.storage.assessments import (
     IDEMPOTENCY_KEY,
@@ -202,7 +203,12 @@ def _finish(response: Response) -> Response:
 
 
 def _unavailable(exc: StorageUnavailableError) -> Response:
-    logger.warning("store unavailable (%s) on %s %s", exc, request.method, request.path)
+    logger.warning(
+        "store unavailable (%s) on %s %s",
+        exc,
+        loggable_method(request.method),
+        loggable_request_path(),  # never the path as sent: it can hold patient text
+    )
     error = ServiceUnavailableError(
         "the assessment store is unavailable; nothing was stored, retry after a pause"
     )

@@ -16,7 +16,13 @@ from werkzeug.exceptions import ClientDisconnected
 
 from api.errors import error_response
 from api.fhir.outcome import Issue
-from api.serving.logs import configure_app_logging
+from api.serving.logs import (
+    LOGGED_PATH_ENVIRON,
+    UNMATCHED,
+    configure_app_logging,
+    loggable_method,
+    loggable_request_path,
+)
 from api.serving.requestid import REQUEST_ID_HEADER, accepted_request_id
 from schemas import IssueType
 
@@ -76,8 +82,12 @@ def _finish(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = request_id
     started = g.get("request_started")
     rule = request.url_rule
-    route = rule.rule if rule is not None else "<unmatched>"
-    requests, latency = _request_series(request.method, route, str(response.status_code))
+    route = rule.rule if rule is not None else UNMATCHED
+    # For gunicorn's access line (JsonGunicornLogger.access reads the same environ).
+    request.environ[LOGGED_PATH_ENVIRON] = loggable_request_path()
+    # A standard method or "<other>": any token gunicorn accepts would be a new series.
+    method = loggable_method(request.method)
+    requests, latency = _request_series(method, route, str(response.status_code))
     requests.inc()
     if started is not None:
         latency.observe(time.perf_counter() - started)
