@@ -636,6 +636,27 @@ def access_log_has_ids_and_no_query(topology: Topology, sent_id: str) -> None:
     assert any(line["request_id"] == sent_id and line["status"] == 200 for line in lines)
     assert any(line["request_id"] == "topology-431-0001" and line["status"] == 431
                for line in lines)  # fmt: skip
+    # A path is client text: logged as sent only where it is fixed parts and our UUIDs.
+    paths = {
+        "/fhir/Patient/Qzzyx-Jane-Doe": "<unmatched>",
+        "/fhir/Observation%3Fsubject%3DPatient%2FQzzyx": "<unmatched>",
+        "/fhir/CodeSystem/Qzzyx-cs": "/fhir/CodeSystem/<id>",
+        "/intake/Qzzyx-link": "/intake/<link>",
+    }
+    for number, target in enumerate(paths):
+        sent = bearer(topology.partner_key, **{"X-Request-Id": f"topology-path-{number:02d}"})
+        assert nginx.request("GET", target, headers=sent)[0] in (400, 404)
+    deadline = time.monotonic() + 5
+    while f"topology-path-{len(paths) - 1:02d}" not in (nginx.prefix / "access.log").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    logged = {line["request_id"]: line["path"] for line in nginx.access_lines()}
+    for number, expected in enumerate(paths.values()):
+        assert logged[f"topology-path-{number:02d}"] == expected
+    bundle_reads = [p for p in logged.values() if p.startswith("/fhir/Bundle/")]
+    assert bundle_reads  # the triage read through the other node: our UUID, kept
+    assert all(re.fullmatch(r"/fhir/Bundle/[0-9a-f-]{36}", p) for p in bundle_reads)
+    text = (nginx.prefix / "access.log").read_text()
     assert "Qzzyx" not in text
     assert topology.partner_key not in text
 
