@@ -1,9 +1,11 @@
 """AuditEvent in the style of IHE Basic Audit Log Patterns (BALP), FHIR R4.
 
 One AuditEvent per RESTful interaction on patient data (create, read, search,
-delete) and per failed attempt: type ``rest``, subtype the interaction, action,
-recorded, outcome, the client as requesting agent, this service as the second
-agent and the source, and as entities what was touched and the request id.
+delete, a CDS Hooks call as ``operation``) and per failed attempt: type ``rest``,
+subtype the interaction, action, recorded, outcome, the requesting agent (the API
+client or EHR; a browser holding a signed link, with the client that issued the link
+as a further agent), this service as the second agent and the source, and as entities
+what was touched (a patient as a Person in the role Patient) and the request id.
 
 No PHI: descriptions are fixed texts and HTTP status codes; the client is its
 network address; what was touched is named by reference (``Bundle/<uuid>``),
