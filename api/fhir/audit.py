@@ -205,9 +205,9 @@ def _entity(reference: str) -> dict[str, Any]:
 
 
 def _issuer(client_id: str, tenant: str | None) -> dict[str, Any]:
-    """The API client that issued a signed link: an agent, never the requestor."""
+    """The API client that issued a signed link: an agent, never the requestor. No
+    ``type``: it neither sent this request (Source Role ID) nor received it."""
     return {
-        "type": _CLIENT_TYPE,
         "who": {
             "identifier": {"system": CLIENT_ID_SYSTEM, "value": client_id},
             "display": f"API client {client_id} of tenant {tenant}, which issued the link",
