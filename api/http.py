@@ -82,6 +82,7 @@ def bytes_response(body: bytes, call: Call) -> Response:
 from api.storage_http import (  # noqa: E402 (after Call: it imports nothing from here)
     VERSION_ETAG,
     audited,
+    audits_failures,
     conditional_response,
     exchange,
     recording,
@@ -94,6 +95,7 @@ __all__ = [
     "Call",
     "app_state",
     "audited",
+    "audits_failures",
     "bytes_response",
     "conditional_response",
     "exchange",

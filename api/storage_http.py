@@ -3,15 +3,23 @@
 Re-exported by :mod:`api.http` (the edge the route modules use). ``install``
 registers the request-id and audit hooks, the 503 handler for an unavailable
 store and the ``fhir_id`` URL converter. Every failed attempt on patient data
-(the triage endpoints and the store's routes) leaves an AuditEvent; the views
-write their successes themselves (``g.audited``).
+leaves an AuditEvent: on the endpoints of :data:`AUDITED_FAILURES` (the triage
+endpoints, the store's routes, CDS Hooks, the intake links and pages), and on the
+data API surface (``/v1/…``, ``/fhir/…``) any other refusal of an identified caller,
+a request no route matched included (:func:`unmatched_attempt`). The views write
+their successes themselves (``g.audited``); an endpoint whose failure needs facts
+only it knows (the link's tenant, what a CDS call fetched) registers an auditor
+(:func:`audits_failures`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from flask import Flask, Response, g, request
@@ -19,8 +27,11 @@ from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter
 from werkzeug.sansio.utils import get_current_url
 
+from api.auth.http import bearer_principal
+from api.auth.scopes import PUBLIC_ENDPOINTS
 from api.config import app_state
 from api.errors import InvalidParameterError, ServiceUnavailableError, error_response
+from api.fhir.capability import READABLE_TYPES
 from api.fhir.search import ID_TEXT
 from api.responses import fhir_content_type
 from api.services.assessments import Recording, StoredTriage
@@ -49,10 +60,86 @@ AUDITED_FAILURES = {
     "store.read_audit_event": "read",
     "store.search": "search-type",
     "store.delete_bundle": "delete",
-    "cds.service": "create",
+    "cds.service": "operation",  # every call, with or without a card (its auditor)
     "cds.feedback": "operation",
     "intake.create_link": "create",  # its successes and the intake pages audit themselves
+    "intake.page": "read",  # the signed-link browser (its auditor names the link)
+    "intake.submit": "create",
 }
+
+#: Writes the AuditEvent of a failed attempt on one endpoint, given the HTTP status.
+FailureAuditor = Callable[[int], None]
+#: Endpoints whose failed attempts need facts only they know (registered by their
+#: route module with :func:`audits_failures`).
+FAILURE_AUDITORS: dict[str, FailureAuditor] = {}
+
+#: The data API: a refused attempt of an identified caller under these is audited,
+#: whether or not a route matched.
+DATA_SURFACE = ("/v1/", "/fhir/")
+#: The published conformance resources under ``/fhir/`` (public, no patient data).
+PUBLISHED = frozenset({"metadata", ".well-known", *READABLE_TYPES})
+#: A resource type an AuditEvent may name: FHIR's spelling, within the audit column.
+_RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,31}")
+_ID = re.compile(ID_TEXT)
+#: The interaction a method attempts, when no route says which.
+METHOD_INTERACTIONS = {
+    "GET": "read",
+    "HEAD": "read",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What a refused request on the data API attempted, as its AuditEvent names it."""
+
+    interaction: str
+    #: ``(type, id)`` only when both are valid (an id a converter refused is not named).
+    entity: tuple[str, str] | None = None
+    resource_type: str | None = None
+    #: A type-level GET is a search: its query goes base64 into the AuditEvent.
+    search: bool = False
+
+
+def audits_failures(endpoint: str) -> Callable[[FailureAuditor], FailureAuditor]:
+    """Register the auditor of ``endpoint``'s failed attempts (its route module does)."""
+
+    def register(auditor: FailureAuditor) -> FailureAuditor:
+        FAILURE_AUDITORS[endpoint] = auditor
+        return auditor
+
+    return register
+
+
+def unmatched_attempt(method: str, path: str) -> Attempt | None:
+    """What a request on the data API attempted; None off it or on a published resource.
+
+    Pure (a function of the method and the decoded path), for requests no route
+    matched or whose endpoint does not audit itself: ``/fhir/<Type>/<id>`` names the
+    entity when type and id are valid, ``/fhir/<Type>`` is a search (GET) or a
+    type-level interaction, ``$name`` an operation; the method gives the rest.
+    """
+    if not path.startswith(DATA_SURFACE) and path not in ("/v1", "/fhir"):
+        return None
+    interaction = METHOD_INTERACTIONS.get(method, "operation")
+    if not path.startswith("/fhir/"):
+        return Attempt(interaction)
+    segments = path.removeprefix("/fhir/").split("/")
+    if segments[0] in PUBLISHED:
+        return None
+    if segments[-1].startswith("$"):
+        interaction = "operation"
+    if not _RESOURCE_TYPE.fullmatch(segments[0]):
+        return Attempt(interaction)
+    resource_type = segments[0]
+    if len(segments) == 1 or segments[1] == "":
+        search = interaction == "read"
+        return Attempt("search-type" if search else interaction, None, resource_type, search)
+    entity = (resource_type, segments[1]) if _ID.fullmatch(segments[1]) else None
+    return Attempt(interaction, entity, resource_type)
 
 
 class FhirIdConverter(BaseConverter):
@@ -180,26 +267,77 @@ def _finish(response: Response) -> Response:
     request_id = g.get("request_id")
     if request_id:
         response.headers["X-Request-ID"] = request_id
-    interaction = AUDITED_FAILURES.get(request.endpoint or "")
-    if response.status_code < 400 or interaction is None or g.get("audited"):
+    status = response.status_code
+    if status < 400 or g.get("audited"):
         return response
-    if response.status_code == 503:
+    endpoint = request.endpoint or ""
+    interaction = AUDITED_FAILURES.get(endpoint)
+    attempt = None
+    if interaction is None:
+        attempt = _refused_attempt(endpoint, status)
+        if attempt is None:
+            return response
+        interaction = attempt.interaction
+    if status == 503:
         # The store is what failed: log the attempt (no PHI) instead of auditing it.
         logger.warning("unaudited %s attempt %s: store unavailable", interaction, request_id)
         return response
     try:
-        audit(
-            app_state().store,
-            exchange(),
-            interaction,
-            response.status_code,
-            entity=g.get("audit_entity"),
-            query=request.query_string if interaction == "search-type" else None,
-            resource_type=(request.view_args or {}).get("resource_type"),
-        )
+        auditor = FAILURE_AUDITORS.get(endpoint)
+        if auditor is not None:
+            auditor(status)
+        elif attempt is not None:
+            audit(
+                app_state().store,
+                exchange(),
+                interaction,
+                status,
+                entity=attempt.entity,
+                query=request.query_string if attempt.search else None,
+                resource_type=attempt.resource_type,
+            )
+        else:
+            audit(
+                app_state().store,
+                exchange(),
+                interaction,
+                status,
+                entity=g.get("audit_entity"),
+                query=request.query_string if interaction == "search-type" else None,
+                resource_type=(request.view_args or {}).get("resource_type"),
+            )
     except StorageUnavailableError:
         logger.warning("unaudited failed %s attempt %s: store unavailable", interaction, request_id)
     return response
+
+
+def _refused_attempt(endpoint: str, status: int) -> Attempt | None:
+    """The attempt to audit of a refusal on an endpoint not in AUDITED_FAILURES.
+
+    Only on the data API, never on a public endpoint, and only for an identified
+    caller: the gate's principal, or for a 405 (which the gate answers without
+    authenticating) the client the bearer credential names. Anonymous refusals are
+    not audited (nobody to audit them for; a flood of them would fill the trail);
+    they are counted in ``twitch_triage_http_requests_total`` (route ``<unmatched>``
+    when no route matched).
+    """
+    if endpoint in PUBLIC_ENDPOINTS:
+        return None
+    attempt = unmatched_attempt(request.method, request.path)
+    if attempt is None:
+        return None
+    if g.get("principal") is None:
+        if status != 405:
+            return None
+        try:
+            principal = bearer_principal()
+        except StorageUnavailableError:
+            logger.warning("unaudited %s attempt: store unavailable", attempt.interaction)
+            return None
+        if principal is None:
+            return None
+        g.principal = principal
+    return attempt
 
 
 def _unavailable(exc: StorageUnavailableError) -> Response:
@@ -224,8 +362,11 @@ def install(app: Flask) -> None:
 
 
 __all__ = [
+    "AUDITED_FAILURES",
     "VERSION_ETAG",
+    "Attempt",
     "audited",
+    "audits_failures",
     "conditional_response",
     "exchange",
     "host_base_url",
@@ -234,4 +375,5 @@ __all__ = [
     "report_link_header",
     "report_url",
     "stored_response",
+    "unmatched_attempt",
 ]

@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from cds_support import Ehr, LoopbackServer, call, hook_request, register
+from conftest import anonymous
 from fhir_validator.r4_bindings import binding_problems
 from test_fhir_validator import EXPECTED_WARNING, medplum  # noqa: F401 (the shared fixture)
 
@@ -59,6 +63,7 @@ def stored_resources(tmp_path_factory) -> dict[str, dict[str, Any]]:
     out["search-400"] = client.get("/fhir/Observation?bogus=1").get_json()
     client.post("/v1/triage", json={"patient": {}})
     client.get("/fhir/Bundle/absent")
+    out.update(_newer_audit_kinds(client, json.dumps(bundle["entry"][0]["resource"])))
     client.delete(f"/fhir/Bundle/{bundle['id']}")
     audits = client.get("/fhir/AuditEvent?_count=100").get_json()
     out["search/AuditEvent"] = audits
@@ -79,6 +84,46 @@ def stored_resources(tmp_path_factory) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _first_event(client: Any, query: str) -> dict[str, Any]:
+    found = client.get(f"/fhir/AuditEvent?{query}").get_json()
+    return found["entry"][0]["resource"]
+
+
+def _newer_audit_kinds(client: Any, qr_json: str) -> dict[str, dict[str, Any]]:
+    """The AuditEvents of refusals no route matched, an intake link's browser and a CDS
+    Hooks call (its search on the EHR's FHIR server and the patient named)."""
+    out: dict[str, dict[str, Any]] = {}
+    client.put("/v1/triage", json={})
+    out["audit/update-4"] = _first_event(client, "subtype=update")
+    client.get("/fhir/Patient/p-9")
+    out["audit/read-4-patient"] = _first_event(client, "entity=Patient/p-9&subtype=read")
+    created = client.post("/v1/intake-links", json={"patient": {"reference": "Patient/p-9"}})
+    link = created.get_json()
+    parts = urlsplit(link["url"])
+    browser = anonymous(client.application)
+    browser.get(f"{parts.path}?{parts.query}")
+    out["audit/intake-view"] = _first_event(client, f"entity=Task/{link['id']}&subtype=read")
+    qr = json.loads(qr_json)
+    for key in ("id", "meta", "subject"):
+        qr.pop(key, None)
+    submitted = browser.post(
+        f"{parts.path}?{parts.query}", data=json.dumps(qr), content_type="application/fhir+json"
+    )
+    bundle_id = urlsplit(submitted.headers["Location"]).path.rsplit("/", 1)[1]
+    out["audit/intake-create"] = _first_event(client, f"entity=Bundle/{bundle_id}&subtype=create")
+    ehr = Ehr(f"https://ehr-{uuid.uuid4().hex[:8]}.example/fhir")
+    empty = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, empty)}) as fhir:
+        register(client.application, ehr, "local", fhir_servers=(fhir.url + "/fhir",))
+        authorization = {"access_token": "t", "token_type": "Bearer", "expires_in": 60}
+        body = hook_request(
+            "p-9", prefetch=False, fhirServer=fhir.url + "/fhir", fhirAuthorization=authorization
+        )
+        assert call(client, ehr, body).status_code == 200
+    out["audit/cds-operation"] = _first_event(client, "entity=Patient/p-9&subtype=operation")
+    return out
+
+
 def test_every_kind_of_resource_was_collected(stored_resources):
     audits = {label for label in stored_resources if label.startswith("audit/")}
     assert audits >= {
@@ -89,6 +134,11 @@ def test_every_kind_of_resource_was_collected(stored_resources):
         "audit/search-type-0",
         "audit/search-type-4",
         "audit/delete-0",
+        "audit/update-4",
+        "audit/read-4-patient",
+        "audit/intake-view",
+        "audit/intake-create",
+        "audit/cds-operation",
     }
     types = {r["resourceType"] for r in stored_resources.values()}
     assert types == {

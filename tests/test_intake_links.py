@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from api.auth.clients import create_client, revoke_client
 from api.config import EXTENSION
-from api.services.intake import REFUSED, open_intake_link
+from api.services.intake import LINK_AGENT, REFUSED, open_intake_link
 from api.services.links import INTAKE, REPORT
 from api.storage.assessments import Exchange
 from api.storage.intake_links import claim_link, find_link
@@ -457,7 +457,19 @@ def test_submissions_and_pages_are_audited_under_the_links_tenant(app):
         ("create", "0"),
         ("read", "0"),
     ]
-    assert all(e["agent"][0]["who"]["identifier"]["value"] == north.client_id for e in task)
+    # The partner's client made the link; the browser holding it viewed the page, and
+    # the client that issued the link is named beside it, never as the requestor.
+    by_subtype = {e["subtype"][0]["code"]: e for e in task}
+    [creator] = [a for a in by_subtype["create"]["agent"] if a["requestor"]]
+    assert creator["who"]["identifier"]["value"] == north.client_id
+    [viewer] = [a for a in by_subtype["read"]["agent"] if a["requestor"]]
+    assert viewer["who"] == {"display": LINK_AGENT}
+    issuers = [
+        a["who"]["identifier"]["value"]
+        for a in by_subtype["read"]["agent"]
+        if not a["requestor"] and "identifier" in a["who"]
+    ]
+    assert issuers == [north.client_id]
     created_bundle = events(f"Bundle/{bundle_id}", north.api_key)
     assert sorted((e["subtype"][0]["code"], e["outcome"]) for e in created_bundle) == [
         ("create", "0"),  # the submission

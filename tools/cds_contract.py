@@ -301,7 +301,12 @@ def cds_paths(error_response: Callable[[int], Schema]) -> dict[str, dict[str, An
                 "summary": "CDS Hooks patient-view: triage the patient's newest intake",
                 "description": "Triages the intake through the `$triage` use case, stores the "
                 'assessment under the EHR\'s tenant and answers one card (or `{"cards": []}` '
-                "when the patient has no intake).",
+                "when the patient has no intake). Every call, with a card, without one or "
+                "refused, writes one AuditEvent `operation` under the EHR's tenant: the EHR "
+                "the requesting agent, entity `Patient/<context.patientId>` (once valid), the "
+                "search sent to the EHR's FHIR server (base64 in `entity.query`), the intake "
+                "read there (absolute reference) and the assessment stored (`Bundle/<id>`, "
+                "which has its own `create` AuditEvent).",
                 "requestBody": {
                     "required": True,
                     "content": {JSON: {"schema": {"$ref": "#/components/schemas/CdsRequest"}}},

@@ -161,9 +161,8 @@ def _authenticate() -> Response | None:
     header = current.headers.get("Authorization")
     if header is None:
         raise UnauthorizedError("credentials are required: Authorization: Bearer <api key>")
-    scheme, _, credential = header.partition(" ")
-    credential = credential.strip()
-    if scheme.lower() != "bearer" or not credential or " " in credential or len(credential) > 512:
+    credential = _bearer(header)
+    if credential is None:
         raise UnauthorizedError(
             "the Authorization header must be 'Bearer <api key or access token>'",
             "invalid_request",
@@ -180,6 +179,28 @@ def _authenticate() -> Response | None:
         raise ForbiddenError(f"this client has no scope covering {scope}", scope)
     _count_request(principal.client_id)
     return None
+
+
+def _bearer(header: str) -> str | None:
+    """The credential of a well-formed ``Bearer <credential>`` header, else None."""
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential or " " in credential or len(credential) > 512:
+        return None
+    return credential
+
+
+def bearer_principal() -> Principal | None:
+    """The active client the request's bearer credential names, or None; never refuses.
+
+    For the audit of a refused request the gate let through unauthenticated (a 405 is
+    one for anyone): an identified caller's attempt is audited under its tenant.
+    """
+    header = request.headers.get("Authorization")
+    credential = None if header is None else _bearer(header)
+    if credential is None:
+        return None
+    return identify(app_state().clients, credential, now_us())
 
 
 def _count_request(caller: str) -> None:
@@ -230,4 +251,4 @@ def app_settings(app: Flask) -> Settings:
     return app.extensions[EXTENSION].settings
 
 
-__all__ = ["RateLimiter", "current_principal", "install"]
+__all__ = ["RateLimiter", "bearer_principal", "current_principal", "install"]

@@ -1,9 +1,11 @@
 """AuditEvent in the style of IHE Basic Audit Log Patterns (BALP), FHIR R4.
 
 One AuditEvent per RESTful interaction on patient data (create, read, search,
-delete) and per failed attempt: type ``rest``, subtype the interaction, action,
-recorded, outcome, the client as requesting agent, this service as the second
-agent and the source, and as entities what was touched and the request id.
+delete, a CDS Hooks call as ``operation``) and per failed attempt: type ``rest``,
+subtype the interaction, action, recorded, outcome, the requesting agent (the API
+client or EHR; a browser holding a signed link, with the client that issued the link
+as a further agent), this service as the second agent and the source, and as entities
+what was touched (a patient as a Person in the role Patient) and the request id.
 
 No PHI: descriptions are fixed texts and HTTP status codes; the client is its
 network address; what was touched is named by reference (``Bundle/<uuid>``),
@@ -41,6 +43,9 @@ INTERACTIONS: dict[str, tuple[str, str]] = {
     "search-type": ("search-type", "E"),  # R4 displays these codes as they are
     "delete": ("delete", "D"),
     "operation": ("operation", "E"),
+    # Only ever refused here (no route updates anything), but audited as attempted.
+    "update": ("update", "U"),
+    "patch": ("patch", "U"),
 }
 
 #: R4 AuditEventOutcome codes.
@@ -78,6 +83,14 @@ class AuditFacts:
     tenant: str | None = None
     #: A requesting agent that is no API client (a signed report link), by its display.
     agent: str | None = None
+    #: The API client that issued the link the requesting browser holds: a second agent,
+    #: not the requestor (the partner answers for the link, the browser acted).
+    issued_by: str | None = None
+    #: Further resources the interaction touched, by reference (``Task/<link id>``, the
+    #: assessment a CDS call stored, an intake read from the EHR's server by absolute URL).
+    related: tuple[str, ...] = ()
+    #: What ``query`` searched, when not this server's ``resource_type`` (the EHR's server).
+    query_description: str | None = None
 
 
 # The parts of every AuditEvent that never change: built once, frozen, shared (an
@@ -101,6 +114,8 @@ _SOURCE = freeze(
     }
 )
 _SYSTEM_OBJECT = freeze({"system": ENTITY_TYPE, "code": "2", "display": "System Object"})
+_PERSON = freeze({"system": ENTITY_TYPE, "code": "1", "display": "Person"})
+_PATIENT = freeze({"system": OBJECT_ROLE, "code": "1", "display": "Patient"})
 _DOMAIN_RESOURCE = freeze({"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"})
 _QUERY = freeze({"system": OBJECT_ROLE, "code": "24", "display": "Query"})
 
@@ -136,19 +151,15 @@ def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
     entities: list[dict[str, Any]] = []
     if facts.entity is not None:
         resource_type, resource_id = facts.entity
-        entities.append(
-            {
-                "what": {"reference": f"{resource_type}/{resource_id}"},
-                "type": _SYSTEM_OBJECT,
-                "role": _DOMAIN_RESOURCE,
-            }
-        )
+        entities.append(_entity(f"{resource_type}/{resource_id}"))
+    entities.extend(_entity(reference) for reference in facts.related)
     if facts.query is not None:
         entities.append(
             {
                 "type": _SYSTEM_OBJECT,
                 "role": _QUERY,
-                "description": f"search of {facts.resource_type or 'resources'}",
+                "description": facts.query_description
+                or f"search of {facts.resource_type or 'resources'}",
                 "query": base64.b64encode(facts.query).decode("ascii"),
             }
         )
@@ -178,9 +189,31 @@ def build_audit_event(facts: AuditFacts) -> dict[str, Any]:
         "source": _SOURCE,
         "entity": entities,
     }
+    if facts.issued_by is not None:
+        event["agent"] = [client, event["agent"][1], _issuer(facts.issued_by, facts.tenant)]
     if outcome != SUCCESS:
         event["outcomeDesc"] = f"HTTP {facts.status}"
     return event
+
+
+def _entity(reference: str) -> dict[str, Any]:
+    """An entity named by reference: a patient as a Person in the role Patient (BALP's
+    patient entity), anything else a System Object in the role Domain Resource."""
+    if reference.startswith("Patient/"):
+        return {"what": {"reference": reference}, "type": _PERSON, "role": _PATIENT}
+    return {"what": {"reference": reference}, "type": _SYSTEM_OBJECT, "role": _DOMAIN_RESOURCE}
+
+
+def _issuer(client_id: str, tenant: str | None) -> dict[str, Any]:
+    """The API client that issued a signed link: an agent, never the requestor. No
+    ``type``: it neither sent this request (Source Role ID) nor received it."""
+    return {
+        "who": {
+            "identifier": {"system": CLIENT_ID_SYSTEM, "value": client_id},
+            "display": f"API client {client_id} of tenant {tenant}, which issued the link",
+        },
+        "requestor": False,
+    }
 
 
 _OUTCOME_WORDS = {SUCCESS: "success", MINOR_FAILURE: "refused", SERIOUS_FAILURE: "failed"}
@@ -190,10 +223,13 @@ def _narrative(facts: AuditFacts, agent: str, outcome: str) -> dict[str, str]:
     """One sentence a reviewer reads: which interaction, on what, by whom, how it ended.
 
     Only what the structured elements hold (a search's query stays base64 in
-    ``entity.query``, never in text); the agent's display is escaped.
+    ``entity.query``, never in text; a patient's id is not written out either); the
+    agent's display is escaped.
     """
-    what = f" of {facts.entity[0]}/{facts.entity[1]}" if facts.entity is not None else ""
-    if facts.query is not None:
+    what = ""
+    if facts.entity is not None and facts.entity[0] != "Patient":
+        what = f" of {facts.entity[0]}/{facts.entity[1]}"
+    elif facts.entity is None and facts.query is not None:
         what = f" of {facts.resource_type or 'resources'}"
     return narrative(
         f"<p>{facts.interaction}{esc(what)} by {esc(agent)}: HTTP {facts.status} "

@@ -65,10 +65,12 @@ PARAMETER_DOCS: dict[str, str] = {
     "date": "Observation.effectiveDateTime (AuditEvent.recorded); prefixes eq ne gt lt ge le sa eb",
     "authored": "QuestionnaireResponse.authored; prefixes eq ne gt lt ge le sa eb",
     "_lastUpdated": "meta.lastUpdated; prefixes eq ne gt lt ge le sa eb",
-    "subtype": "the restful interaction (create, read, search-type, delete)",
-    "action": "C, R, E or D",
+    "subtype": "the restful interaction (create, read, search-type, delete, operation; "
+    "update and patch for refused attempts)",
+    "action": "C, R, U, E or D",
     "outcome": "0 success, 4 refused request, 8 server failure",
-    "entity": "what was touched (Bundle/<id>, Observation/<id> …)",
+    "entity": "what was touched (Bundle/<id>, Observation/<id>, Task/<intake link id>, "
+    "Patient/<id> of a CDS Hooks call …)",
 }
 
 #: Parameters every search accepts besides its own (``_format`` is content negotiation).

@@ -11,11 +11,21 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Response, g, request
 
-from api.http import Call, audited, exchange, fhir_endpoint, recording
+from api.http import (
+    Call,
+    app_state,
+    audited,
+    audits_failures,
+    exchange,
+    fhir_endpoint,
+    recording,
+)
 from api.negotiation import require_json_content_type
 from api.services.cds import (
     SERVICE_ID,
     CdsContext,
+    CdsTrail,
+    audit_service_call,
     call_service,
     discovery_document,
     record_feedback,
@@ -42,8 +52,9 @@ def discovery(call: Call) -> Response:
 @blueprint.post(f"/cds-services/{SERVICE_ID}")
 @fhir_endpoint(body=require_json_content_type)
 def service(call: Call) -> Response:
-    """Triage the patient's newest intake; one card, or none without an intake."""
+    """Triage the patient's newest intake; one card, or none without an intake (audited)."""
     state = call.state
+    g.cds_trail = trail = CdsTrail()  # what the call touched, for its failure's audit
     answer = call_service(
         call.payload,
         CdsContext(
@@ -55,12 +66,20 @@ def service(call: Call) -> Response:
             report_link_seconds=state.settings.report_link_seconds,
             intake_app_url=state.settings.cds_intake_app_url,
             ehr_id=g.principal.client_id,
+            trail=trail,
         ),
     )
     if answer.outcome is not None:
         g.triage_outcome = answer.outcome  # counted in the metrics by level
-    audited()  # stored_triage wrote the create AuditEvent with the assessment
+    audited()  # call_service wrote the call's operation AuditEvent (and the assessment's)
     return _json(answer.body)
+
+
+@audits_failures("cds.service")
+def _audit_failed_call(status: int) -> None:
+    """A refused or failed call, audited with what it touched before it ended."""
+    trail = g.get("cds_trail") or CdsTrail()
+    audit_service_call(app_state().store, exchange(), trail, status)
 
 
 @blueprint.post(f"/cds-services/{SERVICE_ID}/feedback")

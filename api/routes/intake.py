@@ -21,6 +21,7 @@ from api.http import (
     Call,
     app_state,
     audited,
+    audits_failures,
     exchange,
     fhir_endpoint,
     page_response,
@@ -28,7 +29,9 @@ from api.http import (
 from api.negotiation import require_fhir_json_content_type, require_json_content_type
 from api.services import NotFoundError
 from api.services.intake import (
+    AUDITED_REFUSALS,
     IntakeDeployment,
+    audit_failed_intake,
     create_intake_link,
     intake_questionnaire,
     open_intake_link,
@@ -121,6 +124,7 @@ def page(link_id: str) -> Response:
             now_s=int(time.time()),
         )
     except NotFoundError:
+        audited()  # the use case audited the refused link
         return _page("intake/refused.html", status=404)
     return _page(
         "intake/page.html",
@@ -133,15 +137,44 @@ def page(link_id: str) -> Response:
 @fhir_endpoint(body=require_fhir_json_content_type)
 def submit(call: Call, link_id: str) -> Response:
     """Triage the page's QuestionnaireResponse; 303 to the report or the thank-you page."""
-    submitted = submit_intake(
-        _deployment(),
-        exchange(),
-        link_id=link_id,
-        expires=request.args.get("expires"),
-        signature=request.args.get("signature"),
-        body=call.payload,
-        base=_base(),
-        now_s=int(time.time()),
-    )
+    try:
+        submitted = submit_intake(
+            _deployment(),
+            exchange(),
+            link_id=link_id,
+            expires=request.args.get("expires"),
+            signature=request.args.get("signature"),
+            body=call.payload,
+            base=_base(),
+            now_s=int(time.time()),
+        )
+    except AUDITED_REFUSALS:
+        audited()  # the use case audited its refusal
+        raise
     g.triage_outcome = submitted.outcome  # counted in the levels-issued metric
     return Response(status=303, headers={"Location": submitted.location})
+
+
+def _audit_failure(action: str, status: int) -> None:
+    """A page or submission that failed before or beyond its use case (a body refused at
+    the edge, a server failure), audited as the link's browser when the link holds."""
+    audit_failed_intake(
+        _deployment(),
+        exchange(),
+        action,
+        status,
+        link_id=str((request.view_args or {}).get("link_id", "")),
+        expires=request.args.get("expires"),
+        signature=request.args.get("signature"),
+        now_s=int(time.time()),
+    )
+
+
+@audits_failures("intake.page")
+def _audit_failed_page(status: int) -> None:
+    _audit_failure("read", status)
+
+
+@audits_failures("intake.submit")
+def _audit_failed_submission(status: int) -> None:
+    _audit_failure("create", status)

@@ -105,7 +105,7 @@ def stored_triage(
     if key is not None:
         digest = request_digest(source, bundle_type, fhir_version, _canonical(payload))
         exchange = recording.exchange
-        stored = replay(recording.store, key, exchange.tenant, exchange.client_id)
+        stored = replay(recording.store, key, exchange.tenant, exchange.filing_client)
         if stored is not None:
             if stored.request_digest != digest:
                 raise IdempotencyKeyReusedError(

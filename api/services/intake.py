@@ -53,8 +53,13 @@ from schemas.intake_links import validate_intake_link
 #: The AuditEvent entity type of an intake link: it is what SDC models as a Task
 #: asking for a Questionnaire to be completed (the link has no FHIR read of its own).
 AUDIT_TYPE = "Task"
+#: Who acts on an intake page: the browser holding the signed link (the AuditEvent's
+#: requesting agent; the API client that issued the link is named as a second agent).
+LINK_AGENT = "Signed intake link (browser, no API key)"
 #: The one text of every refused link: it must not tell expired from used or forged.
 REFUSED = "this intake link cannot be used: it is not valid, has expired or was already used"
+#: The errors the page and submission use cases audit before they raise them.
+AUDITED_REFUSALS = (NotFoundError, InvalidInputError)
 #: Where the browser goes after a patient-facing submission.
 THANK_YOU_PATH = "/intake/thank-you"
 _QR = "QuestionnaireResponse"
@@ -183,22 +188,78 @@ def _usable_link(
     Otherwise the refusal (NotFoundError), audited as a 404 ``action`` first: the
     page and its submission refuse alike, and no refusal goes unrecorded.
     """
-    if deployment.signer.verify(INTAKE, link_id, expires, signature, now=now_s):
-        row = find_link(deployment.store, link_id)
-        if (
-            row is not None
-            and row.used_us is None
-            and row.expires_us > now_s * 1_000_000
-            and deployment.client_active(row.client)
-        ):
-            return row
-    audit(deployment.store, exchange, action, 404)
+    row = _verified_link(
+        deployment, link_id=link_id, expires=expires, signature=signature, now_s=now_s
+    )
+    if row is not None:
+        return row
+    audit(deployment.store, _unverified(exchange), action, 404)
     raise _refused()
 
 
+def _verified_link(
+    deployment: IntakeDeployment, *, link_id: str, expires: object, signature: object, now_s: int
+) -> IntakeLinkRow | None:
+    """The link's row when it may be used (see :func:`_usable_link`), else None."""
+    if not deployment.signer.verify(INTAKE, link_id, expires, signature, now=now_s):
+        return None  # checked before the store is touched: the id is the signer's
+    row = find_link(deployment.store, link_id)
+    if (
+        row is not None
+        and row.used_us is None
+        and row.expires_us > now_s * 1_000_000
+        and deployment.client_active(row.client)
+    ):
+        return row
+    return None
+
+
+def _unverified(exchange: Exchange) -> Exchange:
+    """The audit facts of a browser whose link was refused: no tenant, no client, no
+    entity (nothing of an unverified link is trusted; operators see the attempt)."""
+    return dataclasses.replace(exchange, tenant=None, client_id=None, agent=LINK_AGENT)
+
+
 def _as_link(exchange: Exchange, row: IntakeLinkRow) -> Exchange:
-    """The audit facts of a browser holding the link: the link's tenant and client."""
-    return dataclasses.replace(exchange, tenant=row.tenant, client_id=row.client)
+    """The audit facts of a browser holding a valid link: the browser is the requestor,
+    under the link's tenant; the client that issued the link is a second agent, and the
+    link (``Task/<id>``) is named on every event."""
+    return dataclasses.replace(
+        exchange,
+        tenant=row.tenant,
+        client_id=None,
+        agent=LINK_AGENT,
+        issued_by=row.client,
+        via=(AUDIT_TYPE, row.id),
+    )
+
+
+def audit_failed_intake(
+    deployment: IntakeDeployment,
+    exchange: Exchange,
+    action: str,
+    status: int,
+    *,
+    link_id: str,
+    expires: object,
+    signature: object,
+    now_s: int,
+) -> None:
+    """Audit a page view or submission that failed outside the use cases.
+
+    A body the HTTP edge refused (400 malformed JSON, 413 too large, 415 wrong type) or
+    a server failure: under the link's tenant, naming ``Task/<id>``, when the link may
+    be used; otherwise as a refused link is (no tenant, no entity).
+    """
+    row = _verified_link(
+        deployment, link_id=link_id, expires=expires, signature=signature, now_s=now_s
+    )
+    if row is None:
+        audit(deployment.store, _unverified(exchange), action, status)
+    else:
+        audit(
+            deployment.store, _as_link(exchange, row), action, status, entity=(AUDIT_TYPE, row.id)
+        )
 
 
 def open_intake_link(
@@ -272,7 +333,11 @@ def submit_intake(
     base: str,
     now_s: int,
 ) -> SubmittedIntake:
-    """Triage and store one submission of an intake link (see the module docstring)."""
+    """Triage and store one submission of an intake link (see the module docstring).
+
+    The refusals it raises (:data:`AUDITED_REFUSALS`: a refused link, a form the triage
+    refuses) are audited first; the view marks the request audited when it sees one.
+    """
     row = _usable_link(
         deployment,
         exchange,
@@ -336,12 +401,15 @@ def submit_intake(
 
 
 __all__ = [
+    "AUDITED_REFUSALS",
     "AUDIT_TYPE",
+    "LINK_AGENT",
     "REFUSED",
     "THANK_YOU_PATH",
     "CreatedIntakeLink",
     "IntakeDeployment",
     "SubmittedIntake",
+    "audit_failed_intake",
     "create_intake_link",
     "forced_subject",
     "intake_questionnaire",

@@ -41,8 +41,19 @@ class Exchange:
     #: The authenticated caller: its tenant (whose rows it sees) and its client id.
     tenant: str | None = None
     client_id: str | None = None
-    #: A requesting agent that is not an API client (a signed report link), shown as such.
+    #: A requesting agent that is not an API client (a signed report or intake link).
     agent: str | None = None
+    #: The API client that issued the signed link the requestor holds (a second agent).
+    issued_by: str | None = None
+    #: The credential the requestor acted through, as a resource (``("Task", link id)``):
+    #: named as an entity of every event of the exchange.
+    via: tuple[str, str] | None = None
+
+    @property
+    def filing_client(self) -> str | None:
+        """The API client stored rows are filed under: the caller, or the client that
+        issued the link the caller holds (revoking it ends what it issued)."""
+        return self.client_id if self.client_id is not None else self.issued_by
 
 
 @functools.cache
@@ -74,10 +85,19 @@ def audit(
     entity: tuple[str, str] | None = None,
     query: bytes | None = None,
     resource_type: str | None = None,
+    related: tuple[str, ...] = (),
+    query_description: str | None = None,
 ) -> None:
     """Write one AuditEvent (committed before this returns)."""
     row = exchange_audit_row(
-        exchange, interaction, status, entity=entity, query=query, resource_type=resource_type
+        exchange,
+        interaction,
+        status,
+        entity=entity,
+        query=query,
+        resource_type=resource_type,
+        related=related,
+        query_description=query_description,
     )
     store.append(None, (row,))
 
@@ -91,12 +111,18 @@ def exchange_audit_row(
     query: bytes | None = None,
     resource_type: str | None = None,
     at_us: int | None = None,
+    recorded: str | None = None,
+    related: tuple[str, ...] = (),
+    query_description: str | None = None,
 ) -> AuditRow:
-    """The AuditEvent row of one interaction of ``exchange`` (now, or at ``at_us``)."""
+    """The AuditEvent row of one interaction of ``exchange`` (now, at ``at_us`` or at the
+    instant ``recorded``); the link it acted through (``via``) is named as an entity."""
+    if exchange.via is not None and exchange.via != entity:
+        related = (*related, f"{exchange.via[0]}/{exchange.via[1]}")
     return audit_row(
         AuditFacts(
             id=new_id(),
-            recorded=format_us(now_us() if at_us is None else at_us),
+            recorded=recorded or format_us(now_us() if at_us is None else at_us),
             interaction=interaction,
             status=status,
             request_id=exchange.request_id,
@@ -108,6 +134,9 @@ def exchange_audit_row(
             client_id=exchange.client_id,
             tenant=exchange.tenant,
             agent=exchange.agent,
+            issued_by=exchange.issued_by,
+            related=related,
+            query_description=query_description,
         )
     )
 
@@ -146,24 +175,17 @@ def save_triage(
     if keep and report_url is not None:
         identified = _with_link(identified, {"relation": REPORT_RELATION, "url": report_url})
     body = orjson.dumps(identified)
-    event = audit_row(
-        AuditFacts(
-            id=new_id(),
-            recorded=issued,
-            interaction="create",
-            status=200,
-            request_id=exchange.request_id,
-            client_address=exchange.client_address,
-            software_version=exchange.software_version,
-            entity=("Bundle", identified["id"]) if keep else None,
-            client_id=exchange.client_id,
-            tenant=exchange.tenant,
-        )
+    event = exchange_audit_row(
+        exchange,
+        "create",
+        200,
+        entity=("Bundle", identified["id"]) if keep else None,
+        recorded=issued,
     )
     record = None
     if keep:
         record = assessment_record(
-            facts, identified, body, tenant=exchange.tenant, client=exchange.client_id
+            facts, identified, body, tenant=exchange.tenant, client=exchange.filing_client
         )
     store.append(record, (event,))
     return SavedTriage(body=body, bundle_id=identified["id"], stored=keep)

@@ -11,6 +11,8 @@ from api.services.cds.fetch import FetchError, get_json
 from api.services.cds.service import (
     CdsAnswer,
     CdsContext,
+    CdsTrail,
+    audit_service_call,
     call_service,
     fetch_from_ehr,
     record_feedback,
@@ -21,7 +23,9 @@ __all__ = [
     "SERVICE_ID",
     "CdsAnswer",
     "CdsContext",
+    "CdsTrail",
     "FetchError",
+    "audit_service_call",
     "call_service",
     "discovery_document",
     "fetch_from_ehr",

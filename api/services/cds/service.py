@@ -13,7 +13,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Container, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -27,6 +27,7 @@ from api.services.assessments import Recording, StoredTriage, stored_triage
 from api.services.cds.cards import CardLinks, card
 from api.services.cds.fetch import FetchError, get_json
 from api.services.cds.request import (
+    FHIR_ID,
     PREFETCH_KEY,
     FeedbackEntry,
     HookRequest,
@@ -54,6 +55,51 @@ HOOK_INSTANCE_KEY = "cds-hook-instance:"
 
 #: Fetches the intake search from the EHR's FHIR server: (url, bearer token) → JSON.
 Fetcher = Callable[[str, str], Any]
+#: How the AuditEvent of a service call describes the search sent to the EHR's server.
+EHR_SEARCH = "search of QuestionnaireResponse on the EHR's FHIR server"
+
+
+@dataclass(slots=True)
+class CdsTrail:
+    """What one service call touched, noted as the call goes and audited when it ends,
+    with a card, without one or refused alike (ids and references only)."""
+
+    #: The patient in context (``context.patientId``, once it is a valid FHIR id).
+    patient_id: str | None = None
+    #: The search sent, with the EHR's token, to its FHIR server (the full URL).
+    fetched: str | None = None
+    #: The intake triaged, by absolute reference on the EHR's FHIR server, when known.
+    intake: str | None = None
+    #: The assessment stored for the card.
+    bundle_id: str | None = None
+
+
+def audit_service_call(store: Any, exchange: Exchange, trail: CdsTrail, status: int) -> None:
+    """The one ``operation`` AuditEvent of a service call (the EHR the requesting agent).
+
+    Indexed by the patient in context (``entity=Patient/<id>``); names the search sent
+    to the EHR's server (base64 in ``entity.query``), the intake read by reference and
+    the assessment stored. Its ``create`` AuditEvent is written with the assessment.
+    """
+    related = tuple(
+        reference
+        for reference in (
+            trail.intake,
+            None if trail.bundle_id is None else f"Bundle/{trail.bundle_id}",
+        )
+        if reference is not None
+    )
+    audit(
+        store,
+        exchange,
+        "operation",
+        status,
+        entity=None if trail.patient_id is None else ("Patient", trail.patient_id),
+        related=related,
+        query=None if trail.fetched is None else trail.fetched.encode(),
+        query_description=None if trail.fetched is None else EHR_SEARCH,
+        resource_type=None if trail.fetched is None else "QuestionnaireResponse",
+    )
 
 
 def fetch_from_ehr(url: str, token: str) -> Any:
@@ -76,6 +122,8 @@ class CdsContext:
     #: The registered EHR making the call (its id; its tenant is the recording's).
     ehr_id: str
     fetch: Fetcher = fetch_from_ehr
+    #: Noted as the call goes; the view keeps it to audit a call that fails.
+    trail: CdsTrail = field(default_factory=CdsTrail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +287,9 @@ def _registered_server(fhir_server: str, ctx: CdsContext) -> str:
 def _intake(hook: HookRequest, ctx: CdsContext) -> tuple[dict[str, Any] | None, str]:
     """(the intake or None, the expression naming where it came from)."""
     if hook.prefetched and not _failed(hook.prefetch):  # else the client's query failed
-        return select_intake(hook.prefetch, f"prefetch.{PREFETCH_KEY}"), f"prefetch.{PREFETCH_KEY}"
+        intake = select_intake(hook.prefetch, f"prefetch.{PREFETCH_KEY}")
+        ctx.trail.intake = _on_server(_base_or_none(hook.fhir_server), intake)
+        return intake, f"prefetch.{PREFETCH_KEY}"
     if hook.fhir_server is None or hook.access_token is None:
         raise _precondition(
             f"prefetch.{PREFETCH_KEY} is absent or reports a failed query (an "
@@ -258,13 +308,28 @@ def _intake(hook: HookRequest, ctx: CdsContext) -> tuple[dict[str, Any] | None, 
         }
     )
     url = f"{server}/QuestionnaireResponse?{query}"
+    ctx.trail.fetched = url  # sent with the EHR's token: audited, whatever comes back
     try:
         found = ctx.fetch(url, hook.access_token)
     except FetchError as exc:
         raise _precondition(f"the EHR's FHIR server {exc}", "fhirServer") from None
     if _failed(found):
         raise _precondition("the EHR's FHIR server answered an OperationOutcome", "fhirServer")
-    return select_intake(found, "fhirServer"), "QuestionnaireResponse"
+    intake = select_intake(found, "fhirServer")
+    ctx.trail.intake = _on_server(server, intake)
+    return intake, "QuestionnaireResponse"
+
+
+def _on_server(server: str | None, intake: Mapping[str, Any] | None) -> str | None:
+    """The intake's absolute reference on the EHR's FHIR server, when both are known.
+
+    Absolute: a relative ``QuestionnaireResponse/<id>`` in our AuditEvent would name
+    one of this server's own resources.
+    """
+    resource_id = None if intake is None else intake.get("id")
+    if server is None or not isinstance(resource_id, str) or not FHIR_ID.fullmatch(resource_id):
+        return None
+    return f"{server}/QuestionnaireResponse/{resource_id}"
 
 
 def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
@@ -275,8 +340,10 @@ def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
     stored and the card's uuid tied to it (for feedback).
     """
     hook = parse_hook_request(payload)
+    ctx.trail.patient_id = hook.patient_id
     intake, expression = _intake(hook, ctx)
     if intake is None:
+        _audit(ctx, 200)
         return CdsAnswer({"cards": []}, None)
     intake = _same_patient(intake, hook, expression)
     kept: list[Outcome] = []
@@ -312,6 +379,8 @@ def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
         # (an EHR reusing ids). Triaged and stored on its own: a card is never withheld.
         recording = dataclasses.replace(recording, idempotency_key=None)
         stored = store(recording)
+    if stored.stored:
+        ctx.trail.bundle_id = stored.bundle_id
     # A replayed call did not run the triage: run it again for the card (the engine is
     # deterministic; the stored assessment and its Bundle are the first call's).
     outcome = kept[0] if kept else run()
@@ -355,6 +424,7 @@ def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
         ),
         stored=stored.stored,
     )
+    _audit(ctx, 200)
     return CdsAnswer({"cards": [body]}, outcome)
 
 
@@ -373,6 +443,10 @@ def _unknown_cards(entries: Sequence[FeedbackEntry], known: Container[str]) -> N
         ],
         "unknown card",
     )
+
+
+def _audit(ctx: CdsContext, status: int) -> None:
+    audit_service_call(ctx.recording.store, ctx.recording.exchange, ctx.trail, status)
 
 
 def record_feedback(
@@ -415,10 +489,13 @@ def record_feedback(
 
 
 __all__ = [
+    "EHR_SEARCH",
     "CdsAnswer",
     "CdsContext",
+    "CdsTrail",
     "Fetcher",
     "InvalidCdsRequestError",
+    "audit_service_call",
     "call_service",
     "fetch_from_ehr",
     "record_feedback",
