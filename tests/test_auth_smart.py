@@ -109,32 +109,34 @@ def test_a_narrower_scope_can_be_asked_for_and_a_wider_one_cannot(smart):
     assert wide.get_json()["error"] == "invalid_scope"
 
 
+@contextlib.contextmanager
+def serving(document: dict[str, Any]) -> Iterator[str]:
+    """A JWKS URL on loopback that answers ``document``."""
+    data = json.dumps(document).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_args: Any) -> None:
+            return
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
 def test_an_es384_client_with_a_jwks_url_served_on_loopback():
-    @contextlib.contextmanager
-    def serving(document: dict[str, Any]) -> Iterator[str]:
-        data = json.dumps(document).encode()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *_args: Any) -> None:
-                return
-
-        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(5)
-
     app = create_app({"TESTING": True})
     with serving(jwks_of(EC_KEY, "ec-1", "ES384")) as url:
         created = create_client(app.extensions[EXTENSION].clients, tenant="smart", jwks_url=url)
@@ -291,10 +293,8 @@ def test_a_client_id_other_than_the_assertions_iss_is_refused(smart):
 def test_the_key_is_resolved_as_smart_says(smart):
     """A kid is required and must name exactly one key of the algorithm's type; a jku
     that is not the registered JWKS URL fails; a typ other than JWT fails."""
-    clients = smart["app"].extensions[EXTENSION].clients
     doubled = jwks_of(RSA_KEY, "rsa-1", "RS384")
     doubled["keys"].append(dict(doubled["keys"][0]))
-    twice = create_client(clients, tenant="smart", scopes=["system/Bundle.r"], jwks=doubled)
     client_id = smart["reader"].client_id
     refused_assertions = {
         "no-kid": assertion(client_id, headers={}),
@@ -302,11 +302,18 @@ def test_the_key_is_resolved_as_smart_says(smart):
             client_id, headers={"kid": "rsa-1", "jku": "https://attacker.example/jwks.json"}
         ),
         "typ-not-jwt": assertion(client_id, headers={"kid": "rsa-1", "typ": "at+jwt"}),
-        "kid-twice-in-jwks": assertion(twice.client_id, headers={"kid": "rsa-1"}),
     }
     for name, signed in refused_assertions.items():
         response = token_request(smart["client"], signed)
         assert oauth_error(response, 401) == "invalid_client", name
+    # Registration refuses a doubled kid; a set served at a JWKS URL is checked at use.
+    clients = smart["app"].extensions[EXTENSION].clients
+    with serving(doubled) as url:
+        twice = create_client(clients, tenant="smart", scopes=["system/Bundle.r"], jwks_url=url)
+        response = token_request(
+            smart["client"], assertion(twice.client_id, headers={"kid": "rsa-1"})
+        )
+    assert oauth_error(response, 401) == "invalid_client"
     accepted = token_request(
         smart["client"], assertion(client_id, headers={"kid": "rsa-1", "typ": "JWT"})
     )
@@ -363,3 +370,60 @@ def test_a_jwks_key_without_a_kid_is_refused_at_registration(smart):
     del public["keys"][0]["kid"]
     with pytest.raises(ClientError, match="kid"):
         create_client(smart["app"].extensions[EXTENSION].clients, tenant="smart", jwks=public)
+
+
+# A key the product must refuse, made on purpose to show that it does.
+WEAK_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
+
+
+def _private_jwk(private: Any, kid: str, alg: str) -> dict[str, Any]:
+    jwk = json.loads(jwt.algorithms.get_default_algorithms()[alg].to_jwk(private))
+    return {"keys": [{**jwk, "kid": kid, "alg": alg, "use": "sig"}]}
+
+
+def _public(jwks: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {"keys": [{**jwks["keys"][0], **changes}]}
+
+
+#: Key sets SMART or RFC 7518 forbid: "SHALL register the public key", "each JWK SHALL
+#: represent an asymmetric key", kid unique, RS384 with 2048 bits or more, ES384 on P-384.
+BAD_KEY_SETS = {
+    "private-rsa": (_private_jwk(RSA_KEY, "rsa-1", "RS384"), "private or symmetric"),
+    "symmetric": ({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "o"}]}, "private or symmetric"),
+    "empty": ({"keys": []}, "non-empty"),
+    "rsa-1024": (jwks_of(WEAK_RSA_KEY, "weak", "RS384"), "1024-bit"),
+    "p-256": (
+        jwks_of(ec.generate_private_key(ec.SECP256R1()), "p256", "ES256"),
+        "P-384|ES384",
+    ),
+    "encryption-key": (_public(jwks_of(RSA_KEY, "e", "RS384"), use="enc"), "not a signing key"),
+    "kid-twice": (
+        {"keys": [jwks_of(RSA_KEY, "k", "RS384")["keys"][0]] * 2},
+        "repeats kid",
+    ),
+    "broken-rsa": (_public(jwks_of(RSA_KEY, "b", "RS384"), n="AQAB"), "usable|bit"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_KEY_SETS)
+def test_client_registration_refuses_what_is_not_a_public_signing_key(name):
+    """The EHR registration's rule, for SMART clients too (they were stored as given)."""
+    jwks, reason = BAD_KEY_SETS[name]
+    app = create_app({"TESTING": True})
+    with pytest.raises(ClientError, match=reason):
+        create_client(app.extensions[EXTENSION].clients, tenant="smart", jwks=jwks)
+
+
+@pytest.mark.parametrize("name", ["private-rsa", "rsa-1024"])
+def test_a_bad_key_served_at_a_jwks_url_is_invalid_client_never_used(name):
+    """A private JWK made PyJWT fail inside decode (a 500); a 1024-bit key was accepted."""
+    jwks = BAD_KEY_SETS[name][0]
+    key = RSA_KEY if name == "private-rsa" else WEAK_RSA_KEY
+    kid = jwks["keys"][0]["kid"]
+    app = create_app({"TESTING": True})
+    with serving(jwks) as url:
+        created = create_client(app.extensions[EXTENSION].clients, tenant="smart", jwks_url=url)
+        response = token_request(
+            anonymous(app), assertion(created.client_id, key=key, headers={"kid": kid})
+        )
+    assert refused(response) == "invalid_client"

@@ -24,6 +24,9 @@ from flask import Flask
 
 from api import create_app
 from api.auth import ehr as ehr_auth
+from api.auth.clients import ClientError
+from api.auth.ehrs import register_ehr
+from api.config import EXTENSION
 
 TENANT = "clinic-a"
 
@@ -246,3 +249,47 @@ def test_feedback_needs_the_jwt_for_its_own_url(client, ehr):
     token = ehr.token(HOST + SERVICE)  # minted for the service, sent to feedback
     body = {"feedback": [{"card": "x", "outcome": "accepted"}]}
     _refused(call(client, ehr, body, path=FEEDBACK, token=token))
+
+
+def _private_jwks(ehr: Ehr) -> dict[str, Any]:
+    """The EHR's key set with its private members: what must never be used."""
+    private = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ehr.private))
+    return {"keys": [{**private, "kid": ehr.kid, "use": "sig", "alg": ehr.alg}]}
+
+
+def test_a_jku_serving_a_private_or_short_key_is_401_never_a_500(app, client):
+    """A private JWK at the EHR's jku made PyJWT fail inside decode (a 500); a 1024-bit
+    RSA key was accepted (RFC 7518 §3.3: RS384 MUST use 2048 bits or more)."""
+    leaky = Ehr(f"https://leaky-{uuid.uuid4().hex[:6]}.example")
+    short = Ehr(f"https://short-{uuid.uuid4().hex[:6]}.example", alg="RS384")
+    short.private = rsa_1024()
+    for ehr, served in ((leaky, _private_jwks(leaky)), (short, short.jwks())):
+        with LoopbackServer({"/jwks": (200, {}, served)}) as keys:
+            register(app, ehr, TENANT, jku=keys.url + "/jwks")
+            assert "kid" in _refused(call(client, ehr, hook_request("p1", None)))
+
+
+def rsa_1024() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
+    # A key the product must refuse, made on purpose to show that it does.
+    return rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
+
+
+@pytest.mark.parametrize("kind", ["private", "rsa-1024", "p-256", "kid-twice"])
+def test_registration_refuses_what_is_not_a_public_signing_key(app, kind):
+    ehr = Ehr(f"https://bad-{uuid.uuid4().hex[:6]}.example")
+    jwks = ehr.jwks()
+    if kind == "private":
+        jwks = _private_jwks(ehr)
+    elif kind == "rsa-1024":
+        short = Ehr(ehr.iss, alg="RS384", private=rsa_1024())
+        jwks = short.jwks()
+    elif kind == "p-256":
+        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+
+        jwks = Ehr(ehr.iss, private=ec.generate_private_key(ec.SECP256R1())).jwks()
+    else:
+        jwks = {"keys": jwks["keys"] * 2}
+    with pytest.raises(ClientError, match=r"keys\[\d\]"):
+        register_ehr(app.extensions[EXTENSION].cds, tenant=TENANT, iss=ehr.iss, jwks=jwks)

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import orjson
 
+from api.auth.jwks import KeySetError, check_public_jwks
 from api.auth.keys import ACCESS_TOKEN_PREFIX, new_api_key, new_client_id, secret_hash
 from api.auth.scopes import DEFAULT_SCOPES, Scope, parse_scopes
 from api.storage.clients import ClientRecord, ClientStore
@@ -80,14 +81,13 @@ def create_client(
         parse_scopes(chosen)
     except ValueError as exc:
         raise ClientError(str(exc)) from None
-    if jwks is not None and not isinstance(jwks.get("keys"), list):
-        raise ClientError("a JWKS is a JSON object with a 'keys' array")
-    if jwks is not None and not all(
-        isinstance(key, dict) and isinstance(key.get("kid"), str) and key["kid"]
-        for key in jwks["keys"]
-    ):
-        # SMART: the assertion's kid picks the key; a key without one could never be used.
-        raise ClientError("every key of the JWKS needs a kid (SMART client assertions name it)")
+    if jwks is not None:
+        # The rule EHR registration applies too: public signing keys only, each with a
+        # kid (the assertion names its key), RSA of 2048 bits or more, EC on P-384.
+        try:
+            check_public_jwks(jwks)
+        except KeySetError as exc:
+            raise ClientError(str(exc)) from None
     key = new_api_key()
     record = ClientRecord(
         id=new_client_id(),

@@ -28,6 +28,7 @@ import orjson
 from flask import request
 
 from api.auth.clients import Principal, now_us
+from api.auth.jwks import public_signing_key
 from api.auth.keys import malformed_date_claim, plain_claim
 from api.config import app_state
 from api.errors import UnauthorizedError
@@ -186,18 +187,14 @@ def _key(ehr: EhrRecord, alg: str, kid: str) -> Any:
 
 
 def _find(jwks: dict[str, Any], alg: str, kid: str) -> Any:
-    import jwt  # noqa: PLC0415 (see authenticate)
-
-    family = "RSA" if alg.startswith("RS") else "EC"
-    for entry in jwks.get("keys", []):
-        if not isinstance(entry, dict) or entry.get("kid") != kid or entry.get("kty") != family:
-            continue
-        if entry.get("alg") not in (None, alg) or entry.get("use") not in (None, "sig"):
-            continue
-        try:
-            return jwt.PyJWK(entry, algorithm=alg).key
-        except jwt.PyJWTError:
-            continue
+    """The key with ``kid`` that verifies ``alg``; a private, symmetric or too short one is
+    never used (:func:`api.auth.jwks.public_signing_key`): the token is then refused."""
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    for entry in keys if isinstance(keys, list) else []:
+        if isinstance(entry, dict) and entry.get("kid") == kid:
+            found = public_signing_key(entry, alg)
+            if found is not None:
+                return found
     return None
 
 

@@ -19,28 +19,16 @@ from urllib.parse import urlsplit
 import orjson
 
 from api.auth.clients import ClientError, _check_tenant, now_us
+from api.auth.jwks import KeySetError, check_public_jwks
 from api.services.cds.servers import MAX_SERVERS, fhir_base
 from api.storage.cds import CdsStore, EhrRecord, RegistrationConflictError
 
-_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
-
 
 def _check_jwks(jwks: Any) -> bytes:
-    import jwt  # noqa: PLC0415 (as api/auth/smart.py)
-
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
-        raise ClientError("a JWK Set is a JSON object with a non-empty 'keys' array")
-    for index, key in enumerate(jwks["keys"]):
-        if not isinstance(key, dict):
-            raise ClientError(f"keys[{index}] is not a JSON object")
-        if any(member in key for member in _PRIVATE_MEMBERS):
-            raise ClientError(f"keys[{index}] holds private or symmetric key material: refused")
-        if key.get("kty") not in ("RSA", "EC") or not isinstance(key.get("kid"), str):
-            raise ClientError(f"keys[{index}] must be an RSA or EC public key with a kid")
-        try:
-            jwt.PyJWK(key, algorithm="RS384" if key["kty"] == "RSA" else "ES384")
-        except jwt.PyJWTError as exc:
-            raise ClientError(f"keys[{index}] is not a usable RS384/ES384 key: {exc}") from None
+    try:
+        check_public_jwks(jwks)
+    except KeySetError as exc:
+        raise ClientError(str(exc)) from None
     return orjson.dumps(jwks)
 
 

@@ -23,6 +23,7 @@ import orjson
 from flask import Blueprint, Response, request
 
 from api.auth.clients import now_us
+from api.auth.jwks import public_signing_key
 from api.auth.keys import malformed_date_claim, new_access_token, plain_claim, secret_hash
 from api.auth.scopes import ALL_PERMISSIONS, Scope, ScopeError, parse_scopes
 from api.config import app_state
@@ -247,8 +248,6 @@ def _signing_key(jwks_json: bytes | None, jwks_url: str | None, header: dict[str
     not the registered JWKS URL fails; then the one key whose ``kid`` is the header's
     and whose ``kty`` fits the algorithm (none, or more than one: it fails).
     """
-    import jwt  # noqa: PLC0415 (see _issue)
-
     kid = header.get("kid")
     if not plain_claim(kid, 255):
         raise OAuthError("invalid_client", "client_assertion header names no kid", 401)
@@ -263,16 +262,25 @@ def _signing_key(jwks_json: bytes | None, jwks_url: str | None, header: dict[str
         jwks = _fetch_jwks(jwks_url)
     else:
         raise OAuthError("invalid_client", "this client has no registered JWKS", 401)
-    try:
-        keys = jwt.PyJWKSet.from_dict(jwks).keys
-    except jwt.PyJWTError:
-        raise OAuthError("invalid_client", "the client's JWKS holds no usable key", 401) from None
     family = "RSA" if header["alg"].startswith("RS") else "EC"
-    candidates = [key for key in keys if key.key_id == kid and key.key_type == family]
+    entries = jwks.get("keys") if isinstance(jwks, dict) else None
+    candidates = [
+        entry
+        for entry in (entries if isinstance(entries, list) else [])
+        if isinstance(entry, dict) and entry.get("kid") == kid and entry.get("kty") == family
+    ]
     if len(candidates) != 1:
         what = "no key" if not candidates else "more than one key"
         raise OAuthError("invalid_client", f"{what} of the client's JWKS has its kid and type", 401)
-    return candidates[0].key
+    # A private, symmetric or too short key is never used (and never a 500).
+    key = public_signing_key(candidates[0], header["alg"])
+    if key is None:
+        raise OAuthError(
+            "invalid_client",
+            "the client's key with this kid is not a public RS384/ES384 key of accepted size",
+            401,
+        )
+    return key
 
 
 def _fetch_jwks(url: str) -> dict[str, Any]:
