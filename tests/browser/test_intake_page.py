@@ -201,8 +201,19 @@ def test_the_parent_fills_the_seed_child_on_a_phone_and_the_result_is_filed(serv
     )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "intake-390.png"))
-    # First the parent forgets the age (a required answer): refused, the link stays usable.
     _fill_seed_child(browser, SEED["request"]["notes"], SEED["request"]["activity"]["type"])
+    # Letters in a number: the form library exports nothing; the page says which answer
+    # is wrong instead of posting an empty body ("body is a JSON scalar").
+    _erase(browser, "patient.age_years")
+    _type(browser, "patient.age_years", "eleven")
+    _send(browser)
+    invalid = _wait(
+        browser,
+        "const p = document.getElementById('intake-problems'); return !p.hidden && p.textContent;",
+    )
+    assert "JSON" not in invalid, invalid
+    assert find_link(app.extensions[EXTENSION].store, link["id"]).used_us is None
+    # Then the parent forgets the age (a required answer): refused, the link stays usable.
     _erase(browser, "patient.age_years")
     _send(browser)
     problems = _wait(

@@ -64,6 +64,15 @@
     button.disabled = true;
     problems.hidden = true;
     var answers = LForms.Util.getFormFHIRData('QuestionnaireResponse', 'R4', FORM_ID);
+    if (!answers || typeof answers !== 'object') {
+      /* The form library exports nothing while an answer is invalid (letters in a
+       * number, 1.5 for a whole number): say which, never post an empty body. */
+      var invalid = (LForms.Util.checkValidity && LForms.Util.checkValidity(FORM_ID)) || [];
+      showProblems(invalid.length ? invalid : ['Some answers are not valid: correct the ' +
+        'fields marked in red, then send again.']);
+      button.disabled = false;
+      return;
+    }
     fetch(container.getAttribute('data-submit-url'), {
       method: 'POST',
       credentials: 'same-origin',
