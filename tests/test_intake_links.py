@@ -428,6 +428,35 @@ def test_thank_you_links_and_a_store_that_keeps_nothing_show_no_result(app, clie
     assert submitted.headers["Location"].endswith("/intake/thank-you")
 
 
+@pytest.mark.parametrize(("name", "case"), EXAMPLES, ids=[name for name, _ in EXAMPLES])
+def test_a_patient_facing_page_says_what_to_do_now_for_an_emergency(app, client, name, case):
+    """ "Thank-you only" hides the result, but never an emergency: the person is told to
+    call an ambulance or go to the emergency department now, not to wait for a call."""
+    link = _link(client, {"show": "thank-you"})
+    submitted = _submit(client, link["url"], _qr(client, case["request"]))
+    assert submitted.status_code == 303
+    expected = {"emergency_ambulance": "ambulance", "emergency": "emergency"}.get(
+        case["expected"]["level"]
+    )
+    location = submitted.headers["Location"]
+    query = parse_qs(urlsplit(location).query)
+    assert query == ({"act": [expected]} if expected else {}), name
+    page = anonymous(app).get(_path(location)).get_data(as_text=True)
+    if expected == "ambulance":
+        assert "Call an ambulance now" in page
+    elif expected == "emergency":
+        assert "Go to the emergency\n       department now" in page
+    else:
+        assert 'id="act-now"' not in page
+        assert "They will contact you" in page
+
+
+def test_an_unknown_act_shows_the_plain_thank_you(app):
+    page = anonymous(app).get("/intake/thank-you?act=<b>x</b>").get_data(as_text=True)
+    assert 'id="act-now"' not in page
+    assert "<b>x" not in page
+
+
 def test_submissions_and_pages_are_audited_under_the_links_tenant(app):
     clients = app.extensions[EXTENSION].clients
     north = create_client(clients, tenant="north-intake")

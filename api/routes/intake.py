@@ -30,6 +30,8 @@ from api.negotiation import require_fhir_json_content_type, require_json_content
 from api.services import NotFoundError
 from api.services.intake import (
     AUDITED_REFUSALS,
+    URGENT_NOW,
+    URGENT_PARAMETER,
     IntakeDeployment,
     audit_failed_intake,
     create_intake_link,
@@ -107,8 +109,10 @@ def create_link(call: Call) -> Response:
 
 @blueprint.get("/intake/thank-you")
 def thank_you() -> Response:
-    """The patient-facing end of a submission: no result, no data."""
-    return _page("intake/thank_you.html")
+    """The patient-facing end of a submission: no result, no data, but what to do now
+    when the answers were of an emergency level (``?act=ambulance|emergency``)."""
+    urgent = request.args.get(URGENT_PARAMETER)
+    return _page("intake/thank_you.html", act=urgent if urgent in URGENT_NOW.values() else None)
 
 
 @blueprint.get("/intake/<link_id>")

@@ -49,6 +49,7 @@ from api.storage.intake_links import (
 )
 from schemas import InvalidRequestError, IssueType
 from schemas.intake_links import validate_intake_link
+from triage.result import Level
 
 #: The AuditEvent entity type of an intake link: it is what SDC models as a Task
 #: asking for a Questionnaire to be completed (the link has no FHIR read of its own).
@@ -62,6 +63,12 @@ REFUSED = "this intake link cannot be used: it is not valid, has expired or was 
 AUDITED_REFUSALS = (NotFoundError, InvalidInputError)
 #: Where the browser goes after a patient-facing submission.
 THANK_YOU_PATH = "/intake/thank-you"
+#: A patient-facing page shows no result, except what must be done now: the answers of
+#: an emergency level tell the person to act before anyone calls back (clinical safety
+#: over the partner's "thank-you only"). The parameter is not signed: changed by hand it
+#: only changes which warning the page shows, and reveals nothing.
+URGENT_PARAMETER = "act"
+URGENT_NOW = {Level.EMERGENCY_AMBULANCE: "ambulance", Level.EMERGENCY: "emergency"}
 _QR = "QuestionnaireResponse"
 
 
@@ -397,6 +404,9 @@ def submit_intake(
         location = stored.report_url
     else:  # patient-facing, or "store nothing" (no report to open)
         location = f"{base}{THANK_YOU_PATH}"
+        urgent = URGENT_NOW.get(outcome.result.level)
+        if urgent is not None:
+            location = f"{location}?{URGENT_PARAMETER}={urgent}"
     return SubmittedIntake(location=location, bundle_id=stored.bundle_id, outcome=outcome)
 
 
@@ -406,6 +416,8 @@ __all__ = [
     "LINK_AGENT",
     "REFUSED",
     "THANK_YOU_PATH",
+    "URGENT_NOW",
+    "URGENT_PARAMETER",
     "CreatedIntakeLink",
     "IntakeDeployment",
     "SubmittedIntake",
