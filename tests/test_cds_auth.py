@@ -293,3 +293,13 @@ def test_registration_refuses_what_is_not_a_public_signing_key(app, kind):
         jwks = {"keys": jwks["keys"] * 2}
     with pytest.raises(ClientError, match=r"keys\[\d\]"):
         register_ehr(app.extensions[EXTENSION].cds, tenant=TENANT, iss=ehr.iss, jwks=jwks)
+
+
+@pytest.mark.parametrize("path", ["/cds-services/unknown-svc", "/cds-services/", SERVICE + "/x"])
+def test_an_unknown_cds_service_is_404_whatever_the_credentials(client, ehr, path):
+    """It was a 401 saying the header must be 'Bearer <api key>': an EHR holding a valid
+    JWT went looking for a broken token, not a wrong URL."""
+    for headers in ({}, {"Authorization": f"Bearer {ehr.token(HOST + path)}"}):
+        response = client.post(path, json=hook_request("p1"), headers=headers)
+        assert response.status_code == 404, response.data[:300]
+        assert response.json["issue"][0]["code"] == "not-found"

@@ -142,6 +142,10 @@ def _cors_preflight(origins: tuple[str, ...]) -> Response:
     )
 
 
+#: The CDS Hooks paths (discovery, services, feedback): EHRs, not API clients, call them.
+CDS_PREFIX = "/cds-services"
+
+
 def _authenticate() -> Response | None:
     """The before_request hook (see the module docstring for the order of checks)."""
     current = request._get_current_object()  # one proxy lookup, not one per attribute
@@ -153,6 +157,11 @@ def _authenticate() -> Response | None:
     endpoint = current.endpoint
     if endpoint in PUBLIC_ENDPOINTS or isinstance(current.routing_exception, MethodNotAllowed):
         return None  # a wrong method on a known path is a 405 for anyone: it reveals nothing
+    if endpoint is None and current.path.startswith(CDS_PREFIX):
+        # An unknown CDS service: 404 before any credential check. Its caller holds an
+        # EHR's JWT, not an API key, so "the Authorization header must be 'Bearer <api
+        # key>'" would send it looking for a broken token (discovery is public anyway).
+        return None
     if endpoint in ehr.EHR_ENDPOINTS:  # CDS Hooks: the EHR's JWT, not an API key
         principal = g.principal = ehr.authenticate()
         # Counted apart from API clients (another table's ids), with the same limits.
