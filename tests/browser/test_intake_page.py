@@ -221,6 +221,7 @@ def test_the_parent_fills_the_seed_child_on_a_phone_and_the_result_is_filed(serv
         "const p = document.getElementById('intake-problems'); return !p.hidden && p.textContent;",
     )
     assert "How old is the person, in years?" in problems
+    assert "needs an answer" in problems, problems  # plain words, not the schema's
     assert find_link(app.extensions[EXTENSION].store, link["id"]).used_us is None
     _type(browser, "patient.age_years", "11")
     _send(browser)

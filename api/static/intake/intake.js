@@ -37,11 +37,25 @@
     problems.focus();
   }
 
+  /* The question a linkId names; a section (``twitching``, when its required body sites
+   * were left out) by its first question, so the parent reads a question, not a path. */
+  function questionOf(linkId) {
+    if (questions[linkId]) {
+      return questions[linkId];
+    }
+    var first = Object.keys(questions).filter(function (id) {
+      return id.indexOf(linkId + '.') === 0;
+    })[0];
+    return first ? questions[first] : null;
+  }
+
   function describe(issue) {
     var text = issue.diagnostics || 'This answer could not be used.';
     var match = /^linkId ([A-Za-z0-9_.]+): (.*)$/.exec(text);
-    if (match && questions[match[1]]) {
-      return questions[match[1]] + ' ' + match[2];
+    var question = match && questionOf(match[1]);
+    if (question) {
+      return question + ' ' + match[2].replace('is required but was omitted or null',
+                                                'needs an answer.');
     }
     return text;
   }
