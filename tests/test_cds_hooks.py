@@ -691,3 +691,19 @@ def test_requests_and_answers_match_the_contract(client, ehr, name, case):
     broken["cards"][0]["indicator"] = "hard-stop"
     broken["cards"][0]["summary"] = "x" * 140
     assert len(_errors("CdsResponse", broken)) == 2
+
+
+@pytest.mark.parametrize("status", ["in-progress", "stopped"])
+def test_an_unfinished_intake_is_never_called_completed(client, ehr, status):
+    """The prefetch asks for status=completed; an EHR that sends another intake gets it
+    triaged as it stands (unanswered = unknown), and the card says it was not finished."""
+    intake = intake_for(client, dict(EXAMPLES)["seed-roller-skater-as-asked"]["request"], "p-u")
+    finished = call(client, ehr, hook_request("p-u", intake)).json["cards"][0]["detail"]
+    assert "Intake completed 2026" in finished
+    assert "not finished" not in finished
+    intake["status"] = status
+    detail = call(client, ehr, hook_request("p-u", intake)).json["cards"][0]["detail"]
+    assert "Intake **not finished** (status " in detail
+    assert status.replace("-", "\\-") in detail
+    assert "completed" not in detail
+    assert "last saved 2026" in detail

@@ -94,7 +94,30 @@ def _section(title: str, lines: Sequence[str]) -> list[str]:
     return [f"**{escape_markdown(title, own=True)}**", "", *(f"- {line}" for line in lines), ""]
 
 
-def detail(result: TriageResult, request: Mapping[str, Any], authored: str | None) -> str:
+#: QuestionnaireResponse statuses of a finished intake; any other is said on the card.
+FINISHED = frozenset(("completed", "amended"))
+
+
+def _origin(authored: str | None, status: Any) -> list[str]:
+    """When the intake was made, and whether it was finished.
+
+    An unfinished intake (the prefetch asks for ``status=completed``, an EHR may still
+    send another) is triaged as it stands, unanswered = unknown, but never called
+    completed.
+    """
+    finished = status in FINISHED
+    origin = [] if finished else [f"**not finished** (status {escape_markdown(str(status)[:40])})"]
+    if authored:
+        origin.append(f"{'completed' if finished else 'last saved'} {escape_markdown(authored)}")
+    return origin
+
+
+def detail(
+    result: TriageResult,
+    request: Mapping[str, Any],
+    authored: str | None,
+    status: Any = "completed",
+) -> str:
     """GitHub-flavoured markdown: level, red flags, questions still to ask, advice.
 
     Every piece of text, ours and the intake's, is escaped (:mod:`.markdown`).
@@ -106,9 +129,7 @@ def detail(result: TriageResult, request: Mapping[str, Any], authored: str | Non
 
     level = result.level
     parts = [f"**{own(level.display)}**: {own(level.meaning)}", ""]
-    origin = []
-    if authored:
-        origin.append(f"completed {esc(authored)}")
+    origin = _origin(authored, status)
     respondent = request.get("respondent")
     if isinstance(respondent, str):
         shown = words.answer_text("respondent", respondent)
@@ -162,6 +183,7 @@ def card(
     authored: str | None,
     canonical_base: str,
     links: CardLinks,
+    status: Any = "completed",
 ) -> dict[str, Any]:
     """The one card of a triage (CDS Hooks 2.0 Card)."""
     level = result.level
@@ -179,7 +201,7 @@ def card(
         "uuid": uuid,
         "summary": summary(result),
         "indicator": INDICATORS[level],
-        "detail": detail(result, request, authored),
+        "detail": detail(result, request, authored, status),
         "source": source,
     }
     card_links = []

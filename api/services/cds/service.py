@@ -401,6 +401,7 @@ def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
         outcome.request,
         uuid=card_uuid,
         authored=authored,
+        status=intake.get("status"),
         canonical_base=ctx.fhir.canonical_base,
         links=CardLinks(
             report_url=report_url,
