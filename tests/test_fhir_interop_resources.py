@@ -171,13 +171,13 @@ def test_required_is_only_what_the_request_needs_and_the_screen_says_so_in_help(
     gate_of = {listed: gate for gate, listed in GATES.items()}
     for screen in SCREEN:
         asked = QUESTIONS[gate_of.get(screen.link_id, screen.link_id)]
-        assert "minimum red-flag screen" in _help(asked), screen.link_id
-        assert "never as no" in _help(asked), screen.link_id
+        assert "matters for safety" in _help(asked) or "Important for safety" in _help(asked)
+        assert "unknown, not no" in _help(asked), screen.link_id
     always = [s.link_id for s in SCREEN if s.required_when is None]
-    assert "Part of the minimum red-flag screen" in _help(QUESTIONS[always[0]])
-    assert "after some answers" in _help(QUESTIONS["symptoms.fainting_during_exercise"])
+    assert "Important for safety" in _help(QUESTIONS[always[0]])
+    assert "After some answers" in _help(QUESTIONS["symptoms.fainting_during_exercise"])
     for listed in GATES.values():  # the yes/no question carries the help, not the list
-        assert "minimum red-flag screen" not in (_help(QUESTIONS[listed]) or "")
+        assert "for safety" not in (_help(QUESTIONS[listed]) or "")
 
 
 def _rule_inputs() -> set[str]:
@@ -226,7 +226,7 @@ def test_lists_open_with_a_yes_no_question_so_a_form_can_say_none(gate):
     assert "none" in QUESTIONNAIRE["description"].lower()
     # Where the list is part of the screen, the question that opens it says so.
     if any(s.link_id == GATES[gate] and s.required_when is not None for s in SCREEN):
-        assert "minimum red-flag screen" in _help(item)
+        assert "matters for safety" in _help(item)
 
 
 def test_description_documents_the_conventions():

@@ -183,8 +183,7 @@ TABLE: dict[str, Wording] = {
     "symptoms.fainting_during_exercise": _symptom(
         "Fainting during exercise",
         "a faint during exercise",
-        "Details the faint asked about just before; a collapse without fainting is its own "
-        "question.",
+        "Only if the person fainted. A collapse without fainting is asked separately.",
     ),
     "symptoms.exertional_collapse": _symptom(
         "Collapse during exercise", "a collapse during exercise"

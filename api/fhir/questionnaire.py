@@ -118,8 +118,9 @@ _GATED = frozenset(GATES.values())
 ALWAYS = "always"
 #: Screen questions are not ``required``: a form must not push someone who does not
 #: know into answering no (an unknown answer is asked again; a wrong no hides a flag).
-UNKNOWN_HELP = "If you do not know, leave it unanswered: it then counts as unknown, never as no."
-SCREEN_HELP = "Part of the minimum red-flag screen: please answer. " + UNKNOWN_HELP
+UNKNOWN_HELP = "If you do not know, leave it unanswered (unknown, not no)."
+#: In plain words for a parent: the form's description names the red-flag screen.
+SCREEN_HELP = "Important for safety: please answer if you can. " + UNKNOWN_HELP
 
 
 def _help(link_id: str, kind: Kind | None, screen_when: str | None) -> Json | None:
@@ -136,8 +137,7 @@ def _help(link_id: str, kind: Kind | None, screen_when: str | None) -> Json | No
     elif screen_when is not None:
         # Which earlier answers make it so is in the description, for integrators.
         parts.append(
-            "Please answer: after some answers it is part of the minimum red-flag screen. "
-            + UNKNOWN_HELP
+            "After some answers this matters for safety: please answer if you can. " + UNKNOWN_HELP
         )
     if not parts:
         return None
@@ -261,8 +261,9 @@ def _description() -> str:
         "not `required`: a form must let someone who does not know leave a question "
         "unanswered (unknown) rather than push them to guess no, and a completed "
         "QuestionnaireResponse with unknown screen answers still conforms to this "
-        "Questionnaire. Each screen question says in its help text that it is part of the "
-        "screen; `$triage` treats a missing screen answer as unknown and reports it as the "
+        "Questionnaire. Each screen question says in its help text, in plain words, that "
+        "it matters for safety and that an unknown answer may stay unanswered; "
+        "`$triage` treats a missing screen answer as unknown and reports it as the "
         "next question to ask (rule RF-SCREEN-INCOMPLETE), not as an error. The screen "
         f"also needs {conditional_list}.\n"
         "* `enableWhen` is used only where an answer needs the one before it (the "
