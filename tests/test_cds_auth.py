@@ -257,6 +257,8 @@ def _private_jwks(ehr: Ehr) -> dict[str, Any]:
     return {"keys": [{**private, "kid": ehr.kid, "use": "sig", "alg": ehr.alg}]}
 
 
+# Signing with the short key on purpose: PyJWT warns, the product must refuse it.
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 def test_a_jku_serving_a_private_or_short_key_is_401_never_a_500(app, client):
     """A private JWK at the EHR's jku made PyJWT fail inside decode (a 500); a 1024-bit
     RSA key was accepted (RFC 7518 §3.3: RS384 MUST use 2048 bits or more)."""

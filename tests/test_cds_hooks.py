@@ -707,3 +707,15 @@ def test_an_unfinished_intake_is_never_called_completed(client, ehr, status):
     assert status.replace("-", "\\-") in detail
     assert "completed" not in detail
     assert "last saved 2026" in detail
+
+
+@pytest.mark.parametrize("length", [256, 3000])
+def test_a_long_hook_instance_is_400_saying_its_own_limit(client, ehr, length):
+    """Over 2,048 characters it said "at most 2048", though the limit is 255 (review)."""
+    body = hook_request("p8", None)
+    body["hookInstance"] = "h" * length
+    issues = issues_of(call(client, ehr, body), 400)
+    (issue,) = [i for i in issues if i.get("expression") == ["hookInstance"]]
+    assert (
+        issue["diagnostics"] == "hookInstance: must be a non-empty string of at most 255 characters"
+    )

@@ -63,14 +63,26 @@ class _Issues:
     def add(self, code: IssueType, path: str, message: str) -> None:
         self.items.append(Issue(code, f"{path}: {message}", (path,)))
 
-    def text(self, body: Mapping[str, Any], key: str, path: str, *, required: bool) -> str | None:
+    def text(
+        self,
+        body: Mapping[str, Any],
+        key: str,
+        path: str,
+        *,
+        required: bool,
+        max_length: int = 2048,
+    ) -> str | None:
         value = body.get(key, _ABSENT)
         if value is _ABSENT or value is None:
             if required:
                 self.add(IssueType.REQUIRED, path, "is required")
             return None
-        if not isinstance(value, str) or not value.strip() or len(value) > 2048:
-            self.add(IssueType.VALUE, path, "must be a non-empty string of at most 2048 characters")
+        if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+            self.add(
+                IssueType.VALUE,
+                path,
+                f"must be a non-empty string of at most {max_length} characters",
+            )
             return None
         return value
 
@@ -102,10 +114,7 @@ def parse_hook_request(body: Mapping[str, Any]) -> HookRequest:
     hook = issues.text(body, "hook", "hook", required=True)
     if hook is not None and hook != HOOK:
         issues.add(IssueType.NOT_SUPPORTED, "hook", f"this service answers {HOOK!r} only")
-    hook_instance = issues.text(body, "hookInstance", "hookInstance", required=True)
-    if hook_instance is not None and len(hook_instance) > 255:
-        issues.add(IssueType.VALUE, "hookInstance", "must be at most 255 characters")
-        hook_instance = None
+    hook_instance = issues.text(body, "hookInstance", "hookInstance", required=True, max_length=255)
     fhir_server = issues.text(body, "fhirServer", "fhirServer", required=False)
     if fhir_server is not None and not _http_url(fhir_server):
         issues.add(IssueType.VALUE, "fhirServer", "must be an absolute http(s) URL")
