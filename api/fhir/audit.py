@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import base64
 import functools
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from api.fhir._tables import esc, narrative
 from api.fhir.frozen import freeze
+from api.fhir.ids import CANONICAL_UUID
 
 AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
@@ -237,13 +237,9 @@ def _narrative(facts: AuditFacts, agent: str, outcome: str) -> dict[str, str]:
     )
 
 
-#: A UUID in canonical form (lowercase, hyphenated): already what ``uuid.UUID`` would print.
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
 def _request_id_value(request_id: str) -> str:
     """A UUID request id as ``urn:uuid:``; a caller's own id (``X-Request-Id``) as sent."""
-    if _CANONICAL_UUID.fullmatch(request_id):  # the ids this service assigns: no parsing
+    if CANONICAL_UUID.fullmatch(request_id):  # the ids this service assigns: no parsing
         return f"urn:uuid:{request_id}"
     try:
         return f"urn:uuid:{uuid.UUID(request_id)}"

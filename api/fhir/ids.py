@@ -17,7 +17,12 @@ bits from one ``os.urandom`` call per batch.
 from __future__ import annotations
 
 import os
+import re
 import time
+
+#: A UUID in canonical text form (lower-case hex, hyphenated): what this service mints
+#: (``time_ordered_ids``, ``uuid.uuid4()``), and nothing a client can write a name with.
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 _VERSION_7 = 0x7 << 76
 _VARIANT_RFC_9562 = 0b10 << 62

@@ -15,7 +15,7 @@ from typing import Any
 
 from api.fhir import codesystems as cs
 from api.fhir._tables import Json, esc, narrative, published
-from api.fhir.questionnaire_response import GATES
+from api.fhir.questionnaire_response import GATE_OF, GATES
 from triage import KNOWLEDGE_BASE_VERSION, wording
 from triage.knowledge_base import SCREEN
 from triage.vocabulary import SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
@@ -112,8 +112,6 @@ def _extensions(item: Item) -> list[Json]:
     return out
 
 
-#: The lists a yes/no question opens (their screen help sits on that question).
-_GATED = frozenset(GATES.values())
 #: ``screen_when`` of a question that is always part of the screen when it is asked.
 ALWAYS = "always"
 #: Screen questions are not ``required``: a form must not push someone who does not
@@ -163,7 +161,7 @@ def _screen_when(link_id: str, always: frozenset[str], conditional: dict[str, st
     A follow-up is asked only when its condition holds, which is when the screen needs it.
     A list opened by a yes/no question is asked about by that question (:func:`_gate`).
     """
-    if link_id in _GATED:
+    if link_id in GATE_OF:  # a list: its yes/no question carries the help
         return None
     if link_id in always or (link_id in FOLLOW_UPS and link_id in conditional):
         return ALWAYS
@@ -311,12 +309,11 @@ def build_questionnaire(canonical_base: str, *, date: str) -> dict[str, Any]:
     always, conditional = _screen()
     vocabulary = [item for section in SECTIONS for item in section.items]
     vocabulary.extend(TOP_LEVEL_ITEMS)
-    gate_of = {list_id: gate for gate, list_id in GATES.items()}
     items = []
     for item in vocabulary:
-        if item.link_id in gate_of:
+        if item.link_id in GATE_OF:
             # The list is a screen item through its gate: say so where the person answers.
-            items.append(_gate(gate_of[item.link_id], conditional.get(item.link_id)))
+            items.append(_gate(GATE_OF[item.link_id], conditional.get(item.link_id)))
         items.append(_item(item, canonical_base, always, conditional))
     return {
         "resourceType": "Questionnaire",

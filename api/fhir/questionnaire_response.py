@@ -46,7 +46,8 @@ GATES: dict[str, str] = {
     "history.conditions.any": "history.conditions",
 }
 
-_GATE_OF = {listed: gate for gate, listed in GATES.items()}
+#: list linkId → the gate that opens it.
+GATE_OF = {listed: gate for gate, listed in GATES.items()}
 #: gate → {answer: its item}, built once (items are serialised, never edited).
 _GATE_ITEMS: dict[str, dict[bool, Json]] = {
     gate: {
@@ -112,7 +113,7 @@ def _gate_answer(link_id: str, value: Any, items: list[Json]) -> bool:
     list answered without its yes would be a disabled item with answers for the
     Questionnaire (``enableWhen``): an error to the HL7 validator.
     """
-    gate = _GATE_OF.get(link_id)
+    gate = GATE_OF.get(link_id)
     if gate is None:
         return False
     items.append(_GATE_ITEMS[gate][bool(value)])

@@ -28,6 +28,7 @@ from flask import has_request_context, request
 from gunicorn import glogging
 from gunicorn.http import errors as http_errors
 
+from api.fhir.ids import CANONICAL_UUID
 from api.serving.requestid import REQUEST_ID_HEADER, current_request_id
 
 #: WSGI environ key where identity (later) puts the authenticated client id.
@@ -94,9 +95,6 @@ KNOWN_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
 )
 OTHER_METHOD = "<other>"
-#: The ids this service mints (``str(uuid.uuid4())``): hex and dashes, nothing a client can
-#: write a name or a note with.
-_MINTED_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: A variable part of a werkzeug rule: ``<name>``, ``<conv:name>``, ``<any(a, b):name>``.
 _RULE_PART = re.compile(r"<(?:(?P<converter>[^<>:]+):)?(?P<name>[^<>:]+)>")
 _ANY_CHOICES = re.compile(r"any\((?P<choices>[^()]*)\)")
@@ -126,7 +124,7 @@ def loggable_path(rule: str | None, view_args: Mapping[str, object] | None) -> s
     def part(match: re.Match[str]) -> str:
         value = values.get(match["name"])
         if isinstance(value, str):
-            if _MINTED_ID.fullmatch(value):
+            if CANONICAL_UUID.fullmatch(value):
                 return value
             choices = _ANY_CHOICES.fullmatch(match["converter"] or "")
             if choices is not None:
