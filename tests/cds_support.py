@@ -169,6 +169,30 @@ def intake_for(client: FlaskClient, request: dict[str, Any], patient_id: str) ->
     return qr
 
 
+def searchset(*resources: dict[str, Any]) -> dict[str, Any]:
+    """What an EHR's FHIR server answers to the intake search: these resources, matched."""
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources],
+    }
+
+
+def authorized(server: str, token: str) -> dict[str, Any]:
+    """The ``fhirServer`` and ``fhirAuthorization`` an EHR sends for the service to fetch."""
+    return {
+        "fhirServer": server,
+        "fhirAuthorization": {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/QuestionnaireResponse.read",
+            "subject": "twitch-triage",
+        },
+    }
+
+
 class LoopbackServer:
     """A real HTTP server on 127.0.0.1 in a thread: answers ``routes`` and records calls.
 

@@ -7,9 +7,7 @@ inline, another by URL (served on loopback by a thread of this test).
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +15,7 @@ from typing import Any
 
 import jwt
 import pytest
+from cds_support import LoopbackServer
 from conftest import anonymous, create_app
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from werkzeug.datastructures import MultiDict
@@ -112,28 +111,8 @@ def test_a_narrower_scope_can_be_asked_for_and_a_wider_one_cannot(smart):
 @contextlib.contextmanager
 def serving(document: dict[str, Any]) -> Iterator[str]:
     """A JWKS URL on loopback that answers ``document``."""
-    data = json.dumps(document).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *_args: Any) -> None:
-            return
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with LoopbackServer({"/jwks.json": (200, {}, document)}) as server:
+        yield server.url + "/jwks.json"
 
 
 def test_an_es384_client_with_a_jwks_url_served_on_loopback():

@@ -20,11 +20,13 @@ from cds_support import (
     TENANT,
     Ehr,
     LoopbackServer,
+    authorized,
     call,
     hook_request,
     intake_for,
     register,
     registered_ehr,  # noqa: F401 (the ehr fixture)
+    searchset,
 )
 from flask import Flask
 
@@ -44,31 +46,13 @@ def allow(app: Flask, ehr: Ehr) -> Callable[..., None]:
     return registered
 
 
-def _searchset(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(resources),
-        "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources],
-    }
-
-
 def _authorized(server: str) -> dict[str, Any]:
-    return {
-        "fhirServer": server,
-        "fhirAuthorization": {
-            "access_token": TOKEN,
-            "token_type": "Bearer",
-            "expires_in": 300,
-            "scope": "patient/QuestionnaireResponse.read",
-            "subject": "twitch-triage",
-        },
-    }
+    return authorized(server, TOKEN)
 
 
 def test_the_intake_is_fetched_with_the_ehrs_token(client, ehr, allow):
     intake = intake_for(client, {**VALID, "symptoms": {"confusion": True}}, "p1")
-    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, searchset(intake))}) as fhir:
         allow(fhir.url + "/fhir")
         body = hook_request("p1", prefetch=False, **_authorized(fhir.url + "/fhir"))
         response = call(client, ehr, body)
@@ -92,7 +76,7 @@ def test_a_long_number_in_a_fetched_intake_keeps_its_side_of_the_threshold(clien
     """31.99999999999999999 °C is below 32 (RF-SEVERE-HYPOTHERMIA: call an ambulance),
     although its nearest float is 32.0, in an intake read from the EHR's server too."""
     intake = intake_for(client, {**VALID, "body_temperature_c": 31.123}, "p-cold")
-    data = json.dumps(_searchset(intake)).encode()
+    data = json.dumps(searchset(intake)).encode()
     assert b'"valueDecimal": 31.123}' in data
     data = data.replace(b'"valueDecimal": 31.123}', b'"valueDecimal": 31.99999999999999999}')
     with LoopbackServer({"/QuestionnaireResponse": (200, {}, data)}) as fhir:
@@ -106,7 +90,7 @@ def test_a_long_number_in_a_fetched_intake_keeps_its_side_of_the_threshold(clien
 
 
 def test_an_empty_search_gives_no_card(client, ehr, allow):
-    with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset())}) as fhir:
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, searchset())}) as fhir:
         allow(fhir.url)
         response = call(client, ehr, hook_request("p1", prefetch=False, **_authorized(fhir.url)))
     assert response.status_code == 200
@@ -115,7 +99,7 @@ def test_an_empty_search_gives_no_card(client, ehr, allow):
 
 def test_a_fetched_intake_of_another_patient_is_412(client, ehr, allow):
     intake = intake_for(client, VALID, "someone-else")
-    with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, searchset(intake))}) as fhir:
         allow(fhir.url)
         response = call(client, ehr, hook_request("p1", prefetch=False, **_authorized(fhir.url)))
     assert response.status_code == 412
@@ -162,7 +146,7 @@ def test_an_unreachable_server_is_412(client, ehr, allow):
 
 def test_a_redirect_to_another_host_is_not_followed(client, ehr, allow):
     intake = intake_for(client, VALID, "p1")
-    with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as elsewhere:
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, searchset(intake))}) as elsewhere:
         # 127.0.0.1 and localhost are different hosts to a browser and to us.
         target = elsewhere.url.replace("127.0.0.1", "localhost") + "/QuestionnaireResponse"
         with LoopbackServer({"/QuestionnaireResponse": (302, {"Location": target}, b"")}) as fhir:
@@ -176,7 +160,7 @@ def test_a_redirect_to_another_host_is_not_followed(client, ehr, allow):
 
 def test_a_redirect_within_the_server_is_followed_with_the_token(client, ehr, allow):
     intake = intake_for(client, VALID, "p1")
-    routes: dict[str, Any] = {"/new/QuestionnaireResponse": (200, {}, _searchset(intake))}
+    routes: dict[str, Any] = {"/new/QuestionnaireResponse": (200, {}, searchset(intake))}
     with LoopbackServer(routes) as fhir:
         routes["/QuestionnaireResponse"] = (
             302,
@@ -192,7 +176,7 @@ def test_a_redirect_within_the_server_is_followed_with_the_token(client, ehr, al
 def test_a_prefetch_outcome_falls_back_to_the_fhir_server(client, ehr, allow):
     intake = intake_for(client, VALID, "p1")
     failed = {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]}
-    with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, searchset(intake))}) as fhir:
         allow(fhir.url)
         body = hook_request("p1", failed, **_authorized(fhir.url))
         response = call(client, ehr, body)
@@ -240,7 +224,7 @@ def _refused(response: Any) -> dict[str, Any]:
 )
 def test_an_unregistered_fhir_server_is_never_fetched(client, ehr, allow, fetched, named):
     intake = intake_for(client, VALID, "p1")
-    with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, searchset(intake))}) as fhir:
         allow(fhir.url, "https://ehr.example/fhir")
         response = call(client, ehr, hook_request("p1", prefetch=False, **_authorized(named)))
         _refused(response)
@@ -250,7 +234,7 @@ def test_an_unregistered_fhir_server_is_never_fetched(client, ehr, allow, fetche
 
 def test_another_loopback_port_is_never_contacted(client, ehr, allow, fetched):
     intake = intake_for(client, VALID, "p1")
-    routes = {"/QuestionnaireResponse": (200, {}, _searchset(intake))}
+    routes = {"/QuestionnaireResponse": (200, {}, searchset(intake))}
     with LoopbackServer(routes) as registered, LoopbackServer(routes) as admin:
         allow(registered.url)
         for named in (admin.url, admin.url.replace("127.0.0.1", "localhost")):
@@ -265,7 +249,7 @@ def test_another_loopback_port_is_never_contacted(client, ehr, allow, fetched):
 
 def test_an_ehr_without_registered_servers_relies_on_prefetch(client, ehr, fetched):
     intake = intake_for(client, VALID, "p1")
-    with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, searchset(intake))}) as fhir:
         _refused(call(client, ehr, hook_request("p1", prefetch=False, **_authorized(fhir.url))))
         assert fhir.calls == []
         # The same intake as prefetch still gives the card.
@@ -279,7 +263,7 @@ def test_an_ehr_without_registered_servers_relies_on_prefetch(client, ehr, fetch
 def test_another_ehrs_server_is_not_this_ehrs(app, client, ehr, fetched):
     other = Ehr(f"https://other-{uuid.uuid4().hex[:8]}.example/fhir")
     intake = intake_for(client, VALID, "p1")
-    with LoopbackServer({"/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, searchset(intake))}) as fhir:
         register(app, other, "clinic-b", fhir_servers=(fhir.url,))
         _refused(call(client, ehr, hook_request("p1", prefetch=False, **_authorized(fhir.url))))
         assert fhir.calls == []
@@ -297,7 +281,7 @@ def test_another_ehrs_server_is_not_this_ehrs(app, client, ehr, fetched):
 def test_a_trailing_slash_makes_no_difference(client, ehr, allow, registered, named):
     intake = intake_for(client, VALID, "p1")
     intake["subject"] = {"reference": "{url}/fhir/Patient/p1"}
-    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, searchset(intake))}) as fhir:
         intake["subject"]["reference"] = intake["subject"]["reference"].format(url=fhir.url)
         allow(registered.format(url=fhir.url))
         body = hook_request("p1", prefetch=False, **_authorized(named.format(url=fhir.url)))

@@ -20,12 +20,10 @@ from api.fhir import (
     render_triage_bundle,
 )
 from api.fhir import codesystems as cs
-from api.fhir.questionnaire_response import GATES
+from api.fhir.questionnaire_response import GATE_OF, GATES
 from triage.result import Level, TriageResult
 from triage.vocabulary import ITEMS, SECTIONS, TOP_LEVEL_ITEMS, Item, Kind
 from triage.wording import question
-
-_GATE_OF = {listed: [gate] for gate, listed in GATES.items()}
 
 BASE = cs.DEFAULT_CANONICAL_BASE
 RESULT = TriageResult(Level.SELF_CARE, (), (), (), (), "1.0.0")
@@ -34,7 +32,7 @@ NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 VOCABULARY_ORDER = {
     link_id: index
     for index, link_id in enumerate(
-        id_ for path in ITEMS for id_ in ([*_GATE_OF[path]] if path in _GATE_OF else []) + [path]
+        id_ for path in ITEMS for id_ in ([GATE_OF[path]] if path in GATE_OF else []) + [path]
     )
 }
 

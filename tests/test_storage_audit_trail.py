@@ -26,7 +26,17 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from cds_support import TENANT, Ehr, LoopbackServer, call, hook_request, intake_for, register
+from cds_support import (
+    TENANT,
+    Ehr,
+    LoopbackServer,
+    authorized,
+    call,
+    hook_request,
+    intake_for,
+    register,
+    searchset,
+)
 from conftest import anonymous
 from examples import EXAMPLES
 from flask import Flask
@@ -133,24 +143,7 @@ def _ehr_id(app: Flask, ehr: Ehr) -> str:
 
 
 def _authorized(server: str) -> dict[str, Any]:
-    return {
-        "fhirServer": server,
-        "fhirAuthorization": {
-            "access_token": TOKEN,
-            "token_type": "Bearer",
-            "expires_in": 300,
-            "scope": "patient/QuestionnaireResponse.read",
-            "subject": "twitch-triage",
-        },
-    }
-
-
-def _searchset(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources],
-    }
+    return authorized(server, TOKEN)
 
 
 def test_a_call_answered_with_no_card_is_audited(app, client, clinic, ehr):
@@ -171,7 +164,7 @@ def test_a_call_answered_with_no_card_is_audited(app, client, clinic, ehr):
 def test_a_fetch_from_the_ehr_that_finds_nothing_is_audited_with_the_search_sent(
     app, client, clinic, ehr
 ):
-    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, _searchset())}) as fhir:
+    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, searchset())}) as fhir:
         register(app, ehr, TENANT, fhir_servers=(fhir.url + "/fhir",))
         body = hook_request("p-fetch-none", prefetch=False, **_authorized(fhir.url + "/fhir"))
         response = call(client, ehr, body)
@@ -190,7 +183,7 @@ def test_a_fetch_from_the_ehr_that_finds_nothing_is_audited_with_the_search_sent
 def test_a_fetched_intake_that_gives_a_card_is_named_with_the_assessment(app, client, clinic, ehr):
     intake = intake_for(client, {**VALID, "symptoms": {"confusion": True}}, "p-fetch-card")
     intake["id"] = "ehr-qr-1"
-    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, _searchset(intake))}) as fhir:
+    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, searchset(intake))}) as fhir:
         register(app, ehr, TENANT, fhir_servers=(fhir.url + "/fhir",))
         body = hook_request("p-fetch-card", prefetch=False, **_authorized(fhir.url + "/fhir"))
         response = call(client, ehr, body)
@@ -210,7 +203,7 @@ def test_a_fetched_intake_that_gives_a_card_is_named_with_the_assessment(app, cl
 
 def test_a_refused_call_is_an_operation_naming_what_it_read(app, client, clinic, ehr):
     other = intake_for(client, VALID, "someone-else")
-    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, _searchset(other))}) as fhir:
+    with LoopbackServer({"/fhir/QuestionnaireResponse": (200, {}, searchset(other))}) as fhir:
         register(app, ehr, TENANT, fhir_servers=(fhir.url + "/fhir",))
         body = hook_request("p-wrong", prefetch=False, **_authorized(fhir.url + "/fhir"))
         response = call(client, ehr, body)
