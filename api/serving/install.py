@@ -21,7 +21,7 @@ from api.serving.logs import (
     UNMATCHED,
     configure_app_logging,
     loggable_method,
-    loggable_request_path,
+    loggable_path,
 )
 from api.serving.requestid import REQUEST_ID_HEADER, accepted_request_id
 from schemas import IssueType
@@ -84,7 +84,9 @@ def _finish(response: Response) -> Response:
     rule = request.url_rule
     route = rule.rule if rule is not None else UNMATCHED
     # For gunicorn's access line (JsonGunicornLogger.access reads the same environ).
-    request.environ[LOGGED_PATH_ENVIRON] = loggable_request_path()
+    request.environ[LOGGED_PATH_ENVIRON] = loggable_path(
+        None if rule is None else rule.rule, request.view_args
+    )
     # A standard method or "<other>": any token gunicorn accepts would be a new series.
     method = loggable_method(request.method)
     requests, latency = _request_series(method, route, str(response.status_code))
