@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import stat
 import threading
 import time
 import weakref
@@ -87,7 +88,7 @@ WRITE = {"sqlite_immediate": True}
 def default_database_url(instance_path: str) -> str:
     """The embedded SQLite file in the instance folder (created if missing)."""
     folder = Path(instance_path)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return f"sqlite+pysqlite:///{folder / SQLITE_FILE}"
 
 
@@ -275,13 +276,30 @@ def start_checkpointer(engine: Engine) -> None:
 HIDE_PARAMETERS = True
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only; take the world's access away
+    from an existing one and its ``-wal``/``-shm`` files (they hold patient data and
+    the audit trail). SQLite gives the ``-wal`` and ``-shm`` files it creates the
+    database file's permissions. Group access of an existing file is left as the
+    operator set it (a backup group, say).
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o007:
+                file.chmod(mode & ~0o007)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` (``sqlite+pysqlite:///…`` or ``postgresql+psycopg://…``)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("an in-memory SQLite database cannot be shared by workers")
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_file(Path(parsed.database))
         engine = create_engine(
             parsed,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
