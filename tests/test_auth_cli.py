@@ -13,8 +13,10 @@ from conftest import anonymous
 from conftest import create_app as keyed_create_app
 
 import api
+from api.auth.clients import ClientError, create_client
 from api.auth.keys import secret_hash
 from api.cli import is_loopback, main
+from api.config import EXTENSION
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,6 +100,29 @@ def test_bad_scopes_and_jwks_are_refused(tmp_path):
     assert cli(tmp_path, "create", "--tenant", "acme", "--jwks-file", str(jwks)).returncode == 1
     both = cli(tmp_path, "create", "--tenant", "a", "--jwks-file", "x", "--jwks-url", "https://x")
     assert both.returncode == 2  # argparse: mutually exclusive
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://keys.partner.example/jwks.json", True),
+        ("http://127.0.0.1:8080/jwks.json", True),
+        ("http://localhost/jwks.json", True),
+        ("http://keys.partner.example/jwks.json", False),
+        ("http://10.0.0.5/jwks.json", False),
+        ("ftp://keys.partner.example/jwks.json", False),
+        ("https:///jwks.json", False),
+    ],
+)
+def test_a_jwks_url_must_be_https_or_this_machine(app, url, accepted):
+    """Whoever can change what a plain-http JWKS URL answers can mint tokens as the
+    client (the authorization review registered ``http://example.com/jwks.json``)."""
+    clients = app.extensions[EXTENSION].clients
+    if accepted:
+        assert create_client(clients, tenant="smart", jwks_url=url).client_id
+    else:
+        with pytest.raises(ClientError, match="https URL"):
+            create_client(clients, tenant="smart", jwks_url=url)
 
 
 def test_serve_refuses_a_public_address_without_tls(capsys):

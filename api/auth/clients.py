@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import orjson
 
-from api.auth.jwks import KeySetError, check_public_jwks
+from api.auth.jwks import KeySetError, check_public_jwks, https_or_loopback
 from api.auth.keys import ACCESS_TOKEN_PREFIX, new_api_key, new_client_id, secret_hash
 from api.auth.scopes import DEFAULT_SCOPES, Scope, parse_scopes
 from api.storage.clients import ClientRecord, ClientStore
@@ -88,6 +88,8 @@ def create_client(
             check_public_jwks(jwks)
         except KeySetError as exc:
             raise ClientError(str(exc)) from None
+    if jwks_url is not None and not https_or_loopback(jwks_url):
+        raise ClientError("--jwks-url must be an https URL (http only on a loopback address)")
     key = new_api_key()
     record = ClientRecord(
         id=new_client_id(),

@@ -11,7 +11,9 @@ fetched from a URL that holds one is refused as a whole (the caller answers
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
+from urllib.parse import urlsplit
 
 #: JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4).
 PRIVATE_MEMBERS = frozenset(("d", "p", "q", "dp", "dq", "qi", "oth", "k"))
@@ -83,11 +85,33 @@ def check_public_jwks(jwks: Any) -> None:
         kids.add(key["kid"])
 
 
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def https_or_loopback(url: str) -> bool:
+    """Whether keys (or tokens) may travel to ``url``: https, or http on this machine only.
+
+    Whoever can change what a plain-http key-set URL answers can sign as the client or
+    EHR; loopback http stays allowed for tests and a local sidecar.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.netloc:
+        return True
+    return parts.scheme == "http" and _loopback(parts.hostname)
+
+
 __all__ = [
     "ALGORITHM_OF",
     "MIN_RSA_BITS",
     "PRIVATE_MEMBERS",
     "KeySetError",
     "check_public_jwks",
+    "https_or_loopback",
     "public_signing_key",
 ]
