@@ -158,6 +158,11 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     #: Requests per client, in the ``limits`` notation ("600/minute;20/second"); "" = none.
     rate_limit: str = "600/minute"
+    #: Refusals of anonymous callers audited per client address, in the ``limits``
+    #: notation; beyond it they are refused alike but not audited (every audit row is a
+    #: durable write, kept for ``audit_retention_days``: an anonymous flood must not fill
+    #: the trail or the disk). "" = audit every one.
+    anonymous_audit_limit: str = "120/minute"
     #: Where the rate-limit counters live: memory:// (one node) or redis://host:port.
     rate_limit_storage: str = "memory://"
     #: File ``serve`` writes the embedded default's key to; "" = ``local-api-key`` in
@@ -229,6 +234,7 @@ _PARSERS: dict[str, Any] = {
     "tls_terminated": parse_bool,
     "cors_origins": parse_origins,
     "rate_limit": parse_rate_limit,
+    "anonymous_audit_limit": parse_rate_limit,
     "rate_limit_storage": parse_limit_storage,
     "local_key_file": lambda _label, value: str(value).strip(),
     "link_secret": parse_secret,

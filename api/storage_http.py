@@ -27,7 +27,7 @@ from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter
 from werkzeug.sansio.utils import get_current_url
 
-from api.auth.http import bearer_principal
+from api.auth.http import anonymous_audit_admitted, bearer_principal
 from api.auth.scopes import PUBLIC_ENDPOINTS
 from api.config import app_state
 from api.errors import InvalidParameterError, ServiceUnavailableError, error_response
@@ -282,6 +282,9 @@ def _finish(response: Response) -> Response:
         # The store is what failed: log the attempt (no PHI) instead of auditing it.
         logger.warning("unaudited %s attempt %s: store unavailable", interaction, request_id)
         return response
+    if g.get("principal") is None and not anonymous_audit_admitted():
+        _over_anonymous_budget(interaction)
+        return response
     try:
         auditor = FAILURE_AUDITORS.get(endpoint)
         if auditor is not None:
@@ -309,6 +312,24 @@ def _finish(response: Response) -> Response:
     except StorageUnavailableError:
         logger.warning("unaudited failed %s attempt %s: store unavailable", interaction, request_id)
     return response
+
+
+#: Per process: when the last "over the anonymous audit budget" warning was logged.
+_budget_warned = [0.0]
+#: Seconds between two such warnings of one process (a flood logs one line a minute).
+BUDGET_WARNING_SECONDS = 60.0
+
+
+def _over_anonymous_budget(interaction: str) -> None:
+    """An anonymous refusal left unaudited: say so in the log, once a minute at most."""
+    now = time.monotonic()
+    if now - _budget_warned[0] >= BUDGET_WARNING_SECONDS:
+        _budget_warned[0] = now
+        logger.warning(
+            "anonymous %s refusals over TWITCH_TRIAGE_ANONYMOUS_AUDIT_LIMIT: refused, "
+            "not audited (this warning repeats at most once a minute)",
+            interaction,
+        )
 
 
 def _refused_attempt(endpoint: str, status: int) -> Attempt | None:

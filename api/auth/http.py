@@ -48,6 +48,8 @@ _CACHEABLE = PUBLIC_ENDPOINTS - {"auth.token"}
 LIMITER = "twitch_triage_limiter"
 #: Rate-limit counters of CDS Hooks EHRs are keyed "ehr:<id>" (API clients: their id).
 EHR_RATE_KEY_PREFIX = "ehr:"
+#: Counter keys of anonymous refusals by client address (apart from clients' counters).
+ANONYMOUS_AUDIT_KEY_PREFIX = "anonymous-audit:"
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -85,6 +87,9 @@ class RateLimiter:
         self.items: tuple[RateLimitItem, ...] = tuple(
             parse_many(settings.rate_limit) if settings.rate_limit else ()
         )
+        self.anonymous_audit_items: tuple[RateLimitItem, ...] = tuple(
+            parse_many(settings.anonymous_audit_limit) if settings.anonymous_audit_limit else ()
+        )
         self.storage = _counter_storage(settings.rate_limit_storage)
         self.strategy = FixedWindowRateLimiter(self.storage)
         #: The ``RateLimit-Policy`` value: it names only the configured limits, so it is
@@ -92,6 +97,13 @@ class RateLimiter:
         self.policy = ", ".join(
             f'"l{index}";q={item.amount};w={item.get_expiry()}'
             for index, item in enumerate(self.items)
+        )
+
+    def admits_anonymous_audit(self, address: str) -> bool:
+        """Count one anonymous refusal from ``address``; False once over its audit budget."""
+        return all(
+            self.strategy.hit(item, ANONYMOUS_AUDIT_KEY_PREFIX + address)
+            for item in self.anonymous_audit_items
         )
 
     def check(self, client_id: str) -> dict[str, str]:
@@ -212,6 +224,22 @@ def bearer_principal() -> Principal | None:
     return identify(app_state().clients, credential, now_us())
 
 
+def anonymous_audit_admitted() -> bool:
+    """Whether this anonymous caller's refusal is audited (its address within budget).
+
+    Counted in the rate limiter's storage (per process, or shared in Redis); when that
+    storage fails the refusal is audited.
+    """
+    limiter: RateLimiter = current_app.extensions[LIMITER]
+    if not limiter.anonymous_audit_items:
+        return True
+    try:
+        return limiter.admits_anonymous_audit(request.remote_addr or "-")
+    except Exception:
+        logger.warning("anonymous audit budget not checked: counter storage unavailable")
+        return True
+
+
 def _count_request(caller: str) -> None:
     """One request of ``caller`` against the rate limits (ThrottledError over them)."""
     limiter: RateLimiter = current_app.extensions[LIMITER]
@@ -260,4 +288,10 @@ def app_settings(app: Flask) -> Settings:
     return app.extensions[EXTENSION].settings
 
 
-__all__ = ["RateLimiter", "bearer_principal", "current_principal", "install"]
+__all__ = [
+    "RateLimiter",
+    "anonymous_audit_admitted",
+    "bearer_principal",
+    "current_principal",
+    "install",
+]
