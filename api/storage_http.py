@@ -150,7 +150,7 @@ class FhirIdConverter(BaseConverter):
 
 def exchange() -> Exchange:
     """The audit facts of the current request."""
-    principal = g.get("principal")
+    principal = g.get("principal") or g.get("former_principal")
     return Exchange(
         request_id=g.get("request_id") or str(uuid.uuid4()),
         client_address=request.remote_addr,
@@ -348,6 +348,8 @@ def _refused_attempt(endpoint: str, status: int) -> Attempt | None:
     if attempt is None:
         return None
     if g.get("principal") is None:
+        if g.get("former_principal") is not None:
+            return attempt  # a revoked, expired or retired credential of a known client
         if status != 405:
             return None
         try:

@@ -148,23 +148,42 @@ def granted_scopes(text: str) -> tuple[Scope, ...]:
 
 def identify(clients: ClientStore, credential: str, at_us: int) -> Principal | None:
     """The principal a bearer credential (API key or access token) names, or None."""
+    return identify_credential(clients, credential, at_us)[0]
+
+
+def identify_credential(
+    clients: ClientStore, credential: str, at_us: int
+) -> tuple[Principal | None, Principal | None]:
+    """(the active principal the credential names, the client a refused one belongs to).
+
+    One lookup for both. The second is set only when the credential is refused but
+    known (revoked, expired, a retired key): it grants nothing (no scopes) and only
+    files the refused attempt under the tenant whose credential was used, where a
+    leaked or forgotten key shows up.
+    """
     digest = secret_hash(credential)
     if credential.startswith(ACCESS_TOKEN_PREFIX):
         found = clients.by_token_hash(digest)
         if found is None:
-            return None
+            return None, None
         record, granted, expires_us = found
         if expires_us <= at_us or record.revoked_us is not None:
-            return None
-        return Principal(record.id, record.tenant, granted_scopes(granted))
+            return None, _former(record)
+        return Principal(record.id, record.tenant, granted_scopes(granted)), None
     record = clients.by_key_hash(digest)
-    if record is None or record.revoked_us is not None:
-        return None
+    if record is None:
+        return None, None
+    if record.revoked_us is not None:
+        return None, _former(record)
     if record.key_hash != digest and (
         record.previous_until_us is None or record.previous_until_us <= at_us
     ):
-        return None  # the retiring key, after its grace period
-    return Principal(record.id, record.tenant, granted_scopes(record.scopes))
+        return None, _former(record)  # the retiring key, after its grace period
+    return Principal(record.id, record.tenant, granted_scopes(record.scopes)), None
+
+
+def _former(record: ClientRecord) -> Principal:
+    return Principal(record.id, record.tenant, ())
 
 
 __all__ = [
@@ -175,6 +194,7 @@ __all__ = [
     "create_client",
     "describe",
     "identify",
+    "identify_credential",
     "revoke_client",
     "rotate_client",
 ]

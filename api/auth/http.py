@@ -23,7 +23,7 @@ from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import MethodNotAllowed
 
 from api.auth import ehr
-from api.auth.clients import Principal, identify, now_us
+from api.auth.clients import Principal, identify, identify_credential, now_us
 from api.auth.scopes import PUBLIC_ENDPOINTS, permits, required_scope, scope_text
 from api.config import Settings, app_state
 from api.errors import CorsRefusedError, ForbiddenError, ThrottledError, UnauthorizedError
@@ -188,8 +188,9 @@ def _authenticate() -> Response | None:
             "the Authorization header must be 'Bearer <api key or access token>'",
             "invalid_request",
         )
-    principal = identify(state.clients, credential, now_us())
+    principal, former = identify_credential(state.clients, credential, now_us())
     if principal is None:
+        g.former_principal = former  # its refused attempt is audited under its tenant
         raise UnauthorizedError(
             "the credential is unknown, revoked, retired or expired", "invalid_token"
         )
