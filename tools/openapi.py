@@ -46,7 +46,7 @@ from schemas.fields import (
     _StrictList,
 )
 from schemas.intake_links import IntakeLinkRequestSchema
-from tools import cds_contract, store_contract
+from tools import cds_contract, smart_contract, store_contract
 from tools import fhir_contract as contract
 from triage import evaluate
 
@@ -440,6 +440,8 @@ def build_spec() -> dict[str, Any]:
         spec.components.schema(name, schema)
     for name, schema in cds_contract.components().items():
         spec.components.schema(name, schema)
+    for name, schema in smart_contract.components().items():
+        spec.components.schema(name, schema)
     formats = list(FORMATS)
     negotiation = (
         "Content negotiation: no Accept, `*/*`, `application/*`, "
@@ -523,6 +525,8 @@ def build_spec() -> dict[str, Any]:
         spec.path(path=path, operations=operations)
     spec.path(path="/reports/{id}", operations={"get": _report_operation()})
     for path, operations in cds_contract.cds_paths(_error_response).items():
+        spec.path(path=path, operations=operations)
+    for path, operations in smart_contract.smart_paths(_error_response).items():
         spec.path(path=path, operations=operations)
     spec.path(
         path="/healthz",
