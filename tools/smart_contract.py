@@ -85,7 +85,7 @@ _TOKEN_TEXT = (
     "`scope`, the `jti`. Every OAuth answer, token or error, carries `Cache-Control: "
     "no-store` and `Pragma: no-cache` (RFC 6749 §5.1). What the HTTP layer answers before "
     "the token logic runs is an OperationOutcome (`application/fhir+json`) as on every "
-    "other path: a method other than POST (405, `Allow: OPTIONS, POST`), a body over "
+    "other path: a method other than POST (405; `Allow` names POST and OPTIONS), a body over "
     "TWITCH_TRIAGE_MAX_BODY_BYTES (413), a body that cannot be read (400: cut short of its "
     "`Content-Length`, or a malformed chunked encoding), the store unavailable (503) and "
     "an unexpected error (500)."
