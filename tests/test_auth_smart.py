@@ -7,7 +7,9 @@ inline, another by URL (served on loopback by a thread of this test).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,10 +20,13 @@ import pytest
 from cds_support import LoopbackServer
 from conftest import anonymous, create_app
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
 from api.auth.clients import ClientError, create_client
 from api.config import EXTENSION
+from tools.smart_contract import DESCRIPTION_PATTERN
 
 TOKEN_URL = "http://localhost/auth/token"  # noqa: S105 (a URL, not a secret)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -408,3 +413,101 @@ def test_a_bad_key_served_at_a_jwks_url_is_invalid_client_never_used(name):
             anonymous(app), assertion(created.client_id, key=key, headers={"kid": kid})
         )
     assert refused(response) == "invalid_client"
+
+
+# --- the token endpoint as openapi.yaml describes it (tests/test_fuzz_contract.py fuzzes it) --
+
+OAUTH_DESCRIPTION = re.compile(DESCRIPTION_PATTERN)
+
+
+@pytest.mark.parametrize("scope", ["", "   ", "\t"])
+def test_an_empty_scope_is_granted_the_clients_registered_scopes(smart, scope):
+    """RFC 6749 §3.3: without a requested scope the server uses a pre-defined default;
+    here, the scopes the client was registered with (as openapi.yaml says)."""
+    response = token_request(smart["client"], assertion(smart["reader"].client_id), scope)
+    assert response.status_code == 200, response.data
+    assert response.get_json()["scope"] == "system/Observation.rs system/Bundle.r"
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scope=st.text(max_size=80).filter(lambda text: text.strip()))
+def test_every_refused_scope_is_described_in_rfc_6749_characters(smart, scope):
+    """RFC 6749 §5.2: error_description is printable ASCII without `"` and `\\`, whatever
+    the scope it quotes (non-ASCII, quotes, backslashes, controls)."""
+    response = token_request(smart["client"], assertion(smart["reader"].client_id), scope)
+    if response.status_code == 200:  # one of the scopes the client holds, by chance
+        return
+    assert oauth_error(response, 400) == "invalid_scope"
+    assert OAUTH_DESCRIPTION.fullmatch(response.get_json()["error_description"])
+
+
+def test_a_pyjwt_message_is_described_in_rfc_6749_characters(smart):
+    """PyJWT names a missing claim in double quotes ('Token is missing the "jti" claim')."""
+    client_id = smart["reader"].client_id
+    signed = jwt.encode(
+        {"iss": client_id, "sub": client_id, "aud": TOKEN_URL, "exp": int(time.time()) + 60},
+        RSA_KEY,
+        algorithm="RS384",
+        headers={"kid": "rsa-1"},
+    )
+    response = token_request(smart["client"], signed)
+    assert oauth_error(response, 401) == "invalid_client"
+    description = response.get_json()["error_description"]
+    assert OAUTH_DESCRIPTION.fullmatch(description)
+    assert "'jti'" in description
+
+
+def test_an_over_long_assertion_is_invalid_request_saying_so(smart):
+    form = _form(smart["reader"].client_id)
+    form["client_assertion"] = "a." * 8192 + "b"
+    response = smart["client"].post("/auth/token", data=form)
+    assert oauth_error(response, 400) == "invalid_request"
+    assert "longer than 16384" in response.get_json()["error_description"]
+
+
+def test_the_http_layer_answers_before_the_token_logic_with_operation_outcomes(smart):
+    """What openapi.yaml says happens before the form is read: a wrong method is 405 and
+    a body too large 413 (OperationOutcomes, as on every path); a wrong media type is
+    still the token endpoint's own OAuth invalid_request, never 415."""
+    client = smart["client"]
+    for method in ("GET", "PUT", "DELETE"):
+        response = client.open("/auth/token", method=method)
+        assert response.status_code == 405, method
+        assert response.mimetype == "application/fhir+json"
+        assert set(response.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+        assert response.get_json()["issue"][0]["code"] == "not-supported"
+    too_large = client.post(
+        "/auth/token",
+        data="grant_type=client_credentials&pad=" + "x" * 70000,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert too_large.status_code == 413
+    assert too_large.mimetype == "application/fhir+json"
+    for content_type in ("application/json", "text/plain", "multipart/form-data; boundary=x"):
+        response = client.post("/auth/token", data="grant_type=x", content_type=content_type)
+        assert oauth_error(response, 400) == "invalid_request", content_type
+    unreadable = client.post(
+        "/auth/token",
+        environ_overrides={
+            "wsgi.input": io.BytesIO(b"grant_type=client_credentials"),
+            "CONTENT_LENGTH": "100",
+            "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        },
+    )
+    assert unreadable.status_code == 400
+    assert unreadable.mimetype == "application/fhir+json"
+    assert unreadable.get_json()["issue"][0]["code"] == "structure"
+
+
+def test_the_token_endpoint_is_not_rate_limited():
+    """The caller is not identified until its assertion is verified, so no client's
+    counter is charged (openapi.yaml: no 429, no RateLimit headers)."""
+    app = create_app({"TESTING": True, "RATE_LIMIT": "2/minute"})
+    client = anonymous(app)
+    for _ in range(5):
+        response = client.post("/auth/token", data={"grant_type": "password"})
+        assert oauth_error(response, 400) == "unsupported_grant_type"
+        assert "RateLimit" not in response.headers
+    keyed = app.test_client()
+    statuses = [keyed.get("/fhir/Observation").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]  # the same app does limit identified clients

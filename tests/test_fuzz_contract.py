@@ -14,21 +14,34 @@ Bounded and reproducible for CI: a fixed seed, ``deterministic`` generation
 (Hypothesis derandomised, no example database) and a capped number of
 examples per operation; the coverage phase adds the boundary values of every
 range, length and enum (about 1,000 requests for ``POST /v1/triage``).
+
+The SMART token endpoint (``POST /auth/token``) is fuzzed with url-encoded forms like
+any operation: its refusals must be the contract's OAuth error bodies. A fuzzer cannot
+sign a client assertion, so the tests at the end sign real ones for a registered client
+and put the issued token and the post-authentication ``invalid_scope`` through the same
+checks.
 """
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from typing import Any
 
+import jwt
 import pytest
 import schemathesis
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import ServerError
 from schemathesis.openapi.checks import JsonSchemaError
 
 from api import create_app
+from api.auth.clients import create_client
+from api.config import EXTENSION
 from api.services.assessments import StoredTriage
 from tools.openapi import OPENAPI_PATH
 
@@ -60,6 +73,16 @@ CONFIG = SchemathesisConfig.from_dict(
         },
         # Every check schemathesis has; none is disabled.
         "checks": {"enabled": True},
+        "operations": [
+            {
+                # A schema-violating token request is refused as OAuth says (400, 401), or,
+                # when an over-long field (`client_assertion` past its maxLength, in 4-byte
+                # characters percent-encoded) takes the body past TWITCH_TRIAGE_MAX_BODY_BYTES,
+                # by the documented 413 before any field is read. Nothing else.
+                "include-path": "/auth/token",
+                "checks": {"negative_data_rejection": {"expected-statuses": [400, 401, 413]}},
+            }
+        ],
     }
 )
 
@@ -91,7 +114,13 @@ def test_every_schemathesis_check_is_enabled():
 
 def test_every_operation_is_fuzzed():
     labels = {result.ok().label for result in SCHEMA.get_all_operations()}
-    assert {"POST /v1/triage", "GET /healthz", "GET /openapi.yaml"} <= labels
+    assert {
+        "POST /v1/triage",
+        "GET /healthz",
+        "GET /openapi.yaml",
+        "POST /auth/token",
+        "GET /.well-known/smart-configuration",
+    } <= labels
 
 
 VALID = {"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}}
@@ -141,3 +170,75 @@ def test_canary_a_server_error_is_caught(monkeypatch):
     with pytest.raises(BaseExceptionGroup) as info:
         _triage_case().call_and_validate()
     assert info.group_contains(ServerError)
+
+
+# --- SMART Backend Services: what a fuzzer cannot forge, through the same checks ----------
+
+TOKEN_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+TOKEN_CLIENT = create_client(
+    APP.extensions[EXTENSION].clients,
+    tenant="fuzz",
+    scopes=["system/Observation.rs", "system/Bundle.r"],
+    jwks={
+        "keys": [
+            {
+                **json.loads(RSAAlgorithm.to_jwk(TOKEN_KEY.public_key())),
+                "kid": "fuzz-1",
+                "alg": "RS384",
+            }
+        ]
+    },
+)
+
+
+def _token_case(scope: str | None) -> Any:
+    """A token request with a fresh, validly signed assertion of TOKEN_CLIENT."""
+    client_id = TOKEN_CLIENT.client_id
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": "http://localhost/auth/token",
+        "exp": now + 120,
+        "jti": str(uuid.uuid4()),
+    }
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": jwt.encode(
+            claims, TOKEN_KEY, algorithm="RS384", headers={"kid": "fuzz-1"}
+        ),
+    }
+    if scope is not None:
+        form["scope"] = scope
+    operation = SCHEMA["/auth/token"]["POST"]
+    return operation.Case(body=form, media_type="application/x-www-form-urlencoded")
+
+
+@pytest.mark.parametrize(
+    "scope", [None, "", " ", "system/Observation.rs", "system/Observation.read"]
+)
+def test_a_token_is_issued_as_the_contract_says(scope):
+    response = _token_case(scope).call_and_validate()
+    assert response.status_code == 200
+    granted = response.json()["scope"]
+    assert granted == ((scope or "").strip() or "system/Observation.rs system/Bundle.r")
+
+
+@pytest.mark.parametrize(
+    "scope", ["system/Patient.rs", "system/Observation.cruds", 'user/"x"\\y é', "a" * 700]
+)
+def test_a_scope_refused_after_authentication_answers_the_contracts_oauth_error(scope):
+    """invalid_scope comes only after the assertion is verified: no fuzzer case gets there.
+    Its description may quote the scope; it stays in RFC 6749 §5.2's characters."""
+    response = _token_case(scope).call_and_validate()
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_scope"
+
+
+def test_canary_an_oauth_error_off_contract_is_caught(monkeypatch):
+    """application/json error bodies are validated against the OAuth error schema."""
+    monkeypatch.setattr("api.auth.smart._description", lambda text: f'"{text}"')
+    with pytest.raises(BaseExceptionGroup) as info:
+        _token_case("system/Patient.rs").call_and_validate()
+    assert info.group_contains(JsonSchemaError, match="Response violates schema")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,9 @@ def test_every_endpoint_is_described(spec):
         "/cds-services",
         "/cds-services/twitch-triage",
         "/cds-services/twitch-triage/feedback",
+        # SMART Backend Services (tests/test_auth_smart.py; fuzzed like the rest).
+        "/.well-known/smart-configuration",
+        "/auth/token",
     }
     responses = spec["paths"]["/v1/triage"]["post"]["responses"]
     assert set(responses) == {
@@ -81,6 +85,89 @@ def test_every_endpoint_is_described(spec):
         assert media == "application/fhir+json"
         expected = "Bundle" if status == "200" else "OperationOutcome"
         assert response["content"][media]["schema"]["$ref"].endswith(f"/{expected}")
+
+
+#: Routes of the app that are not API operations, so not in the contract, and why.
+NOT_IN_CONTRACT: dict[tuple[str, str], str] = {
+    ("get", "/fhir/.well-known/smart-configuration"): "the same view and document as "
+    "GET /.well-known/smart-configuration, served again at the FHIR base where SMART "
+    "discovery looks; described once, and that operation's description names this path",
+    ("get", "/intake/<link_id>"): "the intake page (HTML for a browser), opened with a "
+    "signed link made by POST /v1/intake-links, which is in the contract",
+    ("post", "/intake/<link_id>"): "the intake page's own form submission (the page's "
+    "script posts it; the signed link is the credential)",
+    ("get", "/intake/thank-you"): "the page a browser lands on after an intake submission",
+    ("get", "/reports/"): "the report page's 404 for a link without an id (HTML)",
+    ("get", "/reports/<any_path:rest>"): "the report page's 404 for a malformed link (HTML)",
+    ("get", "/static/<path:filename>"): "the CSS, JS and icons of the HTML pages",
+}
+
+
+def _contract_paths(rule: str) -> list[str]:
+    """The contract's path(s) for a Flask rule: ``any(...)`` expanded, ids as ``{id}``."""
+    path = re.sub(r"<fhir_id:[a-z_]+>|<resource_id>", "{id}", rule)
+    found = re.search(r"<any\(([^)]*)\):[a-z_]+>", path)
+    if found is None:
+        return [path]
+    names = found.group(1).split(", ")
+    return [path[: found.start()] + name + path[found.end() :] for name in names]
+
+
+def test_every_route_is_in_the_contract_or_says_why_not(spec):
+    """A route added without its contract (or a listed exception gone stale) fails here."""
+    from conftest import create_app  # noqa: PLC0415 (the app of the test suite)
+
+    app = create_app({"TESTING": True})
+    documented = {(method, path) for path, ops in spec["paths"].items() for method in ops}
+    undocumented: set[tuple[str, str]] = set()
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            paths = {(method.lower(), path) for path in _contract_paths(rule.rule)}
+            if not paths <= documented:
+                undocumented.add((method.lower(), rule.rule))
+    assert undocumented == set(NOT_IN_CONTRACT)
+    for method, rule in NOT_IN_CONTRACT:
+        assert (method, rule) not in documented
+
+
+def test_smart_operations_are_public_and_answer_oauth_errors(spec):
+    discovery = spec["paths"]["/.well-known/smart-configuration"]["get"]
+    assert discovery["security"] == []
+    assert "/fhir/.well-known/smart-configuration" in discovery["description"]
+    token = spec["paths"]["/auth/token"]["post"]
+    assert token["security"] == []
+    assert list(token["requestBody"]["content"]) == ["application/x-www-form-urlencoded"]
+    schemas = spec["components"]["schemas"]
+    form = schemas["TokenRequest"]
+    assert form["required"] == ["grant_type", "client_assertion_type", "client_assertion"]
+    assert "scope" in form["properties"]  # optional: the registered scopes are the default
+    assert "RFC 6749 §3.3" in token["description"]
+    assert "not an OperationOutcome" in token["description"]
+    responses = token["responses"]
+    assert set(responses) == {
+        "200", "400", "401", "405", "413", "414", "417", "431", "500", "503",
+    }  # fmt: skip
+    for status in ("200", "400", "401"):
+        headers = responses[status]["headers"]
+        assert headers["Cache-Control"]["schema"]["const"] == "no-store"
+        assert headers["Pragma"]["schema"]["const"] == "no-cache"
+    for status, codes in (
+        ("400", {"invalid_request", "invalid_scope"}),
+        ("401", {"invalid_client"}),
+    ):
+        oauth = responses[status]["content"]["application/json"]["schema"]["$ref"]
+        error = schemas[oauth.rsplit("/", 1)[1]]["properties"]["error"]["enum"]
+        assert set(codes) <= set(error)
+        assert set(error) <= {  # RFC 6749 §5.2
+            "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+            "unsupported_grant_type", "invalid_scope",
+        }  # fmt: skip
+    assert responses["401"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/OAuthError401"
+    )
+    # What the HTTP layer answers before the token logic is the API's usual OperationOutcome.
+    for status in ("405", "413", "500", "503"):
+        assert list(responses[status]["content"]) == ["application/fhir+json"]
 
 
 def _property(spec: dict[str, Any], link_id: str) -> tuple[dict[str, Any], dict[str, Any]]:

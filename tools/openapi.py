@@ -46,7 +46,7 @@ from schemas.fields import (
     _StrictList,
 )
 from schemas.intake_links import IntakeLinkRequestSchema
-from tools import cds_contract, store_contract
+from tools import cds_contract, smart_contract, store_contract
 from tools import fhir_contract as contract
 from triage import evaluate
 
@@ -408,7 +408,11 @@ def build_spec() -> dict[str, Any]:
                 "It triages; it does not diagnose and never overrides a clinician.\n\n"
                 "Every error is a FHIR OperationOutcome (`application/fhir+json; "
                 "fhirVersion=4.0`), never an HTML page; an unknown path answers 404 "
-                "with issue code `not-found`.\n\n"
+                "with issue code `not-found`. Two exceptions, each described at its "
+                "operation: the SMART token endpoint (`POST /auth/token`) refuses a token "
+                "request with an OAuth 2.0 error body (RFC 6749 §5.2), as OAuth clients "
+                "expect, and a page opened in a browser (`GET /reports/{id}`) answers "
+                "an HTML page.\n\n"
                 f"Configuration: `TWITCH_TRIAGE_MAX_BODY_BYTES` (default "
                 f"{defaults.max_body_bytes}), `TWITCH_TRIAGE_CANONICAL_BASE` (default "
                 f"`{defaults.canonical_base}`, the base of every product canonical URL, "
@@ -439,6 +443,8 @@ def build_spec() -> dict[str, Any]:
     for name, schema in store_contract.components().items():
         spec.components.schema(name, schema)
     for name, schema in cds_contract.components().items():
+        spec.components.schema(name, schema)
+    for name, schema in smart_contract.components().items():
         spec.components.schema(name, schema)
     formats = list(FORMATS)
     negotiation = (
@@ -523,6 +529,8 @@ def build_spec() -> dict[str, Any]:
         spec.path(path=path, operations=operations)
     spec.path(path="/reports/{id}", operations={"get": _report_operation()})
     for path, operations in cds_contract.cds_paths(_error_response).items():
+        spec.path(path=path, operations=operations)
+    for path, operations in smart_contract.smart_paths(_error_response).items():
         spec.path(path=path, operations=operations)
     spec.path(
         path="/healthz",
@@ -758,7 +766,8 @@ def _intake_link_operations() -> dict[str, Any]:
 
 _SECURITY_TEXT = (
     "**Credentials.** Every operation except the public ones (`/healthz`, `/openapi.yaml`, "
-    "`/fhir/metadata`, `/.well-known/smart-configuration`, `/cds-services` and the published "
+    "`/fhir/metadata`, `/.well-known/smart-configuration`, `/auth/token` (its client "
+    "assertion is the credential), `/cds-services` and the published "
     "definitions) and the pages opened with a signed link (`/reports/{id}`) "
     "needs `Authorization: Bearer <credential>`: an API key from `twitch-triage clients "
     "create`, or a SMART Backend Services access token from `POST /auth/token`. A client "

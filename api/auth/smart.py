@@ -46,6 +46,13 @@ ASSERTION_MAX_SECONDS = 300
 LEEWAY_SECONDS = 30
 JWKS_TIMEOUT_SECONDS = 3.0
 JWKS_MAX_BYTES = 65536
+#: Longest client assertion read (a JWS of a few claims is well under 2,000 characters).
+ASSERTION_MAX_CHARS = 16384
+#: SMART capabilities this server has (discovery): asymmetric client authentication only;
+#: v1 scopes are read with SMART 2's meaning.
+CAPABILITIES = ("client-confidential-asymmetric", "permission-v1", "permission-v2")
+#: Longest ``error_description`` sent (it may quote the request's ``scope``).
+DESCRIPTION_MAX_CHARS = 500
 SCOPES_SUPPORTED = (
     "system/*.cruds",
     "system/Bundle.cruds",
@@ -94,7 +101,7 @@ def smart_configuration() -> Response:
         "grant_types_supported": ["client_credentials"],
         "scopes_supported": list(SCOPES_SUPPORTED),
         "code_challenge_methods_supported": ["S256"],
-        "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+        "capabilities": list(CAPABILITIES),
     }
     return Response(orjson.dumps(body), content_type="application/json")
 
@@ -109,12 +116,28 @@ def token() -> Response:
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="twitch-triage"'
         return Response(
-            orjson.dumps({"error": exc.error, "error_description": exc.description}),
+            orjson.dumps({"error": exc.error, "error_description": _description(exc.description)}),
             status=exc.status,
             headers=headers,
             content_type="application/json",
         )
     return Response(orjson.dumps(body), headers=NO_CACHE, content_type="application/json")
+
+
+def _description(text: str) -> str:
+    """``text`` within the characters RFC 6749 §5.2 allows in ``error_description``
+    (printable ASCII without ``"`` and ``\\``), and at most DESCRIPTION_MAX_CHARS long.
+
+    The text may quote the request (a malformed ``scope``) or a PyJWT message, which
+    puts claim names in double quotes; a strict OAuth client would reject either.
+    """
+    allowed = "".join(
+        "'" if char == '"' else "/" if char == "\\" else char if " " <= char <= "~" else "?"
+        for char in text
+    )
+    if len(allowed) > DESCRIPTION_MAX_CHARS:
+        allowed = allowed[: DESCRIPTION_MAX_CHARS - 3] + "..."
+    return allowed
 
 
 def _form() -> Any:
@@ -143,8 +166,11 @@ def _unverified(form: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     if form.get("client_assertion_type") != ASSERTION_TYPE:
         raise OAuthError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}")
     assertion = form.get("client_assertion", "")
-    if not assertion or len(assertion) > 16384:
+    if not assertion:
         raise OAuthError("invalid_request", "client_assertion is required")
+    if len(assertion) > ASSERTION_MAX_CHARS:
+        what = f"client_assertion is longer than {ASSERTION_MAX_CHARS} characters"
+        raise OAuthError("invalid_request", what)
     try:
         header = jwt.get_unverified_header(assertion)
         claims = jwt.decode(assertion, options={"verify_signature": False})
