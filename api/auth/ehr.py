@@ -11,8 +11,9 @@ says what was wrong but never echoes the token or a claim's value:
    other URL is ever fetched;
 3. the signature, by the key of the registered JWKS (inline, or fetched from the
    registered ``jku``, cached five minutes) whose ``kid`` the header names;
-4. ``aud`` = the exact URL called (``TWITCH_TRIAGE_PUBLIC_BASE_URL`` or the
-   request's host URL, plus the path), ``exp`` required and at most five minutes
+4. ``aud`` = the exact URL called (``TWITCH_TRIAGE_PUBLIC_BASE_URL``, or the
+   request's host URL when it names this machine: :mod:`api.auth.audience`; plus the
+   path), ``exp`` required and at most five minutes
    ahead, ``iat`` required, with 30 s of clock skew;
 5. ``jti`` never seen before within its lifetime (kept in the database, so every
    node of a deployment refuses a replay).
@@ -27,6 +28,7 @@ from typing import Any
 import orjson
 from flask import request
 
+from api.auth.audience import UNCHECKABLE, audience_base
 from api.auth.clients import Principal, now_us
 from api.auth.jwks import public_signing_key
 from api.auth.keys import malformed_date_claim, plain_claim
@@ -84,7 +86,9 @@ def _refused(reason: str) -> UnauthorizedError:
 
 def called_url() -> str:
     """The exact URL of this call, as the EHR must name it in ``aud``."""
-    base = app_state().settings.public_base_url or request.host_url.rstrip("/")
+    base = audience_base()
+    if base is None:
+        raise _refused(UNCHECKABLE)
     return f"{base}{request.path}"
 
 

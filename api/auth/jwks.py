@@ -85,8 +85,9 @@ def check_public_jwks(jwks: Any) -> None:
         kids.add(key["kid"])
 
 
-def _loopback(host: str | None) -> bool:
-    if host == "localhost":
+def loopback_host(host: str | None) -> bool:
+    """Whether ``host`` (a name or IP literal) is this machine's loopback."""
+    if host == "localhost" or (host or "").endswith(".localhost"):
         return True
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback
@@ -103,7 +104,7 @@ def https_or_loopback(url: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.netloc:
         return True
-    return parts.scheme == "http" and _loopback(parts.hostname)
+    return parts.scheme == "http" and loopback_host(parts.hostname)
 
 
 __all__ = [
@@ -113,5 +114,6 @@ __all__ = [
     "KeySetError",
     "check_public_jwks",
     "https_or_loopback",
+    "loopback_host",
     "public_signing_key",
 ]

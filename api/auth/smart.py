@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, request
 
+from api.auth.audience import UNCHECKABLE, audience_base
 from api.auth.clients import now_us
 from api.auth.jwks import public_signing_key
 from api.auth.keys import malformed_date_claim, new_access_token, plain_claim, secret_hash
@@ -74,13 +75,18 @@ class OAuthError(Exception):
 
 
 def token_url() -> str:
-    """This token endpoint's URL, the ``aud`` an assertion must name.
-
-    The configured public URL when there is one (as for CDS Hooks' ``aud``): the Host
-    header is the caller's to choose, so an audience taken from it would accept an
-    assertion made for another server.
-    """
+    """This token endpoint's URL as discovery announces it (the host called when no
+    public base URL is set; :func:`audience` decides what an assertion may name)."""
     base = app_state().settings.public_base_url or request.host_url.rstrip("/")
+    return f"{base}/auth/token"
+
+
+def audience() -> str:
+    """The ``aud`` an assertion must name; invalid_client when it cannot be known
+    (:mod:`api.auth.audience`: never a Host header naming another server)."""
+    base = audience_base()
+    if base is None:
+        raise OAuthError("invalid_client", UNCHECKABLE, 401)
     return f"{base}/auth/token"
 
 
@@ -205,7 +211,7 @@ def _issue() -> dict[str, Any]:
             assertion,
             key,
             algorithms=[header["alg"]],
-            audience=token_url(),
+            audience=audience(),
             issuer=client.id,
             leeway=LEEWAY_SECONDS,
             options={"require": ["iss", "sub", "aud", "exp", "jti"]},
