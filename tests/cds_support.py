@@ -234,3 +234,18 @@ class LoopbackServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
+
+
+#: When the clinician acted on a card, in the tests' feedback (an RFC 3339 instant).
+ACTED_AT = "2026-11-27T12:00:00Z"
+
+
+def feedback_entry(card: str, outcome: str = "accepted", **extra: Any) -> dict[str, Any]:
+    """One CDS Hooks 2.0 feedback entry on ``card``, conformant unless ``extra`` says not:
+    ``outcomeTimestamp`` given; ``accepted`` names the suggestion accepted (a value None in
+    ``extra`` drops that member)."""
+    entry: dict[str, Any] = {"card": card, "outcome": outcome, "outcomeTimestamp": ACTED_AT}
+    if outcome == "accepted":
+        entry["acceptedSuggestions"] = [{"id": str(uuid.uuid4())}]
+    entry.update(extra)
+    return {key: value for key, value in entry.items() if value is not None}
