@@ -9,11 +9,20 @@ moves, so each case shows the second the new key is picked up without sleeping.
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from cds_support import (
+    SERVICE,
     TENANT,
     Ehr,
     LoopbackServer,
@@ -167,3 +176,90 @@ def test_max_age_less_age_is_the_lifetime_clamped(max_age: int, age: int, before
     remaining = min(max_age, 2**31) - min(age, 2**31)
     expected = max(JWKS_MIN_CACHE_SECONDS, min(JWKS_MAX_CACHE_SECONDS, remaining))
     assert jwks_lifetime(f"{before}max-age={max_age}", str(age)) == expected
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_under_gunicorn_and_gevent_calls_arriving_together_share_one_fetch(tmp_path: Path):
+    """The product as served: ``twitch-triage serve`` (gevent worker; the app preloaded
+    before gevent patches ``threading``). Eight CDS calls at once while the JWKS server is
+    slow: one fetch, every call answered (a lock that blocked the worker's one thread
+    while a greenlet fetched would hang them all)."""
+    ehr = Ehr(f"https://gevent-{uuid.uuid4().hex[:6]}.example")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "TWITCH_TRIAGE_PORT": str(port),
+        "TWITCH_TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "TWITCH_TRIAGE_LOCAL_KEY_FILE": str(tmp_path / "local-api-key"),
+        "TWITCH_TRIAGE_PUBLIC_BASE_URL": base,
+    }
+    headers = {"Cache-Control": "max-age=60"}
+    with LoopbackServer({"/jwks": (200, headers, ehr.jwks())}, delay=0.5) as keys:
+        cli = [sys.executable, "-m", "api.cli"]
+        register = [*cli, "ehrs", "register", "--tenant", TENANT, "--iss", ehr.iss]
+        subprocess.run(
+            [*register, "--jku", keys.url + "/jwks"],
+            env=env,
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        log = (tmp_path / "server.log").open("wb")
+        server = subprocess.Popen(
+            [*cli, "serve", "--workers", "1"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_healthy(base, server, tmp_path / "server.log")
+            start = threading.Barrier(8)
+            statuses: list[int] = []
+
+            def one_call() -> None:
+                body = json.dumps(hook_request("p-gevent", None)).encode()
+                request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+                    base + SERVICE,
+                    data=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "Authorization": f"Bearer {ehr.token(base + SERVICE)}",
+                    },
+                )
+                start.wait()
+                with urllib.request.urlopen(request, timeout=15) as answer:  # noqa: S310
+                    statuses.append(answer.status)
+
+            threads = [threading.Thread(target=one_call) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(20)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            log.close()
+    assert statuses == [200] * 8, (tmp_path / "server.log").read_text()[-2000:]
+    assert len(keys.calls) == 1
+
+
+def _wait_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:  # noqa: S310
+                assert answer.status == 200
+            return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise AssertionError(log.read_text()) from None
+            time.sleep(0.1)
