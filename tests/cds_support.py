@@ -197,17 +197,22 @@ class LoopbackServer:
     """A real HTTP server on 127.0.0.1 in a thread: answers ``routes`` and records calls.
 
     ``routes`` maps a path (without query) to (status, headers, JSON body or bytes).
-    Each request is recorded as (path with query, Authorization header).
+    Each request is recorded as (path with query, Authorization header); ``delay`` seconds
+    pass before each answer (a slow server).
     """
 
-    def __init__(self, routes: dict[str, tuple[int, dict[str, str], Any]]) -> None:
+    def __init__(
+        self, routes: dict[str, tuple[int, dict[str, str], Any]], *, delay: float = 0.0
+    ) -> None:
         self.routes = routes
+        self.delay = delay
         self.calls: list[tuple[str, str | None]] = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.calls.append((self.path, self.headers.get("Authorization")))
+                time.sleep(outer.delay)
                 route = outer.routes.get(self.path.split("?", 1)[0])
                 status, headers, body = route if route is not None else (404, {}, {"no": 1})
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -234,3 +239,41 @@ class LoopbackServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
+
+
+#: When the clinician acted on a card, in the tests' feedback (an RFC 3339 instant).
+ACTED_AT = "2026-11-27T12:00:00Z"
+
+
+def feedback_entry(card: str, outcome: str = "accepted", **extra: Any) -> dict[str, Any]:
+    """One CDS Hooks 2.0 feedback entry on ``card``, conformant unless ``extra`` says not:
+    ``outcomeTimestamp`` given; ``accepted`` names the suggestion accepted (a value None in
+    ``extra`` drops that member)."""
+    entry: dict[str, Any] = {"card": card, "outcome": outcome, "outcomeTimestamp": ACTED_AT}
+    if outcome == "accepted":
+        entry["acceptedSuggestions"] = [{"id": str(uuid.uuid4())}]
+    entry.update(extra)
+    return {key: value for key, value in entry.items() if value is not None}
+
+
+class ManualClock:
+    """A monotonic clock the test moves (seconds); the JWKS cache reads it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(name="jwks_clock")
+def jwks_clock_fixture(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """A new, empty JWKS cache for the test, on a clock it moves by hand (no sleeping)."""
+    from api.auth import ehr as ehr_auth  # noqa: PLC0415 (only the tests that use it)
+
+    clock = ManualClock()
+    monkeypatch.setattr(ehr_auth, "JWKS_CACHE", ehr_auth._JwksCache(clock=clock))
+    return clock

@@ -18,7 +18,17 @@ from typing import Any
 
 import jwt
 import pytest
-from cds_support import FEEDBACK, HOST, SERVICE, Ehr, LoopbackServer, call, hook_request, register
+from cds_support import (
+    FEEDBACK,
+    HOST,
+    SERVICE,
+    Ehr,
+    LoopbackServer,
+    call,
+    hook_request,
+    jwks_clock_fixture,  # noqa: F401 (the jwks_clock fixture)
+    register,
+)
 from cryptography.hazmat.primitives import serialization
 from flask import Flask
 
@@ -225,7 +235,8 @@ def test_keys_from_a_registered_jku_and_no_other_url(app, client):
         assert rogue.calls == []
 
 
-def test_a_rotated_key_at_the_jku_is_fetched_again(app, client):
+def test_a_rotated_key_at_the_jku_is_fetched_again(app, client, jwks_clock):
+    """A kid not in the cached set fetches the jku again, at most once per 5 s."""
     ehr = Ehr(f"https://rotating-{uuid.uuid4().hex[:6]}.example")
     rotated = Ehr(ehr.iss)
     routes = {"/jwks": (200, {}, ehr.jwks())}
@@ -233,7 +244,10 @@ def test_a_rotated_key_at_the_jku_is_fetched_again(app, client):
         register(app, ehr, TENANT, jku=keys.url + "/jwks")
         assert call(client, ehr, hook_request("p1", None)).status_code == 200
         routes["/jwks"] = (200, {}, rotated.jwks())
-        ehr_auth.JWKS_CACHE._sets[keys.url + "/jwks"] = (time.monotonic() - 10, ehr.jwks())
+        jwks_clock.advance(ehr_auth.JWKS_REFETCH_SECONDS - 0.5)
+        _refused(call(client, rotated, hook_request("p1", None)))  # too soon to fetch again
+        assert len(keys.calls) == 1
+        jwks_clock.advance(0.5)
         assert call(client, rotated, hook_request("p1", None)).status_code == 200
         assert len(keys.calls) == 2
 

@@ -24,6 +24,7 @@ from cds_support import (
     TENANT,
     Ehr,
     call,
+    feedback_entry,
     hook_request,
     intake_for,
     register,
@@ -512,7 +513,7 @@ def test_feedback_is_stored_and_audited(app, client, ehr):
                 },
                 "outcomeTimestamp": "2026-11-27T12:00:00Z",
             },
-            {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-27T12:01"},
+            feedback_entry(card["uuid"], outcomeTimestamp="2026-11-27T12:01:00Z"),
         ]
     }
     response = call(client, ehr, feedback, path=FEEDBACK)
@@ -546,14 +547,27 @@ def test_feedback_is_stored_and_audited(app, client, ehr):
 @pytest.mark.parametrize(
     "entry",
     [
-        {"outcome": "overridden"},  # no timestamp: when it arrived
-        {"outcome": "overridden", "overrideReason": {"userComment": "no reason code"}},
-        {"outcome": "overridden", "overrideReason": {"reason": {"code": "x", "display": "X"}}},
-        {"outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}], "extension": {"a": 1}},
-        {"outcome": "accepted", "outcomeTimestamp": "2026-11-27T12:00:00.123+02:00"},
+        # The specification's own examples (CDS Hooks 2.0, Feedback).
+        {"outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"},
+        {"outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z",
+         "overrideReason": {"reason": {"code": "d7ecf885",
+                                       "system": "https://example.com/cds-hooks/override-reason-system"},
+                            "userComment": "A comment entered by the clinician."}},
+        {"outcome": "accepted",
+         "acceptedSuggestions": [{"id": "e56e1945-20b3-4393-8503-a1a20fd73152"}],
+         "outcomeTimestamp": "2021-12-11T10:05:31Z"},
+        # What else 2.0 allows.
+        {"outcome": "overridden", "outcomeTimestamp": "1985-04-12T23:20:50.52Z",
+         "overrideReason": {"userComment": "no reason code"}},
+        {"outcome": "overridden", "outcomeTimestamp": "2026-11-27T12:00:00-05:00",
+         "overrideReason": {"reason": {"system": "s", "code": "x", "display": "X"}}},
+        {"outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}], "extension": {"a": 1},
+         "outcomeTimestamp": "2026-11-27T12:00:00.123+02:00"},
+        {"outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}],
+         "outcomeTimestamp": "2026-11-27t12:00:00z"},  # RFC 3339 §5.6: T and Z in any case
     ],
-)
-def test_feedback_tolerates_real_ehr_shapes(client, ehr, entry):
+)  # fmt: skip
+def test_feedback_takes_every_shape_cds_hooks_2_allows(client, ehr, entry):
     card = _card(client, ehr, "p12")
     response = call(client, ehr, {"feedback": [{"card": card["uuid"], **entry}]}, path=FEEDBACK)
     assert response.status_code == 200, response.data[:800]
@@ -561,7 +575,7 @@ def test_feedback_tolerates_real_ehr_shapes(client, ehr, entry):
 
 def test_a_bare_feedback_entry_is_accepted(client, ehr):
     card = _card(client, ehr, "p13")
-    response = call(client, ehr, {"card": card["uuid"], "outcome": "accepted"}, path=FEEDBACK)
+    response = call(client, ehr, feedback_entry(card["uuid"]), path=FEEDBACK)
     assert response.status_code == 200, response.data[:800]
 
 
@@ -569,12 +583,7 @@ def test_feedback_on_an_unknown_or_foreign_card_is_404_and_stores_nothing(app, c
     card = _card(client, ehr, "p14")
     other = Ehr(f"https://other-tenant-{uuid.uuid4().hex[:8]}.example/fhir")
     register(app, other, "clinic-b")
-    body = {
-        "feedback": [
-            {"card": card["uuid"], "outcome": "accepted"},
-            {"card": str(uuid.uuid4()), "outcome": "accepted"},
-        ]
-    }
+    body = {"feedback": [feedback_entry(card["uuid"]), feedback_entry(str(uuid.uuid4()))]}
     issues = issues_of(call(client, other, body, path=FEEDBACK), 404)
     assert [issue["expression"] for issue in issues] == [["feedback[0].card"], ["feedback[1].card"]]
     issues = issues_of(call(client, ehr, body, path=FEEDBACK), 404)
@@ -589,9 +598,9 @@ def test_feedback_on_an_unknown_or_foreign_card_is_404_and_stores_nothing(app, c
         ({"feedback": []}, "feedback"),
         ({"feedback": [{"outcome": "accepted"}]}, "feedback[0].card"),
         ({"feedback": [{"card": "c", "outcome": "rejected"}]}, "feedback[0].outcome"),
-        ({"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "yesterday"}]},
+        ({"feedback": [feedback_entry("c", outcomeTimestamp="yesterday")]},
          "feedback[0].outcomeTimestamp"),
-        ({"feedback": [{"card": "c", "outcome": "overridden", "overrideReason": "x"}]},
+        ({"feedback": [feedback_entry("c", "overridden", overrideReason="x")]},
          "feedback[0].overrideReason"),
     ],
 )  # fmt: skip
@@ -682,7 +691,7 @@ def test_requests_and_answers_match_the_contract(client, ehr, name, case):
     response = call(client, ehr, request)
     assert _errors("CdsResponse", response.json) == [], name
     assert _errors("CdsResponse", call(client, ehr, hook_request("pc", None)).json) == []
-    feedback = {"feedback": [{"card": response.json["cards"][0]["uuid"], "outcome": "accepted"}]}
+    feedback = {"feedback": [feedback_entry(response.json["cards"][0]["uuid"])]}
     assert _errors("CdsFeedbackRequest", feedback) == []
     answer = call(client, ehr, feedback, path=FEEDBACK)
     assert _errors("CdsFeedbackResponse", answer.json) == []

@@ -25,6 +25,7 @@ from cds_support import (
     TENANT,
     Ehr,
     call,
+    feedback_entry,
     hook_request,
     intake_for,
     registered_ehr,  # noqa: F401 (the ehr fixture)
@@ -72,9 +73,7 @@ def _card(client: FlaskClient, ehr: Ehr, patient: str) -> tuple[str, str]:
 
 def _overridden(card: str) -> dict[str, Any]:
     return {
-        "feedback": [
-            {"card": card, "outcome": "overridden", "overrideReason": {"userComment": COMMENT}}
-        ]
+        "feedback": [feedback_entry(card, "overridden", overrideReason={"userComment": COMMENT})]
     }
 
 
@@ -107,13 +106,9 @@ def test_erasure_takes_the_cards_and_feedback_and_refuses_new_feedback(app, clie
     assert _rows(app, CdsFeedback, CdsFeedback.card_uuid, kept_card) == 1
 
     # Feedback on the erased card: refused exactly as on a card never given out.
-    refused = call(
-        client, ehr, {"feedback": [{"card": card, "outcome": "accepted"}]}, path=FEEDBACK
-    )
+    refused = call(client, ehr, {"feedback": [feedback_entry(card)]}, path=FEEDBACK)
     never = str(uuid.uuid4())
-    unknown = call(
-        client, ehr, {"feedback": [{"card": never, "outcome": "accepted"}]}, path=FEEDBACK
-    )
+    unknown = call(client, ehr, {"feedback": [feedback_entry(never)]}, path=FEEDBACK)
     assert refused.status_code == unknown.status_code == 404
     assert refused.content_type.startswith(FHIR)
     (issue,) = refused.json["issue"]

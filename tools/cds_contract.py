@@ -208,7 +208,9 @@ def components() -> dict[str, Schema]:
                     "maxItems": 100,
                     "items": {
                         "type": "object",
-                        "required": ["card", "outcome"],
+                        "description": "One CDS Hooks 2.0 Feedback: `acceptedSuggestions` "
+                        "(one or more) is required when `outcome` is `accepted`.",
+                        "required": ["card", "outcome", "outcomeTimestamp"],
                         "properties": {
                             "card": {"type": "string", "minLength": 1, "maxLength": 64},
                             "outcome": {"enum": ["accepted", "overridden"]},
@@ -222,9 +224,36 @@ def components() -> dict[str, Schema]:
                             },
                             "overrideReason": {
                                 "type": "object",
-                                "properties": {"reason": _CODING, "userComment": _TEXT},
+                                "properties": {
+                                    "reason": {
+                                        "type": "object",
+                                        "required": ["system", "code"],
+                                        "properties": {
+                                            "system": _TEXT,
+                                            "code": _TEXT,
+                                            "display": _TEXT,
+                                        },
+                                    },
+                                    "userComment": _TEXT,
+                                },
                             },
-                            "outcomeTimestamp": {"type": "string", "format": "date-time"},
+                            "outcomeTimestamp": {
+                                "type": "string",
+                                "format": "date-time",
+                                "maxLength": 64,
+                                "description": "When the user acted on the card: an RFC 3339 "
+                                "date-time (date, time to the second, `Z` or an offset), e.g. "
+                                "`2026-11-27T12:00:00Z`; a date alone or a time without zone "
+                                "is refused.",
+                            },
+                        },
+                        "if": {
+                            "required": ["outcome"],
+                            "properties": {"outcome": {"const": "accepted"}},
+                        },
+                        "then": {
+                            "required": ["acceptedSuggestions"],
+                            "properties": {"acceptedSuggestions": {"minItems": 1}},
                         },
                     },
                 }
@@ -327,8 +356,11 @@ def cds_paths(error_response: Callable[[int], Schema]) -> dict[str, dict[str, An
                 "description": "Stores each entry (accepted or overridden, the override "
                 "reason and comment, accepted suggestions, when) with the card's assessment, "
                 "and writes one AuditEvent (`operation`, entity `Bundle/<assessment>`) per "
-                'entry. Also accepted: one bare entry instead of `{"feedback": [...]}`; a '
-                "missing `outcomeTimestamp` (the time it arrived is kept).",
+                "entry. Each entry is held to CDS Hooks 2.0: `outcomeTimestamp` required (an "
+                "RFC 3339 date-time with zone), `acceptedSuggestions` required for `accepted`, "
+                "an `overrideReason.reason` Coding with `system` and `code`; every problem is "
+                "one 400 issue. Also accepted: one bare entry instead of "
+                '`{"feedback": [...]}`.',
                 "requestBody": {
                     "required": True,
                     "content": {

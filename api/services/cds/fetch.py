@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,14 +48,24 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def get_json(
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A JSON document and the response's header fields (names in lower case; a field
+    sent on several lines is one value, its lines joined by ", " as RFC 9110 §5.3 allows)."""
+
+    body: Any
+    headers: Mapping[str, str]
+
+
+def fetch_json(
     url: str,
     *,
     bearer: str | None = None,
     accept: str = "application/json",
     timeout: float = TIMEOUT_SECONDS,
-) -> Any:
-    """The decoded JSON at ``url``; FetchError on any failure (status, size, JSON, time)."""
+) -> Fetched:
+    """The decoded JSON at ``url`` and the answer's headers (a cache reads Cache-Control);
+    FetchError on any failure (status, size, JSON, time)."""
     origin = _origin(url)
     if origin[0] not in ("http", "https") or not origin[1]:
         raise FetchError("not an http(s) URL")
@@ -64,6 +76,10 @@ def get_json(
     try:
         with opener.open(request, timeout=timeout) as answer:
             data = answer.read(MAX_BYTES + 1)
+            headers = {
+                name.lower(): ", ".join(answer.headers.get_all(name) or ())
+                for name in set(answer.headers.keys())
+            }
     except urllib.error.HTTPError as exc:
         raise FetchError(f"answered HTTP {exc.code}") from None
     except FetchError:
@@ -73,9 +89,21 @@ def get_json(
     if len(data) > MAX_BYTES:
         raise FetchError(f"answered more than {MAX_BYTES} bytes")
     try:
-        return numbers.loads(data)  # a long number keeps its side of every threshold
+        body = numbers.loads(data)  # a long number keeps its side of every threshold
     except orjson.JSONDecodeError:
         raise FetchError("did not answer JSON") from None
+    return Fetched(body, headers)
 
 
-__all__ = ["MAX_BYTES", "TIMEOUT_SECONDS", "FetchError", "get_json"]
+def get_json(
+    url: str,
+    *,
+    bearer: str | None = None,
+    accept: str = "application/json",
+    timeout: float = TIMEOUT_SECONDS,
+) -> Any:
+    """The decoded JSON at ``url``; FetchError on any failure (status, size, JSON, time)."""
+    return fetch_json(url, bearer=bearer, accept=accept, timeout=timeout).body
+
+
+__all__ = ["MAX_BYTES", "TIMEOUT_SECONDS", "FetchError", "Fetched", "fetch_json", "get_json"]

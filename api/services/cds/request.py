@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,7 +52,8 @@ class FeedbackEntry:
 
     card: str
     outcome: str
-    outcome_us: int | None
+    #: ``outcomeTimestamp``, microseconds since the epoch.
+    outcome_us: int
     body: Mapping[str, Any]
 
 
@@ -205,21 +206,80 @@ def parse_timestamp(value: str) -> int | None:
     return int(moment.timestamp() * 1_000_000)
 
 
+#: RFC 3339 §5.6 ``date-time`` (what CDS Hooks 2.0 profiles ``outcomeTimestamp`` on):
+#: full date, ``T``, time with seconds, optional fraction, ``Z`` or ``±hh:mm``. ASCII
+#: digits only; ``t`` and ``z`` in lower case too (RFC 3339 §5.6, note on ABNF case).
+_INSTANT = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt]"
+    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?"
+    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))",
+    re.ASCII,
+)
+#: Longest ``outcomeTimestamp`` read (a fraction of 30 digits and an offset fit).
+MAX_INSTANT_CHARS = 64
+
+
+def parse_instant(value: str) -> int | None:
+    """An RFC 3339 ``date-time`` (date, time and zone: an instant) in microseconds since
+    the epoch; None for anything else: a date alone, no zone, no seconds, a day or hour
+    out of range, a year outside 0001-9999 once in UTC.
+
+    Stricter than :func:`parse_timestamp` (``datetime.fromisoformat`` reads a date alone
+    or a time without zone, which name no instant). A leap second (``:60``) is read only
+    at 23:59 UTC, as the last microsecond of that minute; a fraction beyond microseconds
+    is cut off.
+    """
+    match = _INSTANT.fullmatch(value) if len(value) <= MAX_INSTANT_CHARS else None
+    if match is None:
+        return None
+    part = {key: int(text) for key, text in match.groupdict().items() if text and text.isdigit()}
+    if match["utc"] is None and (part["off_hour"] > 23 or part["off_minute"] > 59):
+        return None
+    offset = (
+        timedelta(0)
+        if match["utc"] is not None
+        else (1 if match["sign"] == "+" else -1)
+        * timedelta(hours=part["off_hour"], minutes=part["off_minute"])
+    )
+    second, leap = part["second"], part["second"] == 60
+    if leap:
+        second = 59
+    microsecond = int((match["fraction"] or "0")[:6].ljust(6, "0"))
+    try:
+        local = datetime(
+            part["year"], part["month"], part["day"], part["hour"], part["minute"], second,
+            microsecond, tzinfo=timezone(offset),
+        )  # fmt: skip
+        moment = local.astimezone(UTC)  # OverflowError past year 9999, before year 1
+    except (ValueError, OverflowError):
+        return None
+    if leap:
+        if (moment.hour, moment.minute) != (23, 59):
+            return None
+        moment = moment.replace(microsecond=999_999)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def parse_feedback(body: Mapping[str, Any]) -> list[FeedbackEntry]:
     """The checked entries of a feedback body; InvalidCdsRequestError names every bad field.
 
-    Tolerant of what EHRs send: one bare entry instead of ``{"feedback": [...]}``,
-    ``acceptedSuggestions`` absent on ``accepted`` (our cards carry no suggestions),
-    an ``overrideReason`` with a ``reason`` Coding, a ``userComment``, both or
-    neither, ``outcomeTimestamp`` with any zone offset or none (UTC), or missing.
+    Each entry is held to CDS Hooks 2.0 "Feedback": ``card`` and ``outcome``
+    (``accepted`` or ``overridden``) required; ``acceptedSuggestions`` required for
+    ``accepted`` (one or more objects, each with an ``id``); ``overrideReason``
+    optional, an object whose ``reason`` is a Coding (``code`` and ``system``
+    required) and ``userComment`` a string; ``outcomeTimestamp`` required, an RFC
+    3339 date-time (:func:`parse_instant`). Every problem of every entry is one issue.
+    The one tolerance kept: a bare entry instead of ``{"feedback": [...]}``.
     """
     issues = _Issues()
     issues.unsafe(body)
     raw = body.get("feedback", _ABSENT)
     if raw is _ABSENT and "card" in body:
-        raw, prefix = [dict(body)], "feedback"
-    else:
-        prefix = "feedback"
+        raw = [dict(body)]
+    prefix = "feedback"
     if raw is _ABSENT or raw is None:
         issues.add(IssueType.REQUIRED, prefix, "is required (an array of feedback entries)")
         issues.raise_if_any("the feedback is not well formed")
@@ -240,34 +300,63 @@ def parse_feedback(body: Mapping[str, Any]) -> list[FeedbackEntry]:
         if outcome is not None and outcome not in OUTCOMES:
             issues.add(IssueType.CODE_INVALID, f"{path}.outcome", "must be accepted or overridden")
             outcome = None
-        _check_entry(entry, path, issues)
-        stamp = issues.text(entry, "outcomeTimestamp", f"{path}.outcomeTimestamp", required=False)
-        outcome_us = None
-        if stamp is not None:
-            outcome_us = parse_timestamp(stamp)
-            if outcome_us is None:
-                issues.add(
-                    IssueType.VALUE, f"{path}.outcomeTimestamp", "must be an ISO 8601 date-time"
-                )
-        if card is not None and outcome is not None:
+        _accepted_suggestions(entry, path, issues, accepted=outcome == "accepted")
+        _override_reason(entry, path, issues)
+        outcome_us = _outcome_timestamp(entry, path, issues)
+        if card is not None and outcome is not None and outcome_us is not None:
             entries.append(FeedbackEntry(card, outcome, outcome_us, entry))
     issues.raise_if_any("the feedback is not well formed")
     return entries
 
 
-def _check_entry(entry: Mapping[str, Any], path: str, issues: _Issues) -> None:
-    """The optional parts: accepted suggestions and the override reason."""
-    accepted = entry.get("acceptedSuggestions")
-    if accepted is not None:
-        if not isinstance(accepted, list):
-            issues.add(IssueType.STRUCTURE, f"{path}.acceptedSuggestions", "must be an array")
+def _outcome_timestamp(entry: Mapping[str, Any], path: str, issues: _Issues) -> int | None:
+    """``outcomeTimestamp`` in microseconds: REQUIRED, an instant (date, time and zone)."""
+    where = f"{path}.outcomeTimestamp"
+    value = entry.get("outcomeTimestamp")
+    if value is None:
+        issues.add(IssueType.REQUIRED, where, "is required (when the user acted on the card)")
+        return None
+    moment = parse_instant(value) if isinstance(value, str) else None
+    if moment is None:
+        issues.add(
+            IssueType.VALUE,
+            where,
+            "must be an ISO 8601 instant with date, time to the second and zone (RFC 3339 "
+            "date-time, e.g. 2026-11-27T12:00:00Z)",
+        )
+    return moment
+
+
+def _accepted_suggestions(
+    entry: Mapping[str, Any], path: str, issues: _Issues, *, accepted: bool
+) -> None:
+    """``acceptedSuggestions``: required for ``accepted`` ("one or more of the user's
+    AcceptedSuggestions"), each an object with an ``id``."""
+    where = f"{path}.acceptedSuggestions"
+    value = entry.get("acceptedSuggestions")
+    if value is None:
+        if accepted:
+            issues.add(
+                IssueType.REQUIRED,
+                where,
+                "is required when outcome is accepted (the suggestions accepted, each {id})",
+            )
+        return
+    if not isinstance(value, list):
+        issues.add(IssueType.STRUCTURE, where, "must be an array")
+        return
+    if accepted and not value:
+        issues.add(IssueType.REQUIRED, where, "must name at least one suggestion when accepted")
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            issues.add(IssueType.STRUCTURE, f"{where}[{index}]", "must be an object with an id")
         else:
-            for index, item in enumerate(accepted):
-                where = f"{path}.acceptedSuggestions[{index}]"
-                if not isinstance(item, dict):
-                    issues.add(IssueType.STRUCTURE, where, "must be an object with an id")
-                else:
-                    issues.text(item, "id", f"{where}.id", required=True)
+            issues.text(item, "id", f"{where}[{index}].id", required=True)
+
+
+def _override_reason(entry: Mapping[str, Any], path: str, issues: _Issues) -> None:
+    """``overrideReason``: an object, its ``reason`` a Coding (``code`` and ``system``
+    REQUIRED, CDS Hooks 2.0 "Coding"; ``display`` optional), ``userComment`` a string."""
     reason = entry.get("overrideReason")
     if reason is None:
         return
@@ -282,8 +371,9 @@ def _check_entry(entry: Mapping[str, Any], path: str, issues: _Issues) -> None:
     if not isinstance(coding, dict):
         issues.add(IssueType.STRUCTURE, f"{where}.reason", "must be a Coding (an object)")
         return
-    for key in ("system", "code", "display"):
-        issues.text(coding, key, f"{where}.reason.{key}", required=False)
+    for key in ("system", "code"):
+        issues.text(coding, key, f"{where}.reason.{key}", required=True)
+    issues.text(coding, "display", f"{where}.reason.display", required=False)
 
 
 __all__ = [
@@ -293,5 +383,6 @@ __all__ = [
     "HookRequest",
     "parse_feedback",
     "parse_hook_request",
+    "parse_instant",
     "parse_timestamp",
 ]

@@ -475,7 +475,7 @@ def record_feedback(
             card_uuid=entry.card,
             assessment_id=cards[entry.card].assessment_id,
             outcome=entry.outcome,
-            outcome_us=entry.outcome_us if entry.outcome_us is not None else received,
+            outcome_us=entry.outcome_us,
             received_us=received,
             body_json=orjson.dumps(entry.body),
         )
