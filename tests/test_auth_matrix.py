@@ -56,7 +56,9 @@ def world() -> dict[str, Any]:
     rotate_client(clients, retired.client_id, grace_seconds=0)
     retiring = create_client(clients, tenant="matrix")
     rotate_client(clients, retiring.client_id, grace_seconds=3600)
-    unscoped = create_client(clients, tenant="matrix", scopes=["system/Patient.r"])
+    unscoped = create_client(
+        clients, tenant="matrix", scopes=["system/Provenance.d"]
+    )  # no endpoint
     expired = new_access_token()
     clients.add_token(secret_hash(expired), unscoped.client_id, "system/*.cruds", 1)
     return {

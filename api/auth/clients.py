@@ -15,7 +15,7 @@ import orjson
 
 from api.auth.jwks import KeySetError, check_public_jwks, https_or_loopback
 from api.auth.keys import ACCESS_TOKEN_PREFIX, new_api_key, new_client_id, secret_hash
-from api.auth.scopes import DEFAULT_SCOPES, Scope, parse_scopes
+from api.auth.scopes import DEFAULT_SCOPES, SCOPE_TYPES, Scope, parse_scopes
 from api.storage.clients import ClientRecord, ClientStore
 
 #: The tenant of the embedded default deployment (and of rows stored before tenants).
@@ -76,11 +76,17 @@ def create_client(
     jwks_url: str | None = None,
 ) -> CreatedClient:
     """Register a client (its tenant too, on first use) and return its new key."""
-    chosen = tuple(scopes) or DEFAULT_SCOPES
+    chosen = tuple(dict.fromkeys(scopes)) or DEFAULT_SCOPES
     try:
-        parse_scopes(chosen)
+        parsed = parse_scopes(chosen)
     except ValueError as exc:
         raise ClientError(str(exc)) from None
+    for text, scope in zip(chosen, parsed, strict=True):
+        if scope.resource_type != "*" and scope.resource_type not in SCOPE_TYPES:
+            raise ClientError(
+                f"{text!r} names a resource type this API does not hold; "
+                f"use * or one of {', '.join(SCOPE_TYPES)}"
+            )
     if jwks is not None:
         # The rule EHR registration applies too: public signing keys only, each with a
         # kid (the assertion names its key), RSA of 2048 bits or more, EC on P-384.

@@ -20,6 +20,11 @@ ALL_PERMISSIONS = frozenset("cruds")
 #: SMART v1 permissions in v2 letters (SMART 2.0, scopes: "v1 .read ⇒ v2 .rs").
 V1_PERMISSIONS = {"read": frozenset("rs"), "write": frozenset("cud")}
 
+#: The resource types a scope can name: the tenant's stored data (the published
+#: definitions need no scope). A client registered for another type would hold a scope
+#: that grants nothing, and read as if it did.
+SCOPE_TYPES = ("Bundle", "QuestionnaireResponse", "Observation", "Provenance", "AuditEvent")
+
 #: What a client gets when created without ``--scope``: everything of its own tenant.
 DEFAULT_SCOPES = ("system/*.cruds",)
 
@@ -110,6 +115,7 @@ __all__ = [
     "DEFAULT_SCOPES",
     "ENDPOINT_SCOPES",
     "PUBLIC_ENDPOINTS",
+    "SCOPE_TYPES",
     "Scope",
     "ScopeError",
     "parse_scope",

@@ -261,7 +261,7 @@ def _granted(client_scopes: str, requested: str) -> str:
     for scope in wanted:
         if not _holds(held, scope):
             raise OAuthError("invalid_scope", "a requested scope was not granted to this client")
-    return " ".join(requested.split())
+    return " ".join(dict.fromkeys(requested.split()))  # each scope once, in asked order
 
 
 def _holds(held: tuple[Scope, ...], wanted: Scope) -> bool:
