@@ -147,6 +147,19 @@ def test_cors_preflight_from_an_allowed_origin_is_answered():
     assert "Location" in actual.headers["Access-Control-Expose-Headers"]
 
 
+@pytest.mark.parametrize(
+    "path", ["/fhir/metadata", "/fhir/Questionnaire/triage-intake", "/v1/triage"]
+)
+def test_with_cors_on_every_answer_varies_by_origin_even_without_one(path):
+    """A shared cache must not hand a copy made for a request without Origin (no CORS
+    headers) to an allowed origin's browser (the authorization review)."""
+    app = create_app({"TESTING": True, "CORS_ORIGINS": "https://partner.example"})
+    response = anonymous(app).get(path)
+    assert "Origin" in response.headers.get("Vary", "")
+    plain = create_app({"TESTING": True})
+    assert "Origin" not in anonymous(plain).get(path).headers.get("Vary", "")
+
+
 @pytest.mark.parametrize("origins", ["", "https://partner.example"])
 def test_cors_preflight_from_another_origin_is_refused(origins):
     app = create_app({"TESTING": True, "CORS_ORIGINS": origins})

@@ -263,11 +263,15 @@ def _headers(response: Response) -> Response:
     if rate_headers:
         for name, value in rate_headers.items():
             headers.setdefault(name, value)
-    origin = current.headers.get("Origin")
-    if origin and origin in app_state().settings.cors_origins:
-        headers["Access-Control-Allow-Origin"] = origin
-        headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+    origins = app_state().settings.cors_origins
+    if origins:
+        # The answer depends on Origin whenever CORS is on, also for a request without
+        # one: a shared cache must not hand a CORS-less copy to an allowed origin.
         response.vary.add("Origin")
+        origin = current.headers.get("Origin")
+        if origin and origin in origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
     return response
 
 
