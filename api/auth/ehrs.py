@@ -10,16 +10,14 @@ are the only FHIR base URLs the CDS service fetches an intake from for it
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
 from api.auth.clients import ClientError, _check_tenant, now_us
-from api.auth.jwks import KeySetError, check_public_jwks
+from api.auth.jwks import KeySetError, check_public_jwks, https_or_loopback
 from api.services.cds.servers import MAX_SERVERS, fhir_base
 from api.storage.cds import CdsStore, EhrRecord, RegistrationConflictError
 
@@ -32,24 +30,8 @@ def _check_jwks(jwks: Any) -> bytes:
     return orjson.dumps(jwks)
 
 
-def _loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _https_or_loopback(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.netloc:
-        return True
-    return parts.scheme == "http" and _loopback(parts.hostname)  # this machine: tests, a sidecar
-
-
 def _check_jku(url: str) -> str:
-    if _https_or_loopback(url):
+    if https_or_loopback(url):
         return url
     raise ClientError("--jku must be an https URL (http only on a loopback address)")
 
@@ -66,7 +48,7 @@ def _check_fhir_servers(urls: Sequence[str]) -> tuple[str, ...]:
             server = fhir_base(url)
         except ValueError as exc:
             raise ClientError(f"--fhir-server {url[:80]!r} {exc}") from None
-        if not _https_or_loopback(server):
+        if not https_or_loopback(server):
             raise ClientError(
                 f"--fhir-server {url[:80]!r} must be an https URL (http only on a loopback address)"
             )
