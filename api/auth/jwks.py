@@ -87,7 +87,7 @@ def check_public_jwks(jwks: Any) -> None:
 
 def loopback_host(host: str | None) -> bool:
     """Whether ``host`` (a name or IP literal) is this machine's loopback."""
-    if host == "localhost" or (host or "").endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback
