@@ -40,7 +40,9 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 #: isolates (U+2066-U+2069) and the marks (U+200E, U+200F, U+061C). Displayed as they
 #: are, they reorder the text around them ("Trojan Source"): a note could read as
 #: something it does not say.
-BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 #: How :func:`shown` writes a bidi control: its code point, e.g. ``[U+202E]``.
 BIDI_MARKER = re.compile(r"\[U\+(061C|200E|200F|202[A-E]|206[6-9])\]")

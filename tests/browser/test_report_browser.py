@@ -135,7 +135,6 @@ def printed(driver: Any, paper: str) -> bytes:
 
 @pytest.mark.parametrize("name", EXAMPLE_IDS)
 def test_each_example_report_reads_prints_and_passes_axe(server, browser, name):
-    from pypdf import PdfReader  # noqa: PLC0415
     from selenium.webdriver.common.by import By  # noqa: PLC0415
 
     case = dict(EXAMPLES)[name]
@@ -183,6 +182,14 @@ def test_each_example_report_reads_prints_and_passes_axe(server, browser, name):
         violations = axe.run_axe(browser)
         assert axe.serious(violations) == [], f"{name} at {width} px"
     assert console_errors(browser) == []
+    check_printed(browser, name, result)
+
+
+def check_printed(browser: Any, name: str, result: Any) -> None:
+    """Print the open report on A4 and Letter: at most 3 pages, the banner opening page 1,
+    every page naming its patient, time, assessment and number, every rule id there."""
+    from pypdf import PdfReader  # noqa: PLC0415
+
     for paper in PAPERS:
         pdf = printed(browser, paper)
         (ARTIFACTS / f"report-{name}-{paper}.pdf").write_bytes(pdf)
@@ -324,7 +331,8 @@ def test_each_printed_page_repeats_a_hostile_reference_as_text_and_the_screen_is
         assert texts(browser, "#patient-reference") == [" ".join(expected.split())]
         # The screen shows no running head or page number (only print has margin boxes).
         body = browser.execute_script("return document.body.innerText")
-        assert "Patient record: " not in body and "Page 1 of" not in body
+        assert "Patient record: " not in body
+        assert "Page 1 of" not in body
         for paper in PAPERS:
             pages = PdfReader(io.BytesIO(printed(browser, paper))).pages
             assert len(pages) >= 2, name
@@ -364,7 +372,8 @@ def test_bidi_controls_in_free_text_are_shown_as_markers_and_never_reorder_the_t
     given = headless.other_answers(browser)
     assert given["Notes"] == shown(BIDI_NOTES)
     assert given["Activity"] == shown(BIDI_ACTIVITY)
-    assert "[U+202E]" in given["Notes"] and "[U+061C]" in given["Notes"]
+    assert "[U+202E]" in given["Notes"]
+    assert "[U+061C]" in given["Notes"]
     page = browser.execute_script("return document.documentElement.outerHTML")
     assert not BIDI_CONTROLS & set(page), "a bidi control reached the page"
     # Each value is isolated from the text around it.
