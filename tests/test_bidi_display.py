@@ -23,6 +23,7 @@ import pytest
 from conftest import anonymous, create_app
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_fhir_validator import EXPECTED_WARNING, medplum  # noqa: F401 (the validator fixture)
 
 from api.config import EXTENSION
 from api.fhir._tables import BIDI_CONTROLS, BIDI_MARKER, esc, esc_free, shown
@@ -198,3 +199,17 @@ def test_for_any_note_the_narratives_and_report_hold_no_control(app, notes):
     url = urlsplit(re.match(r"<([^>]+)>", response.headers["Link"])[1])
     html = anonymous(app).get(f"{url.path}?{url.query}").get_data(as_text=True)
     assert not BIDI_CONTROLS & set(html)
+
+
+def test_the_bundle_with_marked_free_text_is_valid_r4(app, medplum):  # noqa: F811
+    """The independent validator (medplum, as tests/test_fhir_validator.py) on the Bundle
+    and each entry: ``<span dir="ltr">`` and the markers are valid narrative XHTML."""
+    bundle = app.test_client().post("/v1/triage", json=REQUEST).get_json()
+    items = [("bundle", bundle)] + [
+        (f"entry[{i}]", entry["resource"]) for i, entry in enumerate(bundle["entry"])
+    ]
+    results = medplum(items)
+    for label, result in results.items():
+        assert result["errors"] == [], label
+        warnings = [w for w in result["warnings"] if EXPECTED_WARNING not in w["details"]["text"]]
+        assert warnings == [], label
