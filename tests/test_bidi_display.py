@@ -213,3 +213,36 @@ def test_the_bundle_with_marked_free_text_is_valid_r4(app, medplum):  # noqa: F8
         assert result["errors"] == [], label
         warnings = [w for w in result["warnings"] if EXPECTED_WARNING not in w["details"]["text"]]
         assert warnings == [], label
+
+
+@pytest.mark.parametrize(
+    ("find", "put"),
+    [
+        ('"code": "calf"', '"code": "calf\\u202e"'),  # a code that is no code: echoed
+        ('"valueString": "ok"', '"valueInteger": 3, "x": "\\u202e"'),  # a stray field
+        ('"linkId": "notes"', '"linkId": "notes\\u2067"'),  # an unknown linkId
+        ('"valueString": "ok"', '"valueString": "' + "\\u202e" * 2001 + '"'),  # too long
+    ],
+)
+def test_an_intake_refusal_shows_no_bidi_control_in_its_narrative(app, find, put):
+    """A refusal's narrative (display) holds no control; its ``diagnostics`` are data and
+    may echo what was sent (a linkId as it came): the intake page lists them through its
+    twin of ``shown`` (tests/browser/test_intake_page.py)."""
+    client = app.test_client()
+    link = client.post("/v1/intake-links", json={}).get_json()
+    request = {"patient": {"age_years": 15}, "twitching": {"body_sites": ["calf"]}, "notes": "ok"}
+    qr = client.post("/v1/triage", json=request).get_json()["entry"][0]["resource"]
+    for key in ("id", "meta", "subject"):
+        qr.pop(key, None)
+    body = json.dumps(qr, separators=(", ", ": "))
+    assert find in body
+    parts = urlsplit(link["url"])
+    refused = anonymous(app).post(
+        f"{parts.path}?{parts.query}", data=body.replace(find, put, 1), content_type=FHIR,
+        headers={"Accept": FHIR},
+    )  # fmt: skip
+    assert 400 <= refused.status_code < 500, refused.data[:300]
+    outcome = refused.get_json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert not BIDI_CONTROLS & set(outcome["text"]["div"])
+    assert narrative_problems(outcome["text"]["div"]) == []
