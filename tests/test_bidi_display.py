@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
+from cds_support import call, hook_request, intake_for
+from cds_support import registered_ehr as ehr  # noqa: F401 (the ehr fixture)
 from conftest import anonymous, create_app
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -246,3 +248,15 @@ def test_an_intake_refusal_shows_no_bidi_control_in_its_narrative(app, find, put
     assert outcome["resourceType"] == "OperationOutcome"
     assert not BIDI_CONTROLS & set(outcome["text"]["div"])
     assert narrative_problems(outcome["text"]["div"]) == []
+
+
+def test_a_cds_card_shows_the_markers_and_no_control(app, ehr):  # noqa: F811
+    """The card's markdown ``detail`` (rendered by the EHR) passes free text through the
+    same mapping: the clinician reads the markers there too."""
+    client = app.test_client()
+    intake = intake_for(client, REQUEST, "bidi-1")
+    response = call(anonymous(app), ehr, hook_request("bidi-1", intake))
+    assert response.status_code == 200, response.data[:500]
+    detail = response.get_json()["cards"][0]["detail"]
+    assert not BIDI_CONTROLS & set(detail)
+    assert "\\[U\\+202E\\]" in detail  # the marker, its brackets escaped for markdown
