@@ -9,10 +9,13 @@ screenshots at 390 px (a phone) and 1280 px wide and the printed PDFs under
 ``tests/browser/artifacts/`` (git-ignored; CI keeps them as artifacts), named
 ``report-<example>-<width>.png`` and ``report-<example>-<paper>.pdf``; prints
 through the browser on A4 and Letter and requires at most 3 pages with the
-banner on page 1; runs axe-core (pinned, ``axe.py``): no serious or critical
-violation; and shows that markup and script in ``notes`` and ``activity.type``
-stay text (no script runs, no element is injected, no console error: the CSP
-blocked nothing because the page tried nothing).
+banner on page 1 and every page's margins naming the patient, the time, the
+assessment and "Page N of M" (also for a hostile reference given to the template);
+runs axe-core (pinned, ``axe.py``): no serious or critical violation; and shows
+that markup and script in ``notes`` and ``activity.type`` stay text (no script
+runs, no element is injected, no console error: the CSP blocked nothing because
+the page tried nothing), and that bidi controls in them are shown as [U+XXXX]
+markers and never reorder the text as laid out.
 
 Without chromium, chromedriver, selenium, pypdf or npm the tests skip with the
 reason, except in CI (``CI=true``, as ``.ci/run`` sets), where they fail.
