@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import storage_http
+from api import pages, storage_http
 from api.auth import http as auth_http
 from api.auth import smart
 from api.config import EXTENSION, AppState, Settings
@@ -83,6 +83,7 @@ def create_app(
     app.register_blueprint(reports.blueprint)  # HTML pages (issue 14)
     app.register_blueprint(cds.blueprint)
     app.register_blueprint(intake.blueprint)
+    pages.install(app)  # the pages' Jinja filter: bidi controls shown, not acting
     return app
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import Response
+from flask import Flask, Response
+
+from api.fhir._tables import shown
 
 #: Content-Security-Policy directives shared by every page; ``frame-ancestors`` is added
 #: per deployment. ``style-src`` may be widened by a page that needs it (LHC-Forms).
@@ -58,4 +60,10 @@ def page_response(
     return response
 
 
-__all__ = ["BASE_POLICY", "content_security_policy", "page_response"]
+def install(app: Flask) -> None:
+    """The pages' Jinja filter ``shown``: free text with every bidi control as a visible
+    marker (:func:`api.fhir._tables.shown`, the one mapping the FHIR narratives use too)."""
+    app.add_template_filter(shown, "shown")
+
+
+__all__ = ["BASE_POLICY", "content_security_policy", "install", "page_response"]

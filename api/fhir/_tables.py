@@ -36,11 +36,53 @@ XHTML_CLOSE = "</div>"
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+#: Unicode bidi formatting characters: the embeddings and overrides (U+202A-U+202E), the
+#: isolates (U+2066-U+2069) and the marks (U+200E, U+200F, U+061C). Displayed as they
+#: are, they reorder the text around them ("Trojan Source"): a note could read as
+#: something it does not say.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: How :func:`shown` writes a bidi control: its code point, e.g. ``[U+202E]``.
+BIDI_MARKER = re.compile(r"\[U\+(061C|200E|200F|202[A-E]|206[6-9])\]")
+
+
+def _marker(match: re.Match[str]) -> str:
+    return f"[U+{ord(match.group()):04X}]"
+
+
+def shown(text: str) -> str:
+    """Free text as it is displayed: every bidi control as a visible ``[U+XXXX]`` marker.
+
+    The one mapping of every display path (report and intake pages, FHIR narratives):
+    the controls cannot act, and a reader sees that they were there. Only the display
+    changes; stored and returned data stay as sent.
+    """
+    if _BIDI.search(text) is None:
+        return text
+    return _BIDI.sub(_marker, text)
+
+
 def esc(text: str) -> str:
-    """Escape free text for a narrative; never inject request text as markup."""
+    """Escape free text for a narrative; never inject request text as markup.
+
+    Bidi controls are shown as markers (:func:`shown`), never left to act.
+    """
     if _XML_INVALID.search(text):
         text = _XML_INVALID.sub("\ufffd", text)
-    return str(escape(text))
+    return str(escape(shown(text)))
+
+
+def esc_free(text: str) -> str:
+    """A free-text value for a narrative: escaped, bidi controls shown, and isolated.
+
+    FHIR R4 narratives allow HTML 4.0 elements only (no ``<bdi>``) and ``dir`` takes
+    ``ltr``/``rtl`` (no ``auto``): a ``<span dir="ltr">``, which HTML5 renderers isolate
+    (``unicode-bidi: isolate`` for ``[dir]``) so right-to-left text in a value never
+    reorders the label or punctuation around it.
+    """
+    return f'<span dir="ltr">{esc(text)}</span>'
 
 
 def narrative(body: str) -> Json:

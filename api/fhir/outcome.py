@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from markupsafe import escape
 
+from api.fhir._tables import shown
 from schemas import IssueType
 
 #: An OperationOutcome never lists more issues than this (bounded error bodies).
@@ -73,7 +74,8 @@ def operation_outcome(issues: Iterable[Issue], *, summary: str) -> dict[str, obj
         if expression:
             entry["expression"] = expression
         rendered.append(entry)
-        rows.append(f"<li><b>{escape(str(issue.code))}</b>: {escape(diagnostics)}</li>")
+        # Displayed: a bidi control echoed from the client is shown as its marker.
+        rows.append(f"<li><b>{escape(str(issue.code))}</b>: {escape(shown(diagnostics))}</li>")
     div = (
         '<div xmlns="http://www.w3.org/1999/xhtml">'
         f"<p>{escape(summary)}</p><ul>{''.join(rows)}</ul></div>"

@@ -24,7 +24,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from api.fhir import codesystems as cs
-from api.fhir._tables import LAYOUT, Json, Tables, _bounded_put, _row, esc, narrative
+from api.fhir._tables import (
+    LAYOUT,
+    Json,
+    Tables,
+    _bounded_put,
+    _row,
+    esc,
+    esc_free,
+    narrative,
+)
 from api.fhir.frozen import freeze
 from triage import wording
 from triage.vocabulary import ITEMS, SECTIONS, Kind
@@ -103,7 +112,7 @@ def _decimal(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
 
 def _text(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
     items.append(_answered(t, link_id, {"valueString": value}))
-    return esc(value)
+    return esc_free(value)
 
 
 def _gate_answer(link_id: str, value: Any, items: list[Json]) -> bool:

@@ -324,6 +324,76 @@ def test_markup_typed_into_free_text_fields_appears_as_text(served, browser):
     assert headless.other_answers(browser)["Notes"] == notes
 
 
+#: What a parent may type (or paste): an override, an isolate and a mark in free text.
+BIDI_NOTES = "worse on the left\u202e side only\u202c, twice\u2067 a day\u2069\u200f."
+BIDI_ACTIVITY = "roller\u202d skating\u202c"
+#: Every bidi control in a linkId the server echoes when it refuses it.
+ALL_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def test_bidi_controls_typed_by_a_parent_are_kept_and_the_report_shows_markers(served, browser):
+    """Typed into the form: stored exactly as typed; the report after the submission shows
+    each control as a [U+XXXX] marker, in a <bdi>, and no control anywhere."""
+    from api.fhir._tables import BIDI_CONTROLS, shown  # noqa: PLC0415
+
+    app, base = served
+    link = _create_link(app, {"patient": {"reference": "Patient/bidi-intake"}}, base)
+    _open_form(browser, link["url"])
+    _fill_seed_child(browser, BIDI_NOTES, BIDI_ACTIVITY)
+    _send(browser)
+    _wait(browser, "return location.pathname.startsWith('/reports/')")
+    _wait(browser, "return document.getElementById('level')")
+    bundle_id = urlsplit(browser.current_url).path.rsplit("/", 1)[1]
+    kept = orjson.loads(_stored_request(app, bundle_id)["request_json"])
+    assert kept["notes"] == BIDI_NOTES
+    assert kept["activity"]["type"] == BIDI_ACTIVITY
+    assert headless.other_answers(browser)["Notes"] == shown(BIDI_NOTES)
+    assert _texts(browser, "#activity bdi") == [shown(BIDI_ACTIVITY)]
+    page = browser.execute_script("return document.documentElement.outerHTML")
+    assert not BIDI_CONTROLS & set(page)
+
+
+def test_a_refusal_that_echoes_bidi_controls_lists_them_as_markers(served, browser):
+    """A hostile client posts a linkId full of controls; the server's refusal echoes it and
+    the page lists it as intake.js shows it: the markers of api.fhir._tables.shown."""
+    from api.fhir._tables import BIDI_CONTROLS, shown  # noqa: PLC0415
+
+    app, base = served
+    link = _create_link(app, {}, base)
+    _open_form(browser, link["url"])
+    sent = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "item": [{"linkId": f"notes{ALL_CONTROLS}", "answer": [{"valueString": "x"}]}],
+    }
+    # The form library's export replaced by the hostile answers; the page's own button sends.
+    browser.execute_script("LForms.Util.getFormFHIRData = () => arguments[0];", sent)
+    _send(browser)
+    _wait(browser, "return !document.getElementById('intake-problems').hidden")
+    listed = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#intake-problem-list li'),"
+        " (li) => [li.textContent, li.getAttribute('dir')]);"
+    )
+    refused = app.test_client().post(
+        urlsplit(link["url"]).path + "?" + urlsplit(link["url"]).query,
+        data=orjson.dumps(sent),
+        content_type="application/fhir+json",
+    )
+    echoed = [
+        issue["diagnostics"]
+        for issue in refused.get_json()["issue"]
+        if BIDI_CONTROLS & set(issue["diagnostics"])
+    ]
+    assert echoed  # the refusal echoes the linkId as it was sent
+    texts = [text for text, _ in listed]
+    assert not BIDI_CONTROLS & set("".join(texts)), texts
+    for diagnostics in echoed:  # each echo listed with its controls as markers
+        assert shown(diagnostics) in texts, texts
+    assert all(f"[U+{ord(c):04X}]" in shown(echoed[0]) for c in ALL_CONTROLS)
+    assert {direction for _, direction in listed} == {"auto"}
+    _no_csp_violations(browser)
+
+
 def test_the_intake_pages_pass_axe(served, browser):
     """axe-core (WCAG 2.x A/AA and best practices): no serious or critical violation."""
     try:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from api.fhir._tables import shown
+
 #: ASCII punctuation with a meaning in CommonMark/GFM (emphasis, links, code, lists,
 #: headings, tables, strikethrough, autolinks); CommonMark lets any of them be escaped.
 _SPECIAL = frozenset("\\`*_{}[]()#+-.!|~:=$^%")
@@ -31,7 +33,7 @@ def escape_markdown(text: str, *, own: bool = False) -> str:
     far as it needs; request text always gets the full treatment.
     """
     special = _SPECIAL_OWN if own else _SPECIAL
-    flat = _BREAKS.sub(" ", text).strip()
+    flat = _BREAKS.sub(" ", shown(text)).strip()  # bidi controls as [U+XXXX] markers
     out: list[str] = []
     for char in flat:
         entity = _ENTITIES.get(char)

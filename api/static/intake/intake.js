@@ -26,11 +26,23 @@
     });
   })(questionnaire.item);
 
+  /* Bidi controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) in a message
+   * (a refusal may echo what was sent, e.g. a linkId) are shown as visible [U+XXXX]
+   * markers, never left to reorder the text: the browser twin of the server's one
+   * mapping, api.fhir._tables.shown (the report page and FHIR narratives), same markers. */
+  var BIDI_CONTROL = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+  function shown(text) {
+    return String(text).replace(BIDI_CONTROL, function (control) {
+      return '[U+' + ('000' + control.charCodeAt(0).toString(16).toUpperCase()).slice(-4) + ']';
+    });
+  }
+
   function showProblems(lines) {
     problemList.textContent = '';
     lines.forEach(function (line) {
       var entry = document.createElement('li');
-      entry.textContent = line;
+      entry.textContent = shown(line);
+      entry.setAttribute('dir', 'auto');  /* each message isolated from the next */
       problemList.appendChild(entry);
     });
     problems.hidden = false;
