@@ -27,6 +27,7 @@ from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter
 from werkzeug.sansio.utils import get_current_url
 
+from api.auth.ehr import EHR_ENDPOINTS
 from api.auth.http import anonymous_audit_admitted, bearer_principal
 from api.auth.scopes import PUBLIC_ENDPOINTS
 from api.config import app_state
@@ -199,12 +200,15 @@ def report_url(bundle_id: str) -> str:
     """
     state = app_state()
     base = state.settings.public_base_url or host_base_url()
+    # An API client holds the link it is handed; an EHR's (CDS Hooks) stays the issuer's.
+    principal = None if request.endpoint in EHR_ENDPOINTS else g.get("principal")
     return report_link(
         state.links,
         base,
         bundle_id,
         now=int(time.time()),
         seconds=state.settings.report_link_seconds,
+        holder=None if principal is None else principal.client_id,
     )
 
 

@@ -36,6 +36,7 @@ from api.services.reports import (
     LINK_AGENT,
     PATIENT_ADVICE,
     PATIENT_ADVICE_VARIANTS,
+    report_link,
 )
 from api.storage.models import Assessment
 from triage import KNOWLEDGE_BASE_VERSION, Level, evaluate, wording
@@ -107,8 +108,11 @@ def test_triage_bundle_and_header_carry_the_same_signed_report_link(app, client)
     expires = int(query["expires"][0])
     seconds = app.extensions[EXTENSION].settings.report_link_seconds
     assert abs(expires - (time.time() + seconds)) < 60
+    # The link is handed to the client that triaged: it lives as long as that client.
+    assert query["holder"] == [app.config["TEST_CLIENT_ID"]]
+    subject = f"{bundle['id']} {query['holder'][0]}"
     assert app.extensions[EXTENSION].links.verify(
-        REPORT, bundle["id"], query["expires"][0], query["signature"][0], now=int(time.time())
+        REPORT, subject, query["expires"][0], query["signature"][0], now=int(time.time())
     )
 
 
@@ -483,3 +487,44 @@ def test_revoking_the_client_ends_the_report_links_it_was_handed(app):
     forged = anonymous(app).get(f"{urlsplit(revoked_link).path}?expires=1&signature=x")
     assert refused.data == forged.data  # the same page: nothing says why
     assert anonymous(app).get(kept_link).status_code == 200
+
+
+def test_a_tenants_other_client_gets_a_working_link_after_the_filer_is_revoked(app):
+    """Found by an authorization review: once the client that filed an assessment was
+    revoked, another client of the tenant could still read the Bundle, but every read
+    handed out a fresh link that always answered 404: the tenant lost the report. A
+    link now lives as long as the client it was handed to, within the tenant."""
+    clients = app.extensions[EXTENSION].clients
+    filer = create_client(clients, tenant="local", label="filer")
+    reader = create_client(clients, tenant="local", label="reader")
+    stranger = create_client(clients, tenant="elsewhere", label="stranger")
+    client = app.test_client()
+    created = client.post(
+        "/v1/triage", json=REQUEST, headers={"Authorization": f"Bearer {filer.api_key}"}
+    )
+    assert created.status_code == 200
+    bundle_id = created.get_json()["id"]
+    filers_link = local(link_url(created))
+    revoke_client(clients, filer.client_id)
+    assert anonymous(app).get(filers_link).status_code == 404  # the revoked holder's
+    read = client.get(
+        f"/fhir/Bundle/{bundle_id}", headers={"Authorization": f"Bearer {reader.api_key}"}
+    )
+    assert read.status_code == 200
+    readers_link = local(link_url(read))
+    assert anonymous(app).get(readers_link).status_code == 200
+    # The holder is signed: naming another client in the link breaks the signature, and
+    # a link genuinely signed for another tenant's client opens nothing of this tenant.
+    swapped = readers_link.replace(reader.client_id, stranger.client_id)
+    assert anonymous(app).get(swapped).status_code == 404
+    foreign = report_link(
+        app.extensions[EXTENSION].links,
+        "",
+        bundle_id,
+        now=int(time.time()),
+        seconds=60,
+        holder=stranger.client_id,
+    )
+    assert anonymous(app).get(foreign).status_code == 404
+    revoke_client(clients, reader.client_id)
+    assert anonymous(app).get(readers_link).status_code == 404

@@ -56,6 +56,8 @@ def report(bundle_id: str) -> Response:
             now=int(time.time()),
             client_active=state.clients.is_active,
             ehr_registered=lambda ehr_id: state.cds.by_id(ehr_id) is not None,
+            holder=request.args.get("holder"),
+            holder_tenant=state.clients.active_tenant,
         )
     except ReportNotFoundError:
         return _not_found()

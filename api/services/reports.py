@@ -146,10 +146,32 @@ class ReportNotFoundError(Exception):
 # --- links ---------------------------------------------------------------------------
 
 
-def report_link(signer: LinkSigner, base: str, bundle_id: str, *, now: int, seconds: int) -> str:
-    """The signed URL of an assessment's report, valid ``seconds`` from ``now``."""
-    link = signer.sign(REPORT, bundle_id, now + seconds)
-    return f"{base}/reports/{quote(bundle_id, safe='')}?{link.query}"
+def _subject(bundle_id: str, holder: str | None) -> str:
+    """What a report link signs: the assessment, and the API client it was handed to
+    (a space never occurs in a FHIR id, so the two cannot run together)."""
+    return bundle_id if holder is None else f"{bundle_id} {holder}"
+
+
+def report_link(
+    signer: LinkSigner,
+    base: str,
+    bundle_id: str,
+    *,
+    now: int,
+    seconds: int,
+    holder: str | None = None,
+) -> str:
+    """The signed URL of an assessment's report, valid ``seconds`` from ``now``.
+
+    ``holder``: the API client the link is handed to (the one that triaged, or one of
+    the tenant's clients reading the assessment again). The link then lives as long as
+    that client does: revoking it ends the links it was handed, and a link handed to
+    another client of the tenant still opens after the filing client is revoked.
+    Without a holder (CDS Hooks cards, intake pages) the assessment's issuer decides.
+    """
+    link = signer.sign(REPORT, _subject(bundle_id, holder), now + seconds)
+    query = link.query if holder is None else f"{link.query}&holder={quote(holder, safe='')}"
+    return f"{base}/reports/{quote(bundle_id, safe='')}?{query}"
 
 
 def link_header(url: str) -> str:
@@ -284,6 +306,8 @@ def open_report(
     now: int,
     client_active: Callable[[str], bool],
     ehr_registered: Callable[[str], bool],
+    holder: object = None,
+    holder_tenant: Callable[[str], str | None] = lambda _client: None,
 ) -> Report:
     """The report of ``bundle_id`` if the link verifies; ReportNotFoundError otherwise.
 
@@ -296,11 +320,19 @@ def open_report(
     unverified link is trusted); a read is audited under the assessment's tenant.
     """
     anonymous = dataclasses.replace(exchange, tenant=None, client_id=None, agent=LINK_AGENT)
-    if not signer.verify(REPORT, bundle_id, expires, signature, now=now):
+    if holder is not None and not (isinstance(holder, str) and 0 < len(holder) <= 64):
+        audit(store, anonymous, "read", 404)
+        raise ReportNotFoundError
+    subject = _subject(bundle_id, holder)
+    if not signer.verify(REPORT, subject, expires, signature, now=now):
         audit(store, anonymous, "read", 404)
         raise ReportNotFoundError
     columns = store.assessment_columns(bundle_id)
-    if columns is None or not _issuer_active(columns, client_active, ehr_registered):
+    if holder is None:
+        allowed = columns is not None and _issuer_active(columns, client_active, ehr_registered)
+    else:  # the holder must still be an active client of the assessment's tenant
+        allowed = columns is not None and holder_tenant(holder) == columns["tenant"]
+    if columns is None or not allowed:
         audit(store, anonymous, "read", 404)
         raise ReportNotFoundError
     reader = dataclasses.replace(anonymous, tenant=columns["tenant"])

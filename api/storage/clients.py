@@ -205,6 +205,11 @@ class ClientStore:
         record = self.get(client_id)
         return record is not None and record.revoked_us is None
 
+    def active_tenant(self, client_id: str) -> str | None:
+        """The tenant of an active (not revoked) client; None for any other id."""
+        record = self.get(client_id)
+        return record.tenant if record is not None and record.revoked_us is None else None
+
     def all(self) -> list[ClientRecord]:
         with self.store._reading() as connection:
             rows = connection.execute(select(*_COLUMNS).order_by(ApiClient.created_us))
