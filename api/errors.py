@@ -39,15 +39,23 @@ logger = logging.getLogger("api.errors")
 
 
 class ApiError(Exception):
-    """A request the API refuses. Status and issue type come from ERROR_TABLE."""
+    """A request the API refuses. Status and issue type come from ERROR_TABLE.
 
-    def __init__(self, diagnostics: str) -> None:
+    ``EXPRESSION`` names the offending part of the HTTP request, as OperationOutcome
+    does for HTTP headers and parameters (``http.<name>``); a raise site may name
+    another (``_format`` instead of Accept). Empty: the body as a whole.
+    """
+
+    EXPRESSION: tuple[str, ...] = ()
+
+    def __init__(self, diagnostics: str, expression: tuple[str, ...] | None = None) -> None:
         super().__init__(diagnostics)
         self.diagnostics = diagnostics
+        self.expression = self.EXPRESSION if expression is None else expression
 
     def issues(self) -> list[Issue]:
         _, code = lookup(self)
-        return [Issue(code, self.diagnostics)]
+        return [Issue(code, self.diagnostics, self.expression)]
 
     def headers(self) -> dict[str, str]:
         return {}
@@ -58,7 +66,10 @@ class MalformedBodyError(ApiError):
 
 
 class UnsupportedMediaTypeError(ApiError):
-    """The request Content-Type is not ``application/json`` (charset utf-8 at most)."""
+    """The request Content-Type is not ``application/json`` (charset utf-8 at most), or
+    the body has a content coding (``Content-Encoding``) the API does not decode."""
+
+    EXPRESSION = ("http.Content-Type",)
 
 
 class PayloadTooLargeError(ApiError):
@@ -70,7 +81,9 @@ class PayloadTooLargeError(ApiError):
 
 
 class NotAcceptableError(ApiError):
-    """The Accept header rules out every FHIR JSON representation we produce."""
+    """The Accept header (or ``_format``) rules out every FHIR JSON representation we produce."""
+
+    EXPRESSION = ("http.Accept",)
 
 
 class ServiceUnavailableError(ApiError):
@@ -108,6 +121,8 @@ class UnauthorizedError(ApiError):
     None when no credentials were sent at all.
     """
 
+    EXPRESSION = ("http.Authorization",)
+
     def __init__(self, diagnostics: str, error: str | None = None) -> None:
         super().__init__(diagnostics)
         self.error = error
@@ -122,6 +137,8 @@ class UnauthorizedError(ApiError):
 class ForbiddenError(ApiError):
     """Authenticated, but no granted scope covers this endpoint (403)."""
 
+    EXPRESSION = ("http.Authorization",)
+
     def __init__(self, diagnostics: str, scope: str) -> None:
         super().__init__(diagnostics)
         self.scope = scope
@@ -135,6 +152,8 @@ class ForbiddenError(ApiError):
 
 class CorsRefusedError(ApiError):
     """A CORS preflight from an origin that is not on the allowlist (403)."""
+
+    EXPRESSION = ("http.Origin",)
 
 
 class ThrottledError(ApiError):

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from werkzeug.wrappers import Request
 
-from api.errors import MalformedBodyError, PayloadTooLargeError
+from api.errors import MalformedBodyError, PayloadTooLargeError, UnsupportedMediaTypeError
 from schemas.numbers import LONG_NUMBER, on_its_side
 
 #: Deeper than any valid request (4) by a wide margin; bounds every later walk.
@@ -46,6 +46,15 @@ def read_body(request: Request, limit: int) -> bytes:
     refused before it is read; the read itself is capped too, for chunked
     bodies (no Content-Length) and for clients that under-declare.
     """
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        # RFC 9110 §8.4.1: a coding the server does not decode may be refused with 415;
+        # reading the bytes as they are would misreport a gzip body as bad UTF-8, and
+        # accept a plain body whose header says otherwise.
+        raise UnsupportedMediaTypeError(
+            f"Content-Encoding {coding[:40]!r} is not supported: send the body uncompressed",
+            ("http.Content-Encoding",),
+        )
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLargeError(limit)

@@ -111,7 +111,11 @@ def _single(args: MultiDict[str, str], name: str, error: type[Exception]) -> str
     values = args.getlist(name)
     if len(values) > 1:
         message = f"{name} is given more than once"
-        raise error(name, message) if error is InvalidParameterError else error(message)
+        raise (
+            error(name, message)
+            if error is InvalidParameterError
+            else error(message, (f"http.{name}",))
+        )
     return values[0] if values else None
 
 
@@ -119,7 +123,9 @@ def _format_version(fmt: str) -> str:
     # Exact match: an unencoded "+" arrives as a space and is refused, not guessed.
     found = FORMATS.get(fmt)
     if found is None:
-        raise NotAcceptableError(f"_format must be one of {', '.join(FORMATS)}; got {fmt[:100]!r}")
+        raise NotAcceptableError(
+            f"_format must be one of {', '.join(FORMATS)}; got {fmt[:100]!r}", ("http._format",)
+        )
     return found
 
 

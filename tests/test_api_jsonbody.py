@@ -146,7 +146,7 @@ class _TrickleStream(io.RawIOBase):
 
 
 def _request(data: bytes, content_length: int | None) -> Any:
-    return SimpleNamespace(content_length=content_length, stream=_TrickleStream(data))
+    return SimpleNamespace(content_length=content_length, stream=_TrickleStream(data), headers={})
 
 
 def test_read_body_reassembles_short_reads():

@@ -23,6 +23,7 @@ section checks it is accepted and escaped in every narrative of the Bundle.
 from __future__ import annotations
 
 import copy
+import gzip
 import io
 import json
 import math
@@ -107,6 +108,9 @@ class Bad:
     needle: str | None = None
     content_type: str | None = "application/json"
     accept: str | None = None
+    #: 415/406: the HTTP header the issue names (``http.<name>`` in ``expression``).
+    header: str | None = None
+    content_encoding: str | None = None
 
 
 def structure(body: bytes, needle: str) -> Bad:
@@ -183,7 +187,9 @@ MALFORMED = {
 # --- 415 not-supported: the Content-Type -------------------------------------------------------
 
 CONTENT_TYPES = {
-    f"content-type-{name}": Bad(VALID_BYTES, 415, "not-supported", None, needle, content_type)
+    f"content-type-{name}": Bad(
+        VALID_BYTES, 415, "not-supported", None, needle, content_type, header="Content-Type"
+    )
     for name, content_type, needle in [
         ("missing", None, "got none"),
         ("empty", "", "got none"),
@@ -198,10 +204,32 @@ CONTENT_TYPES = {
     ]
 }
 
+# --- 415 not-supported: a content coding the API does not decode (RFC 9110 §8.4.1) -----------
+
+CONTENT_ENCODINGS = {
+    f"content-encoding-{name}": Bad(
+        body,
+        415,
+        "not-supported",
+        None,
+        "Content-Encoding",
+        header="Content-Encoding",
+        content_encoding=coding,
+    )
+    for name, coding, body in [
+        ("gzip-declared-plain-body", "gzip", VALID_BYTES),  # was answered 200
+        ("gzip-real-body", "gzip", gzip.compress(VALID_BYTES)),  # was "not valid UTF-8"
+        ("br", "br", VALID_BYTES),
+        ("deflate", "deflate", VALID_BYTES),
+    ]
+}
+
 # --- 406 not-supported: an Accept header that rules out FHIR JSON ------------------------------
 
 ACCEPT = {
-    f"accept-{name}": Bad(VALID_BYTES, 406, "not-supported", None, "Accept", accept=accept)
+    f"accept-{name}": Bad(
+        VALID_BYTES, 406, "not-supported", None, "Accept", accept=accept, header="Accept"
+    )
     for name, accept in [
         ("html", "text/html"),
         ("fhir-xml", "application/fhir+xml"),
@@ -351,6 +379,7 @@ CATALOGUE: dict[str, Bad] = {
     **MALFORMED,
     **CONTENT_TYPES,
     **ACCEPT,
+    **CONTENT_ENCODINGS,
     **UNKNOWN_FIELDS,
     **WRONG_TYPES,
     **LISTS,
@@ -374,12 +403,17 @@ def test_bad_input_gets_a_4xx_operation_outcome_naming_the_problem(client, bad):
     headers = {} if bad.content_type is None else {"Content-Type": bad.content_type}
     if bad.accept is not None:
         headers["Accept"] = bad.accept
+    if bad.content_encoding is not None:
+        headers["Content-Encoding"] = bad.content_encoding
     response = client.post("/v1/triage", data=bad.body, headers=headers)
     body = outcome(response, bad.status, bad.code)
     if bad.path is not None:
         (issue,) = body["issue"]
         assert issue["expression"] == [bad.path]
         assert issue["diagnostics"].startswith(f"{bad.path}: ")
+    elif bad.header is not None:  # the HTTP header at fault, as OperationOutcome names it
+        (issue,) = body["issue"]
+        assert issue["expression"] == [f"http.{bad.header}"]
     else:
         assert all("expression" not in issue for issue in body["issue"])
     if bad.needle is not None:
