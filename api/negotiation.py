@@ -9,6 +9,7 @@ The views never call these: :func:`api.http.fhir_endpoint` does, once per reques
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import unquote_plus
 
 from flask import g
 from werkzeug.datastructures import MultiDict
@@ -117,6 +118,40 @@ def _single(args: MultiDict[str, str], name: str, error: type[Exception]) -> str
             else error(message, (f"http.{name}",))
         )
     return values[0] if values else None
+
+
+def query_pairs(query: bytes) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a query string, percent-decoded as strict UTF-8.
+
+    werkzeug's ``request.args`` turns bytes that are not UTF-8 (``code=%ff``) into
+    U+FFFD, so a search for a malformed value quietly found nothing (200, total 0)
+    instead of being refused; here such a value is a 400 naming its parameter.
+    """
+    try:
+        text = query.decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidParameterError(
+            "query", "the query string must be ASCII (percent-encode other characters)"
+        ) from None
+    pairs = []
+    for part in text.split("&"):
+        if not part:
+            continue
+        raw_name, _, raw_value = part.partition("=")
+        try:
+            name = unquote_plus(raw_name, errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidParameterError(
+                "query", "a parameter name is not percent-encoded UTF-8"
+            ) from None
+        try:
+            value = unquote_plus(raw_value, errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidParameterError(
+                name[:40], f"{name[:40]}: the value is not percent-encoded UTF-8"
+            ) from None
+        pairs.append((name, value))
+    return pairs
 
 
 def _format_version(fmt: str) -> str:

@@ -455,3 +455,42 @@ def test_date_offsets_stop_at_fourteen_hours_as_fhir_says(offset, accepted):
     else:
         with pytest.raises(SearchError):
             parse_search("Observation", [("date", value)])
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ([("action", "Z")], "action"),
+        ([("action", "R,Z")], "action"),
+        ([("outcome", "abc")], "outcome"),
+        ([("outcome", "-1")], "outcome"),
+        ([("outcome", "http://hl7.org/fhir/audit-event-outcome|5")], "outcome"),
+    ],
+)
+def test_a_code_outside_a_required_value_set_is_refused_not_searched(query, parameter):
+    """AuditEvent.action and .outcome are bound (required) to closed value sets: ``Z`` is
+    a malformed value (400), not a search that finds nothing (the bad-input battery)."""
+    with pytest.raises(SearchError) as raised:
+        parse_search("AuditEvent", query)
+    assert raised.value.parameter == parameter
+    assert parse_search("AuditEvent", [(parameter, "R" if parameter == "action" else "4")])
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("code=%ff", "code"),
+        ("code=%C0%AF", "code"),  # an overlong encoding of "/"
+        ("subject=%ED%A0%80", "subject"),  # an encoded surrogate
+        ("%ff=1", "query"),
+    ],
+)
+def test_a_value_that_is_not_utf8_is_a_400_not_an_empty_search(client, query, parameter):
+    """werkzeug read ``%ff`` as U+FFFD, so the search quietly found nothing (200)."""
+    response = client.get(f"/fhir/Observation?{query}")
+    assert response.status_code == 400, response.get_data(as_text=True)
+    (issue,) = response.get_json()["issue"]
+    assert issue["expression"] == [f"http.{parameter}"]
+    assert "UTF-8" in issue["diagnostics"]
+    fine = client.get("/fhir/Observation?code=%C3%A9")  # é, well encoded: searched
+    assert fine.status_code == 200

@@ -176,11 +176,16 @@ def store_paths(
                 "in": "query",
                 "required": False,
                 "description": PARAMETER_DOCS[name]
-                + ". Repeat the parameter to AND conditions; a comma ORs values.",
+                + (
+                    ". Repeat the parameter to AND conditions (a date takes one value: "
+                    "a comma list is refused, 400)."
+                    if kind == "date"
+                    else ". Repeat the parameter to AND conditions; a comma ORs values."
+                ),
                 "schema": {
                     "type": "string",
                     "maxLength": 1024,
-                    "pattern": value_pattern(kind, target),
+                    "pattern": value_pattern(kind, target, name),
                 },
             }
             for name, (kind, target) in params.items()

@@ -8,8 +8,9 @@ parameter silently ignored returns *more* than the client asked for (someone
 else's Observations). :func:`build_searchset` renders one page.
 
 Semantics (FHIR R4 search.html): repeating a parameter ANDs its conditions,
-a comma inside one value ORs them. Dates are ranges at the precision given
-(``2026-11`` is the whole month, UTC when no zone is given); prefixes eq, ne,
+a comma inside one value ORs them (tokens and references; a date takes one value,
+and a comma list of dates is refused rather than read in part). Dates are ranges at
+the precision given (``2026-11`` is the whole month, UTC when no zone is given); prefixes eq, ne,
 gt, lt, ge, le, sa and eb. Tokens are ``code``, ``system|code`` or ``|code``.
 References are ``Type/id`` (a bare id means the parameter's type). Paging is
 keyset: ``_cursor`` is an opaque position in the stable order (newest first by
@@ -35,6 +36,13 @@ DEFAULT_COUNT = 20
 MAX_COUNT = 100
 
 ParamKind = Literal["reference", "token", "date"]
+
+#: Token parameters whose codes R4 binds to a closed value set (required binding): any
+#: other code is a malformed value (400), not a search that finds nothing.
+CLOSED_CODES: dict[str, frozenset[str]] = {
+    "action": frozenset({"C", "R", "U", "D", "E"}),  # AuditEventAction
+    "outcome": frozenset({"0", "4", "8", "12"}),  # AuditEventOutcome
+}
 
 #: Search parameters per resource type: name → (kind, target type of a reference).
 SEARCH_PARAMETERS: dict[str, dict[str, tuple[ParamKind, str | None]]] = {
@@ -117,8 +125,12 @@ VALUE_PATTERNS: dict[str, str] = {
 }
 
 
-def value_pattern(kind: str, target: str | None) -> str:
-    """The regular expression a value of this kind of parameter must match."""
+def value_pattern(kind: str, target: str | None, name: str | None = None) -> str:
+    """The regular expression a value of this kind of parameter (``name``) must match."""
+    closed = CLOSED_CODES.get(name or "")
+    if closed is not None:  # a token whose codes are a closed value set
+        one = f"(?:{_CODE_CHAR}*\\|)?(?:{'|'.join(sorted(closed))})"
+        return f"^{one}(?:,{one})*$"
     return VALUE_PATTERNS[f"{kind}:{target}" if kind == "reference" and target else kind]
 
 
@@ -320,6 +332,18 @@ def _add_condition(
         )
 
 
+def _check_closed_codes(name: str, value: str) -> None:
+    """SearchError when a code of a closed value set (:data:`CLOSED_CODES`) is not in it."""
+    closed = CLOSED_CODES.get(name)
+    if closed is None:
+        return
+    for coding in value.split(","):
+        code = coding.rpartition("|")[2]
+        if code not in closed:
+            allowed = ", ".join(sorted(closed))
+            raise SearchError(name, f"{name}: {code[:40]!r} is not one of {allowed}")
+
+
 def parse_search(resource_type: str, pairs: Sequence[tuple[str, str]]) -> SearchQuery:
     """Parse the query string of ``GET /fhir/{resource_type}?…`` (strict)."""
     known = SEARCH_PARAMETERS[resource_type]
@@ -356,6 +380,7 @@ def parse_search(resource_type: str, pairs: Sequence[tuple[str, str]]) -> Search
         kind, target = known[name]
         if re.fullmatch(value_pattern(kind, target), value) is None:
             raise SearchError(name, f"{name}: {value[:80]!r} is not a valid {kind} value")
+        _check_closed_codes(name, value)
         canonical.append((name, value))
         _add_condition(
             name,

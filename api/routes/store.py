@@ -22,6 +22,7 @@ from api.http import (
     fhir_endpoint,
     report_link_header,
 )
+from api.negotiation import query_pairs
 from api.services.assessments import erase_assessment, read_stored, search_stored, served_in
 
 blueprint = Blueprint("store", __name__, url_prefix="/fhir")
@@ -82,7 +83,7 @@ def search(call: Call, resource_type: str) -> Response:
         call.state.store,
         exchange(),
         resource_type,
-        list(request.args.items(multi=True)),
+        query_pairs(request.query_string),
         query_string=request.query_string,
         base=request.host_url.rstrip("/") + "/fhir",
     )
