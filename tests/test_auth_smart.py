@@ -11,10 +11,18 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import threading
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -717,3 +725,90 @@ def test_the_cache_is_keyed_by_url_so_each_client_gets_its_own_keys():
         assert _status(client, assertion(new)) == 401  # the first client's key, refused
         assert _status(client, assertion(old, key=OTHER_RSA_KEY)) == 401
         assert (len(one.calls), len(two.calls)) == (1, 1)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:  # noqa: S310
+                assert answer.status == 200
+            return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise AssertionError(log.read_text()) from None
+            time.sleep(0.1)
+
+
+def test_under_gunicorn_and_gevent_token_requests_together_share_one_fetch(tmp_path: Path):
+    """The product as served (``twitch-triage serve``: gevent worker, the app and its
+    JWKS cache made before gevent patches ``threading``): eight token requests at once
+    while the JWKS server is slow get eight tokens from one fetch (a lock that blocked
+    the worker's one thread while a greenlet fetched would hang them all)."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "TWITCH_TRIAGE_PORT": str(port),
+        "TWITCH_TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "TWITCH_TRIAGE_LOCAL_KEY_FILE": str(tmp_path / "local-api-key"),
+        "TWITCH_TRIAGE_PUBLIC_BASE_URL": base,
+    }
+    routes = {"/jwks": (200, {"Cache-Control": "max-age=60"}, jwks_of(RSA_KEY, "rsa-1", "RS384"))}
+    with LoopbackServer(routes, delay=0.5) as keys:
+        cli = [sys.executable, "-m", "api.cli"]
+        created = subprocess.run(
+            [*cli, "clients", "create", "--tenant", "smart", "--jwks-url", keys.url + "/jwks"],
+            env=env,
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        client_id = json.loads(created.stdout)["client_id"]
+        log = (tmp_path / "server.log").open("wb")
+        server = subprocess.Popen(
+            [*cli, "serve", "--workers", "1"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_healthy(base, server, tmp_path / "server.log")
+            start = threading.Barrier(8)
+            statuses: list[int] = []
+
+            def one_request() -> None:
+                form = {
+                    "grant_type": "client_credentials",
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": assertion(client_id, aud=f"{base}/auth/token"),
+                }
+                request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+                    f"{base}/auth/token",
+                    data=urllib.parse.urlencode(form).encode(),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                )
+                start.wait()
+                with urllib.request.urlopen(request, timeout=15) as answer:  # noqa: S310
+                    statuses.append(answer.status)
+
+            threads = [threading.Thread(target=one_request) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(20)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            log.close()
+    assert statuses == [200] * 8, (tmp_path / "server.log").read_text()[-2000:]
+    assert len(keys.calls) == 1
