@@ -2,7 +2,7 @@
 
 Review finding (session 9): the keys were kept five minutes whatever the answer said.
 RFC 9111: ``max-age`` (§5.2.2.1), ``no-cache`` (§5.2.2.4), ``no-store`` (§5.2.2.5),
-``Age`` (§5.1); bounds: at most 5 minutes, at least 10 s (``api.auth.ehr.jwks_lifetime``).
+``Age`` (§5.1); bounds: at most 5 minutes, at least 10 s (``api.auth.jwks_cache.jwks_lifetime``).
 A real JWKS server on loopback rotates its keys; the cache runs on a clock the test
 moves, so each case shows the second the new key is picked up without sleeping.
 """
