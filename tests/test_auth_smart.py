@@ -1,7 +1,9 @@
 """SMART Backend Services: signed client assertions in, short-lived access tokens out.
 
 Keys are generated per test run (cryptography); one client registers its JWKS
-inline, another by URL (served on loopback by a thread of this test).
+inline, another by URL (served on loopback by a thread of this test). Key sets read at
+a URL are cached (``api.auth.jwks_cache``): each test gets an empty cache, and the cache
+tests at the end drive its clock by hand.
 """
 
 from __future__ import annotations
@@ -9,22 +11,32 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import threading
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-from cds_support import LoopbackServer
+from cds_support import LoopbackServer, ManualClock
 from conftest import anonymous, create_app
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
+from api.auth import smart as smart_auth
 from api.auth.clients import ClientError, create_client
+from api.auth.jwks_cache import JWKS_MIN_CACHE_SECONDS, JWKS_REFETCH_SECONDS, JwksCache
 from api.config import EXTENSION
 from tools.smart_contract import DESCRIPTION_PATTERN
 
@@ -71,6 +83,17 @@ def token_request(client: Any, signed: str, scope: str | None = None) -> Any:
     if scope is not None:
         form["scope"] = scope
     return client.post("/auth/token", data=form)
+
+
+def _jwks_cache(clock: Any = time.monotonic) -> JwksCache:
+    return JwksCache(smart_auth._load_jwks, smart_auth._refused_jwks, clock=clock)
+
+
+@pytest.fixture(autouse=True)
+def _empty_jwks_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no cached key set: a loopback port one test used may be
+    given to another test's JWKS server, serving other keys."""
+    monkeypatch.setattr(smart_auth, "JWKS_CACHE", _jwks_cache(), raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -511,3 +534,281 @@ def test_the_token_endpoint_is_not_rate_limited():
     keyed = app.test_client()
     statuses = [keyed.get("/fhir/Observation").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]  # the same app does limit identified clients
+
+
+# --- key sets at a --jwks-url are cached as an EHR's jku (api.auth.jwks_cache) ----------------
+# Review finding (session 9): the JWKS URL was fetched on every token request, so whoever
+# knew a client id could make this server fetch the partner's keys once per bogus assertion
+# (and wait up to 3 s each time). A real JWKS server on loopback counts the fetches; the
+# cache runs on a clock the test moves.
+
+
+@pytest.fixture(name="jwks_clock")
+def jwks_clock_fixture(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """An empty SMART JWKS cache on a clock the test moves by hand (no sleeping)."""
+    clock = ManualClock()
+    monkeypatch.setattr(smart_auth, "JWKS_CACHE", _jwks_cache(clock), raising=False)
+    return clock
+
+
+OTHER_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _url_client(keys: LoopbackServer) -> tuple[Any, str]:
+    """(a test client of a new app, the id of a client registered with keys.url/jwks)."""
+    app = create_app({"TESTING": True})
+    created = create_client(
+        app.extensions[EXTENSION].clients, tenant="smart", jwks_url=keys.url + "/jwks"
+    )
+    return anonymous(app), created.client_id
+
+
+def _status(client: Any, signed: str) -> int:
+    return token_request(client, signed).status_code
+
+
+def test_token_requests_good_and_bogus_fetch_the_jwks_once_within_its_lifetime(jwks_clock):
+    """Valid assertions, forged signatures under the registered kid, wrong audiences,
+    replays and unknown kids alike: one fetch until the answer's max-age runs out."""
+    routes = {"/jwks": (200, {"Cache-Control": "max-age=60"}, jwks_of(RSA_KEY, "rsa-1", "RS384"))}
+    with LoopbackServer(routes) as keys:
+        client, client_id = _url_client(keys)
+        replayed = assertion(client_id)
+        assert _status(client, replayed) == 200
+        bogus = [
+            replayed,
+            assertion(client_id, key=OTHER_RSA_KEY),  # forged: the registered kid, another key
+            assertion(client_id, aud="https://elsewhere.example/auth/token"),
+            assertion(client_id, headers={"kid": f"unknown-{uuid.uuid4().hex}"}),
+        ]
+        for _ in range(5):
+            assert _status(client, assertion(client_id)) == 200
+            assert [_status(client, signed) for signed in bogus] == [401] * len(bogus)
+        jwks_clock.advance(59.9)
+        assert [_status(client, assertion(client_id)) for _ in range(5)] == [200] * 5
+        assert [_status(client, signed) for signed in bogus[1:3]] == [401, 401]
+        assert len(keys.calls) == 1
+        jwks_clock.advance(0.2)  # the set has expired: the next request reads it again
+        assert _status(client, assertion(client_id)) == 200
+        assert len(keys.calls) == 2
+
+
+def test_unknown_kids_fetch_the_jwks_again_at_most_once_per_5_s(jwks_clock):
+    """An assertion naming a kid not in the cached set looks once more (SMART key
+    rotation), but a stream of made-up kids cannot make a fetch per request."""
+    routes = {"/jwks": (200, {}, jwks_of(RSA_KEY, "rsa-1", "RS384"))}
+    with LoopbackServer(routes) as keys:
+        client, client_id = _url_client(keys)
+
+        def stranger() -> int:
+            return _status(client, assertion(client_id, headers={"kid": uuid.uuid4().hex}))
+
+        assert [stranger() for _ in range(10)] == [401] * 10
+        assert len(keys.calls) == 1  # the first fetch was just now: no refetch yet
+        jwks_clock.advance(JWKS_REFETCH_SECONDS)
+        assert [stranger() for _ in range(10)] == [401] * 10
+        assert len(keys.calls) == 2
+        assert _status(client, assertion(client_id)) == 200
+        assert len(keys.calls) == 2
+
+
+def test_a_rotated_key_with_a_new_kid_is_picked_up_at_once(jwks_clock):
+    """SMART "client-confidential-asymmetric": the client publishes a new key under a new
+    kid and signs with it; the first assertion naming it fetches the set again (once 5 s
+    have passed since the last fetch), and a key the client withdrew stops working then."""
+    routes = {"/jwks": (200, {}, jwks_of(RSA_KEY, "rsa-1", "RS384"))}
+    with LoopbackServer(routes) as keys:
+        client, client_id = _url_client(keys)
+        assert [_status(client, assertion(client_id)) for _ in range(3)] == [200] * 3
+        routes["/jwks"] = (200, {}, jwks_of(OTHER_RSA_KEY, "rsa-2", "RS384"))
+
+        def rotated() -> int:
+            return _status(
+                client, assertion(client_id, key=OTHER_RSA_KEY, headers={"kid": "rsa-2"})
+            )
+
+        jwks_clock.advance(JWKS_REFETCH_SECONDS - 0.1)
+        assert rotated() == 401  # 4.9 s after the last fetch: not asked again yet
+        assert _status(client, assertion(client_id)) == 200  # the cached set still holds
+        assert len(keys.calls) == 1
+        jwks_clock.advance(0.1)
+        assert [rotated() for _ in range(3)] == [200] * 3
+        assert _status(client, assertion(client_id)) == 401  # rsa-1 was withdrawn
+        assert len(keys.calls) == 2
+
+
+def test_a_jwks_server_asking_for_no_caching_is_asked_once_per_10_s(jwks_clock):
+    """``no-store`` (hostile, or a framework's default) cannot make every token request
+    wait on a fetch."""
+    headers = {"Cache-Control": "no-store"}
+    with LoopbackServer({"/jwks": (200, headers, jwks_of(RSA_KEY, "rsa-1", "RS384"))}) as keys:
+        client, client_id = _url_client(keys)
+        assert [_status(client, assertion(client_id)) for _ in range(5)] == [200] * 5
+        jwks_clock.advance(JWKS_MIN_CACHE_SECONDS - 0.1)
+        assert [_status(client, assertion(client_id)) for _ in range(5)] == [200] * 5
+        assert len(keys.calls) == 1
+        jwks_clock.advance(0.2)
+        assert _status(client, assertion(client_id)) == 200
+        assert len(keys.calls) == 2
+
+
+def test_a_failing_jwks_server_is_asked_at_most_once_per_5_s(jwks_clock):
+    """A failed fetch is remembered for 5 s: every token request meanwhile is refused
+    with the failure's reason, without asking the server."""
+    routes = {"/jwks": (503, {}, {"down": True})}
+    with LoopbackServer(routes) as keys:
+        client, client_id = _url_client(keys)
+        for _ in range(10):
+            response = token_request(client, assertion(client_id))
+            assert oauth_error(response, 401) == "invalid_client"
+            description = response.get_json()["error_description"]
+            assert description == "the client's JWKS URL could not be read"
+        assert len(keys.calls) == 1
+        routes["/jwks"] = (200, {}, jwks_of(RSA_KEY, "rsa-1", "RS384"))
+        jwks_clock.advance(JWKS_REFETCH_SECONDS - 0.1)
+        assert _status(client, assertion(client_id)) == 401
+        assert len(keys.calls) == 1
+        jwks_clock.advance(0.1)
+        assert _status(client, assertion(client_id)) == 200
+        assert len(keys.calls) == 2
+
+
+def test_keys_past_their_lifetime_are_never_used_even_when_the_refetch_fails(jwks_clock):
+    routes = {"/jwks": (200, {"Cache-Control": "max-age=60"}, jwks_of(RSA_KEY, "rsa-1", "RS384"))}
+    with LoopbackServer(routes) as keys:
+        client, client_id = _url_client(keys)
+        assert _status(client, assertion(client_id)) == 200
+        routes["/jwks"] = (500, {}, {"down": True})
+        jwks_clock.advance(30)
+        stranger = assertion(client_id, headers={"kid": "rotated"})
+        assert _status(client, stranger) == 401  # the refetch fails ...
+        assert _status(client, assertion(client_id)) == 200  # ... the fresh keys are kept
+        assert len(keys.calls) == 2
+        jwks_clock.advance(31)  # 61 s: expired, and the server is still down
+        assert _status(client, assertion(client_id)) == 401
+        assert len(keys.calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("served", "description"),
+    [
+        (b"[" * 70000, "the client's JWKS is too large"),
+        (b"<html>keys</html>", "the client's JWKS is not JSON"),
+        (b'["keys"]', "the client's JWKS is not a JSON object"),
+    ],
+)
+def test_an_unusable_jwks_answer_is_invalid_client_saying_why(served, description):
+    """The SMART path keeps its own limits (64 KiB) and wording through the cache."""
+    routes = {"/jwks": (200, {}, served)}
+    with LoopbackServer(routes) as keys:
+        client, client_id = _url_client(keys)
+        for _ in range(3):
+            response = token_request(client, assertion(client_id))
+            assert oauth_error(response, 401) == "invalid_client"
+            assert response.get_json()["error_description"] == description
+        assert len(keys.calls) == 1
+
+
+def test_the_cache_is_keyed_by_url_so_each_client_gets_its_own_keys():
+    """Two clients publishing the same kid at two URLs: each assertion is checked against
+    its own client's set (a client registered again with a new URL reads the new URL)."""
+    first = {"/jwks": (200, {}, jwks_of(RSA_KEY, "rsa-1", "RS384"))}
+    second = {"/jwks": (200, {}, jwks_of(OTHER_RSA_KEY, "rsa-1", "RS384"))}
+    with LoopbackServer(first) as one, LoopbackServer(second) as two:
+        app = create_app({"TESTING": True})
+        clients = app.extensions[EXTENSION].clients
+        old = create_client(clients, tenant="smart", jwks_url=one.url + "/jwks").client_id
+        new = create_client(clients, tenant="smart", jwks_url=two.url + "/jwks").client_id
+        client = anonymous(app)
+        assert _status(client, assertion(old)) == 200
+        assert _status(client, assertion(new, key=OTHER_RSA_KEY)) == 200
+        assert _status(client, assertion(new)) == 401  # the first client's key, refused
+        assert _status(client, assertion(old, key=OTHER_RSA_KEY)) == 401
+        assert (len(one.calls), len(two.calls)) == (1, 1)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:  # noqa: S310
+                assert answer.status == 200
+            return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise AssertionError(log.read_text()) from None
+            time.sleep(0.1)
+
+
+def test_under_gunicorn_and_gevent_token_requests_together_share_one_fetch(tmp_path: Path):
+    """The product as served (``twitch-triage serve``: gevent worker, the app and its
+    JWKS cache made before gevent patches ``threading``): eight token requests at once
+    while the JWKS server is slow get eight tokens from one fetch (a lock that blocked
+    the worker's one thread while a greenlet fetched would hang them all)."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "TWITCH_TRIAGE_PORT": str(port),
+        "TWITCH_TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "TWITCH_TRIAGE_LOCAL_KEY_FILE": str(tmp_path / "local-api-key"),
+        "TWITCH_TRIAGE_PUBLIC_BASE_URL": base,
+    }
+    routes = {"/jwks": (200, {"Cache-Control": "max-age=60"}, jwks_of(RSA_KEY, "rsa-1", "RS384"))}
+    with LoopbackServer(routes, delay=0.5) as keys:
+        cli = [sys.executable, "-m", "api.cli"]
+        created = subprocess.run(
+            [*cli, "clients", "create", "--tenant", "smart", "--jwks-url", keys.url + "/jwks"],
+            env=env,
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        client_id = json.loads(created.stdout)["client_id"]
+        log = (tmp_path / "server.log").open("wb")
+        server = subprocess.Popen(
+            [*cli, "serve", "--workers", "1"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_healthy(base, server, tmp_path / "server.log")
+            start = threading.Barrier(8)
+            statuses: list[int] = []
+
+            def one_request() -> None:
+                form = {
+                    "grant_type": "client_credentials",
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": assertion(client_id, aud=f"{base}/auth/token"),
+                }
+                request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+                    f"{base}/auth/token",
+                    data=urllib.parse.urlencode(form).encode(),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                )
+                start.wait()
+                with urllib.request.urlopen(request, timeout=15) as answer:  # noqa: S310
+                    statuses.append(answer.status)
+
+            threads = [threading.Thread(target=one_request) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(20)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            log.close()
+    assert statuses == [200] * 8, (tmp_path / "server.log").read_text()[-2000:]
+    assert len(keys.calls) == 1

@@ -2,13 +2,14 @@
 
 Review finding (session 9): the keys were kept five minutes whatever the answer said.
 RFC 9111: ``max-age`` (§5.2.2.1), ``no-cache`` (§5.2.2.4), ``no-store`` (§5.2.2.5),
-``Age`` (§5.1); bounds: at most 5 minutes, at least 10 s (``api.auth.ehr.jwks_lifetime``).
+``Age`` (§5.1); bounds: at most 5 minutes, at least 10 s (``api.auth.jwks_cache.jwks_lifetime``).
 A real JWKS server on loopback rotates its keys; the cache runs on a clock the test
 moves, so each case shows the second the new key is picked up without sleeping.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -39,6 +40,7 @@ from hypothesis import strategies as st
 
 from api.auth import ehr as ehr_auth
 from api.auth.ehr import JWKS_MAX_CACHE_SECONDS, JWKS_MIN_CACHE_SECONDS, jwks_lifetime
+from api.auth.jwks_cache import JWKS_REFETCH_SECONDS, JwksCache, KeySetUnavailableError
 
 
 def _status(client: FlaskClient, ehr: Ehr) -> int:
@@ -176,6 +178,57 @@ def test_max_age_less_age_is_the_lifetime_clamped(max_age: int, age: int, before
     remaining = min(max_age, 2**31) - min(age, 2**31)
     expected = max(JWKS_MIN_CACHE_SECONDS, min(JWKS_MAX_CACHE_SECONDS, remaining))
     assert jwks_lifetime(f"{before}max-age={max_age}", str(age)) == expected
+
+
+class _RefusedError(Exception):
+    """The caller's own refusal (each caller of the cache keeps its error type)."""
+
+
+_ANSWERS = st.one_of(
+    st.none(),  # the fetch fails
+    st.tuples(
+        st.sampled_from(["", "no-store", "no-cache", "max-age=0", "max-age=7", "max-age=60"]),
+        st.sampled_from(["", "0", "5", "50"]),
+    ),
+)
+
+
+@given(st.lists(st.tuples(st.floats(0, 20), st.booleans(), _ANSWERS), max_size=40))
+def test_whatever_the_server_answers_it_is_asked_once_per_5_s_and_stale_keys_are_never_used(
+    steps: list[tuple[float, bool, tuple[str, str] | None]],
+) -> None:
+    """The rule both callers (EHR ``jku``, SMART ``--jwks-url``) rely on, for any sequence
+    of answers, waits and unknown-``kid`` lookups: two fetches of a URL are at least
+    5 s apart, every key set handed out is within its answer's lifetime, and a failure is
+    the caller's own error."""
+    clock = ManualClock()
+    loads: list[tuple[float, float]] = []  # (when, lifetime) of each successful fetch
+    fetched_at: list[float] = []
+    answer: list[tuple[str, str] | None] = [None]
+    refusals: list[str] = []
+
+    def load(_url: str) -> tuple[dict[str, object], dict[str, str]]:
+        fetched_at.append(clock())
+        if answer[0] is None:
+            raise KeySetUnavailableError("down")
+        cache_control, age = answer[0]
+        loads.append((clock(), jwks_lifetime(cache_control, age)))
+        return {"keys": [], "load": len(loads) - 1}, {"cache-control": cache_control, "age": age}
+
+    cache = JwksCache(load, _RefusedError, clock=clock)
+    for wait, fresh, served in steps:
+        clock.advance(wait)
+        answer[0] = served
+        try:
+            jwks = cache.get("https://keys.example/jwks", fresh=fresh)
+        except _RefusedError as exc:
+            refusals.append(str(exc))
+            continue
+        when, lifetime = loads[int(jwks["load"])]
+        assert clock() < when + lifetime
+    assert set(refusals) <= {"down"}
+    gaps = [later - earlier for earlier, later in itertools.pairwise(fetched_at)]
+    assert all(gap >= JWKS_REFETCH_SECONDS for gap in gaps)
 
 
 def _free_port() -> int:

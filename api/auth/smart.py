@@ -2,7 +2,9 @@
 
 ``POST /auth/token`` takes ``grant_type=client_credentials`` with a JWT client
 assertion (RFC 7523) signed RS384 or ES384 by a key in the client's registered
-JWKS (inline, or fetched from its URL with a short timeout). The assertion's
+JWKS (inline, or fetched from its URL with a short timeout and kept as the answer's
+Cache-Control says, within 10 s to 5 minutes: :mod:`api.auth.jwks_cache`, as for an
+EHR's ``jku``; an unknown ``kid`` fetches it again, at most once per 5 s). The assertion's
 ``iss`` and ``sub`` are the client id, ``aud`` is this token URL, ``exp`` at
 most five minutes ahead, and its ``jti`` is never accepted twice (kept in the
 database until it expires). ``none`` and HMAC assertions are refused before
@@ -17,6 +19,7 @@ endpoint; every answer carries ``Cache-Control: no-store`` and ``Pragma: no-cach
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -25,6 +28,7 @@ from flask import Blueprint, Response, request
 from api.auth.audience import UNCHECKABLE, audience_base
 from api.auth.clients import now_us
 from api.auth.jwks import public_signing_key
+from api.auth.jwks_cache import JwksCache, KeySetUnavailableError
 from api.auth.keys import malformed_date_claim, new_access_token, plain_claim, secret_hash
 from api.auth.scopes import ALL_PERMISSIONS, Scope, ScopeError, parse_scopes
 from api.config import app_state
@@ -288,19 +292,15 @@ def _signing_key(jwks_json: bytes | None, jwks_url: str | None, header: dict[str
         raise OAuthError(
             "invalid_client", "client_assertion jku is not the client's registered JWKS URL", 401
         )
+    family = "RSA" if header["alg"].startswith("RS") else "EC"
     if jwks_json is not None:
-        jwks = orjson.loads(jwks_json)
+        candidates = _candidates(orjson.loads(jwks_json), kid, family)
     elif jwks_url is not None:
-        jwks = _fetch_jwks(jwks_url)
+        candidates = _candidates(JWKS_CACHE.get(jwks_url), kid, family)
+        if not candidates:  # SMART key rotation: a new kid is looked for once more
+            candidates = _candidates(JWKS_CACHE.get(jwks_url, fresh=True), kid, family)
     else:
         raise OAuthError("invalid_client", "this client has no registered JWKS", 401)
-    family = "RSA" if header["alg"].startswith("RS") else "EC"
-    entries = jwks.get("keys") if isinstance(jwks, dict) else None
-    candidates = [
-        entry
-        for entry in (entries if isinstance(entries, list) else [])
-        if isinstance(entry, dict) and entry.get("kid") == kid and entry.get("kty") == family
-    ]
     if len(candidates) != 1:
         what = "no key" if not candidates else "more than one key"
         raise OAuthError("invalid_client", f"{what} of the client's JWKS has its kid and type", 401)
@@ -315,24 +315,49 @@ def _signing_key(jwks_json: bytes | None, jwks_url: str | None, header: dict[str
     return key
 
 
-def _fetch_jwks(url: str) -> dict[str, Any]:
+def _candidates(jwks: Any, kid: str, family: str) -> list[dict[str, Any]]:
+    """The keys of ``jwks`` with this ``kid`` and key type (``kty``)."""
+    entries = jwks.get("keys") if isinstance(jwks, dict) else None
+    return [
+        entry
+        for entry in (entries if isinstance(entries, list) else [])
+        if isinstance(entry, dict) and entry.get("kid") == kid and entry.get("kty") == family
+    ]
+
+
+def _load_jwks(url: str) -> tuple[dict[str, Any], Mapping[str, str]]:
+    """The JSON object at a client's JWKS URL (3 s, at most 64 KiB) and the answer's
+    header fields (names in lower case; a field on several lines joined by ", ")."""
     if not url.startswith(("https://", "http://")):
-        raise OAuthError("invalid_client", "the client's JWKS URL is not http(s)", 401)
+        raise KeySetUnavailableError("the client's JWKS URL is not http(s)")
     ask = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     try:
         with urllib.request.urlopen(ask, timeout=JWKS_TIMEOUT_SECONDS) as answer:  # noqa: S310
             data = answer.read(JWKS_MAX_BYTES + 1)
+            headers = {
+                name.lower(): ", ".join(answer.headers.get_all(name) or ())
+                for name in set(answer.headers.keys())
+            }
     except OSError:
-        raise OAuthError("invalid_client", "the client's JWKS URL could not be read", 401) from None
+        raise KeySetUnavailableError("the client's JWKS URL could not be read") from None
     if len(data) > JWKS_MAX_BYTES:
-        raise OAuthError("invalid_client", "the client's JWKS is too large", 401)
+        raise KeySetUnavailableError("the client's JWKS is too large")
     try:
         jwks = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise OAuthError("invalid_client", "the client's JWKS is not JSON", 401) from None
+        raise KeySetUnavailableError("the client's JWKS is not JSON") from None
     if not isinstance(jwks, dict):
-        raise OAuthError("invalid_client", "the client's JWKS is not a JSON object", 401)
-    return jwks
+        raise KeySetUnavailableError("the client's JWKS is not a JSON object")
+    return jwks, headers
+
+
+def _refused_jwks(reason: str) -> OAuthError:
+    return OAuthError("invalid_client", reason, 401)
+
+
+#: Key sets of clients registered with ``--jwks-url``, per process and keyed by URL (a
+#: client registered again with another URL simply uses the new one).
+JWKS_CACHE = JwksCache(_load_jwks, _refused_jwks)
 
 
 __all__ = ["ALGORITHMS", "TOKEN_SECONDS", "blueprint", "token_url"]
