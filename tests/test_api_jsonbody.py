@@ -17,6 +17,7 @@ from test_api_triage import BASE, codes, fired_rules, level_observation
 
 from api.errors import MalformedBodyError, PayloadTooLargeError
 from api.jsonbody import MAX_DEPTH, _strict_decode, parse_json_object, read_body
+from schemas import numbers
 
 LEVEL_SYSTEM = f"{BASE}/CodeSystem/triage-level"
 
@@ -206,6 +207,31 @@ def test_a_long_number_stays_on_its_side_of_every_short_threshold(threshold, dig
     value = parse_json_object(body)["v"]
     assert (value > float(threshold)) is above
     assert (value < float(threshold)) is not above
+
+
+@given(
+    significand=st.decimals(min_value=Decimal("0.001"), max_value=Decimal("999"), places=3),
+    exponent=st.integers(min_value=-2000, max_value=-330),
+    negative=st.booleans(),
+)
+def test_a_non_zero_number_too_small_for_a_float_is_never_zero(significand, exponent, negative):
+    """``1e-400`` read as 0.0 became age 0 (an integer field took it) and ``-1e-400`` an
+    hours value of -0.0 within range (the bad-input battery): it reads as the smallest
+    float on its side of zero, so a whole-number field and a range check refuse it, and
+    the same holds for JSON fetched from an EHR (``schemas.numbers.loads``)."""
+    literal = f"{'-' if negative else ''}{significand}e{exponent}"
+    for value in (
+        parse_json_object(f'{{"v": {literal}}}'.encode())["v"],
+        numbers.loads(f'{{"v": {literal}}}'.encode())["v"],
+    ):
+        assert value != 0.0
+        assert (value < 0) is negative
+        assert abs(value) == math.nextafter(0.0, 1.0)
+
+
+@pytest.mark.parametrize("literal", ["0e-400", "-0.000e-999", "0.0"])
+def test_a_zero_written_with_any_exponent_is_zero(literal):
+    assert parse_json_object(f'{{"v": {literal}}}'.encode())["v"] == 0.0
 
 
 @pytest.mark.parametrize(
