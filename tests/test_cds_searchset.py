@@ -369,3 +369,26 @@ def test_a_malformed_prefetch_is_412_even_with_a_server_to_ask(app: Flask, clien
         response = call(client, ehr, hook_request(PATIENT, bad, **authorized(fhir.url, TOKEN)))
         assert "prefetch.intake.entry[0].resources" in _named(response)
         assert fhir.calls == []
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        # orjson keeps the last of duplicate keys: this read as a search that found nothing.
+        (b'{"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": '
+         b'{"resourceType": "QuestionnaireResponse"}}], "entry": []}', "duplicate key"),
+        # Deeper than the stdlib decoder's stack, within orjson's limit: not a 500.
+        (b'{"resourceType": "Bundle", "type": "searchset", "link": '
+         + b"[" * 1000 + b"]" * 1000 + b"}", "nested too deeply"),
+    ],
+    ids=["duplicate-entry-member", "nested-1000-deep"],
+)  # fmt: skip
+def test_a_search_answer_that_is_no_strict_json_is_412(app: Flask, client, ehr, data, needle):
+    with LoopbackServer({"/QuestionnaireResponse": (200, {}, data)}) as fhir:
+        register(app, ehr, TENANT, fhir_servers=(fhir.url,))
+        body = hook_request(PATIENT, prefetch=False, **authorized(fhir.url, TOKEN))
+        response = call(client, ehr, body)
+    assert response.status_code == 412, response.data[:500]
+    [issue] = response.json["issue"]
+    assert issue["expression"] == ["fhirServer"]
+    assert needle in issue["diagnostics"]

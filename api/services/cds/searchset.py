@@ -174,7 +174,7 @@ def _read_bundle(bundle: Mapping[str, Any], inside: str) -> SearchAnswer:
         return SearchAnswer(None, failed=True)
     if isinstance(total, int) and total > 0:
         raise _precondition(
-            f"{inside}.total: says {total} QuestionnaireResponse(s) matched, but the answer "
+            f"{inside}.total: says QuestionnaireResponses matched (above 0), but the answer "
             "holds no match entry: the intake is not in it",
             f"{inside}.total",
         )

@@ -103,8 +103,9 @@ def audit_service_call(store: Any, exchange: Exchange, trail: CdsTrail, status: 
 
 
 def fetch_from_ehr(url: str, token: str) -> Any:
-    """The default fetcher: a GET with the EHR's token (:func:`get_json`)."""
-    return get_json(url, bearer=token, accept="application/fhir+json")
+    """The default fetcher: a GET with the EHR's token (:func:`get_json`); a key repeated
+    in one object is refused (which of two ``entry`` members is the answer is unknown)."""
+    return get_json(url, bearer=token, accept="application/fhir+json", unique_keys=True)
 
 
 @dataclass(frozen=True, slots=True)
