@@ -83,7 +83,10 @@ class SearchAnswer:
 
     #: The newest matching QuestionnaireResponse; None: there is none (or the query failed).
     intake: dict[str, Any] | None
-    #: The query failed (an OperationOutcome; a searchset of error outcomes, no match).
+    #: The query failed: an OperationOutcome, or a searchset with no match but an
+    #: ``error``/``fatal`` outcome (CDS Hooks: a client "SHOULD" report a failed prefetch
+    #: with OperationOutcome(s); a service "SHOULD check any prefetched data for the
+    #: existence of OperationOutcomes"). A failed search is not "no intake" either.
     failed: bool
 
 
