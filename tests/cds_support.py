@@ -245,10 +245,12 @@ class LoopbackServer:
 ACTED_AT = "2026-11-27T12:00:00Z"
 
 
-def feedback_entry(card: str, outcome: str = "accepted", **extra: Any) -> dict[str, Any]:
-    """One CDS Hooks 2.0 feedback entry on ``card``, conformant unless ``extra`` says not:
-    ``outcomeTimestamp`` given; ``accepted`` names the suggestion accepted (a value None in
-    ``extra`` drops that member)."""
+def feedback_entry(card: str, outcome: str = "overridden", **extra: Any) -> dict[str, Any]:
+    """One CDS Hooks 2.0 feedback entry on ``card``, of the shape the specification allows
+    unless ``extra`` says not: ``outcomeTimestamp`` given; ``accepted`` names a suggestion
+    accepted (a value None in ``extra`` drops that member). ``overridden`` by default: our
+    cards offer no suggestions, so the service refuses every ``accepted`` entry (its
+    suggestion id is none of the card's)."""
     entry: dict[str, Any] = {"card": card, "outcome": outcome, "outcomeTimestamp": ACTED_AT}
     if outcome == "accepted":
         entry["acceptedSuggestions"] = [{"id": str(uuid.uuid4())}]

@@ -358,6 +358,10 @@ def test_an_answer_naming_another_patient_is_refused_like_triage(app, client, eh
         (lambda b: b["context"].pop("patientId"), "context.patientId"),
         (lambda b: b["context"].update(patientId="a/b"), "context.patientId"),
         (lambda b: b["context"].update(userId=5), "context.userId"),
+        # CDS Hooks 2.0 patient-view: userId is REQUIRED (bad-input battery, session 9).
+        (lambda b: b["context"].pop("userId"), "context.userId"),
+        (lambda b: b["context"].update(userId=None), "context.userId"),
+        (lambda b: b["context"].update(userId=" "), "context.userId"),
         (lambda b: b.update(prefetch=[]), "prefetch"),
         (lambda b: b["prefetch"].update(intake="QuestionnaireResponse/1"), "prefetch.intake"),
         (lambda b: b.update(fhirServer="ftp://ehr.example"), "fhirServer"),
@@ -520,10 +524,11 @@ def test_feedback_is_stored_and_audited(app, client, ehr):
     assert response.status_code == 200, response.data[:800]
     assert response.json == {"stored": 2}
     stored = app.extensions[EXTENSION].cds.feedback(card["uuid"], tenant=TENANT)
-    assert [record.outcome for record in stored] == ["overridden", "accepted"]
+    assert [record.outcome for record in stored] == ["overridden", "overridden"]
     assert (
         json.loads(stored[0].body_json)["overrideReason"]["userComment"] == "Seen in clinic today"
     )
+    assert "overrideReason" not in json.loads(stored[1].body_json)  # each entry as it was sent
     noon = datetime(2026, 11, 27, 12, tzinfo=UTC).timestamp()
     assert [record.outcome_us for record in stored] == [noon * 1_000_000, (noon + 60) * 1_000_000]
     assert stored[0].assessment_id == bundle_id
@@ -553,17 +558,14 @@ def test_feedback_is_stored_and_audited(app, client, ehr):
          "overrideReason": {"reason": {"code": "d7ecf885",
                                        "system": "https://example.com/cds-hooks/override-reason-system"},
                             "userComment": "A comment entered by the clinician."}},
-        {"outcome": "accepted",
-         "acceptedSuggestions": [{"id": "e56e1945-20b3-4393-8503-a1a20fd73152"}],
-         "outcomeTimestamp": "2021-12-11T10:05:31Z"},
         # What else 2.0 allows.
         {"outcome": "overridden", "outcomeTimestamp": "1985-04-12T23:20:50.52Z",
          "overrideReason": {"userComment": "no reason code"}},
         {"outcome": "overridden", "outcomeTimestamp": "2026-11-27T12:00:00-05:00",
          "overrideReason": {"reason": {"system": "s", "code": "x", "display": "X"}}},
-        {"outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}], "extension": {"a": 1},
+        {"outcome": "overridden", "extension": {"a": 1},
          "outcomeTimestamp": "2026-11-27T12:00:00.123+02:00"},
-        {"outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}],
+        {"outcome": "overridden", "acceptedSuggestions": [],
          "outcomeTimestamp": "2026-11-27t12:00:00z"},  # RFC 3339 §5.6: T and Z in any case
     ],
 )  # fmt: skip
@@ -571,6 +573,51 @@ def test_feedback_takes_every_shape_cds_hooks_2_allows(client, ehr, entry):
     card = _card(client, ehr, "p12")
     response = call(client, ehr, {"feedback": [{"card": card["uuid"], **entry}]}, path=FEEDBACK)
     assert response.status_code == 200, response.data[:800]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        # The specification's own example (CDS Hooks 2.0, Feedback): a suggestion id.
+        {"outcome": "accepted",
+         "acceptedSuggestions": [{"id": "e56e1945-20b3-4393-8503-a1a20fd73152"}],
+         "outcomeTimestamp": "2021-12-11T10:05:31Z"},
+        {"outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}], "extension": {"a": 1},
+         "outcomeTimestamp": "2026-11-27T12:00:00.123+02:00"},
+        {"outcome": "accepted", "acceptedSuggestions": [{"id": "never-offered"}],
+         "outcomeTimestamp": "2026-11-28T12:00:00Z"},
+        # Overridden, yet naming a suggestion accepted: none was offered either.
+        {"outcome": "overridden", "acceptedSuggestions": [{"id": "s1"}],
+         "outcomeTimestamp": "2026-11-27T12:00:00Z"},
+    ],
+)  # fmt: skip
+def test_an_accepted_suggestion_the_card_never_offered_is_400(app, client, ehr, entry):
+    """CDS Hooks 2.0: ``acceptedSuggestions`` names the card's suggestions; our cards offer
+    none, so no id can be one of them (bad-input battery, session 9: it was stored)."""
+    card = _card(client, ehr, "p12")
+    assert "suggestions" not in card  # else feedback must check the ids against the card
+    response = call(client, ehr, {"feedback": [{"card": card["uuid"], **entry}]}, path=FEEDBACK)
+    issues = issues_of(response, 400)
+    assert [issue["expression"] for issue in issues] == [["feedback[0].acceptedSuggestions[0].id"]]
+    assert "offer none" in issues[0]["diagnostics"]
+    assert app.extensions[EXTENSION].cds.feedback(card["uuid"], tenant=TENANT) == []
+
+
+def test_a_card_uuid_is_matched_whatever_the_case_of_its_hex_digits(app, client, ehr):
+    """RFC 9562 §4: a UUID's hex digits are case-insensitive (an upper-case uuid was a 404);
+    the feedback is filed under the card as issued, the entry kept as sent."""
+    card = _card(client, ehr, "p12")
+    shouted = card["uuid"].upper()
+    assert shouted != card["uuid"]
+    response = call(client, ehr, feedback_entry(shouted), path=FEEDBACK)
+    assert response.status_code == 200, response.data[:800]
+    [stored] = app.extensions[EXTENSION].cds.feedback(card["uuid"], tenant=TENANT)
+    assert stored.card_uuid == card["uuid"]
+    assert json.loads(stored.body_json)["card"] == shouted
+    # Only the case is forgiven: another spelling of the same UUID is no card of ours.
+    for other in (f"{{{card['uuid']}}}", card["uuid"].replace("-", ""), f"urn:uuid:{shouted}"):
+        issues = issues_of(call(client, ehr, feedback_entry(other), path=FEEDBACK), 404)
+        assert issues[0]["expression"] == ["feedback[0].card"]
 
 
 def test_a_bare_feedback_entry_is_accepted(client, ehr):

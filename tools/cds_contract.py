@@ -124,7 +124,7 @@ def components() -> dict[str, Schema]:
                 },
                 "context": {
                     "type": "object",
-                    "required": ["patientId"],
+                    "required": ["patientId", "userId"],
                     "properties": {
                         "patientId": {"type": "string", "pattern": "^[A-Za-z0-9\\-.]{1,64}$"},
                         "userId": _TEXT,
@@ -140,6 +140,11 @@ def components() -> dict[str, Schema]:
                             "intake: no card). An OperationOutcome, or a searchset with no "
                             "QuestionnaireResponse but an `error`/`fatal` OperationOutcome "
                             "entry, is a failed query: searched on `fhirServer`, else 412. "
+                            "A malformed searchset (no `type` searchset, an unknown member, "
+                            "an entry without `resource`, a `search.mode` other than match, "
+                            "include, outcome, `total` above 0 with no match …) is a 412 "
+                            "naming the element: only a well-formed searchset without a "
+                            "matching QuestionnaireResponse is no intake. "
                             "Its `subject` must be `Patient/<context."
                             "patientId>` (or that on `fhirServer`), else 412.",
                             "type": ["object", "null"],
@@ -209,7 +214,11 @@ def components() -> dict[str, Schema]:
                     "items": {
                         "type": "object",
                         "description": "One CDS Hooks 2.0 Feedback: `acceptedSuggestions` "
-                        "(one or more) is required when `outcome` is `accepted`.",
+                        "(one or more) is required when `outcome` is `accepted`. Each id must "
+                        "be one of the card's suggestions; this service's cards offer none, "
+                        "so any id is a 400 (`accepted` is always refused: report "
+                        "`overridden`). `card` is matched whatever the case of its hex "
+                        "digits.",
                         "required": ["card", "outcome", "outcomeTimestamp"],
                         "properties": {
                             "card": {"type": "string", "minLength": 1, "maxLength": 64},
@@ -281,8 +290,11 @@ _CDS_ERRORS = {
     "registered for the calling EHR "
     "(expression `fhirServer`; nothing is fetched from it; the operator registers servers "
     "with `twitch-triage ehrs register --fhir-server URL`); the EHR's FHIR server could not "
-    "be read (its status, a redirect to another host, not JSON, a timeout); a prefetch that "
-    "is no QuestionnaireResponse or Bundle; or an intake whose `subject` is not "
+    "be read (its status, a redirect to another host, not JSON or a key repeated in one "
+    "object, a timeout); a prefetch that "
+    "is no QuestionnaireResponse or Bundle; a malformed searchset, prefetched or fetched "
+    "(expression the element: `prefetch.intake.entry[0].resource`, `Bundle.total`); or an "
+    "intake whose `subject` is not "
     "`Patient/<context.patientId>` (expression `prefetch.intake.subject.reference`): never "
     "triaged into another patient's chart.",
     422: "The intake QuestionnaireResponse cannot be triaged: exactly the `$triage` 422 "

@@ -185,7 +185,11 @@ def card(
     links: CardLinks,
     status: Any = "completed",
 ) -> dict[str, Any]:
-    """The one card of a triage (CDS Hooks 2.0 Card)."""
+    """The one card of a triage (CDS Hooks 2.0 Card).
+
+    No ``suggestions``: feedback refuses every accepted suggestion id
+    (``request.OFFERED_SUGGESTIONS``); a card that offers some must store their ids.
+    """
     level = result.level
     source = {
         "label": f"twitch-triage, protocol {PROTOCOL_VERSION} "

@@ -8,6 +8,7 @@ stdlib ``urllib`` (cooperative under the gevent worker, which patches sockets).
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -27,6 +28,26 @@ MAX_BYTES = 1 << 20
 
 class FetchError(Exception):
     """The document could not be had; the message names why (never a credential)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise FetchError("answered JSON with a duplicate key in one object")
+    return dict(pairs)
+
+
+def _check_unique_keys(data: bytes) -> None:
+    """FetchError when an object of ``data`` (JSON orjson accepted) repeats a key.
+
+    orjson keeps the last of duplicate keys silently: ``{"entry": [intake], "entry": []}``
+    would read as a search that found nothing. RFC 8259 leaves duplicates to the reader;
+    FHIR JSON allows none.
+    """
+    try:
+        json.loads(data, object_pairs_hook=_unique_keys)
+    except RecursionError:  # orjson's depth limit is 1024, the stdlib's stack may be less
+        raise FetchError("answered JSON nested too deeply") from None
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -63,9 +84,11 @@ def fetch_json(
     bearer: str | None = None,
     accept: str = "application/json",
     timeout: float = TIMEOUT_SECONDS,
+    unique_keys: bool = False,
 ) -> Fetched:
     """The decoded JSON at ``url`` and the answer's headers (a cache reads Cache-Control);
-    FetchError on any failure (status, size, JSON, time)."""
+    FetchError on any failure (status, size, JSON, time; with ``unique_keys``, a key
+    repeated in one object)."""
     origin = _origin(url)
     if origin[0] not in ("http", "https") or not origin[1]:
         raise FetchError("not an http(s) URL")
@@ -92,6 +115,10 @@ def fetch_json(
         body = numbers.loads(data)  # a long number keeps its side of every threshold
     except orjson.JSONDecodeError:
         raise FetchError("did not answer JSON") from None
+    except RecursionError:  # a long number sends it through the stdlib decoder
+        raise FetchError("answered JSON nested too deeply") from None
+    if unique_keys:
+        _check_unique_keys(data)
     return Fetched(body, headers)
 
 
@@ -101,9 +128,12 @@ def get_json(
     bearer: str | None = None,
     accept: str = "application/json",
     timeout: float = TIMEOUT_SECONDS,
+    unique_keys: bool = False,
 ) -> Any:
     """The decoded JSON at ``url``; FetchError on any failure (status, size, JSON, time)."""
-    return fetch_json(url, bearer=bearer, accept=accept, timeout=timeout).body
+    return fetch_json(
+        url, bearer=bearer, accept=accept, timeout=timeout, unique_keys=unique_keys
+    ).body
 
 
 __all__ = ["MAX_BYTES", "TIMEOUT_SECONDS", "FetchError", "Fetched", "fetch_json", "get_json"]

@@ -29,6 +29,14 @@ FHIR_ID = re.compile(ID_TEXT)
 OUTCOMES = ("accepted", "overridden")
 #: Most feedback entries one call may carry.
 MAX_FEEDBACK = 100
+#: The suggestion ids this service's cards offer: none (``cards.card`` builds no
+#: ``suggestions``), so an accepted suggestion id can never be one of ours. A card that
+#: offers suggestions would have its ids stored with it and checked per card instead.
+OFFERED_SUGGESTIONS: frozenset[str] = frozenset()
+#: A UUID in its canonical 8-4-4-4-12 hex form; hex digits in either case (RFC 9562 §4).
+UUID_TEXT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", re.ASCII
+)
 _ABSENT = object()
 
 
@@ -38,7 +46,7 @@ class HookRequest:
 
     hook_instance: str
     patient_id: str
-    user_id: str | None
+    user_id: str
     fhir_server: str | None
     access_token: str | None
     #: True when ``prefetch.intake`` was sent (its value may be null: no intake exists).
@@ -139,6 +147,7 @@ def parse_hook_request(body: Mapping[str, Any]) -> HookRequest:
     # Both were checked above (an issue otherwise): narrowing for the type checker.
     assert hook_instance is not None  # noqa: S101
     assert patient_id is not None  # noqa: S101
+    assert user_id is not None  # noqa: S101
     return HookRequest(
         hook_instance=hook_instance,
         patient_id=patient_id,
@@ -187,7 +196,8 @@ def _context(body: Mapping[str, Any], issues: _Issues) -> tuple[str | None, str 
     if patient_id is not None and not FHIR_ID.fullmatch(patient_id):
         issues.add(IssueType.VALUE, "context.patientId", "must be a FHIR id (Patient/<this>)")
         patient_id = None
-    user_id = issues.text(context, "userId", "context.userId", required=False)
+    # CDS Hooks 2.0 patient-view: userId REQUIRED (patientId too; encounterId optional).
+    user_id = issues.text(context, "userId", "context.userId", required=True)
     if "encounterId" in context:
         issues.text(context, "encounterId", "context.encounterId", required=False)
     return patient_id, user_id
@@ -272,6 +282,8 @@ def parse_feedback(body: Mapping[str, Any]) -> list[FeedbackEntry]:
     optional, an object whose ``reason`` is a Coding (``code`` and ``system``
     required) and ``userComment`` a string; ``outcomeTimestamp`` required, an RFC
     3339 date-time (:func:`parse_instant`). Every problem of every entry is one issue.
+    ``card`` is read as a UUID whatever the case of its hex digits (RFC 9562 §4);
+    an accepted suggestion must be one the card offered (ours offer none).
     The one tolerance kept: a bare entry instead of ``{"feedback": [...]}``.
     """
     issues = _Issues()
@@ -296,6 +308,8 @@ def parse_feedback(body: Mapping[str, Any]) -> list[FeedbackEntry]:
         if card is not None and len(card) > 64:
             issues.add(IssueType.VALUE, f"{path}.card", "is not a card uuid of this service")
             card = None
+        if card is not None and UUID_TEXT.fullmatch(card):
+            card = card.lower()  # our uuids are lower case; the hex digits' case is no part
         outcome = issues.text(entry, "outcome", f"{path}.outcome", required=True)
         if outcome is not None and outcome not in OUTCOMES:
             issues.add(IssueType.CODE_INVALID, f"{path}.outcome", "must be accepted or overridden")
@@ -331,7 +345,9 @@ def _accepted_suggestions(
     entry: Mapping[str, Any], path: str, issues: _Issues, *, accepted: bool
 ) -> None:
     """``acceptedSuggestions``: required for ``accepted`` ("one or more of the user's
-    AcceptedSuggestions"), each an object with an ``id``."""
+    AcceptedSuggestions"), each an object with the ``id`` of one of the card's
+    suggestions: our cards carry none (:data:`OFFERED_SUGGESTIONS`), so any id is refused,
+    and with it every ``accepted`` entry."""
     where = f"{path}.acceptedSuggestions"
     value = entry.get("acceptedSuggestions")
     if value is None:
@@ -350,8 +366,16 @@ def _accepted_suggestions(
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             issues.add(IssueType.STRUCTURE, f"{where}[{index}]", "must be an object with an id")
-        else:
-            issues.text(item, "id", f"{where}[{index}].id", required=True)
+            continue
+        suggestion = issues.text(item, "id", f"{where}[{index}].id", required=True)
+        if suggestion is not None and suggestion not in OFFERED_SUGGESTIONS:
+            issues.add(
+                IssueType.VALUE,
+                f"{where}[{index}].id",
+                "names no suggestion of the card: this service's cards offer none (CDS Hooks "
+                "2.0: an accepted suggestion is one the card carried); report the card "
+                "overridden instead",
+            )
 
 
 def _override_reason(entry: Mapping[str, Any], path: str, issues: _Issues) -> None:

@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,6 +34,7 @@ from api.services.cds.request import (
     parse_hook_request,
     parse_timestamp,
 )
+from api.services.cds.searchset import read_search_answer
 from api.services.cds.servers import REGISTER_HINT, fhir_base
 from api.services.errors import (
     IdempotencyKeyReusedError,
@@ -103,8 +103,9 @@ def audit_service_call(store: Any, exchange: Exchange, trail: CdsTrail, status: 
 
 
 def fetch_from_ehr(url: str, token: str) -> Any:
-    """The default fetcher: a GET with the EHR's token (:func:`get_json`)."""
-    return get_json(url, bearer=token, accept="application/fhir+json")
+    """The default fetcher: a GET with the EHR's token (:func:`get_json`); a key repeated
+    in one object is refused (which of two ``entry`` members is the answer is unknown)."""
+    return get_json(url, bearer=token, accept="application/fhir+json", unique_keys=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,88 +137,6 @@ class CdsAnswer:
 
 def _precondition(message: str, expression: str) -> PreconditionFailedError:
     return PreconditionFailedError([Issue(IssueType.PROCESSING, message, (expression,))], message)
-
-
-def _authored(resource: Mapping[str, Any]) -> float:
-    """``authored`` in seconds (no zone: UTC); unreadable or absent sorts first."""
-    authored = resource.get("authored")
-    if not isinstance(authored, str):
-        return float("-inf")
-    try:
-        moment = datetime.fromisoformat(authored)
-    except ValueError:
-        return float("-inf")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def select_intake(value: Any, expression: str) -> dict[str, Any] | None:
-    """The QuestionnaireResponse in a prefetch or search answer; None when there is none.
-
-    A bare QuestionnaireResponse is itself; a Bundle (``searchset``) gives its newest
-    QuestionnaireResponse by ``authored`` (entries of ``search.mode`` ``include`` or
-    ``outcome`` are not matches). Anything else cannot be used: 412.
-    """
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _precondition("is neither a QuestionnaireResponse nor a Bundle", expression)
-    kind = value.get("resourceType")
-    if kind == "QuestionnaireResponse":
-        return value
-    if kind != "Bundle":
-        raise _precondition(
-            f"is a {str(kind)[:40]!r}, neither a QuestionnaireResponse nor a Bundle", expression
-        )
-    entries = value.get("entry") or []
-    if not isinstance(entries, list):
-        raise _precondition("Bundle.entry is not a list", expression)
-    found = []
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-            continue
-        search = entry.get("search")
-        mode = search.get("mode") if isinstance(search, dict) else None
-        resource = entry["resource"]
-        if resource.get("resourceType") == "QuestionnaireResponse" and mode in (None, "match"):
-            found.append(resource)
-    if not found:
-        return None
-    return max(found, key=_authored)
-
-
-def _failed(value: Any) -> bool:
-    """True when a prefetch or search answer reports that the query failed.
-
-    An OperationOutcome, or a Bundle with no QuestionnaireResponse but an
-    OperationOutcome entry of severity ``error`` or ``fatal`` (CDS Hooks: "OperationOutcome(s)
-    SHOULD be used to communicate those errors"; services "SHOULD check any prefetched
-    data for the existence of OperationOutcomes"). A failed search is not "no intake":
-    answering no card would read as nothing to report.
-    """
-    if not isinstance(value, dict):
-        return False
-    kind = value.get("resourceType")
-    if kind == "OperationOutcome":
-        return True
-    entries = value.get("entry") if kind == "Bundle" else None
-    if not isinstance(entries, list):
-        return False
-    resources = [
-        entry["resource"]
-        for entry in entries
-        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
-    ]
-    if any(resource.get("resourceType") == "QuestionnaireResponse" for resource in resources):
-        return False
-    return any(
-        isinstance(issue, dict) and issue.get("severity") in ("error", "fatal")
-        for resource in resources
-        if resource.get("resourceType") == "OperationOutcome"
-        and isinstance(resource.get("issue"), list)
-        for issue in resource["issue"]
-    )
 
 
 def _base_or_none(url: str | None) -> str | None:
@@ -285,17 +204,26 @@ def _registered_server(fhir_server: str, ctx: CdsContext) -> str:
 
 
 def _intake(hook: HookRequest, ctx: CdsContext) -> tuple[dict[str, Any] | None, str]:
-    """(the intake or None, the expression naming where it came from)."""
-    if hook.prefetched and not _failed(hook.prefetch):  # else the client's query failed
-        intake = select_intake(hook.prefetch, f"prefetch.{PREFETCH_KEY}")
-        ctx.trail.intake = _on_server(_base_or_none(hook.fhir_server), intake)
-        return intake, f"prefetch.{PREFETCH_KEY}"
+    """(the intake or None, the expression naming where it came from).
+
+    A prefetch that reports a failed query (an OperationOutcome) is not "no intake":
+    the search is run on the EHR's server instead, or the call is a 412. A malformed
+    prefetch or search answer is a 412 naming its element (:mod:`.searchset`).
+    """
+    where = f"prefetch.{PREFETCH_KEY}"
+    if hook.prefetched:
+        if hook.prefetch is None:  # the EHR's search found nothing: no intake
+            return None, where
+        answer = read_search_answer(hook.prefetch, expression=where, inside=where)
+        if not answer.failed:  # else the client's query failed: ask its server
+            ctx.trail.intake = _on_server(_base_or_none(hook.fhir_server), answer.intake)
+            return answer.intake, where
     if hook.fhir_server is None or hook.access_token is None:
         raise _precondition(
             f"prefetch.{PREFETCH_KEY} is absent or reports a failed query (an "
             "OperationOutcome), and no fhirServer with fhirAuthorization was given: the "
             "intake cannot be obtained",
-            f"prefetch.{PREFETCH_KEY}",
+            where,
         )
     server = _registered_server(hook.fhir_server, ctx)
     query = urlencode(
@@ -313,11 +241,12 @@ def _intake(hook: HookRequest, ctx: CdsContext) -> tuple[dict[str, Any] | None, 
         found = ctx.fetch(url, hook.access_token)
     except FetchError as exc:
         raise _precondition(f"the EHR's FHIR server {exc}", "fhirServer") from None
-    if _failed(found):
+    # JSON null is no search answer (a prefetch of null is; a server never answers one).
+    answer = read_search_answer(found, expression="fhirServer", inside="Bundle")
+    if answer.failed:
         raise _precondition("the EHR's FHIR server answered an OperationOutcome", "fhirServer")
-    intake = select_intake(found, "fhirServer")
-    ctx.trail.intake = _on_server(server, intake)
-    return intake, "QuestionnaireResponse"
+    ctx.trail.intake = _on_server(server, answer.intake)
+    return answer.intake, "QuestionnaireResponse"
 
 
 def _on_server(server: str | None, intake: Mapping[str, Any] | None) -> str | None:
@@ -500,5 +429,4 @@ __all__ = [
     "call_service",
     "fetch_from_ehr",
     "record_feedback",
-    "select_intake",
 ]
