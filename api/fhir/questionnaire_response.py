@@ -468,10 +468,12 @@ def _answer_value(
                 link_id=link_id,
                 code="code-invalid",
             )
-        for fault in element_problems(value, "Coding", f"{expression}.valueCoding", read=_CODE):
-            raise QuestionnaireResponseError(
-                fault.message, expression=fault.expression, link_id=link_id, code=fault.code
-            )
+        if ok:  # the rest of the coding: names and JSON types (a display is a string …)
+            where = f"{expression}.valueCoding"
+            for fault in element_problems(value, "Coding", where, read=_CODE):
+                raise QuestionnaireResponseError(
+                    fault.message, expression=fault.expression, link_id=link_id, code=fault.code
+                )
         value = code
     else:
         ok = isinstance(value, str)
