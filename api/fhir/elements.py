@@ -31,12 +31,19 @@ class Primitive:
     pattern: str | None = None
 
 
+#: Whitespace spelt out: ``\s`` differs between regex engines (Python's includes
+#: U+001C–U+001F and U+0085, ECMA's and Rust's do not), and the published schema must
+#: refuse exactly what this reader refuses. These are the characters Python's
+#: ``str.isspace`` knows.
+WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_TOKEN = f"[^{WHITESPACE}]+"
 #: FHIR R4 primitives (datatypes.html). JSON has no empty strings (json.html), so a
-#: string is at least one character; ``uri`` is ``\S*`` made non-empty.
+#: string is at least one character; ``uri`` is ``\S*`` made non-empty, ``code``
+#: ``[^\s]+(\s[^\s]+)*``, with the whitespace above.
 PRIMITIVES: dict[str, Primitive] = {
     "string": Primitive("string"),
-    "uri": Primitive("string", r"\S+"),
-    "code": Primitive("string", r"[^\s]+(\s[^\s]+)*"),
+    "uri": Primitive("string", _TOKEN),
+    "code": Primitive("string", f"{_TOKEN}(?:[{WHITESPACE}]{_TOKEN})*"),
     "id": Primitive("string", ID_TEXT),
     "boolean": Primitive("boolean"),
 }
