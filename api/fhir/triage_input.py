@@ -14,12 +14,12 @@ into FHIRPaths.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from api.fhir import codesystems as cs
-from api.fhir.elements import VALUE_KEY, element_problems
+from api.fhir.elements import VALUE_KEY, Fault, element_problems
 from api.fhir.questionnaire_response import (
     QR,
     MappedRequest,
@@ -160,19 +160,23 @@ def _unwrap(body: Mapping[str, Any]) -> tuple[Any, str, list[Problem]]:
         if key != "resource" and (key == "part" or VALUE_KEY.fullmatch(str(key))):
             problems.append(
                 Problem(
-                    f"parameter resource has a resource and {key}: a parameter has a value, "
-                    "a resource or parts, never more than one (inv-1)",
+                    f"{key} in parameter resource: a parameter has a value, a resource or "
+                    "parts, never more than one (inv-1), and this one takes the resource",
                     f"{_PARAMETER}.{key}",
                 )
             )
     read = _PARAMETER_READ | {key for key in parameter if VALUE_KEY.fullmatch(str(key))}
-    problems += [
-        Problem(f.message, f.expression, code=f.code)
-        for f in element_problems(
+    problems += _problems(
+        element_problems(
             parameter, "Parameters.parameter", _PARAMETER, read=read, what="the parameter"
         )
-    ]
+    )
     return parameter.get("resource"), f"{_PARAMETER}.resource", problems
+
+
+def _problems(faults: Iterable[Fault]) -> list[Problem]:
+    """Problems of the element table's faults (no linkId: they are not in an item)."""
+    return [Problem(f.message, f.expression, code=f.code) for f in faults]
 
 
 def _not_supported(expression: str, what: str) -> Problem:
@@ -275,8 +279,9 @@ def _element_problems(
             add(key, f"{key} must be a non-empty array of JSON objects")
     if _objects(resource.get("extension")):
         for i, extension in enumerate(resource["extension"]):
-            faults = element_problems(extension, "Extension", f"{name}.extension[{i}]")
-            problems += [Problem(f.message, f.expression, code=f.code) for f in faults]
+            problems += _problems(
+                element_problems(extension, "Extension", f"{name}.extension[{i}]")
+            )
     identifier = resource.get("identifier")
     if "identifier" in resource and not (isinstance(identifier, Mapping) or _objects(identifier)):
         add("identifier", "identifier must be an Identifier object (R5: an array of them)")
