@@ -66,7 +66,22 @@ CASES = [
     ({"reference": "Patient/a-b.C9"}, None, "Patient/a-b.C9"),
     ({"reference": "Patient/123", "type": "Patient"}, None, "Patient/123"),
     ({"reference": "Patient/123", "display": "Ann Example"}, ANSWERED, "Patient/123"),
-    ({"reference": "Patient/123", "id": "s1", "extension": []}, None, "Patient/123"),
+    (
+        {
+            "reference": "Patient/123",
+            "id": "s1",
+            "extension": [{"url": "http://example.org/x", "valueString": "y"}],
+        },
+        None,
+        "Patient/123",
+    ),
+    # FHIR JSON has no empty arrays; a malformed element of a subject is not ignored.
+    (
+        {"reference": "Patient/123", "extension": []},
+        None,
+        ([("value", f"{_S}.extension")], "array"),
+    ),
+    ({"reference": "Patient/123", "display": 5}, None, ([("value", f"{_S}.display")], "string")),
     ({"reference": "Patient/999"}, ANSWERED, ([("value", f"{_S}.reference")], "different")),
     ({"reference": "Patient/"}, None, ([("value", f"{_S}.reference")], "Patient/<id>")),
     ({"reference": "Patient/a b"}, None, ([("value", f"{_S}.reference")], "Patient/<id>")),

@@ -21,6 +21,7 @@ from typing import Any
 from api.fhir import codesystems as cs
 from api.fhir.capability import TRIAGE_OPERATION_ID
 from api.fhir.catalog import catalog
+from api.fhir.elements import COMPLEX, OBJECT, OPEN_VALUES, PRIMITIVES, VALUE_KEY, Element
 from api.fhir.questionnaire_response import GATES, MEDICATIONS
 from api.fhir.triage_input import (
     ARRAY_ELEMENTS,
@@ -40,6 +41,60 @@ Schema = dict[str, Any]
 ANY: Schema = {}  # elements we accept whatever their content (id, extension, text ...)
 
 # --- the $triage request body ----------------------------------------------------------
+
+
+def _type_schema(type_name: str) -> Schema:
+    """JSON schema of one value of a FHIR type of the element table (api/fhir/elements.py)."""
+    primitive = PRIMITIVES.get(type_name)
+    if primitive is not None:
+        if primitive.json_type == "boolean":
+            return {"type": "boolean"}
+        schema: Schema = {"type": "string", "minLength": 1}
+        if primitive.pattern is not None:
+            schema["pattern"] = f"^(?:{primitive.pattern})$"
+        return schema
+    if type_name == OBJECT:
+        return {"type": "object"}
+    if type_name in SHARED_TYPES:
+        return {"$ref": f"#/components/schemas/{SHARED_TYPES[type_name]}"}
+    return {"type": "object", **_row_schema(type_name)}
+
+
+#: Data types written once as components and referenced (an Extension may sit on any
+#: item, answer and coding), by their component name.
+SHARED_TYPES = {"Extension": "FhirExtension"}
+
+
+def _element_schema(element: Element) -> Schema:
+    one = _type_schema(element.type)
+    return {"type": "array", "minItems": 1, "items": one} if element.repeats else one
+
+
+def _row_schema(type_name: str, *, skip: frozenset[str] = frozenset()) -> Schema:
+    """``properties`` (and ``required``, closed) of a row of the element table.
+
+    ``skip``: elements whose schema the caller writes itself.
+    """
+    row = COMPLEX[type_name]
+    schema: Schema = {
+        "additionalProperties": False,
+        "properties": {name: _element_schema(e) for name, e in row.items() if name not in skip},
+    }
+    required = [name for name, e in row.items() if e.required and name not in skip]
+    if required:
+        schema["required"] = required
+    if type_name in OPEN_VALUES:
+        schema["patternProperties"] = {f"^{VALUE_KEY.pattern}$": ANY}
+    return schema
+
+
+def _properties(type_name: str, *, skip: frozenset[str] = frozenset()) -> Schema:
+    return _row_schema(type_name, skip=skip)["properties"]
+
+
+_ITEM_ROW = "QuestionnaireResponse.item"
+_ANSWER_ROW = "QuestionnaireResponse.item.answer"
+_READ_ITEM = frozenset({"linkId"})
 
 
 def _value_schema(item: Item, base: str) -> dict[str, Schema]:
@@ -63,7 +118,9 @@ def _value_schema(item: Item, base: str) -> dict[str, Schema]:
         coding = {
             "type": "object",
             "required": ["system", "code"],
+            "additionalProperties": False,
             "properties": {
+                **_properties("Coding"),
                 "system": {"const": system},
                 "code": {"enum": [c.code for c in item.codes]},
             },
@@ -81,7 +138,7 @@ def _answer_schema(item: Item, base: str) -> Schema:
             "type": "object",
             "required": [key],
             "additionalProperties": False,
-            "properties": {"id": ANY, "extension": ANY, key: schema},
+            "properties": {**_properties(_ANSWER_ROW), key: schema},
         }
         for key, schema in _value_schema(item, base).items()
     ]
@@ -132,10 +189,7 @@ def _question_schema(item: Item, base: str, link_id: Schema | None = None) -> Sc
         "additionalProperties": False,
         "properties": {
             "linkId": link_id or {"const": item.link_id},
-            "id": ANY,
-            "extension": ANY,
-            "definition": ANY,
-            "text": ANY,
+            **_properties(_ITEM_ROW, skip=_READ_ITEM),
             "answer": answers,
         },
     }
@@ -152,10 +206,7 @@ def _medications_schema(item: Item, base: str) -> Schema:
         "additionalProperties": False,
         "properties": {
             "linkId": {"const": item.link_id},
-            "id": ANY,
-            "extension": ANY,
-            "definition": ANY,
-            "text": ANY,
+            **_properties(_ITEM_ROW, skip=_READ_ITEM),
             "answer": {"type": "array", "maxItems": 0},
             "item": {
                 "type": "array",
@@ -246,10 +297,8 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
                     "pattern": reference.pattern,
                     "maxLength": reference.max_length,
                 },
+                **_properties("Reference", skip=frozenset({"reference", "type", "identifier"})),
                 "type": {"const": "Patient"},
-                "id": ANY,
-                "extension": ANY,
-                "display": ANY,
             },
         },
         "item": {"type": "array", "items": {"anyOf": item_schemas}, "allOf": rules},
@@ -258,6 +307,7 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
     array_of_objects: Schema = {"type": "array", "minItems": 1, "items": {"type": "object"}}
     properties.update({name: {"type": "object"} for name in OBJECT_ELEMENTS})
     properties.update({name: dict(array_of_objects) for name in ARRAY_ELEMENTS})
+    properties["extension"] = _element_schema(Element("Extension", repeats=True))
     properties["identifier"] = {
         "anyOf": [{"type": "object"}, array_of_objects],
         "description": "An Identifier (R4); an array of them (R5) is accepted too.",
@@ -294,14 +344,23 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
 
 
 def parameters_schema() -> Schema:
-    """The same input wrapped in a Parameters resource (parameter ``resource``)."""
+    """The same input wrapped in a Parameters resource (parameter ``resource``).
+
+    Closed like the QuestionnaireResponse: R4 Parameters elements only, no modifier
+    (``implicitRules``, a parameter's ``modifierExtension``), and the one parameter
+    carries the resource and nothing else (inv-1).
+    """
     return {
         "type": "object",
         "description": "The QuestionnaireResponse as the one parameter `resource` of a FHIR "
         "Parameters resource (the general form of operation input).",
         "required": ["resourceType", "parameter"],
+        "additionalProperties": False,
         "properties": {
             "resourceType": {"const": "Parameters"},
+            "id": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
+            "meta": {"type": "object"},
+            "language": {"type": "string", "pattern": f"^{LANGUAGE_PATTERN}$"},
             "parameter": {
                 "type": "array",
                 "minItems": 1,
@@ -309,7 +368,9 @@ def parameters_schema() -> Schema:
                 "items": {
                     "type": "object",
                     "required": ["name", "resource"],
+                    "additionalProperties": False,
                     "properties": {
+                        **_properties("Parameters.parameter"),
                         "name": {"const": "resource"},
                         "resource": {"$ref": "#/components/schemas/TriageQuestionnaireResponse"},
                     },
@@ -509,4 +570,10 @@ def fhir_components() -> dict[str, Schema]:
     out = {name: resource_schema(name, text) for name, text in READ_DESCRIPTIONS.items()}
     out["TriageQuestionnaireResponse"] = questionnaire_response_schema()
     out["TriageParameters"] = parameters_schema()
+    for type_name, component in SHARED_TYPES.items():
+        out[component] = {
+            "type": "object",
+            "description": f"A FHIR R4 {type_name}, as the $triage input may carry one.",
+            **_row_schema(type_name),
+        }
     return out

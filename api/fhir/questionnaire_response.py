@@ -34,6 +34,7 @@ from api.fhir._tables import (
     esc_free,
     narrative,
 )
+from api.fhir.elements import element_problems
 from api.fhir.frozen import freeze
 from triage import wording
 from triage.vocabulary import ITEMS, SECTIONS, Kind
@@ -385,24 +386,39 @@ class MappedRequest:
 #: understand must not be ignored (FHIR extensibility rules).
 _ITEM_KEYS = frozenset({"id", "extension", "linkId", "definition", "text", "answer", "item"})
 _ANSWER_KEYS = frozenset({"id", "extension"})
+#: Their rows in the element table, and the item elements the reader reads itself.
+_ITEM = "QuestionnaireResponse.item"
+_ANSWER = "QuestionnaireResponse.item.answer"
+_ITEM_READ = frozenset({"linkId", "answer", "item"})
 
 
 def _check_keys(
     node: Mapping[str, Any], allowed: frozenset[str], expr: str, link_id: str | None
 ) -> None:
+    """Raise the first problem of an item or answer's own elements (names, JSON types).
+
+    The elements the reader reads (``linkId``, ``answer``, ``item``, value[x]) are
+    checked where they are read; the others against the element table.
+    """
+    answer = allowed is _ANSWER_KEYS
     for key in node:
-        if key in allowed or (allowed is _ANSWER_KEYS and key.startswith("value")):
-            continue
         if key == "modifierExtension":
             message = f"modifierExtension on {link_id} is not understood, so it cannot be ignored"
-        elif key == "item" and allowed is _ANSWER_KEYS:
+        elif key == "item" and answer:
             message = f"answers to {link_id} take no nested items"
         else:
-            message = f"unknown element {str(key)[:40]!r} in an item of {link_id}"
+            continue
+        raise QuestionnaireResponseError(message, expression=f"{expr}.{key}", link_id=link_id)
+    values = frozenset(key for key in node if str(key).startswith("value"))
+    row, read, what = (_ANSWER, values, "an answer") if answer else (_ITEM, _ITEM_READ, "an item")
+    for fault in element_problems(node, row, expr, read=read, what=f"{what} of {link_id}"):
         raise QuestionnaireResponseError(
-            message, expression=f"{expr}.{key}" if key.isidentifier() else expr, link_id=link_id
+            fault.message, expression=fault.expression, link_id=link_id, code=fault.code
         )
 
+
+#: A coding's code is the request schema's to check (its enum names the answer).
+_CODE = frozenset({"code"})
 
 _VALUE_KEY = {
     Kind.BOOLEAN: ("valueBoolean",),
@@ -452,6 +468,12 @@ def _answer_value(
                 link_id=link_id,
                 code="code-invalid",
             )
+        if ok:  # the rest of the coding: names and JSON types (a display is a string …)
+            where = f"{expression}.valueCoding"
+            for fault in element_problems(value, "Coding", where, read=_CODE):
+                raise QuestionnaireResponseError(
+                    fault.message, expression=fault.expression, link_id=link_id, code=fault.code
+                )
         value = code
     else:
         ok = isinstance(value, str)
@@ -566,9 +588,9 @@ def _read_medication(
     return medication, expressions
 
 
-#: Elements of a FHIR R4 Reference that a ``subject`` may carry besides ``reference``.
-#: ``identifier`` is refused on purpose (see :meth:`_Reader.subject`).
-_SUBJECT_KEYS = frozenset({"id", "extension", "reference", "type", "display"})
+#: The elements of a ``subject`` Reference read here; the others are checked against the
+#: element table. ``identifier`` is refused on purpose (see :meth:`_Reader.subject`).
+_SUBJECT_READ = frozenset({"reference", "type", "identifier"})
 _PATIENT_REFERENCE = re.compile(ITEMS["patient.reference"].pattern or "")
 #: ``scheme://host/.../Type/id`` with an optional ``/_history/version``.
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://.*?([A-Za-z]+)/([^/]+)(?:/_history/[^/]+)?/?$")
@@ -729,23 +751,17 @@ class _Reader:
         if not isinstance(subject, Mapping):
             self.problems.append(Problem("subject must be a Reference object", where, code="value"))
             return
-        for key in subject:
-            if key == "identifier":
-                self.problems.append(
-                    Problem(
-                        "a subject identifier cannot be carried into the result or checked "
-                        f"against the patient.reference answer: {_SEND}, without identifier",
-                        f"{where}.identifier",
-                        code="value",
-                    )
+        if "identifier" in subject:
+            self.problems.append(
+                Problem(
+                    "a subject identifier cannot be carried into the result or checked "
+                    f"against the patient.reference answer: {_SEND}, without identifier",
+                    f"{where}.identifier",
+                    code="value",
                 )
-            elif key not in _SUBJECT_KEYS:
-                self.problems.append(
-                    Problem(
-                        f"unknown element {str(key)[:40]!r} in subject",
-                        f"{where}.{key}" if str(key).isidentifier() else where,
-                    )
-                )
+            )
+        faults = element_problems(subject, "Reference", where, read=_SUBJECT_READ, what="subject")
+        self.problems += [Problem(f.message, f.expression, code=f.code) for f in faults]
         kind = subject.get("type", "Patient")
         if kind != "Patient":
             self.problems.append(

@@ -14,11 +14,12 @@ into FHIRPaths.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from api.fhir import codesystems as cs
+from api.fhir.elements import VALUE_KEY, Fault, element_problems
 from api.fhir.questionnaire_response import (
     QR,
     MappedRequest,
@@ -119,10 +120,26 @@ def _rebase(expression: str, root: str) -> str:
     return root + expression[len(QR) :] if expression.startswith(QR) else expression
 
 
-def _unwrap(body: Mapping[str, Any]) -> tuple[Any, str]:
-    """(the QuestionnaireResponse, its FHIRPath root) of a body, Parameters or not."""
+#: Elements of an R4 Parameters (a Resource: no text, no extensions) and what each is
+#: checked against, as for the QuestionnaireResponse; ``parameter`` is read here.
+PARAMETERS_ELEMENTS = frozenset(
+    {"resourceType", "id", "meta", "implicitRules", "language", "parameter"}
+)
+#: Of a parameter, besides the table's row: a value[x], a resource or parts (inv-1).
+_PARAMETER_READ = frozenset({"resource", "part", "modifierExtension"})
+_PARAMETER = "Parameters.parameter[0]"
+
+
+def _unwrap(body: Mapping[str, Any]) -> tuple[Any, str, list[Problem]]:
+    """(the QuestionnaireResponse, its FHIRPath root, the Parameters' problems) of a body.
+
+    The Parameters wrapper is held to the R4 Parameters definition as strictly as the
+    QuestionnaireResponse: a modifier (``implicitRules``, a parameter's
+    ``modifierExtension``) is not supported, an unknown or malformed element is
+    refused, and the one parameter carries the resource and nothing else (inv-1).
+    """
     if body.get("resourceType") != "Parameters":
-        return body, QR
+        return body, QR, []
     parameters = body.get("parameter")
     if not isinstance(parameters, list) or len(parameters) != 1:
         raise QuestionnaireResponseError(
@@ -134,9 +151,58 @@ def _unwrap(body: Mapping[str, Any]) -> tuple[Any, str]:
     if not isinstance(parameter, Mapping) or parameter.get("name") != "resource":
         raise QuestionnaireResponseError(
             "the only parameter of $triage is named resource",
-            expression="Parameters.parameter[0].name",
+            expression=f"{_PARAMETER}.name",
         )
-    return parameter.get("resource"), "Parameters.parameter[0].resource"
+    problems = _resource_element_problems(body, "Parameters", PARAMETERS_ELEMENTS)
+    if "modifierExtension" in parameter:
+        problems.append(_not_supported(f"{_PARAMETER}.modifierExtension", "the Parameters"))
+    for key in parameter:
+        if key != "resource" and (key == "part" or VALUE_KEY.fullmatch(str(key))):
+            problems.append(
+                Problem(
+                    f"{key} in parameter resource: a parameter has a value, a resource or "
+                    "parts, never more than one (inv-1), and this one takes the resource",
+                    f"{_PARAMETER}.{key}",
+                )
+            )
+    read = _PARAMETER_READ | {key for key in parameter if VALUE_KEY.fullmatch(str(key))}
+    problems += _problems(
+        element_problems(
+            parameter, "Parameters.parameter", _PARAMETER, read=read, what="the parameter"
+        )
+    )
+    return parameter.get("resource"), f"{_PARAMETER}.resource", problems
+
+
+def _problems(faults: Iterable[Fault]) -> list[Problem]:
+    """Problems of the element table's faults (no linkId: they are not in an item)."""
+    return [Problem(f.message, f.expression, code=f.code) for f in faults]
+
+
+def _not_supported(expression: str, what: str) -> Problem:
+    key = expression.rsplit(".", 1)[1]
+    return Problem(
+        f"{key} is not supported, so {what} cannot be triaged", expression, code="not-supported"
+    )
+
+
+def _resource_element_problems(
+    resource: Mapping[str, Any], name: str, elements: frozenset[str]
+) -> list[Problem]:
+    """Modifiers (not supported) and unknown elements of a resource, in document order."""
+    problems: list[Problem] = []
+    for key in resource:
+        if key in _MODIFIERS:
+            problems.append(_not_supported(f"{name}.{key}", f"the {name}"))
+        elif key not in elements:
+            problems.append(
+                Problem(
+                    f"unknown element {str(key)[:40]!r} in the {name}",
+                    f"{name}.{key}" if str(key).isidentifier() else name,
+                )
+            )
+    problems.extend(_element_problems(resource, name, elements))
+    return problems
 
 
 def _check_resource(qr: Any, canonical_base: str, version: str) -> list[Problem]:
@@ -147,24 +213,7 @@ def _check_resource(qr: Any, canonical_base: str, version: str) -> list[Problem]
         raise QuestionnaireResponseError(
             f"expected a QuestionnaireResponse, got {shown}", expression=QR
         )
-    problems: list[Problem] = []
-    for key in qr:
-        if key in _MODIFIERS:
-            problems.append(
-                Problem(
-                    f"{key} is not supported, so the QuestionnaireResponse cannot be triaged",
-                    f"{QR}.{key}",
-                    code="not-supported",
-                )
-            )
-        elif key not in QR_ELEMENTS:
-            problems.append(
-                Problem(
-                    f"unknown element {str(key)[:40]!r} in the QuestionnaireResponse",
-                    f"{QR}.{key}" if str(key).isidentifier() else QR,
-                )
-            )
-    problems.extend(_element_problems(qr))
+    problems = _resource_element_problems(qr, QR, QR_ELEMENTS)
     url = cs.questionnaire_url(canonical_base)
     expected = cs.questionnaire_canonical(canonical_base, version)
     questionnaire = qr.get("questionnaire")
@@ -207,30 +256,43 @@ def _check_resource(qr: Any, canonical_base: str, version: str) -> list[Problem]
     return problems
 
 
-def _element_problems(qr: Mapping[str, Any]) -> list[Problem]:
-    """Malformed values of the elements the triage does not read (see ``OBJECT_ELEMENTS``)."""
+def _element_problems(
+    resource: Mapping[str, Any], name: str, elements: frozenset[str]
+) -> list[Problem]:
+    """Malformed values of the elements the triage does not read (see ``OBJECT_ELEMENTS``).
+
+    The same rules for a QuestionnaireResponse and for a Parameters wrapper; ``name``
+    is the resource type, the root of every expression; only its ``elements`` are
+    checked (an element it does not have is reported unknown, once).
+    """
     problems: list[Problem] = []
+    resource = {key: value for key, value in resource.items() if key in elements}
 
-    def add(name: str, message: str) -> None:
-        problems.append(Problem(message, f"{QR}.{name}", code="value"))
+    def add(key: str, message: str) -> None:
+        problems.append(Problem(message, f"{name}.{key}", code="value"))
 
-    for name in OBJECT_ELEMENTS:
-        if name in qr and not isinstance(qr[name], Mapping):
-            add(name, f"{name} must be a JSON object")
-    for name in ARRAY_ELEMENTS:
-        if name in qr and not _objects(qr[name]):
-            add(name, f"{name} must be a non-empty array of JSON objects")
-    identifier = qr.get("identifier")
-    if "identifier" in qr and not (isinstance(identifier, Mapping) or _objects(identifier)):
+    for key in OBJECT_ELEMENTS:
+        if key in resource and not isinstance(resource[key], Mapping):
+            add(key, f"{key} must be a JSON object")
+    for key in ARRAY_ELEMENTS:
+        if key in resource and not _objects(resource[key]):
+            add(key, f"{key} must be a non-empty array of JSON objects")
+    if _objects(resource.get("extension")):
+        for i, extension in enumerate(resource["extension"]):
+            problems += _problems(
+                element_problems(extension, "Extension", f"{name}.extension[{i}]")
+            )
+    identifier = resource.get("identifier")
+    if "identifier" in resource and not (isinstance(identifier, Mapping) or _objects(identifier)):
         add("identifier", "identifier must be an Identifier object (R5: an array of them)")
-    for name, pattern, kind in (
+    for key, pattern, kind in (
         ("id", _ID, "a FHIR id"),
         ("language", _LANGUAGE, "a language tag"),
     ):
-        value = qr.get(name)
-        if name in qr and not (isinstance(value, str) and pattern.fullmatch(value)):
-            add(name, f"{name} must be {kind}, got {str(value)[:40]!r}")
-    if "authored" in qr and (message := _date_time_problem(qr["authored"])) is not None:
+        value = resource.get(key)
+        if key in resource and not (isinstance(value, str) and pattern.fullmatch(value)):
+            add(key, f"{key} must be {kind}, got {str(value)[:40]!r}")
+    if "authored" in resource and (message := _date_time_problem(resource["authored"])) is not None:
         add("authored", message)
     return problems
 
@@ -259,11 +321,12 @@ def read_triage_input(body: Mapping[str, Any], *, canonical_base: str, version: 
     Questionnaire version our QuestionnaireResponses cite (the knowledge-base
     version). Codings must use our item CodeSystems.
     """
-    qr, root = _unwrap(body)
+    qr, root, wrapper = _unwrap(body)
     try:
         problems = _check_resource(qr, canonical_base, version)
         mapped, item_problems = read_questionnaire_response(qr, canonical_base=canonical_base)
     except QuestionnaireResponseError as exc:
-        raise QuestionnaireResponseError.of([p.rebased(root) for p in exc.problems]) from None
+        rebased = [p.rebased(root) for p in exc.problems]
+        raise QuestionnaireResponseError.of([*wrapper, *rebased]) from None
     problems.extend(item_problems)
-    return TriageInput(mapped, root, tuple(p.rebased(root) for p in problems))
+    return TriageInput(mapped, root, (*wrapper, *(p.rebased(root) for p in problems)))
