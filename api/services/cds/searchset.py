@@ -184,15 +184,31 @@ def _read_bundle(bundle: Mapping[str, Any], inside: str) -> SearchAnswer:
     return SearchAnswer(None, failed=False)
 
 
+def _unknown_members(
+    element: Mapping[str, Any],
+    members: frozenset[str],
+    path: str,
+    what: str,
+    problems: _Problems,
+) -> None:
+    """A problem per member ``what`` does not have, and for a ``modifierExtension`` where
+    ``what`` has one (a modifier this service does not understand)."""
+    for key in element:
+        if key not in members:
+            problems.add(
+                IssueType.STRUCTURE, f"{path}.{str(key)[:40]}", f"is not an element of {what}"
+            )
+    if "modifierExtension" in element and "modifierExtension" in members:
+        problems.add(
+            IssueType.NOT_SUPPORTED,
+            f"{path}.modifierExtension",
+            "is not understood by this service (a modifier element)",
+        )
+
+
 def _bundle_members(bundle: Mapping[str, Any], inside: str, problems: _Problems) -> None:
     """Every member an R4 Bundle has, ``type`` ``searchset``, no ``implicitRules``."""
-    for key in bundle:
-        if key not in BUNDLE_MEMBERS:
-            problems.add(
-                IssueType.STRUCTURE,
-                f"{inside}.{str(key)[:40]}",
-                "is not an element of a FHIR R4 Bundle",
-            )
+    _unknown_members(bundle, BUNDLE_MEMBERS, inside, "a FHIR R4 Bundle", problems)
     if "implicitRules" in bundle:  # a modifier: rules this service does not know
         problems.add(
             IssueType.NOT_SUPPORTED,
@@ -218,19 +234,7 @@ def _entry(entry: Any, path: str, problems: _Problems) -> tuple[str | None, Any]
         problems.add(IssueType.STRUCTURE, path, "must be an object (a Bundle entry)")
         return None, None
     before = len(problems.items)
-    for key in entry:
-        if key not in ENTRY_MEMBERS:
-            problems.add(
-                IssueType.STRUCTURE,
-                f"{path}.{str(key)[:40]}",
-                "is not an element of a FHIR R4 Bundle entry",
-            )
-    if "modifierExtension" in entry:
-        problems.add(
-            IssueType.NOT_SUPPORTED,
-            f"{path}.modifierExtension",
-            "is not understood by this service (a modifier element)",
-        )
+    _unknown_members(entry, ENTRY_MEMBERS, path, "a FHIR R4 Bundle entry", problems)
     for key in ("request", "response"):
         if key in entry:
             problems.add(
@@ -288,19 +292,9 @@ def _mode(entry: Mapping[str, Any], path: str, problems: _Problems) -> str | Non
     if not isinstance(search, dict):
         problems.add(IssueType.STRUCTURE, f"{path}.search", "must be an object ({mode, score})")
         return None
-    for key in search:
-        if key not in SEARCH_MEMBERS:
-            problems.add(
-                IssueType.STRUCTURE,
-                f"{path}.search.{str(key)[:40]}",
-                "is not an element of a FHIR R4 Bundle entry search",
-            )
-    if "modifierExtension" in search:
-        problems.add(
-            IssueType.NOT_SUPPORTED,
-            f"{path}.search.modifierExtension",
-            "is not understood by this service (a modifier element)",
-        )
+    _unknown_members(
+        search, SEARCH_MEMBERS, f"{path}.search", "a FHIR R4 Bundle entry search", problems
+    )
     if "mode" not in search:
         return None
     mode = search["mode"]
