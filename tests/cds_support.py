@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import http.server
 import json
+import subprocess
 import threading
 import time
+import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -279,3 +283,39 @@ def jwks_clock_fixture(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
     clock = ManualClock()
     monkeypatch.setattr(ehr_auth, "JWKS_CACHE", ehr_auth._JwksCache(clock=clock))
     return clock
+
+
+def wait_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once ``twitch-triage serve`` at ``base`` answers /healthz (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:  # noqa: S310
+                assert answer.status == 200
+            return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise AssertionError(log.read_text()) from None
+            time.sleep(0.1)
+
+
+def simultaneous_statuses(
+    make_request: Callable[[], urllib.request.Request], count: int = 8
+) -> list[int]:
+    """The statuses of ``count`` requests (each made by ``make_request``) sent at the same
+    moment: every thread waits at one barrier before it sends."""
+    start = threading.Barrier(count)
+    statuses: list[int] = []
+
+    def one() -> None:
+        request = make_request()
+        start.wait()
+        with urllib.request.urlopen(request, timeout=15) as answer:  # noqa: S310 (loopback)
+            statuses.append(answer.status)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    return statuses

@@ -16,7 +16,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -27,7 +26,7 @@ from typing import Any
 
 import jwt
 import pytest
-from cds_support import LoopbackServer, ManualClock
+from cds_support import LoopbackServer, ManualClock, simultaneous_statuses, wait_healthy
 from conftest import anonymous, create_app
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
@@ -733,19 +732,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:  # noqa: S310
-                assert answer.status == 200
-            return
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise AssertionError(log.read_text()) from None
-            time.sleep(0.1)
-
-
 def test_under_gunicorn_and_gevent_token_requests_together_share_one_fetch(tmp_path: Path):
     """The product as served (``twitch-triage serve``: gevent worker, the app and its
     JWKS cache made before gevent patches ``threading``): eight token requests at once
@@ -782,30 +768,21 @@ def test_under_gunicorn_and_gevent_token_requests_together_share_one_fetch(tmp_p
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_healthy(base, server, tmp_path / "server.log")
-            start = threading.Barrier(8)
-            statuses: list[int] = []
+            wait_healthy(base, server, tmp_path / "server.log")
 
-            def one_request() -> None:
+            def one_request() -> urllib.request.Request:
                 form = {
                     "grant_type": "client_credentials",
                     "client_assertion_type": ASSERTION_TYPE,
                     "client_assertion": assertion(client_id, aud=f"{base}/auth/token"),
                 }
-                request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+                return urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
                     f"{base}/auth/token",
                     data=urllib.parse.urlencode(form).encode(),
                     headers={"Content-Type": "application/x-www-form-urlencoded"},
                 )
-                start.wait()
-                with urllib.request.urlopen(request, timeout=15) as answer:  # noqa: S310
-                    statuses.append(answer.status)
 
-            threads = [threading.Thread(target=one_request) for _ in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(20)
+            statuses = simultaneous_statuses(one_request)
         finally:
             server.terminate()
             server.wait(timeout=10)

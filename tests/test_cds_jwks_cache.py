@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -32,6 +31,8 @@ from cds_support import (
     hook_request,
     jwks_clock_fixture,  # noqa: F401 (the jwks_clock fixture)
     register,
+    simultaneous_statuses,
+    wait_healthy,
 )
 from flask import Flask
 from flask.testing import FlaskClient
@@ -274,13 +275,11 @@ def test_under_gunicorn_and_gevent_calls_arriving_together_share_one_fetch(tmp_p
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_healthy(base, server, tmp_path / "server.log")
-            start = threading.Barrier(8)
-            statuses: list[int] = []
+            wait_healthy(base, server, tmp_path / "server.log")
 
-            def one_call() -> None:
+            def one_call() -> urllib.request.Request:
                 body = json.dumps(hook_request("p-gevent", None)).encode()
-                request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+                return urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
                     base + SERVICE,
                     data=body,
                     headers={
@@ -288,31 +287,11 @@ def test_under_gunicorn_and_gevent_calls_arriving_together_share_one_fetch(tmp_p
                         "Authorization": f"Bearer {ehr.token(base + SERVICE)}",
                     },
                 )
-                start.wait()
-                with urllib.request.urlopen(request, timeout=15) as answer:  # noqa: S310
-                    statuses.append(answer.status)
 
-            threads = [threading.Thread(target=one_call) for _ in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(20)
+            statuses = simultaneous_statuses(one_call)
         finally:
             server.terminate()
             server.wait(timeout=10)
             log.close()
     assert statuses == [200] * 8, (tmp_path / "server.log").read_text()[-2000:]
     assert len(keys.calls) == 1
-
-
-def _wait_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:  # noqa: S310
-                assert answer.status == 200
-            return
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise AssertionError(log.read_text()) from None
-            time.sleep(0.1)
