@@ -7,14 +7,18 @@ iss/aud/exp/iat/jti.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
+import os
+import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,3 +323,59 @@ def simultaneous_statuses(
     for thread in threads:
         thread.join(20)
     return statuses
+
+
+@dataclass(frozen=True)
+class Product:
+    """``twitch-triage`` as an operator runs it, in ``folder``: its CLI and its server."""
+
+    folder: Path
+    base: str
+    env: dict[str, str]
+
+    @classmethod
+    def at(cls, folder: Path) -> Product:
+        """A fresh instance on a free loopback port (SQLite and key file in ``folder``)."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            "TWITCH_TRIAGE_PORT": str(port),
+            "TWITCH_TRIAGE_DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
+            "TWITCH_TRIAGE_LOCAL_KEY_FILE": str(folder / "local-api-key"),
+            "TWITCH_TRIAGE_PUBLIC_BASE_URL": base,
+        }
+        return cls(folder, base, env)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """One ``python -m api.cli`` command (it must succeed)."""
+        return subprocess.run(
+            [sys.executable, "-m", "api.cli", *args],
+            env=self.env,
+            cwd=self.folder,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[Path]:
+        """``serve --workers 1`` until the block ends; yields its log file."""
+        log_path = self.folder / "server.log"
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "serve", "--workers", "1"],
+                env=self.env,
+                cwd=self.folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_healthy(self.base, server, log_path)
+                yield log_path
+            finally:
+                server.terminate()
+                server.wait(timeout=10)

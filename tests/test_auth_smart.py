@@ -11,11 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -26,7 +22,7 @@ from typing import Any
 
 import jwt
 import pytest
-from cds_support import LoopbackServer, ManualClock, simultaneous_statuses, wait_healthy
+from cds_support import LoopbackServer, ManualClock, Product, simultaneous_statuses
 from conftest import anonymous, create_app
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
@@ -726,66 +722,33 @@ def test_the_cache_is_keyed_by_url_so_each_client_gets_its_own_keys():
         assert (len(one.calls), len(two.calls)) == (1, 1)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_under_gunicorn_and_gevent_token_requests_together_share_one_fetch(tmp_path: Path):
     """The product as served (``twitch-triage serve``: gevent worker, the app and its
     JWKS cache made before gevent patches ``threading``): eight token requests at once
     while the JWKS server is slow get eight tokens from one fetch (a lock that blocked
     the worker's one thread while a greenlet fetched would hang them all)."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-        "TWITCH_TRIAGE_PORT": str(port),
-        "TWITCH_TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
-        "TWITCH_TRIAGE_LOCAL_KEY_FILE": str(tmp_path / "local-api-key"),
-        "TWITCH_TRIAGE_PUBLIC_BASE_URL": base,
-    }
+    product = Product.at(tmp_path)
+    base = product.base
     routes = {"/jwks": (200, {"Cache-Control": "max-age=60"}, jwks_of(RSA_KEY, "rsa-1", "RS384"))}
     with LoopbackServer(routes, delay=0.5) as keys:
-        cli = [sys.executable, "-m", "api.cli"]
-        created = subprocess.run(
-            [*cli, "clients", "create", "--tenant", "smart", "--jwks-url", keys.url + "/jwks"],
-            env=env,
-            cwd=tmp_path,
-            check=True,
-            capture_output=True,
-            timeout=60,
+        created = product.cli(
+            "clients", "create", "--tenant", "smart", "--jwks-url", keys.url + "/jwks"
         )
         client_id = json.loads(created.stdout)["client_id"]
-        log = (tmp_path / "server.log").open("wb")
-        server = subprocess.Popen(
-            [*cli, "serve", "--workers", "1"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_healthy(base, server, tmp_path / "server.log")
 
-            def one_request() -> urllib.request.Request:
-                form = {
-                    "grant_type": "client_credentials",
-                    "client_assertion_type": ASSERTION_TYPE,
-                    "client_assertion": assertion(client_id, aud=f"{base}/auth/token"),
-                }
-                return urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
-                    f"{base}/auth/token",
-                    data=urllib.parse.urlencode(form).encode(),
-                    headers={"Content-Type": "application/x-www-form-urlencoded"},
-                )
+        def one_request() -> urllib.request.Request:
+            form = {
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": assertion(client_id, aud=f"{base}/auth/token"),
+            }
+            return urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+                f"{base}/auth/token",
+                data=urllib.parse.urlencode(form).encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
 
+        with product.serving() as log:
             statuses = simultaneous_statuses(one_request)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-            log.close()
-    assert statuses == [200] * 8, (tmp_path / "server.log").read_text()[-2000:]
+    assert statuses == [200] * 8, log.read_text()[-2000:]
     assert len(keys.calls) == 1

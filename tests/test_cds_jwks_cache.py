@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import urllib.request
 import uuid
@@ -27,12 +23,12 @@ from cds_support import (
     Ehr,
     LoopbackServer,
     ManualClock,
+    Product,
     call,
     hook_request,
     jwks_clock_fixture,  # noqa: F401 (the jwks_clock fixture)
     register,
     simultaneous_statuses,
-    wait_healthy,
 )
 from flask import Flask
 from flask.testing import FlaskClient
@@ -232,66 +228,32 @@ def test_whatever_the_server_answers_it_is_asked_once_per_5_s_and_stale_keys_are
     assert all(gap >= JWKS_REFETCH_SECONDS for gap in gaps)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_under_gunicorn_and_gevent_calls_arriving_together_share_one_fetch(tmp_path: Path):
     """The product as served: ``twitch-triage serve`` (gevent worker; the app preloaded
     before gevent patches ``threading``). Eight CDS calls at once while the JWKS server is
     slow: one fetch, every call answered (a lock that blocked the worker's one thread
     while a greenlet fetched would hang them all)."""
     ehr = Ehr(f"https://gevent-{uuid.uuid4().hex[:6]}.example")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-        "TWITCH_TRIAGE_PORT": str(port),
-        "TWITCH_TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
-        "TWITCH_TRIAGE_LOCAL_KEY_FILE": str(tmp_path / "local-api-key"),
-        "TWITCH_TRIAGE_PUBLIC_BASE_URL": base,
-    }
+    product = Product.at(tmp_path)
+    base = product.base
     headers = {"Cache-Control": "max-age=60"}
     with LoopbackServer({"/jwks": (200, headers, ehr.jwks())}, delay=0.5) as keys:
-        cli = [sys.executable, "-m", "api.cli"]
-        register = [*cli, "ehrs", "register", "--tenant", TENANT, "--iss", ehr.iss]
-        subprocess.run(
-            [*register, "--jku", keys.url + "/jwks"],
-            env=env,
-            cwd=tmp_path,
-            check=True,
-            capture_output=True,
-            timeout=60,
+        product.cli(
+            "ehrs", "register", "--tenant", TENANT, "--iss", ehr.iss, "--jku", keys.url + "/jwks"
         )
-        log = (tmp_path / "server.log").open("wb")
-        server = subprocess.Popen(
-            [*cli, "serve", "--workers", "1"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_healthy(base, server, tmp_path / "server.log")
 
-            def one_call() -> urllib.request.Request:
-                body = json.dumps(hook_request("p-gevent", None)).encode()
-                return urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
-                    base + SERVICE,
-                    data=body,
-                    headers={
-                        "Content-Type": "application/json",
-                        "Authorization": f"Bearer {ehr.token(base + SERVICE)}",
-                    },
-                )
+        def one_call() -> urllib.request.Request:
+            body = json.dumps(hook_request("p-gevent", None)).encode()
+            return urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+                base + SERVICE,
+                data=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "Authorization": f"Bearer {ehr.token(base + SERVICE)}",
+                },
+            )
 
+        with product.serving() as log:
             statuses = simultaneous_statuses(one_call)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-            log.close()
-    assert statuses == [200] * 8, (tmp_path / "server.log").read_text()[-2000:]
+    assert statuses == [200] * 8, log.read_text()[-2000:]
     assert len(keys.calls) == 1
