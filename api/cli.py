@@ -11,7 +11,6 @@ The serving model (gevent workers with bounded reads, JSON logs, metrics) is
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
+from api.auth.jwks import loopback_host
 from api.config import ConfigError
 from api.serving.config import MODELS, ServingSettings
 from api.serving.gunicorn_conf import gunicorn_options as serving_options
@@ -253,16 +253,6 @@ def clients_command(args: argparse.Namespace, env: Mapping[str, str]) -> dict[st
     return [admin.describe(record) for record in state.clients.all()]
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names only this machine (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def purge(environ: Mapping[str, str] | None = None, *, now_us: int | None = None) -> Purged:
     """Apply the retention settings once: the rows removed, by kind."""
     import time  # noqa: PLC0415
@@ -335,7 +325,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         app = create_app(environ=env)
         state = app.extensions["twitch_triage"]
         host = settings.host
-        if not is_loopback(host) and not state.settings.tls_terminated:
+        if not loopback_host(host) and not state.settings.tls_terminated:
             raise ConfigError(
                 f"refusing to serve patient data on {host} without TLS: bind 127.0.0.1, or "
                 "terminate TLS in a proxy and set TWITCH_TRIAGE_TLS_TERMINATED=true"

@@ -100,13 +100,9 @@ class InvalidParameterError(ApiError):
     """A query parameter we interpret has a value we do not support (``_bundle``)."""
 
     def __init__(self, name: str, diagnostics: str) -> None:
-        super().__init__(diagnostics)
-        self.name = name
-
-    def issues(self) -> list[Issue]:
-        _, code = lookup(self)
         # OperationOutcome convention for HTTP parameters: "http." + the parameter name.
-        return [Issue(code, self.diagnostics, (f"http.{self.name}",))]
+        super().__init__(diagnostics, (f"http.{name}",))
+        self.name = name
 
 
 #: Realm named in ``WWW-Authenticate`` (RFC 6750).

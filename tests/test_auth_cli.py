@@ -14,8 +14,9 @@ from conftest import create_app as keyed_create_app
 
 import api
 from api.auth.clients import ClientError, create_client
+from api.auth.jwks import loopback_host
 from api.auth.keys import secret_hash
-from api.cli import is_loopback, main
+from api.cli import main
 from api.config import EXTENSION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,8 +134,8 @@ def test_serve_refuses_a_public_address_without_tls(capsys):
 
 
 def test_loopback_addresses():
-    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
-    assert not any(is_loopback(h) for h in ("0.0.0.0", "10.0.0.1", "example.org", "::"))  # noqa: S104
+    assert all(loopback_host(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
+    assert not any(loopback_host(h) for h in ("0.0.0.0", "10.0.0.1", "example.org", "::"))  # noqa: S104
 
 
 def test_the_local_key_file_is_written_once_with_mode_0600(tmp_path):

@@ -32,7 +32,7 @@ from flask import request
 
 from api.auth.audience import UNCHECKABLE, audience_base
 from api.auth.clients import Principal, now_us
-from api.auth.jwks import public_signing_key
+from api.auth.jwks import keys_named, public_signing_key
 from api.auth.jwks_cache import (
     JWKS_MAX_CACHE_SECONDS,
     JWKS_MIN_CACHE_SECONDS,
@@ -194,12 +194,10 @@ def _key(ehr: EhrRecord, alg: str, kid: str) -> Any:
 def _find(jwks: dict[str, Any], alg: str, kid: str) -> Any:
     """The key with ``kid`` that verifies ``alg``; a private, symmetric or too short one is
     never used (:func:`api.auth.jwks.public_signing_key`): the token is then refused."""
-    keys = jwks.get("keys") if isinstance(jwks, dict) else None
-    for entry in keys if isinstance(keys, list) else []:
-        if isinstance(entry, dict) and entry.get("kid") == kid:
-            found = public_signing_key(entry, alg)
-            if found is not None:
-                return found
+    for entry in keys_named(jwks, kid):
+        found = public_signing_key(entry, alg)
+        if found is not None:
+            return found
     return None
 
 

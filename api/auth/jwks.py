@@ -73,6 +73,16 @@ def public_signing_key(key: Any, algorithm: str) -> Any | None:
         return None
 
 
+def keys_named(jwks: Any, kid: str) -> list[dict[str, Any]]:
+    """The JWKs of a key set (as read at use time: anything) whose ``kid`` is ``kid``."""
+    entries = jwks.get("keys") if isinstance(jwks, dict) else None
+    return [
+        entry
+        for entry in (entries if isinstance(entries, list) else [])
+        if isinstance(entry, dict) and entry.get("kid") == kid
+    ]
+
+
 def check_public_jwks(jwks: Any) -> None:
     """Raise :class:`KeySetError` unless ``jwks`` is a set of public signing keys we accept."""
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
@@ -86,11 +96,12 @@ def check_public_jwks(jwks: Any) -> None:
 
 
 def loopback_host(host: str | None) -> bool:
-    """Whether ``host`` (a name or IP literal) is this machine's loopback."""
+    """Whether ``host`` names only this machine: ``localhost``, or an IP literal in
+    127.0.0.0/8 or ``::1`` (with or without the brackets of a URL's authority)."""
     if host == "localhost":
         return True
     try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
+        return host is not None and ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
@@ -114,6 +125,7 @@ __all__ = [
     "KeySetError",
     "check_public_jwks",
     "https_or_loopback",
+    "keys_named",
     "loopback_host",
     "public_signing_key",
 ]

@@ -27,11 +27,12 @@ from flask import Blueprint, Response, request
 
 from api.auth.audience import UNCHECKABLE, audience_base
 from api.auth.clients import now_us
-from api.auth.jwks import public_signing_key
+from api.auth.jwks import keys_named, public_signing_key
 from api.auth.jwks_cache import JwksCache, KeySetUnavailableError
 from api.auth.keys import malformed_date_claim, new_access_token, plain_claim, secret_hash
 from api.auth.scopes import ALL_PERMISSIONS, Scope, ScopeError, parse_scopes
 from api.config import app_state
+from api.services.cds.fetch import header_fields
 
 blueprint = Blueprint("auth", __name__)
 
@@ -317,12 +318,7 @@ def _signing_key(jwks_json: bytes | None, jwks_url: str | None, header: dict[str
 
 def _candidates(jwks: Any, kid: str, family: str) -> list[dict[str, Any]]:
     """The keys of ``jwks`` with this ``kid`` and key type (``kty``)."""
-    entries = jwks.get("keys") if isinstance(jwks, dict) else None
-    return [
-        entry
-        for entry in (entries if isinstance(entries, list) else [])
-        if isinstance(entry, dict) and entry.get("kid") == kid and entry.get("kty") == family
-    ]
+    return [entry for entry in keys_named(jwks, kid) if entry.get("kty") == family]
 
 
 def _load_jwks(url: str) -> tuple[dict[str, Any], Mapping[str, str]]:
@@ -334,10 +330,7 @@ def _load_jwks(url: str) -> tuple[dict[str, Any], Mapping[str, str]]:
     try:
         with urllib.request.urlopen(ask, timeout=JWKS_TIMEOUT_SECONDS) as answer:  # noqa: S310
             data = answer.read(JWKS_MAX_BYTES + 1)
-            headers = {
-                name.lower(): ", ".join(answer.headers.get_all(name) or ())
-                for name in set(answer.headers.keys())
-            }
+            headers = header_fields(answer.headers)
     except OSError:
         raise KeySetUnavailableError("the client's JWKS URL could not be read") from None
     if len(data) > JWKS_MAX_BYTES:

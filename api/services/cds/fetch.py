@@ -78,6 +78,12 @@ class Fetched:
     headers: Mapping[str, str]
 
 
+def header_fields(message: Any) -> dict[str, str]:
+    """An answer's header fields (an ``http.client.HTTPMessage``): names in lower case, a
+    field sent on several lines one value, its lines joined by ", " (RFC 9110 §5.3)."""
+    return {name.lower(): ", ".join(message.get_all(name) or ()) for name in set(message.keys())}
+
+
 def fetch_json(
     url: str,
     *,
@@ -99,10 +105,7 @@ def fetch_json(
     try:
         with opener.open(request, timeout=timeout) as answer:
             data = answer.read(MAX_BYTES + 1)
-            headers = {
-                name.lower(): ", ".join(answer.headers.get_all(name) or ())
-                for name in set(answer.headers.keys())
-            }
+            headers = header_fields(answer.headers)
     except urllib.error.HTTPError as exc:
         raise FetchError(f"answered HTTP {exc.code}") from None
     except FetchError:
@@ -136,4 +139,12 @@ def get_json(
     ).body
 
 
-__all__ = ["MAX_BYTES", "TIMEOUT_SECONDS", "FetchError", "Fetched", "fetch_json", "get_json"]
+__all__ = [
+    "MAX_BYTES",
+    "TIMEOUT_SECONDS",
+    "FetchError",
+    "Fetched",
+    "fetch_json",
+    "get_json",
+    "header_fields",
+]
