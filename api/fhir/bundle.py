@@ -27,7 +27,11 @@ from api.fhir.observations import (
     level_observation,
     rule_observation,
 )
-from api.fhir.questionnaire_response import QUESTIONNAIRE_RESPONSE, render_questionnaire_response
+from api.fhir.questionnaire_response import (
+    NO_GATES,
+    QUESTIONNAIRE_RESPONSE,
+    render_questionnaire_response,
+)
 from api.fhir.settings import FhirSettings
 from api.fhir.versions import DEFAULT_FHIR_VERSION, FHIR_VERSIONS
 from triage.result import TriageResult
@@ -60,6 +64,7 @@ def render_triage_bundle(
     new_id: Callable[[], str] | None = None,
     tables: Tables | None = None,
     identified: bool = False,
+    gates: Mapping[str, bool] = NO_GATES,
 ) -> dict[str, Any]:
     """The collection Bundle for a validated ``request`` and its ``result``.
 
@@ -72,6 +77,9 @@ def render_triage_bundle(
     Bundle with ``meta`` and every entry resource with its ``id`` (the uuid of its
     fullUrl) and ``meta`` after ``resourceType``, the same JSON as
     :func:`api.storage.records.identify` of the plain Bundle, without copying every entry.
+    ``gates``: the yes/no answers opening the lists as a QuestionnaireResponse gave them
+    (see :func:`render_questionnaire_response`), so a yes the request reads as unknown
+    still shows in the result.
     """
     if fhir_version not in FHIR_VERSIONS:
         supported = ", ".join(FHIR_VERSIONS)
@@ -114,6 +122,7 @@ def render_triage_bundle(
                 subject=subject,
                 respondent_html=respondent_html,
                 head=head(QUESTIONNAIRE_RESPONSE, 1),
+                gates=gates,
             ),
         },
         {},  # the level Observation, filled below once the findings exist
