@@ -211,7 +211,10 @@ item. **`history.medications` and `history.conditions` follow the Questionnaire'
 question that opens them** (`history.medications.any`, `history.conditions.any`): a list
 given empty (`[]`, meaning "none") is that question answered `false` and no list item; a
 non-empty list comes after `true`. So none and unknown stay distinct, and the response
-conforms to the Questionnaire. **(2)** one triage-level `Observation` (`code` LOINC 11283-9 and
+conforms to the Questionnaire. On `$triage` the yes/no as given is kept: a `true` with
+nothing listed (the list is unknown, so it is asked again) is that question answered `true`
+and no list item, and a `false` beside listed members (which count) is answered `true`;
+the narrative words both. **(2)** one triage-level `Observation` (`code` LOINC 11283-9 and
 `{{canonical base}}/CodeSystem/{cs.TRIAGE_OBSERVATION}#triage-level`; `valueCodeableConcept`
 = the level from CodeSystem `{cs.TRIAGE_LEVEL}`; `derivedFrom` the QuestionnaireResponse;
 `hasMember` every finding). Its `component`s carry, in order, **the advice** (code
