@@ -28,12 +28,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import requests
 from test_fhir_interop_resources import QUESTIONNAIRE, answers_problems
 from test_fhir_validator import EXPECTED_WARNING, medplum  # noqa: F401 (the shared fixture)
 
 from api import create_app
+from api.fhir import FhirSettings, render_triage_bundle
 from api.fhir import codesystems as cs
-from api.fhir.questionnaire_response import GATES, gate_answers
+from api.fhir.questionnaire_response import GATES, gate_answers, map_questionnaire_response
+from schemas import validate_request
 from tests.support.conformance import narrative_problems
 from triage import evaluate, wording
 from triage.vocabulary import ITEMS
@@ -193,6 +196,12 @@ def _check(client: FlaskClient, base: dict[str, Any], combos: dict[str, Any]) ->
             assert f"<tr><td>{label}</td><td>{note}</td></tr>" in div
         else:
             assert f"<td>{label}</td>" not in div
+        # The next question of a list a yes left unknown says the yes was given.
+        level_div = bundle["entry"][1]["resource"]["text"]["div"]
+        assert (f"({label}: Yes — not listed)</li>" in level_div) is (
+            answer is True and value is None
+        )
+        assert narrative_problems(level_div) == []
     # Conforms to the Questionnaire, the list optional after a yes; narrative is XHTML.
     assert answers_problems(out.get("item", []), QUESTIONNAIRE["item"], "QR") == []
     assert narrative_problems(div) == []
@@ -247,6 +256,10 @@ def test_a_bare_yes_shows_in_the_result_and_the_screen_asks_again(gate_client):
         if c["code"]["coding"][0]["code"] == "decisive-question" and c["code"]["text"] == MEDS
     ]
     assert len(decisive) == 1  # still a decisive question: a listed anticoagulant decides
+    next_questions = level["text"]["div"].split("<b>Next questions</b>")[1]
+    line = next(li for li in next_questions.split("<li>") if "medicines" in li)
+    assert line.startswith(wording.question(MEDS))
+    assert line.endswith("(Takes regular medicines: Yes — not listed)</li>")
 
 
 def test_a_no_with_a_listed_member_records_the_yes_it_implies(gate_client):
@@ -300,3 +313,32 @@ def test_the_output_validates_with_the_independent_validator(gate_client, medplu
 def test_the_members_the_tests_list_are_vocabulary_codes():
     assert CLASS in {c.code for c in ITEMS["history.medications.class"].codes}
     assert CONDITION in {c.code for c in ITEMS[CONDS].codes}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(request=requests(), meds=st.sampled_from(COMBOS), conditions=st.sampled_from(COMBOS))
+def test_for_any_request_the_output_answers_the_questionnaire(request, meds, conditions):
+    """Any request (lists removed), any yes/no and list shape: read as $triage reads it,
+    rendered with the yes/no answers, the output conforms to the Questionnaire and
+    gives the yes/no expected; its items read back to the same request."""
+    request = copy.deepcopy(request)
+    (request.get("history") or {}).pop("medications", None)
+    (request.get("history") or {}).pop("conditions", None)
+    plain = render_triage_bundle(request, evaluate(request), settings=FhirSettings())
+    base = json.loads(json.dumps(plain["entry"][0]["resource"]))
+    combos = {MEDS: meds, CONDS: conditions}
+    mapped = map_questionnaire_response(_input(base, combos), canonical_base=BASE)
+    loaded = validate_request(mapped.request)
+    bundle = render_triage_bundle(
+        loaded, evaluate(loaded), settings=FhirSettings(), gates=mapped.gates
+    )
+    out = json.loads(json.dumps(bundle["entry"][0]["resource"]))
+    assert answers_problems(out.get("item", []), QUESTIONNAIRE["item"], "QR") == []
+    expected = {
+        GATE[list_id]: gate
+        for list_id, (answer, shape) in combos.items()
+        if (gate := _expected_gate(list_id, answer, shape)) is not None
+    }
+    assert gate_answers(out) == expected
+    again = map_questionnaire_response(out, canonical_base=BASE)
+    assert validate_request(again.request) == loaded

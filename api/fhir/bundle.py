@@ -30,6 +30,7 @@ from api.fhir.observations import (
 from api.fhir.questionnaire_response import (
     NO_GATES,
     QUESTIONNAIRE_RESPONSE,
+    asked_again_notes,
     render_questionnaire_response,
 )
 from api.fhir.settings import FhirSettings
@@ -79,7 +80,7 @@ def render_triage_bundle(
     :func:`api.storage.records.identify` of the plain Bundle, without copying every entry.
     ``gates``: the yes/no answers opening the lists as a QuestionnaireResponse gave them
     (see :func:`render_questionnaire_response`), so a yes the request reads as unknown
-    still shows in the result.
+    still shows in the result (its answers, and its next question).
     """
     if fhir_version not in FHIR_VERSIONS:
         supported = ", ".join(FHIR_VERSIONS)
@@ -156,6 +157,7 @@ def render_triage_bundle(
             factor_rows=factor_rows,
             respondent_html=respondent_html,
             head=head(OBSERVATION, 2),
+            asked_again=asked_again_notes(request, gates) if gates else {},
         ),
     }
     bundle: Json = {"resourceType": "Bundle", "id": ids[0]}
