@@ -218,11 +218,8 @@ def _check(client: FlaskClient, base: dict[str, Any], combos: dict[str, Any]) ->
 COMBOS = [(answer, shape) for answer in YES_NO for shape in NO_LIST]
 
 
-@settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+# 81 combinations of the two lists: hypothesis explores them (duplicates are cheap).
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(meds=st.sampled_from(COMBOS), conditions=st.sampled_from(COMBOS))
 def test_every_combination_keeps_the_answers_and_the_screen(gate_client, meds, conditions):
     _check(gate_client, _base_qr(gate_client), {MEDS: meds, CONDS: conditions})
