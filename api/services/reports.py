@@ -631,8 +631,9 @@ def _answers(
                 unknown_other.append(label)
         else:
             gate = GATE_OF.get(link_id)
-            note = None if gate is None else wording.gate_note(gate, gates.get(gate), value)
-            if note is not None:
+            if gate is not None and (
+                (note := wording.gate_note(gate, gates.get(gate), value)) is not None
+            ):
                 other.append(GivenAnswer(wording.label(gate), note))
             if value is not None:
                 other.append(GivenAnswer(label, wording.answer_text(link_id, value)))
