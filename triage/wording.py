@@ -386,6 +386,29 @@ GATES: dict[str, Wording] = {
 }
 TABLE.update(GATES)
 
+#: What each gate's list holds, in words, for the note on a "no" given with members.
+_GATE_LISTS: dict[str, str] = {
+    "history.medications.any": "medicines",
+    "history.conditions.any": "conditions",
+}
+
+
+def gate_note(gate: str, given: bool | None, listed: Sequence[Any] | None) -> str | None:
+    """A gate's answer where the list alone does not show it; None where it does.
+
+    The list carries the gate's answer except in two cases, which would otherwise
+    vanish from what a clinician reads: a "yes" with nothing listed (the list stays
+    unknown and is asked again), and a "no" given together with listed members (the
+    members count, so the answer is recorded as the yes they imply, and the "no" is
+    worded here so the contradiction stays visible).
+    """
+    if given is True and listed is None:
+        return "Yes — not listed"
+    if given is False and listed:
+        return f"Yes — answered no, but {_GATE_LISTS.get(gate, 'some')} are listed, and they count"
+    return None
+
+
 #: Displays of codes the vocabulary does not (yet) carry; the vocabulary wins when it does.
 _CODE_DISPLAYS: dict[str, dict[str, str]] = {
     "respondent": {

@@ -27,7 +27,12 @@ from api.fhir.observations import (
     level_observation,
     rule_observation,
 )
-from api.fhir.questionnaire_response import QUESTIONNAIRE_RESPONSE, render_questionnaire_response
+from api.fhir.questionnaire_response import (
+    NO_GATES,
+    QUESTIONNAIRE_RESPONSE,
+    asked_again_notes,
+    render_questionnaire_response,
+)
 from api.fhir.settings import FhirSettings
 from api.fhir.versions import DEFAULT_FHIR_VERSION, FHIR_VERSIONS
 from triage.result import TriageResult
@@ -60,6 +65,7 @@ def render_triage_bundle(
     new_id: Callable[[], str] | None = None,
     tables: Tables | None = None,
     identified: bool = False,
+    gates: Mapping[str, bool] = NO_GATES,
 ) -> dict[str, Any]:
     """The collection Bundle for a validated ``request`` and its ``result``.
 
@@ -72,6 +78,9 @@ def render_triage_bundle(
     Bundle with ``meta`` and every entry resource with its ``id`` (the uuid of its
     fullUrl) and ``meta`` after ``resourceType``, the same JSON as
     :func:`api.storage.records.identify` of the plain Bundle, without copying every entry.
+    ``gates``: the yes/no answers opening the lists as a QuestionnaireResponse gave them
+    (see :func:`render_questionnaire_response`), so a yes the request reads as unknown
+    still shows in the result (its answers, and its next question).
     """
     if fhir_version not in FHIR_VERSIONS:
         supported = ", ".join(FHIR_VERSIONS)
@@ -114,6 +123,7 @@ def render_triage_bundle(
                 subject=subject,
                 respondent_html=respondent_html,
                 head=head(QUESTIONNAIRE_RESPONSE, 1),
+                gates=gates,
             ),
         },
         {},  # the level Observation, filled below once the findings exist
@@ -147,6 +157,7 @@ def render_triage_bundle(
             factor_rows=factor_rows,
             respondent_html=respondent_html,
             head=head(OBSERVATION, 2),
+            asked_again=asked_again_notes(request, gates) if gates else {},
         ),
     }
     bundle: Json = {"resourceType": "Bundle", "id": ids[0]}
@@ -202,7 +213,10 @@ item. **`history.medications` and `history.conditions` follow the Questionnaire'
 question that opens them** (`history.medications.any`, `history.conditions.any`): a list
 given empty (`[]`, meaning "none") is that question answered `false` and no list item; a
 non-empty list comes after `true`. So none and unknown stay distinct, and the response
-conforms to the Questionnaire. **(2)** one triage-level `Observation` (`code` LOINC 11283-9 and
+conforms to the Questionnaire. On `$triage` the yes/no as given is kept: a `true` with
+nothing listed (the list is unknown, so it is asked again) is that question answered `true`
+and no list item, and a `false` beside listed members (which count) is answered `true`;
+the narrative words both. **(2)** one triage-level `Observation` (`code` LOINC 11283-9 and
 `{{canonical base}}/CodeSystem/{cs.TRIAGE_OBSERVATION}#triage-level`; `valueCodeableConcept`
 = the level from CodeSystem `{cs.TRIAGE_LEVEL}`; `derivedFrom` the QuestionnaireResponse;
 `hasMember` every finding). Its `component`s carry, in order, **the advice** (code

@@ -376,8 +376,18 @@ def _decisive_entry(t: Tables, question: DecisiveQuestion) -> tuple[Json, str, s
     return _bounded_put(t.decisive_static, key, result)
 
 
-def _next_questions(t: Tables, result: TriageResult, components: list[Json]) -> list[str]:
-    """Unknown screen items as questions, each with its decisive answer; adds components."""
+#: No answer given about a next question (the usual case).
+NO_NOTES: Mapping[str, str] = freeze({})
+
+
+def _next_questions(
+    t: Tables, result: TriageResult, components: list[Json], asked_again: Mapping[str, str]
+) -> list[str]:
+    """Unknown screen items as questions, each with its decisive answer; adds components.
+
+    ``asked_again``: linkId → an answer already given about it (escaped), shown after
+    the question (a yes to "takes regular medicines" with none listed).
+    """
     decisive: dict[str, str] = {}  # linkId -> its line, with the deciding answer
     decisive_components: list[Json] = []
     for question in result.decisive:
@@ -394,7 +404,10 @@ def _next_questions(t: Tables, result: TriageResult, components: list[Json]) -> 
             }
         components.append(component)
         line = decisive.pop(link_id, None)
-        lines.append(line if line is not None else _question_line(t, link_id, None))
+        if line is None:
+            line = _question_line(t, link_id, None)
+        note = asked_again.get(link_id)
+        lines.append(line if note is None else f"{line.removesuffix('</li>')} ({note})</li>")
     # A decisive question is always an unknown screen item; should one not be, show it anyway.
     lines.extend(decisive.values())
     components.extend(decisive_components)
@@ -418,10 +431,12 @@ def level_observation(
     factor_rows: list[str],
     respondent_html: str,
     head: Json = OBSERVATION,
+    asked_again: Mapping[str, str] = NO_NOTES,
 ) -> Json:
     """The one triage-level Observation: level, advice, next questions, KB version.
 
-    ``respondent_html`` names who gave the answers (already escaped).
+    ``respondent_html`` names who gave the answers (already escaped); ``asked_again``
+    (escaped) what was answered about a next question that left it unknown.
     """
     level = result.level
     components: list[Json] = []
@@ -430,7 +445,7 @@ def level_observation(
         component, line = _advice_component(t, advice)
         components.append(component)
         advice_html.append(line)
-    unanswered_html = _next_questions(t, result, components)
+    unanswered_html = _next_questions(t, result, components, asked_again)
     version = result.knowledge_base_version
     components.append(t.kb_version_component(version))
 

@@ -8,6 +8,12 @@ Questionnaire's yes/no question that opens them (``….any``): given empty
 follows a yes. So "none" and "unknown" survive the round trip, and the response
 conforms to the Questionnaire (a list is enabled only after its yes).
 
+The yes/no answers the request cannot carry (a "yes" with nothing listed, which the
+request reads as unknown; a "no" given together with listed members) come from the
+reader as :attr:`MappedRequest.gates` and go to the renderer beside the request
+(``gates``), so a caller's answer never vanishes from the result: the yes is an item
+without its list, and the narrative words both (``wording.gate_note``).
+
 Backward (:func:`read_questionnaire_response`) is what ``$triage`` (issue 4) runs
 before the request schema: it rebuilds the request dict and remembers, for every
 JSON path, the FHIRPath of the item it came from, so schema errors can name the
@@ -58,6 +64,8 @@ GATES: dict[str, str] = {
 
 #: list linkId → the gate that opens it.
 GATE_OF = {listed: gate for gate, listed in GATES.items()}
+#: No gate answers given (the ``/v1/triage`` path, which has no yes/no of its own).
+NO_GATES: Mapping[str, bool] = freeze({})
 #: gate → {answer: its item}, built once (items are serialised, never edited).
 _GATE_ITEMS: dict[str, dict[bool, Json]] = {
     gate: {
@@ -79,6 +87,8 @@ def _section_layout() -> tuple[tuple[str | None, tuple[tuple[str, str, Kind], ..
 
 #: (section or None for top level, ((key, linkId, kind), ...)) in vocabulary order.
 _SECTION_LAYOUT = _section_layout()
+#: Sections holding a gated list: rendered for a gate answer even when otherwise empty.
+_GATED_SECTIONS = frozenset(link_id.partition(".")[0] for link_id in GATE_OF)
 
 
 def _answer_html(link_id: str, value: Any) -> str:
@@ -114,6 +124,50 @@ def _decimal(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
 def _text(t: Tables, link_id: str, value: Any, items: list[Json]) -> str:
     items.append(_answered(t, link_id, {"valueString": value}))
     return esc_free(value)
+
+
+def _gate_row(gate: str, given: bool | None, value: Any) -> str | None:
+    """The narrative row of a gate answer the list alone does not show, if any."""
+    note = wording.gate_note(gate, given, value)
+    if note is None:
+        return None
+    return f"<tr><td>{esc(wording.label(gate))}</td><td>{esc(note)}</td></tr>"
+
+
+def asked_again_notes(request: Mapping[str, Any], gates: Mapping[str, bool]) -> dict[str, str]:
+    """list linkId → its gate's answer (escaped), for each list a yes left unknown.
+
+    The screen asks for such a list again; the next question says the person already
+    answered yes ("Takes regular medicines: Yes — not listed").
+    """
+    notes: dict[str, str] = {}
+    for gate, answer in gates.items():
+        list_id = GATES[gate]
+        section, _, key = list_id.partition(".")
+        if answer is True and (request.get(section) or {}).get(key) is None:
+            note = wording.gate_note(gate, True, None)
+            notes[list_id] = f"{esc(wording.label(gate))}: {esc(note or '')}"
+    return notes
+
+
+def _gate_given(
+    gates: Mapping[str, bool], link_id: str, value: Any, items: list[Json], rows: list[str]
+) -> bool:
+    """Show a gate answer the list alone does not show; True if that is the whole answer.
+
+    A yes with nothing listed is the gate item answered yes and no list item (the list
+    is optional); a no beside listed members gets its row here, and the list (after the
+    yes it implies) is rendered as usual.
+    """
+    gate = GATE_OF[link_id]
+    row = _gate_row(gate, gates.get(gate), value)
+    if row is None:
+        return False
+    rows.append(row)
+    if value is None:
+        items.append(_GATE_ITEMS[gate][True])
+        return True
+    return False
 
 
 def _gate_answer(link_id: str, value: Any, items: list[Json]) -> bool:
@@ -218,22 +272,33 @@ def render_questionnaire_response(
     subject: Json | None,
     respondent_html: str,
     head: Json = QUESTIONNAIRE_RESPONSE,
+    gates: Mapping[str, bool] = NO_GATES,
 ) -> Json:
     """The QuestionnaireResponse resource for a validated request.
 
     ``respondent_html`` (escaped) heads the narrative: who gave the answers. ``head``
     holds its first elements (``resourceType``, and ``id``/``meta`` when stored).
+    ``gates`` are the yes/no answers that open the lists as the caller gave them
+    (gate linkId → answer, :attr:`MappedRequest.gates`): a yes whose list is unknown
+    becomes the gate item answered yes without a list (the list is optional), and a
+    no given with listed members is recorded as the yes they imply (the list is
+    enabled only after a yes), each with a narrative row that says so.
     """
     items: list[Json] = []
     rows: list[str] = []
     qr_bool = t.qr_bool
     qr_code = t.qr_code
+    gated_sections = _GATED_SECTIONS if gates else frozenset()
     for section, entries in _SECTION_LAYOUT:
-        source = request.get(section) if section is not None else request
-        if not source:
+        source = (request.get(section) if section is not None else request) or (
+            {} if section in gated_sections else None
+        )
+        if source is None:
             continue
         for key, link_id, kind in entries:
             value = source.get(key)
+            if gates and link_id in GATE_OF and _gate_given(gates, link_id, value, items, rows):
+                continue
             if value is None:
                 continue
             # Fast path: yes/no and single-code answers are prebuilt, numbers cached,
@@ -350,10 +415,16 @@ _LAST_INDEX = re.compile(r"^(.*)\[([0-9]+)\]$")
 
 @dataclass(frozen=True, slots=True)
 class MappedRequest:
-    """The rebuilt request plus, per JSON path, the FHIRPath it came from."""
+    """The rebuilt request plus, per JSON path, the FHIRPath it came from.
+
+    ``gates`` are the yes/no answers that open the lists, as given (gate linkId →
+    answer): the request cannot carry a yes with nothing listed (unknown) or a no
+    beside listed members (the members), so they travel beside it to the renderer.
+    """
 
     request: dict[str, Any]
     expressions: dict[str, str] = field(default_factory=dict)
+    gates: dict[str, bool] = field(default_factory=dict)
 
     def locate(self, json_path: str, root: str = "QuestionnaireResponse") -> tuple[str, str]:
         """(FHIRPath, linkId) of the item a request-schema error at ``json_path`` is about.
@@ -847,7 +918,8 @@ def read_questionnaire_response(
         for key, value in reader.request.items()
         if value != {} or key in reader.unreadable_sections
     }
-    return MappedRequest(request, reader.expressions), tuple(reader.problems)
+    gates = {GATE_OF[list_id]: answer for list_id, (answer, _) in reader.gates.items()}
+    return MappedRequest(request, reader.expressions, gates), tuple(reader.problems)
 
 
 def map_questionnaire_response(
@@ -872,3 +944,18 @@ def questionnaire_response_to_request(
 ) -> dict[str, Any]:
     """The request dict a QuestionnaireResponse stands for; see map_questionnaire_response."""
     return map_questionnaire_response(qr, canonical_base=canonical_base).request
+
+
+def gate_answers(qr: Mapping[str, Any]) -> dict[str, bool]:
+    """The yes/no answers that open the lists in one of our QuestionnaireResponses.
+
+    For readers of a stored result (the clinician report): a yes whose list is
+    unknown is in the QuestionnaireResponse only, never in the request.
+    """
+    found: dict[str, bool] = {}
+    for node in qr.get("item", ()):
+        if node.get("linkId") in GATES:
+            answers = node.get("answer") or ()
+            if answers and isinstance(answers[0].get("valueBoolean"), bool):
+                found[node["linkId"]] = answers[0]["valueBoolean"]
+    return found

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import orjson
 
+from api.fhir.questionnaire_response import GATE_OF, gate_answers
 from api.services.links import REPORT, LinkSigner
 from api.services.outcome import CDS_HOOKS_SOURCE
 from api.storage import Store
@@ -388,7 +389,7 @@ def build_report(columns: Mapping[str, Any]) -> Report:
         decisive=_decisive(result, unanswered, level),
         factors=_factors(result, summary),
         advice=advice,
-        answers=_answers(request, unanswered),
+        answers=_answers(request, unanswered, _stored_gates(columns["bundle_json"])),
         respondent=_respondent(request),
         patient_reference=patient.get("reference"),
         age=None
@@ -594,7 +595,21 @@ def _respondent(request: Mapping[str, Any]) -> str:
 _SHOWN_ELSEWHERE = frozenset({"respondent", "patient.reference"})
 
 
-def _answers(request: Mapping[str, Any], unanswered: Sequence[str]) -> Answers:
+def _stored_gates(bundle_json: bytes) -> dict[str, bool]:
+    """The yes/no answers opening the lists, from the stored QuestionnaireResponse.
+
+    A yes with nothing listed is not in the stored request (the list is unknown there):
+    the Bundle's QuestionnaireResponse (its first entry) is where it is kept.
+    """
+    entries = orjson.loads(bundle_json).get("entry") or ()
+    first = entries[0].get("resource", {}) if entries else {}
+    return gate_answers(first) if first.get("resourceType") == "QuestionnaireResponse" else {}
+
+
+def _answers(
+    request: Mapping[str, Any], unanswered: Sequence[str], gates: Mapping[str, bool]
+) -> Answers:
+    """The answers; ``gates`` adds a list's yes/no where the list alone does not show it."""
     facts = flatten(request)
     yes: list[str] = []
     no: list[str] = []
@@ -614,8 +629,14 @@ def _answers(request: Mapping[str, Any], unanswered: Sequence[str]) -> Answers:
                 no.append(label)
             elif link_id not in screen:
                 unknown_other.append(label)
-        elif value is not None:
-            other.append(GivenAnswer(label, wording.answer_text(link_id, value)))
+        else:
+            gate = GATE_OF.get(link_id)
+            if gate is not None and (
+                (note := wording.gate_note(gate, gates.get(gate), value)) is not None
+            ):
+                other.append(GivenAnswer(wording.label(gate), note))
+            if value is not None:
+                other.append(GivenAnswer(label, wording.answer_text(link_id, value)))
     return Answers(
         yes=tuple(yes),
         no=tuple(no),

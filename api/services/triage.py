@@ -18,7 +18,7 @@ from api.fhir import (
     as_transaction,
     render_triage_bundle,
 )
-from api.fhir.questionnaire_response import Problem
+from api.fhir.questionnaire_response import NO_GATES, Problem
 from api.fhir.triage_input import TriageInput, read_triage_input
 from api.fhir.versions import DEFAULT_FHIR_VERSION
 from api.services.errors import InvalidInputError
@@ -35,8 +35,13 @@ def _triage(
     received: datetime,
     fhir_version: str,
     bundle_type: str,
+    gates: Mapping[str, bool] = NO_GATES,
 ) -> Outcome:
-    """Evaluate a validated request and render its Bundle."""
+    """Evaluate a validated request and render its Bundle.
+
+    ``gates`` are a QuestionnaireResponse's yes/no answers opening the lists: not part
+    of the request the engine reads, but answers given, so the Bundle shows them.
+    """
     result = evaluate(loaded)
     issued = datetime.now(UTC)
     bundle = render_triage_bundle(
@@ -47,6 +52,7 @@ def _triage(
         fhir_version=fhir_version,
         now=issued,
         identified=True,  # every triage is answered (and kept) with ids and meta
+        gates=gates,
     )
     if bundle_type == "transaction":
         bundle = as_transaction(bundle)
@@ -150,4 +156,5 @@ def triage_questionnaire_response(
         received=received,
         fhir_version=fhir_version,
         bundle_type=bundle_type,
+        gates=source.mapped.gates,
     )
