@@ -453,6 +453,26 @@ def test_free_text_is_escaped_for_markdown_and_html(client, ehr):
     assert "<img src=x onerror=alert(1)>*run*" in shown
 
 
+def test_a_yes_without_the_list_is_shown_where_the_card_asks_for_the_list(client, ehr):
+    """A "yes" to "any regular medicines?" with none listed leaves the list unknown (the
+    card asks for it), and the card says the yes was given: the answer is not lost."""
+    request = copy.deepcopy(dict(EXAMPLES)["skater-head-impact-concussion"]["request"])
+    request["history"].pop("medications", None)
+    intake = intake_for(client, request, "p-gate")
+    intake["item"] = [i for i in intake["item"] if not i["linkId"].startswith("history.med")]
+    intake["item"].append({"linkId": "history.medications.any", "answer": [{"valueBoolean": True}]})
+    response = call(client, ehr, hook_request("p-gate", intake))
+    assert response.status_code == 200, response.data[:800]
+    detail = response.json["cards"][0]["detail"]
+    asked = [line for line in detail.splitlines() if line.startswith("- ") and "medicines" in line]
+    assert len(asked) == 1, detail
+    assert asked[0].endswith("(Takes regular medicines: Yes — not listed)"), asked[0]
+    # Without the yes, the same question carries no such note.
+    intake["item"] = [i for i in intake["item"] if i["linkId"] != "history.medications.any"]
+    detail = call(client, ehr, hook_request("p-gate", intake)).json["cards"][0]["detail"]
+    assert "not listed" not in detail
+
+
 # --- feedback ------------------------------------------------------------------------------------
 
 

@@ -134,20 +134,24 @@ def _gate_row(gate: str, given: bool | None, value: Any) -> str | None:
     return f"<tr><td>{esc(wording.label(gate))}</td><td>{esc(note)}</td></tr>"
 
 
-def asked_again_notes(request: Mapping[str, Any], gates: Mapping[str, bool]) -> dict[str, str]:
-    """list linkId → its gate's answer (escaped), for each list a yes left unknown.
+def asked_again_texts(request: Mapping[str, Any], gates: Mapping[str, bool]) -> dict[str, str]:
+    """list linkId → its gate's answer (plain text), for each list a yes left unknown.
 
-    The screen asks for such a list again; the next question says the person already
-    answered yes ("Takes regular medicines: Yes — not listed").
+    The screen asks for such a list again; wherever the question is shown, it says the
+    person already answered yes ("Takes regular medicines: Yes — not listed").
     """
-    notes: dict[str, str] = {}
+    texts: dict[str, str] = {}
     for gate, answer in gates.items():
         list_id = GATES[gate]
         section, _, key = list_id.partition(".")
         if answer is True and (request.get(section) or {}).get(key) is None:
-            note = wording.gate_note(gate, True, None)
-            notes[list_id] = f"{esc(wording.label(gate))}: {esc(note or '')}"
-    return notes
+            texts[list_id] = f"{wording.label(gate)}: {wording.gate_note(gate, True, None) or ''}"
+    return texts
+
+
+def asked_again_notes(request: Mapping[str, Any], gates: Mapping[str, bool]) -> dict[str, str]:
+    """:func:`asked_again_texts`, escaped for a narrative."""
+    return {link_id: esc(text) for link_id, text in asked_again_texts(request, gates).items()}
 
 
 def _gate_given(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -32,3 +32,6 @@ class Outcome:
     knowledge_base_version: str
     received: datetime
     issued: datetime
+    #: A QuestionnaireResponse's yes/no answers opening the lists (``…any``), which the
+    #: request cannot carry (see ``api.fhir.questionnaire_response.GATES``).
+    gates: Mapping[str, bool] = field(default_factory=dict)

@@ -65,6 +65,7 @@ def _triage(
         knowledge_base_version=result.knowledge_base_version,
         received=received,
         issued=issued,
+        gates=gates,
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.fhir import codesystems as cs
+from api.fhir.questionnaire_response import NO_GATES, asked_again_texts
 from api.services.cds.markdown import escape_markdown
 from api.services.cds.request import HOOK, PREFETCH_KEY
 from triage import Level, TriageResult
@@ -117,6 +118,7 @@ def detail(
     request: Mapping[str, Any],
     authored: str | None,
     status: Any = "completed",
+    gates: Mapping[str, bool] = NO_GATES,
 ) -> str:
     """GitHub-flavoured markdown: level, red flags, questions still to ask, advice.
 
@@ -149,6 +151,7 @@ def detail(
         parts += _section("Red flags, most urgent first", lines)
     if result.decisive:
         lines = []
+        asked_again = asked_again_texts(request, gates)
         for question in result.decisive:
             line = (
                 f"{own(words.question(question.link_id))} "
@@ -157,6 +160,8 @@ def detail(
             )
             if question.level > level:
                 line += " (more urgent than now)"
+            if question.link_id in asked_again:
+                line += f" ({own(asked_again[question.link_id])})"
             lines.append(line)
         parts += _section("Questions still to ask (each unknown answer could matter)", lines)
     if result.advice:
@@ -184,6 +189,7 @@ def card(
     canonical_base: str,
     links: CardLinks,
     status: Any = "completed",
+    gates: Mapping[str, bool] = NO_GATES,
 ) -> dict[str, Any]:
     """The one card of a triage (CDS Hooks 2.0 Card).
 
@@ -205,7 +211,7 @@ def card(
         "uuid": uuid,
         "summary": summary(result),
         "indicator": INDICATORS[level],
-        "detail": detail(result, request, authored, status),
+        "detail": detail(result, request, authored, status, gates),
         "source": source,
     }
     card_links = []

@@ -331,6 +331,7 @@ def call_service(payload: Mapping[str, Any], ctx: CdsContext) -> CdsAnswer:
         uuid=card_uuid,
         authored=authored,
         status=intake.get("status"),
+        gates=outcome.gates,
         canonical_base=ctx.fhir.canonical_base,
         links=CardLinks(
             report_url=report_url,
