@@ -50,6 +50,10 @@ LIMITER = "twitch_triage_limiter"
 EHR_RATE_KEY_PREFIX = "ehr:"
 #: Counter keys of anonymous refusals by client address (apart from clients' counters).
 ANONYMOUS_AUDIT_KEY_PREFIX = "anonymous-audit:"
+#: Counter keys of SMART token requests by client address, and of refused ones by client
+#: id (:mod:`api.auth.smart`), apart from the API's counters.
+SMART_ADDRESS_KEY_PREFIX = "smart-address:"
+SMART_FAILURE_KEY_PREFIX = "smart-failures:"
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -76,6 +80,10 @@ class SweptMemoryStorage(MemoryStorage):
             self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
 
+def _items(text: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(text)) if text else ()
+
+
 def _counter_storage(url: str) -> Storage:
     return SweptMemoryStorage() if url.startswith("memory://") else storage_from_string(url)
 
@@ -90,6 +98,8 @@ class RateLimiter:
         self.anonymous_audit_items: tuple[RateLimitItem, ...] = tuple(
             parse_many(settings.anonymous_audit_limit) if settings.anonymous_audit_limit else ()
         )
+        self.token_items = _items(settings.token_rate_limit)
+        self.token_failure_items = _items(settings.token_failure_limit)
         self.storage = _counter_storage(settings.rate_limit_storage)
         self.strategy = FixedWindowRateLimiter(self.storage)
         #: The ``RateLimit-Policy`` value: it names only the configured limits, so it is
@@ -105,6 +115,19 @@ class RateLimiter:
             self.strategy.hit(item, ANONYMOUS_AUDIT_KEY_PREFIX + address)
             for item in self.anonymous_audit_items
         )
+
+    def over(self, items: tuple[RateLimitItem, ...], key: str, *, count: bool) -> int | None:
+        """Seconds to wait when ``key`` is over one of ``items``, else None.
+
+        ``count``: this request is counted (``hit``); else the counters are only read
+        (``test``), for a limit on what happens later (a refused token request).
+        """
+        for item in items:
+            admitted = self.strategy.hit(item, key) if count else self.strategy.test(item, key)
+            if not admitted:
+                reset, _ = self.strategy.get_window_stats(item, key)
+                return max(1, math.ceil(reset - time.time()))
+        return None
 
     def check(self, client_id: str) -> dict[str, str]:
         """Count one request; the RateLimit headers, or ThrottledError when over a limit."""
