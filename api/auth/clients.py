@@ -114,15 +114,24 @@ def invisible_character(text: str) -> str | None:
     return None
 
 
-def check_label(label: str) -> str:
-    """A client label as stored: NFKC, without surrounding spaces, at most 128
-    characters, every character visible (an empty label is allowed)."""
-    value = unicodedata.normalize("NFKC", label).strip()
+def check_label(label: str, existing: Iterable[str]) -> str:
+    """A client label: empty, or at most 128 visible characters already in NFKC form
+    that look like no other label of the tenant's active clients (the same label
+    again is allowed: client ids tell such clients apart)."""
+    value = label.strip()
+    if not value:
+        return value
+    other = confusable_with(value, existing)
+    if other is not None:
+        raise ClientError(str(ConfusableNameError("client label", value, other)))
     if len(value) > NAME_MAX_CHARS:
         raise ClientError(f"--label must be at most {NAME_MAX_CHARS} characters")
     hidden = invisible_character(value)
     if hidden is not None:
         raise ClientError(f"--label {shown(label)} holds an invisible character ({hidden})")
+    plain = unicodedata.normalize("NFKC", value)
+    if plain != value:
+        raise ClientError(f"--label {shown(label)} is not in NFKC form; write it {shown(plain)}")
     return value
 
 
@@ -157,7 +166,7 @@ def create_client(
     if jwks_url is not None and not https_or_loopback(jwks_url):
         raise ClientError("--jwks-url must be an https URL (http only on a loopback address)")
     tenant = check_tenant(tenant, tenant_names(clients.store))
-    label = check_label(label)
+    label = check_label(label, clients.labels(tenant))
     key = new_api_key()
     record = ClientRecord(
         id=new_client_id(),

@@ -18,6 +18,7 @@ import time
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
@@ -240,6 +241,10 @@ _BY_KEY_HASH = select(*_COLUMNS).where(
 )
 
 
+def _labels(tenant: str) -> Any:
+    return select(ApiClient.label).where(ApiClient.tenant == tenant, ApiClient.revoked_us.is_(None))
+
+
 class ClientStore:
     """Reads and writes of the identity tables, over the assessment store's engine."""
 
@@ -255,16 +260,17 @@ class ClientStore:
             connection = work._connection
             ensure_tenant(connection, record.tenant, record.created_us)
             if record.label:
-                labels = connection.execute(
-                    select(ApiClient.label).where(
-                        ApiClient.tenant == record.tenant, ApiClient.revoked_us.is_(None)
-                    )
-                ).scalars()
+                labels = connection.execute(_labels(record.tenant)).scalars()
                 existing = confusable_with(record.label, labels)
                 if existing is not None:
                     raise ConfusableNameError("client label", record.label, existing)
             values = {column.key: getattr(record, column.key) for column in _COLUMNS}
             connection.execute(insert(ApiClient), [values])
+
+    def labels(self, tenant: str) -> list[str]:
+        """The labels of the tenant's active clients."""
+        with self.store._reading() as connection:
+            return list(connection.execute(_labels(tenant)).scalars())
 
     def get(self, client_id: str) -> ClientRecord | None:
         with self.store._reading() as connection:
