@@ -290,3 +290,155 @@ def test_one_assertion_sent_at_once_to_two_nodes_of_two_workers_gets_one_token(t
     assert sorted(statuses) == [200] + [401] * 7
     # And a fresh assertion still works on either node.
     assert _send(second, assertion(client_id, aud=f"{first}/auth/token")) == 200
+
+
+# --- read as an attacker would: algorithm confusion, injected kids and keys ----------------
+
+
+def _public_pem() -> bytes:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    return RSA_KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _claims(client_id: str) -> dict[str, Any]:
+    import time  # noqa: PLC0415
+
+    return {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": "http://localhost/auth/token",
+        "exp": int(time.time()) + 60,
+        "jti": str(uuid.uuid4()),
+    }
+
+
+def _hmac_signed(claims: dict[str, Any], alg: str, header_alg: str) -> str:
+    """A JWS MAC'd with the client's *public* key as the secret (the classic confusion),
+    its header naming ``header_alg``."""
+    import base64  # noqa: PLC0415
+    import hashlib  # noqa: PLC0415
+    import hmac  # noqa: PLC0415
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = part(json.dumps({"alg": header_alg, "kid": "rsa-1", "typ": "JWT"}).encode())
+    body = part(json.dumps(claims).encode())
+    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384}[alg]
+    mac = hmac.new(_public_pem(), f"{header}.{body}".encode(), digest).digest()
+    return f"{header}.{body}.{part(mac)}"
+
+
+@pytest.mark.parametrize(
+    ("alg", "header_alg"),
+    [
+        ("HS256", "HS256"),
+        ("HS384", "HS384"),
+        ("HS384", "RS384"),  # a MAC under an RSA header: the signature check fails
+        ("HS256", "none"),
+        ("HS256", "NONE"),
+        ("HS256", "RS256"),
+        ("HS256", "PS384"),
+        ("HS256", "ES256"),
+        ("HS256", "EdDSA"),
+    ],
+)
+def test_algorithm_confusion_with_the_public_key_is_invalid_client(alg, header_alg):
+    app = _app()
+    client_id = _smart_client(app)
+    # The same key and claims, properly signed, are accepted: the refusal is the alg's.
+    header = {"alg": "RS384", "kid": "rsa-1", "typ": "JWT"}
+    assert _post(app, _rs384_signed(header, _claims(client_id))).status_code == 200
+    response = _post(app, _hmac_signed(_claims(client_id), alg, header_alg))
+    assert response.status_code == 401, response.data
+    assert response.get_json()["error"] == "invalid_client"
+
+
+def _rs384_signed(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A JWS signed by the client's own key with any header (PyJWT's encoder refuses a
+    kid that is not a string; an attacker's does not)."""
+    import base64  # noqa: PLC0415
+
+    import jwt  # noqa: PLC0415
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = f"{part(json.dumps(header).encode())}.{part(json.dumps(claims).encode())}"
+    rs384 = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA384)
+    return f"{signing_input}.{part(rs384.sign(signing_input.encode(), RSA_KEY))}"
+
+
+@pytest.mark.parametrize(
+    "kid",
+    [
+        "../../../etc/passwd",
+        "rsa-1' OR '1'='1",
+        "rsa-1\x00",
+        "rsa-1\u202e",
+        "k" * 256,
+        17,
+        ["rsa-1"],
+        {"$ne": None},
+        None,
+    ],
+)
+def test_an_injected_kid_is_invalid_client_never_a_500(kid):
+    app = _app()
+    client_id = _smart_client(app)
+    header = {"alg": "RS384", "typ": "JWT", **({"kid": kid} if kid is not None else {})}
+    response = _post(app, _rs384_signed(header, _claims(client_id)))
+    assert response.status_code == 401, response.data
+    assert response.get_json()["error"] == "invalid_client"
+
+
+def test_a_key_sent_in_the_header_is_never_used():
+    """``jwk``, ``x5c`` and a foreign ``jku`` in the header: the key is only ever the
+    client's registered one, so an assertion signed by the attacker's key is refused."""
+    app = _app()
+    client_id = _smart_client(app)
+    attacker = jwks_of(FORGING_KEY, "rsa-1", "RS384")["keys"][0]
+    for header in (
+        {"kid": "rsa-1", "jwk": attacker},
+        {"kid": "rsa-1", "x5c": ["MIIB"], "x5u": "https://evil.example/cert"},
+        {"kid": "rsa-1", "jku": "https://evil.example/jwks"},
+    ):
+        forged = assertion(client_id, key=FORGING_KEY, headers=header)
+        assert _post(app, forged).status_code == 401, header
+    assert _post(app, assertion(client_id)).status_code == 200
+
+
+def test_many_parameters_and_oversized_assertions_are_refused_cheaply():
+    app = _app()
+    client_id = _smart_client(app)
+    client = anonymous(app)
+    good = assertion(client_id)
+    form = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", ASSERTION_TYPE),
+        *[("client_assertion", good)] * 50,
+    ]
+    body = urllib.parse.urlencode(form)
+    repeated = client.post(
+        "/auth/token", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    assert repeated.status_code == 400
+    assert repeated.get_json()["error"] == "invalid_request"
+    padded = urllib.parse.urlencode(
+        [*form[:2], ("client_assertion", good), *[(f"p{i}", "x") for i in range(3000)]]
+    )
+    # Unknown parameters are ignored (RFC 6749 §3.2); the body limit bounds them.
+    ignored = client.post(
+        "/auth/token", data=padded, content_type="application/x-www-form-urlencoded"
+    )
+    assert ignored.status_code == 200, ignored.data
+    huge = client.post(
+        "/auth/token",
+        data=urllib.parse.urlencode([*form[:2], ("client_assertion", "e" * 60000)]),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert huge.status_code == 400
+    assert "longer than" in huge.get_json()["error_description"]
