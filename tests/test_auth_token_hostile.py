@@ -442,3 +442,25 @@ def test_many_parameters_and_oversized_assertions_are_refused_cheaply():
     )
     assert huge.status_code == 400
     assert "longer than" in huge.get_json()["error_description"]
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_counter_and_others_cannot_spoof():
+    """Behind deploy/nginx every peer is the proxy (loopback here, gunicorn's default
+    trusted list): its ``X-Forwarded-For`` names the client. A peer that is not a trusted
+    proxy is counted as itself, whatever it claims."""
+    app = _app({"TOKEN_RATE_LIMIT": "2/minute"})
+    client = anonymous(app)
+
+    def ask(peer: str, forwarded: str | None) -> int:
+        headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
+        return client.post(
+            "/auth/token", environ_base={"REMOTE_ADDR": peer}, headers=headers
+        ).status_code
+
+    busy, quiet = _address(), _address()
+    assert [ask("127.0.0.1", busy) for _ in range(3)] == [400, 400, 429]
+    assert ask("127.0.0.1", f"{busy}, {quiet}") == 400  # the proxy's own (last) entry
+    assert ask("127.0.0.1", quiet) == 400
+    stranger = "198.51.100.7"
+    claims = [ask(stranger, _address()) for _ in range(3)]
+    assert claims == [400, 400, 429]  # a new X-Forwarded-For each time: still one counter

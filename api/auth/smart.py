@@ -39,7 +39,13 @@ from limits import RateLimitItem
 
 from api.auth.audience import UNCHECKABLE, audience_base
 from api.auth.clients import now_us
-from api.auth.http import LIMITER, SMART_ADDRESS_KEY_PREFIX, SMART_FAILURE_KEY_PREFIX, RateLimiter
+from api.auth.http import (
+    LIMITER,
+    SMART_ADDRESS_KEY_PREFIX,
+    SMART_FAILURE_KEY_PREFIX,
+    RateLimiter,
+    client_address,
+)
 from api.auth.jwks import keys_named, public_signing_key
 from api.auth.jwks_cache import JwksCache, KeySetUnavailableError
 from api.auth.keys import malformed_date_claim, new_access_token, plain_claim, secret_hash
@@ -175,8 +181,8 @@ def token() -> Response:
     """Exchange a signed client assertion for a short-lived access token."""
     try:
         # Before the form is read: a flood from one address costs one counter each.
-        address = request.remote_addr or "-"
         limiter = _limiter()
+        address = client_address(limiter.proxies)  # behind deploy/nginx: the real client
         _throttle(limiter.token_items, SMART_ADDRESS_KEY_PREFIX + address, "token requests")
         body = _issue()
     except OAuthError as exc:
