@@ -7,7 +7,9 @@ Cache-Control says, within 10 s to 5 minutes: :mod:`api.auth.jwks_cache`, as for
 EHR's ``jku``; an unknown ``kid`` fetches it again, at most once per 5 s). The assertion's
 ``iss`` and ``sub`` are the client id, ``aud`` is this token URL, ``exp`` at
 most five minutes ahead, and its ``jti`` is never accepted twice (kept in the
-database until it expires). ``none`` and HMAC assertions are refused before
+database until it expires, under a primary key of client id and ``jti``: every worker and
+node of a deployment shares it, so a replay is refused everywhere, two copies at once
+included). ``none`` and HMAC assertions are refused before
 any key is looked at. The key is found as SMART's "client-confidential-asymmetric"
 profile says: a ``jku`` header must be the client's registered JWKS URL, and
 exactly one key must have the header's ``kid`` and the algorithm's key type.
