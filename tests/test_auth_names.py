@@ -262,3 +262,18 @@ def test_the_cli_refuses_a_full_width_tenant_naming_the_existing_one(tmp_path):
     listed = _cli(database, "clients", "list")
     tenants = {json.loads(line)["tenant"] for line in listed.stdout.splitlines()}
     assert tenants == {"ACME"}
+
+
+def test_an_inline_jwks_larger_than_a_fetched_one_may_be_is_refused(state):
+    """Parsed on every token request or CDS call of its client: at most 64 KiB, as a
+    ``--jwks-url`` answer."""
+    from test_auth_smart import RSA_KEY, jwks_of  # noqa: PLC0415
+
+    key = jwks_of(RSA_KEY, "rsa-1", "RS384")["keys"][0]
+    huge = {"keys": [{**key, "kid": f"k{i}"} for i in range(200)]}
+    with pytest.raises(ClientError, match="larger than 65536 bytes"):
+        create_client(state.clients, tenant=_unique("jwks"), jwks=huge)
+    ehr = Ehr(f"https://{uuid.uuid4().hex[:8]}.example")
+    with pytest.raises(ClientError, match="larger than 65536 bytes"):
+        register_ehr(state.cds, tenant=_unique("jwks"), iss=ehr.iss, jwks=huge)
+    assert create_client(state.clients, tenant=_unique("jwks"), jwks={"keys": [key]}).client_id

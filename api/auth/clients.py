@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import orjson
 
@@ -135,6 +136,25 @@ def check_label(label: str, existing: Iterable[str]) -> str:
     return value
 
 
+#: Largest inline JWK Set registered: what a ``--jwks-url`` answer may hold. It is parsed
+#: on every token request or CDS call of its client.
+INLINE_JWKS_MAX_BYTES = 65536
+
+
+def check_inline_jwks(jwks: Any) -> bytes:
+    """The JWK Set as stored; ClientError when it breaks the key rule (public signing
+    keys only, each with a kid: :func:`api.auth.jwks.check_public_jwks`) or is larger
+    than a fetched one may be."""
+    try:
+        check_public_jwks(jwks)
+    except KeySetError as exc:
+        raise ClientError(str(exc)) from None
+    stored = orjson.dumps(jwks)
+    if len(stored) > INLINE_JWKS_MAX_BYTES:
+        raise ClientError(f"the JWK Set is larger than {INLINE_JWKS_MAX_BYTES} bytes")
+    return stored
+
+
 def create_client(
     clients: ClientStore,
     *,
@@ -156,13 +176,9 @@ def create_client(
                 f"{text!r} names a resource type this API does not hold; "
                 f"use * or one of {', '.join(SCOPE_TYPES)}"
             )
-    if jwks is not None:
-        # The rule EHR registration applies too: public signing keys only, each with a
-        # kid (the assertion names its key), RSA of 2048 bits or more, EC on P-384.
-        try:
-            check_public_jwks(jwks)
-        except KeySetError as exc:
-            raise ClientError(str(exc)) from None
+    # The rule EHR registration applies too: public signing keys only, each with a kid
+    # (the assertion names its key), RSA of 2048 bits or more, EC on P-384; bounded size.
+    stored_jwks = None if jwks is None else check_inline_jwks(jwks)
     if jwks_url is not None and not https_or_loopback(jwks_url):
         raise ClientError("--jwks-url must be an https URL (http only on a loopback address)")
     tenant = check_tenant(tenant, tenant_names(clients.store))
@@ -178,7 +194,7 @@ def create_client(
         previous_until_us=None,
         revoked_us=None,
         created_us=now_us(),
-        jwks_json=None if jwks is None else orjson.dumps(jwks),
+        jwks_json=stored_jwks,
         jwks_url=jwks_url,
     )
     try:
