@@ -124,8 +124,18 @@ def _clients_parser(commands: Any) -> None:
     create = actions.add_parser(
         "create", help="register a client; prints client_id, tenant and api_key as JSON"
     )
-    create.add_argument("--tenant", required=True, help="the partner organisation")
-    create.add_argument("--label", default="", help="a name for the application")
+    create.add_argument(
+        "--tenant",
+        required=True,
+        help="the partner organisation: an existing tenant, or a new one of ASCII letters, "
+        "digits, '-', '_', '.' that looks like no existing tenant",
+    )
+    create.add_argument(
+        "--label",
+        default="",
+        help="a name for the application (visible NFKC text; not a look-alike of another "
+        "label of the tenant)",
+    )
     create.add_argument(
         "--scope",
         action="append",
@@ -158,7 +168,11 @@ def _ehrs_parser(commands: Any) -> None:
         "register",
         help="allow an EHR's JWT issuer for a tenant; prints ehr_id, tenant and iss as JSON",
     )
-    register.add_argument("--tenant", required=True, help="the organisation the EHR acts for")
+    register.add_argument(
+        "--tenant",
+        required=True,
+        help="the organisation the EHR acts for (the same rule as clients create --tenant)",
+    )
     register.add_argument("--iss", required=True, help="the iss of the EHR's JWTs")
     keys = register.add_mutually_exclusive_group(required=True)
     keys.add_argument("--jwks-file", help="the EHR's public keys (a JWK Set JSON file)")

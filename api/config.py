@@ -165,6 +165,15 @@ class Settings:
     anonymous_audit_limit: str = "120/minute"
     #: Where the rate-limit counters live: memory:// (one node) or redis://host:port.
     rate_limit_storage: str = "memory://"
+    #: SMART token requests (``POST /auth/token``) per client address, in the ``limits``
+    #: notation, counted before the request is read: each may cost a signature check and
+    #: a JWKS lookup, and the caller is not yet identified. "" = no limit.
+    token_rate_limit: str = "300/minute"  # noqa: S105 (a rate, not a secret)
+    #: Token requests refused as ``invalid_client`` (failed authentication) per registered
+    #: ``client_id`` (the assertion's ``iss``); once over it, that client's requests are
+    #: refused before the signature is checked until the window ends (a distributed flood
+    #: of forged assertions naming one client). "" = no limit.
+    token_failure_limit: str = "30/minute"  # noqa: S105 (a rate, not a secret)
     #: File ``serve`` writes the embedded default's key to; "" = ``local-api-key`` in
     #: the instance folder.
     local_key_file: str = ""
@@ -236,6 +245,8 @@ _PARSERS: dict[str, Any] = {
     "rate_limit": parse_rate_limit,
     "anonymous_audit_limit": parse_rate_limit,
     "rate_limit_storage": parse_limit_storage,
+    "token_rate_limit": parse_rate_limit,
+    "token_failure_limit": parse_rate_limit,
     "local_key_file": lambda _label, value: str(value).strip(),
     "link_secret": parse_secret,
     "report_link_seconds": lambda label, value: parse_int(

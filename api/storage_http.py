@@ -66,6 +66,9 @@ AUDITED_FAILURES = {
     "intake.create_link": "create",  # its successes and the intake pages audit themselves
     "intake.page": "read",  # the signed-link browser (its auditor names the link)
     "intake.submit": "create",
+    # A refused SMART token request (forged, replayed, throttled): no patient data, but an
+    # attempt on the credentials that reach it (anonymous: within its audit budget).
+    "auth.token": "operation",
 }
 
 #: Writes the AuditEvent of a failed attempt on one endpoint, given the HTTP status.

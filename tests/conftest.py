@@ -76,13 +76,16 @@ def pytest_configure() -> None:
     """One SQLite store per test process (xdist worker), unless the caller names one.
 
     No rate limit unless a test sets one: property tests send thousands of
-    requests a minute from one client.
+    requests a minute from one client (or one address, to the token endpoint).
     """
     if "TWITCH_TRIAGE_DATABASE_URL" not in os.environ:
         folder = tempfile.mkdtemp(prefix="twitch-triage-tests-")
         _SUITE_STORE.append(folder)
         os.environ["TWITCH_TRIAGE_DATABASE_URL"] = f"sqlite:///{folder}/store.sqlite3"
     os.environ.setdefault("TWITCH_TRIAGE_RATE_LIMIT", "")
+    # Likewise the SMART token endpoint's limits (tests/test_auth_token_hostile.py sets them).
+    os.environ.setdefault("TWITCH_TRIAGE_TOKEN_RATE_LIMIT", "")
+    os.environ.setdefault("TWITCH_TRIAGE_TOKEN_FAILURE_LIMIT", "")
 
 
 def pytest_unconfigure() -> None:

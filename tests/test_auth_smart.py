@@ -519,7 +519,8 @@ def test_the_http_layer_answers_before_the_token_logic_with_operation_outcomes(s
 
 def test_the_token_endpoint_is_not_rate_limited():
     """The caller is not identified until its assertion is verified, so no client's
-    counter is charged (openapi.yaml: no 429, no RateLimit headers)."""
+    counter is charged (openapi.yaml: no RateLimit headers). The token endpoint's own
+    limits, per address and per client id, are tests/test_auth_token_hostile.py's."""
     app = create_app({"TESTING": True, "RATE_LIMIT": "2/minute"})
     client = anonymous(app)
     for _ in range(5):

@@ -145,15 +145,16 @@ def test_smart_operations_are_public_and_answer_oauth_errors(spec):
     assert "not an OperationOutcome" in token["description"]
     responses = token["responses"]
     assert set(responses) == {
-        "200", "400", "401", "405", "413", "414", "417", "431", "500", "503",
+        "200", "400", "401", "405", "413", "414", "417", "429", "431", "500", "503",
     }  # fmt: skip
-    for status in ("200", "400", "401"):
+    for status in ("200", "400", "401", "429"):
         headers = responses[status]["headers"]
         assert headers["Cache-Control"]["schema"]["const"] == "no-store"
         assert headers["Pragma"]["schema"]["const"] == "no-cache"
     for status, codes in (
         ("400", {"invalid_request", "invalid_scope"}),
         ("401", {"invalid_client"}),
+        ("429", {"invalid_request"}),  # a §5.2 code: none names rate limiting
     ):
         oauth = responses[status]["content"]["application/json"]["schema"]["$ref"]
         error = schemas[oauth.rsplit("/", 1)[1]]["properties"]["error"]["enum"]
@@ -165,6 +166,7 @@ def test_smart_operations_are_public_and_answer_oauth_errors(spec):
     assert responses["401"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/OAuthError401"
     )
+    assert responses["429"]["headers"]["Retry-After"]["required"] is True
     # What the HTTP layer answers before the token logic is the API's usual OperationOutcome.
     for status in ("405", "413", "500", "503"):
         assert list(responses[status]["content"]) == ["application/fhir+json"]

@@ -48,6 +48,8 @@ DESCRIPTION_PATTERN = r"^[ !#-\[\]-~]+$"
 OAUTH_ERRORS: dict[int, tuple[str, ...]] = {
     400: ("invalid_request", "unsupported_grant_type", "invalid_scope"),
     401: ("invalid_client",),
+    # RFC 6749 §5.2 has no code for rate limiting: the status and Retry-After say it.
+    429: ("invalid_request",),
 }
 
 _TOKEN_TEXT = (
@@ -55,7 +57,15 @@ _TOKEN_TEXT = (
     "(RFC 6749 §4.4) authenticated by a signed JWT client assertion (RFC 7523 §2.2, "
     "SMART `client-confidential-asymmetric`). Public: the assertion is the credential, "
     "so no API key and no scope are needed, and the call is not counted against "
-    "TWITCH_TRIAGE_RATE_LIMIT (no 429, no `RateLimit` headers).\n\n"
+    "TWITCH_TRIAGE_RATE_LIMIT (no `RateLimit` headers).\n\n"
+    "**Limits of its own.** Every request counts against its client address "
+    "(TWITCH_TRIAGE_TOKEN_RATE_LIMIT, before the form is read), and every refused "
+    "authentication (`invalid_client`) of a registered client against its `client_id` "
+    "(TWITCH_TRIAGE_TOKEN_FAILURE_LIMIT); a client over that limit is refused before its "
+    "keys are looked at until the window ends. Over either limit the answer is 429, "
+    "`invalid_request` (RFC 6749 §5.2 names no code for rate limiting) saying when to "
+    "retry, with `Retry-After` in seconds. Counted where TWITCH_TRIAGE_RATE_LIMIT_STORAGE "
+    "says (Redis: shared by every worker and node).\n\n"
     f"**The assertion.** Signed {' or '.join(ALGORITHMS)} (`none` and HMAC are refused "
     "before any key is looked at) by a key of the client's registered JWK Set (inline, or "
     "fetched from its URL). Header: `kid` naming exactly one key of the algorithm's key "
@@ -272,6 +282,7 @@ def components() -> dict[str, Schema]:
         "TokenResponse": _token_response(),
         "OAuthError400": _oauth_error(400),
         "OAuthError401": _oauth_error(401),
+        "OAuthError429": _oauth_error(429),
     }
 
 
@@ -351,6 +362,22 @@ def smart_paths(error_response: Callable[[int], Schema]) -> dict[str, dict[str, 
                         },
                         "content": {
                             JSON: {"schema": {"$ref": "#/components/schemas/OAuthError401"}}
+                        },
+                    },
+                    "429": {
+                        "description": "Too many token requests from this address, or too "
+                        "many refused authentications of this client: OAuth `invalid_request`; "
+                        "retry after `Retry-After` seconds.",
+                        "headers": {
+                            **_no_cache(),
+                            "Retry-After": {
+                                "description": "Seconds until the limit's window ends.",
+                                "required": True,
+                                "schema": {"type": "integer", "minimum": 1},
+                            },
+                        },
+                        "content": {
+                            JSON: {"schema": {"$ref": "#/components/schemas/OAuthError429"}}
                         },
                     },
                     **{str(status): error_response(status) for status in (405, 413, 500, 503)},

@@ -6,17 +6,28 @@ call these with a :class:`~api.storage.clients.ClientStore`.
 
 from __future__ import annotations
 
+import string
 import time
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import orjson
 
 from api.auth.jwks import KeySetError, check_public_jwks, https_or_loopback
 from api.auth.keys import ACCESS_TOKEN_PREFIX, new_api_key, new_client_id, secret_hash
 from api.auth.scopes import DEFAULT_SCOPES, SCOPE_TYPES, Scope, parse_scopes
-from api.storage.clients import ClientRecord, ClientStore
+from api.storage.clients import (
+    INVISIBLE_CATEGORIES,
+    ClientRecord,
+    ClientStore,
+    ConfusableNameError,
+    confusable_with,
+    shown,
+    tenant_names,
+)
 
 #: The tenant of the embedded default deployment (and of rows stored before tenants).
 LOCAL_TENANT = "local"
@@ -59,11 +70,89 @@ class ClientError(ValueError):
     """A client command that cannot be carried out (bad tenant name, unknown client ...)."""
 
 
-def _check_tenant(name: str) -> str:
+#: Longest tenant name (its column) and client label.
+NAME_MAX_CHARS = 128
+#: What a new tenant name is made of: an identifier an operator can read and type.
+TENANT_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-_.")
+
+
+def check_tenant(name: str, existing: Iterable[str]) -> str:
+    """The tenant ``name`` names: an existing tenant exactly (old rows are kept as they
+    are), or a new one of 1 to 128 ASCII letters, digits, '-', '_' or '.' that looks
+    like no existing tenant (:func:`api.storage.clients.name_skeleton`: case, width,
+    compatibility forms and invisible characters ignored).
+
+    Why ASCII: ``ＡCME`` (full width), ``ACME`` with a zero-width space or a bidi
+    control, and ``АСМЕ`` (Cyrillic) all print like ``ACME`` in an audit log or a CLI
+    listing; a tenant is an identifier, and ASCII is the one script in which every
+    distinct name reads differently once case is ignored.
+    """
     value = name.strip()
-    if not value or len(value) > 128 or not all(c.isalnum() or c in "-_." for c in value):
-        raise ClientError(f"tenant must be 1 to 128 letters, digits, '-', '_' or '.', got {name!r}")
+    names = list(existing)
+    if value in names:
+        return value
+    other = confusable_with(value, names)
+    if other is not None:
+        raise ClientError(str(ConfusableNameError("tenant", value, other)))
+    if value and len(value) <= NAME_MAX_CHARS and set(value) <= TENANT_CHARACTERS:
+        return value
+    plain = unicodedata.normalize("NFKC", value)
+    hint = f"; in plain characters that is {plain!r}" if plain != value and plain.isascii() else ""
+    raise ClientError(
+        f"tenant must be 1 to {NAME_MAX_CHARS} ASCII letters, digits, '-', '_' or '.', "
+        f"got {shown(name)}{hint}"
+    )
+
+
+def invisible_character(text: str) -> str | None:
+    """The first character of ``text`` a reader cannot see as itself (a control, format,
+    unassigned or private-use character, or a space other than the plain one), as
+    ``U+XXXX NAME``; None when there is none."""
+    for char in text:
+        category = unicodedata.category(char)
+        if category in INVISIBLE_CATEGORIES or (category == "Zs" and char != " "):
+            return f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed')}"
+    return None
+
+
+def check_label(label: str, existing: Iterable[str]) -> str:
+    """A client label: empty, or at most 128 visible characters already in NFKC form
+    that look like no other label of the tenant's active clients (the same label
+    again is allowed: client ids tell such clients apart)."""
+    value = label.strip()
+    if not value:
+        return value
+    other = confusable_with(value, existing)
+    if other is not None:
+        raise ClientError(str(ConfusableNameError("client label", value, other)))
+    if len(value) > NAME_MAX_CHARS:
+        raise ClientError(f"--label must be at most {NAME_MAX_CHARS} characters")
+    hidden = invisible_character(value)
+    if hidden is not None:
+        raise ClientError(f"--label {shown(label)} holds an invisible character ({hidden})")
+    plain = unicodedata.normalize("NFKC", value)
+    if plain != value:
+        raise ClientError(f"--label {shown(label)} is not in NFKC form; write it {shown(plain)}")
     return value
+
+
+#: Largest inline JWK Set registered: what a ``--jwks-url`` answer may hold. It is parsed
+#: on every token request or CDS call of its client.
+INLINE_JWKS_MAX_BYTES = 65536
+
+
+def check_inline_jwks(jwks: Any) -> bytes:
+    """The JWK Set as stored; ClientError when it breaks the key rule (public signing
+    keys only, each with a kid: :func:`api.auth.jwks.check_public_jwks`) or is larger
+    than a fetched one may be."""
+    try:
+        check_public_jwks(jwks)
+    except KeySetError as exc:
+        raise ClientError(str(exc)) from None
+    stored = orjson.dumps(jwks)
+    if len(stored) > INLINE_JWKS_MAX_BYTES:
+        raise ClientError(f"the JWK Set is larger than {INLINE_JWKS_MAX_BYTES} bytes")
+    return stored
 
 
 def create_client(
@@ -87,19 +176,17 @@ def create_client(
                 f"{text!r} names a resource type this API does not hold; "
                 f"use * or one of {', '.join(SCOPE_TYPES)}"
             )
-    if jwks is not None:
-        # The rule EHR registration applies too: public signing keys only, each with a
-        # kid (the assertion names its key), RSA of 2048 bits or more, EC on P-384.
-        try:
-            check_public_jwks(jwks)
-        except KeySetError as exc:
-            raise ClientError(str(exc)) from None
+    # The rule EHR registration applies too: public signing keys only, each with a kid
+    # (the assertion names its key), RSA of 2048 bits or more, EC on P-384; bounded size.
+    stored_jwks = None if jwks is None else check_inline_jwks(jwks)
     if jwks_url is not None and not https_or_loopback(jwks_url):
         raise ClientError("--jwks-url must be an https URL (http only on a loopback address)")
+    tenant = check_tenant(tenant, tenant_names(clients.store))
+    label = check_label(label, clients.labels(tenant))
     key = new_api_key()
     record = ClientRecord(
         id=new_client_id(),
-        tenant=_check_tenant(tenant),
+        tenant=tenant,
         label=label,
         scopes=" ".join(chosen),
         key_hash=secret_hash(key),
@@ -107,10 +194,13 @@ def create_client(
         previous_until_us=None,
         revoked_us=None,
         created_us=now_us(),
-        jwks_json=None if jwks is None else orjson.dumps(jwks),
+        jwks_json=stored_jwks,
         jwks_url=jwks_url,
     )
-    clients.create(record)
+    try:
+        clients.create(record)  # the tenant and label are checked again in its transaction
+    except ConfusableNameError as exc:
+        raise ClientError(str(exc)) from None
     return CreatedClient(record.id, record.tenant, key, label, chosen)
 
 
@@ -197,10 +287,13 @@ __all__ = [
     "ClientError",
     "CreatedClient",
     "Principal",
+    "check_label",
+    "check_tenant",
     "create_client",
     "describe",
     "identify",
     "identify_credential",
+    "invisible_character",
     "revoke_client",
     "rotate_client",
 ]

@@ -11,29 +11,52 @@ are the only FHIR base URLs the CDS service fetches an intake from for it
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from api.auth.clients import ClientError, _check_tenant, now_us
-from api.auth.jwks import KeySetError, check_public_jwks, https_or_loopback
+from api.auth.clients import (
+    ClientError,
+    check_inline_jwks,
+    check_tenant,
+    invisible_character,
+    now_us,
+)
+from api.auth.jwks import https_or_loopback
 from api.services.cds.servers import MAX_SERVERS, fhir_base
 from api.storage.cds import CdsStore, EhrRecord, RegistrationConflictError
+from api.storage.clients import ConfusableNameError, confusable_with, shown, tenant_names
 
 
 def _check_jwks(jwks: Any) -> bytes:
-    try:
-        check_public_jwks(jwks)
-    except KeySetError as exc:
-        raise ClientError(str(exc)) from None
-    return orjson.dumps(jwks)
+    return check_inline_jwks(jwks)  # the rule SMART clients' key sets follow
 
 
 def _check_jku(url: str) -> str:
     if https_or_loopback(url):
         return url
     raise ClientError("--jku must be an https URL (http only on a loopback address)")
+
+
+def _check_iss(iss: str, existing: list[str]) -> str:
+    """An issuer as registered: 1 to 512 visible characters, already in NFKC form (it is
+    compared with the token's ``iss`` exactly, so it is never rewritten), and not a
+    look-alike of another registered issuer (the same one again re-keys it)."""
+    if not iss.strip() or len(iss) > 512:
+        raise ClientError("--iss must be 1 to 512 characters")
+    other = confusable_with(iss, existing)
+    if other is not None:
+        raise ClientError(str(ConfusableNameError("issuer", iss, other)))
+    hidden = invisible_character(iss)
+    if hidden is not None or iss != iss.strip():
+        what = hidden or "a space around it"
+        raise ClientError(f"--iss {shown(iss)} holds an invisible character ({what})")
+    if unicodedata.normalize("NFKC", iss) != iss:
+        plain = unicodedata.normalize("NFKC", iss)
+        raise ClientError(f"--iss {shown(iss)} is not in NFKC form; write it {shown(plain)}")
+    return iss
 
 
 def _check_fhir_servers(urls: Sequence[str]) -> tuple[str, ...]:
@@ -74,20 +97,18 @@ def register_ehr(
     """
     if (jwks is None) == (jku is None):
         raise ClientError("give exactly one of --jwks-file and --jku")
-    if not iss.strip() or len(iss) > 512:
-        raise ClientError("--iss must be 1 to 512 characters")
     record = EhrRecord(
         id="ehr_" + secrets.token_hex(12),
-        tenant=_check_tenant(tenant),
-        iss=iss,
+        tenant=check_tenant(tenant, tenant_names(cds.store)),
+        iss=_check_iss(iss, [known.iss for known in cds.all()]),
         jwks_json=None if jwks is None else _check_jwks(jwks),
         jku=None if jku is None else _check_jku(jku),
         created_us=now_us(),
         fhir_servers=_check_fhir_servers(fhir_servers),
     )
     try:
-        return cds.register(record)
-    except RegistrationConflictError as exc:
+        return cds.register(record)  # the tenant is checked again in its transaction
+    except (RegistrationConflictError, ConfusableNameError) as exc:
         raise ClientError(str(exc)) from None
 
 

@@ -12,9 +12,12 @@ for the audit and the tenant filters.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
+import os
 import time
+from collections.abc import Mapping
 
 from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse_many
@@ -27,6 +30,7 @@ from api.auth.clients import Principal, identify, identify_credential, now_us
 from api.auth.scopes import PUBLIC_ENDPOINTS, permits, required_scope, scope_text
 from api.config import Settings, app_state
 from api.errors import CorsRefusedError, ForbiddenError, ThrottledError, UnauthorizedError
+from api.serving.config import ServingSettings, parse_networks
 
 logger = logging.getLogger("api.auth")
 
@@ -50,6 +54,10 @@ LIMITER = "twitch_triage_limiter"
 EHR_RATE_KEY_PREFIX = "ehr:"
 #: Counter keys of anonymous refusals by client address (apart from clients' counters).
 ANONYMOUS_AUDIT_KEY_PREFIX = "anonymous-audit:"
+#: Counter keys of SMART token requests by client address, and of refused ones by client
+#: id (:mod:`api.auth.smart`), apart from the API's counters.
+SMART_ADDRESS_KEY_PREFIX = "smart-address:"
+SMART_FAILURE_KEY_PREFIX = "smart-failures:"
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -76,6 +84,47 @@ class SweptMemoryStorage(MemoryStorage):
             self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: The variable gunicorn's ``forwarded_allow_ips`` is read from (api/serving/config.py).
+FORWARDED_ALLOW_IPS = "TWITCH_TRIAGE_FORWARDED_ALLOW_IPS"
+
+
+def trusted_proxies(environ: Mapping[str, str]) -> tuple[IpNetwork, ...]:
+    """The networks of the proxy in front, as ``serve`` trusts them for
+    ``X-Forwarded-Proto`` (the same variable and default)."""
+    text = environ.get(FORWARDED_ALLOW_IPS, "") or ServingSettings().forwarded_allow_ips
+    return tuple(
+        ipaddress.ip_network(item, strict=False)
+        for item in parse_networks(FORWARDED_ALLOW_IPS, text).split(",")
+    )
+
+
+def client_address(proxies: tuple[IpNetwork, ...]) -> str:
+    """The address a per-address counter is keyed by: the connection's peer, or, when
+    the peer is a trusted proxy, the last ``X-Forwarded-For`` entry (the one that proxy
+    wrote; deploy/nginx overwrites the header). Behind the proxy every peer is the
+    proxy, so counting peers would let one caller use up everyone's budget."""
+    peer = request.remote_addr or "-"
+    forwarded = request.headers.get("X-Forwarded-For")
+    if not forwarded or not proxies:
+        return peer
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(address in network for network in proxies):
+        return peer
+    named = forwarded.rsplit(",", 1)[-1].strip()
+    try:
+        return str(ipaddress.ip_address(named))
+    except ValueError:
+        return peer  # not an address: the proxy's own counter
+
+
+def _items(text: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(text)) if text else ()
+
+
 def _counter_storage(url: str) -> Storage:
     return SweptMemoryStorage() if url.startswith("memory://") else storage_from_string(url)
 
@@ -90,7 +139,11 @@ class RateLimiter:
         self.anonymous_audit_items: tuple[RateLimitItem, ...] = tuple(
             parse_many(settings.anonymous_audit_limit) if settings.anonymous_audit_limit else ()
         )
+        self.token_items = _items(settings.token_rate_limit)
+        self.token_failure_items = _items(settings.token_failure_limit)
         self.storage = _counter_storage(settings.rate_limit_storage)
+        #: The proxies whose ``X-Forwarded-For`` names the client (gunicorn's list).
+        self.proxies = trusted_proxies(os.environ)
         self.strategy = FixedWindowRateLimiter(self.storage)
         #: The ``RateLimit-Policy`` value: it names only the configured limits, so it is
         #: the same on every answer and is built once.
@@ -105,6 +158,19 @@ class RateLimiter:
             self.strategy.hit(item, ANONYMOUS_AUDIT_KEY_PREFIX + address)
             for item in self.anonymous_audit_items
         )
+
+    def over(self, items: tuple[RateLimitItem, ...], key: str, *, count: bool) -> int | None:
+        """Seconds to wait when ``key`` is over one of ``items``, else None.
+
+        ``count``: this request is counted (``hit``); else the counters are only read
+        (``test``), for a limit on what happens later (a refused token request).
+        """
+        for item in items:
+            admitted = self.strategy.hit(item, key) if count else self.strategy.test(item, key)
+            if not admitted:
+                reset, _ = self.strategy.get_window_stats(item, key)
+                return max(1, math.ceil(reset - time.time()))
+        return None
 
     def check(self, client_id: str) -> dict[str, str]:
         """Count one request; the RateLimit headers, or ThrottledError when over a limit."""
@@ -235,7 +301,7 @@ def anonymous_audit_admitted() -> bool:
     if not limiter.anonymous_audit_items:
         return True
     try:
-        return limiter.admits_anonymous_audit(request.remote_addr or "-")
+        return limiter.admits_anonymous_audit(client_address(limiter.proxies))
     except Exception:
         logger.warning("anonymous audit budget not checked: counter storage unavailable")
         return True

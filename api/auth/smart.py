@@ -7,34 +7,57 @@ Cache-Control says, within 10 s to 5 minutes: :mod:`api.auth.jwks_cache`, as for
 EHR's ``jku``; an unknown ``kid`` fetches it again, at most once per 5 s). The assertion's
 ``iss`` and ``sub`` are the client id, ``aud`` is this token URL, ``exp`` at
 most five minutes ahead, and its ``jti`` is never accepted twice (kept in the
-database until it expires). ``none`` and HMAC assertions are refused before
+database until it expires, under a primary key of client id and ``jti``: every worker and
+node of a deployment shares it, so a replay is refused everywhere, two copies at once
+included). ``none`` and HMAC assertions are refused before
 any key is looked at. The key is found as SMART's "client-confidential-asymmetric"
 profile says: a ``jku`` header must be the client's registered JWKS URL, and
 exactly one key must have the header's ``kid`` and the algorithm's key type.
 Errors follow RFC 6749 §5.2 (OAuth JSON), as SMART clients expect from a token
 endpoint; every answer carries ``Cache-Control: no-store`` and ``Pragma: no-cache``
 (RFC 6749 §5.1).
+
+Hostile callers are bounded before they cost a signature check: every request counts
+against its client address (``TWITCH_TRIAGE_TOKEN_RATE_LIMIT``) before the form is read,
+and a registered client whose assertions were refused (``invalid_client``) too often
+(``TWITCH_TRIAGE_TOKEN_FAILURE_LIMIT``, counted per ``client_id``) is refused before its
+key is looked up, until the window ends. The counters live where the API's do
+(``TWITCH_TRIAGE_RATE_LIMIT_STORAGE``: per process, or Redis shared by every worker and
+node). Over a limit the answer is 429 with ``Retry-After`` and the §5.2 error
+``invalid_request`` (§5.2 has no code for rate limiting; ``invalid_request`` is one every
+OAuth client parses, and the status and ``Retry-After`` say to come back later).
 """
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
+from limits import RateLimitItem
 
 from api.auth.audience import UNCHECKABLE, audience_base
 from api.auth.clients import now_us
+from api.auth.http import (
+    LIMITER,
+    SMART_ADDRESS_KEY_PREFIX,
+    SMART_FAILURE_KEY_PREFIX,
+    RateLimiter,
+    client_address,
+)
 from api.auth.jwks import keys_named, public_signing_key
 from api.auth.jwks_cache import JwksCache, KeySetUnavailableError
 from api.auth.keys import malformed_date_claim, new_access_token, plain_claim, secret_hash
 from api.auth.scopes import ALL_PERMISSIONS, Scope, ScopeError, parse_scopes
 from api.config import app_state
 from api.services.cds.fetch import header_fields
+from api.storage.clients import ClientRecord
 
 blueprint = Blueprint("auth", __name__)
+logger = logging.getLogger("api.auth")
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -72,11 +95,49 @@ SCOPES_SUPPORTED = (
 class OAuthError(Exception):
     """A refused token request (RFC 6749 §5.2)."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(
+        self, error: str, description: str, status: int = 400, retry_after: int | None = None
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
+        #: Seconds until a rate-limited caller may try again (429 only).
+        self.retry_after = retry_after
+
+
+def _throttle(items: tuple[RateLimitItem, ...], key: str, what: str, *, count: bool = True) -> None:
+    """Raise the 429 OAuthError when ``key`` is over one of ``items``.
+
+    When the counter storage (Redis) fails the request goes on, as the API's limits
+    do: a token endpoint down with Redis would stop every SMART client.
+    """
+    if not items:
+        return
+    limiter: RateLimiter = current_app.extensions[LIMITER]
+    try:
+        wait = limiter.over(items, key, count=count)
+    except Exception:
+        logger.warning("token rate limit not checked: counter storage unavailable")
+        return
+    if wait is not None:
+        raise OAuthError(
+            "invalid_request", f"too many {what}; retry after {wait} s", 429, retry_after=wait
+        )
+
+
+def _count(items: tuple[RateLimitItem, ...], key: str) -> None:
+    """Count one event against ``items`` (nothing is refused here)."""
+    if not items:
+        return
+    try:
+        _limiter().over(items, key, count=True)
+    except Exception:
+        logger.warning("refused token request not counted: counter storage unavailable")
+
+
+def _limiter() -> RateLimiter:
+    return current_app.extensions[LIMITER]
 
 
 def token_url() -> str:
@@ -121,11 +182,17 @@ def smart_configuration() -> Response:
 def token() -> Response:
     """Exchange a signed client assertion for a short-lived access token."""
     try:
+        # Before the form is read: a flood from one address costs one counter each.
+        limiter = _limiter()
+        address = client_address(limiter.proxies)  # behind deploy/nginx: the real client
+        _throttle(limiter.token_items, SMART_ADDRESS_KEY_PREFIX + address, "token requests")
         body = _issue()
     except OAuthError as exc:
         headers = dict(NO_CACHE)
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="twitch-triage"'
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
         return Response(
             orjson.dumps({"error": exc.error, "error_description": _description(exc.description)}),
             status=exc.status,
@@ -172,7 +239,7 @@ def _form() -> Any:
 def _unverified(form: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(the client assertion, its header, its claims), read before any key is looked at:
     ``alg`` RS384 or ES384 only (never ``none`` or HMAC), ``typ`` ``JWT`` when given."""
-    import jwt  # noqa: PLC0415 (see _issue)
+    import jwt  # noqa: PLC0415 (see _verified_grant)
 
     if form.get("client_assertion_type") != ASSERTION_TYPE:
         raise OAuthError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}")
@@ -196,10 +263,6 @@ def _unverified(form: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 
 def _issue() -> dict[str, Any]:
-    # Imported here, not at module load: the app is preloaded in the gunicorn master
-    # before the gevent worker monkey-patches, and PyJWT binds names from ``ssl``.
-    import jwt  # noqa: PLC0415
-
     form = _form()
     assertion, header, claims = _unverified(form)
     client_id = claims.get("iss")
@@ -210,6 +273,31 @@ def _issue() -> dict[str, Any]:
     client = state.clients.get(client_id) if plain_claim(client_id, 255) else None
     if client is None or client.revoked_us is not None:
         raise OAuthError("invalid_client", "unknown or revoked client", 401)
+    # The client's refusals are counted, and over their limit it is refused before its
+    # key is looked up or the signature checked (only registered ids get a counter).
+    failures = _limiter().token_failure_items
+    failure_key = SMART_FAILURE_KEY_PREFIX + client.id
+    what = "refused token requests for this client"
+    _throttle(failures, failure_key, what, count=False)
+    try:
+        return _verified_grant(form, assertion, header, client)
+    except OAuthError as exc:
+        # Failed authentication only: a verified client asking for a scope it does not
+        # hold proved it holds the key (the address limit bounds it).
+        if exc.error == "invalid_client":
+            _count(failures, failure_key)  # the refusal itself is answered as it is
+        raise
+
+
+def _verified_grant(
+    form: Any, assertion: str, header: dict[str, Any], client: ClientRecord
+) -> dict[str, Any]:
+    """The token answer for ``client``'s assertion once its signature and claims hold."""
+    # Imported here, not at module load: the app is preloaded in the gunicorn master
+    # before the gevent worker monkey-patches, and PyJWT binds names from ``ssl``.
+    import jwt  # noqa: PLC0415
+
+    state = app_state()
     key = _signing_key(client.jwks_json, client.jwks_url, header)
     try:
         verified = jwt.decode(

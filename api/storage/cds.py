@@ -14,7 +14,8 @@ import orjson
 from sqlalchemy import Row, delete, insert, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 
-from api.storage.models import CdsCard, CdsEhr, CdsFeedback, CdsUsedJti, Tenant
+from api.storage.clients import ensure_tenant
+from api.storage.models import CdsCard, CdsEhr, CdsFeedback, CdsUsedJti
 from api.storage.repository import Store, assessment_locked
 
 
@@ -144,13 +145,7 @@ class CdsStore:
                     existing.created_us,
                     record.fhir_servers,
                 )
-            tenant = connection.execute(
-                select(Tenant.name).where(Tenant.name == record.tenant)
-            ).first()
-            if tenant is None:
-                connection.execute(
-                    insert(Tenant), [{"name": record.tenant, "created_us": record.created_us}]
-                )
+            ensure_tenant(connection, record.tenant, record.created_us)  # the one tenant rule
             values = {column.key: getattr(record, column.key) for column in _EHR_COLUMNS}
             values["fhir_servers"] = _servers_json(record.fhir_servers)
             connection.execute(insert(CdsEhr), [values])

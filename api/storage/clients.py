@@ -15,14 +15,82 @@ import os
 import sqlite3
 import threading
 import time
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from api.storage.database import native_lock
 from api.storage.models import AccessToken, ApiClient, CredentialEpoch, Tenant, UsedAssertion
 from api.storage.repository import Store
+
+#: Unicode categories never kept in a name's skeleton: controls, format characters
+#: (zero-width, bidi controls), surrogates, private use, unassigned, line separators.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def name_skeleton(name: str) -> str:
+    """What a reader sees of a tenant, client label or issuer: NFKC, case folded (twice,
+    as Unicode's NFKC_Casefold does), without invisible characters, with every run of
+    spaces one plain space. Two names with one skeleton cannot be told apart in an audit
+    log or a CLI listing (``ＡCME``, ``acme`` and ``ACME`` are one)."""
+    once = unicodedata.normalize("NFKC", name).casefold()
+    folded = unicodedata.normalize("NFKC", once).casefold()
+    kept = []
+    for char in folded:
+        category = unicodedata.category(char)
+        if category not in INVISIBLE_CATEGORIES:
+            kept.append(" " if category == "Zs" else char)
+    return " ".join("".join(kept).split())
+
+
+def confusable_with(name: str, existing: Iterable[str]) -> str | None:
+    """The first of ``existing`` that looks like ``name`` without being it, or None."""
+    skeleton = name_skeleton(name)
+    for other in existing:
+        if other != name and name_skeleton(other) == skeleton:
+            return other
+    return None
+
+
+def shown(name: str) -> str:
+    """``name`` quoted for an operator, with its escapes when it is not plain ASCII (a
+    look-alike is then told apart by its code points)."""
+    return repr(name) if name.isascii() else f"{name!r} (that is {name!a})"
+
+
+class ConfusableNameError(ValueError):
+    """A new name looks like one already stored (:func:`name_skeleton`)."""
+
+    def __init__(self, what: str, name: str, existing: str) -> None:
+        super().__init__(
+            f"{what} {shown(name)} looks like the existing {what} {shown(existing)} (names are "
+            f"compared ignoring case, width, compatibility forms and invisible characters): "
+            f"use {shown(existing)} itself, or a name that reads differently"
+        )
+        self.existing = existing
+
+
+def ensure_tenant(connection: Connection, name: str, created_us: int) -> None:
+    """Create tenant ``name`` unless it exists, in the caller's transaction;
+    ConfusableNameError when another tenant looks like it (existing rows stay as
+    they are: only a new name is refused)."""
+    names = connection.execute(select(Tenant.name)).scalars().all()
+    if name in names:
+        return
+    existing = confusable_with(name, names)
+    if existing is not None:
+        raise ConfusableNameError("tenant", name, existing)
+    connection.execute(insert(Tenant), [{"name": name, "created_us": created_us}])
+
+
+def tenant_names(store: Store) -> list[str]:
+    """Every tenant's name (a deployment has few)."""
+    with store._reading() as connection:
+        return list(connection.execute(select(Tenant.name)).scalars())
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +241,10 @@ _BY_KEY_HASH = select(*_COLUMNS).where(
 )
 
 
+def _labels(tenant: str) -> Any:
+    return select(ApiClient.label).where(ApiClient.tenant == tenant, ApiClient.revoked_us.is_(None))
+
+
 class ClientStore:
     """Reads and writes of the identity tables, over the assessment store's engine."""
 
@@ -182,18 +254,23 @@ class ClientStore:
         self.epoch = CredentialEpochReader(store.engine)
 
     def create(self, record: ClientRecord) -> None:
-        """Insert a client, creating its tenant on first use."""
+        """Insert a client, creating its tenant on first use; ConfusableNameError when
+        the tenant, or the label among the tenant's active clients, looks like another."""
         with self.store.unit_of_work() as work:
             connection = work._connection
-            known = connection.execute(
-                select(Tenant.name).where(Tenant.name == record.tenant)
-            ).first()
-            if known is None:
-                connection.execute(
-                    insert(Tenant), [{"name": record.tenant, "created_us": record.created_us}]
-                )
+            ensure_tenant(connection, record.tenant, record.created_us)
+            if record.label:
+                labels = connection.execute(_labels(record.tenant)).scalars()
+                existing = confusable_with(record.label, labels)
+                if existing is not None:
+                    raise ConfusableNameError("client label", record.label, existing)
             values = {column.key: getattr(record, column.key) for column in _COLUMNS}
             connection.execute(insert(ApiClient), [values])
+
+    def labels(self, tenant: str) -> list[str]:
+        """The labels of the tenant's active clients."""
+        with self.store._reading() as connection:
+            return list(connection.execute(_labels(tenant)).scalars())
 
     def get(self, client_id: str) -> ClientRecord | None:
         with self.store._reading() as connection:
@@ -336,6 +413,12 @@ __all__ = [
     "KEY_CACHE_SECONDS",
     "ClientRecord",
     "ClientStore",
+    "ConfusableNameError",
     "CredentialEpochReader",
     "KeyCache",
+    "confusable_with",
+    "ensure_tenant",
+    "name_skeleton",
+    "shown",
+    "tenant_names",
 ]
