@@ -446,9 +446,9 @@ def test_many_parameters_and_oversized_assertions_are_refused_cheaply():
 
 def test_behind_a_trusted_proxy_each_client_has_its_own_counter_and_others_cannot_spoof():
     """Behind deploy/nginx every peer is the proxy (loopback here, gunicorn's default
-    trusted list): its ``X-Forwarded-For`` names the client. A peer that is not a trusted
-    proxy is counted as itself, whatever it claims."""
-    app = _app({"TOKEN_RATE_LIMIT": "2/minute"})
+    trusted list, with the proxy declared): its ``X-Forwarded-For`` names the client. A
+    peer that is not a trusted proxy is counted as itself, whatever it claims."""
+    app = _app({"TOKEN_RATE_LIMIT": "2/minute", "TLS_TERMINATED": True})
     client = anonymous(app)
 
     def ask(peer: str, forwarded: str | None) -> int:
@@ -464,3 +464,18 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_counter_and_others_canno
     stranger = "198.51.100.7"
     claims = [ask(stranger, _address()) for _ in range(3)]
     assert claims == [400, 400, 429]  # a new X-Forwarded-For each time: still one counter
+
+
+def test_without_a_declared_proxy_no_caller_picks_its_counter_by_a_header():
+    """The default deployment (``serve`` on loopback, no proxy declared): a local caller's
+    ``X-Forwarded-For`` is its own claim, so a new one per request is still one counter."""
+    client = anonymous(_app({"TOKEN_RATE_LIMIT": "2/minute"}))
+    statuses = [
+        client.post(
+            "/auth/token",
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+            headers={"X-Forwarded-For": _address()},
+        ).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [400, 400, 429]

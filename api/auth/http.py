@@ -142,8 +142,10 @@ class RateLimiter:
         self.token_items = _items(settings.token_rate_limit)
         self.token_failure_items = _items(settings.token_failure_limit)
         self.storage = _counter_storage(settings.rate_limit_storage)
-        #: The proxies whose ``X-Forwarded-For`` names the client (gunicorn's list).
-        self.proxies = trusted_proxies(os.environ)
+        #: The proxies whose ``X-Forwarded-For`` names the client (gunicorn's list), and
+        #: only where a proxy in front is declared: without one, the default list
+        #: (loopback) would let any local caller pick its own counter by that header.
+        self.proxies = trusted_proxies(os.environ) if settings.tls_terminated else ()
         self.strategy = FixedWindowRateLimiter(self.storage)
         #: The ``RateLimit-Policy`` value: it names only the configured limits, so it is
         #: the same on every answer and is built once.
