@@ -15,6 +15,13 @@ key was dropped and no string contains a colon. Whenever orjson fails or the
 proof does not hold, the stdlib strict decoder decides, and produces the
 error message; the two agree on every body both accept (tested).
 
+Where: a refusal names the offending member in ``expression`` when there is one
+(``history.medications[0].class``; a duplicate key names the member itself; a FHIR
+body its FHIRPath, ``QuestionnaireResponse.item[0].linkId``). The decoders do not
+say where they stopped, so only once a body has been refused does
+:func:`_locate` read it a second time, tracking the path, in step with the
+stdlib decoder; the accepted path never pays for it.
+
 A number of 16 or more significant digits can stand for a value its float
 misplaces across a threshold (``31.99999999999999999`` reads as 32.0): a body
 with a run of 16 digits or points goes to the strict decoder, which keeps such
@@ -26,12 +33,18 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+import re
+from dataclasses import dataclass, field
+from json.decoder import scanstring
+from json.scanner import NUMBER_RE
+from typing import Any, Literal
 
 import orjson
 from werkzeug.wrappers import Request
 
 from api.errors import MalformedBodyError, PayloadTooLargeError, UnsupportedMediaTypeError
+from api.fhir.questionnaire_response import QR
+from schemas.issues import Segment, render_path
 from schemas.numbers import LONG_NUMBER, on_its_side
 
 #: Deeper than any valid request (4) by a wide margin; bounds every later walk.
@@ -148,13 +161,17 @@ _STRICT = json.JSONDecoder(
 )
 
 
-def _strict_decode(body: bytes) -> Any:
-    """The authoritative (slower) decoder; raises MalformedBodyError with the reason."""
+def _strict_decode(body: bytes, *, fhir: bool = False) -> Any:
+    """The authoritative (slower) decoder; raises MalformedBodyError with the reason and,
+    where there is one, the offending member (``fhir``: as a FHIRPath)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
+        # The first bad byte is one U+FFFD at the length of the valid prefix.
+        at = len(body[: exc.start].decode("utf-8"))
         raise MalformedBodyError(
-            f"body is not valid UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start})"
+            f"body is not valid UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start})",
+            _where(body.decode("utf-8", "replace"), "byte", fhir, at),
         ) from None
     if text.startswith("\ufeff"):
         raise MalformedBodyError(
@@ -164,24 +181,33 @@ def _strict_decode(body: bytes) -> Any:
     try:
         return _STRICT.decode(text)
     except _RejectedError as exc:
-        raise MalformedBodyError(f"body is not acceptable JSON: {exc}") from None
+        raise MalformedBodyError(
+            f"body is not acceptable JSON: {exc}", _where(text, "rejected", fhir)
+        ) from None
     except json.JSONDecodeError as exc:
         raise MalformedBodyError(
-            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            _where(text, "syntax", fhir, exc.pos),
         ) from None
     except RecursionError:
-        raise MalformedBodyError(f"body is nested deeper than {MAX_DEPTH} levels") from None
+        raise MalformedBodyError(
+            f"body is nested deeper than {MAX_DEPTH} levels", _where(text, "depth", fhir)
+        ) from None
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """Decode a request body that must be one strict JSON object."""
+def parse_json_object(body: bytes, *, fhir: bool = False) -> dict[str, Any]:
+    """Decode a request body that must be one strict JSON object.
+
+    ``fhir``: the body is a FHIR resource, so a refusal names its member as a FHIRPath
+    rooted at the resource type, as the ``$triage`` reader does.
+    """
     if not body.strip():
         raise MalformedBodyError("body is empty; expected a JSON object")
     try:
         value = orjson.loads(body)
         trusted = True
     except orjson.JSONDecodeError:
-        value = _strict_decode(body)
+        value = _strict_decode(body, fhir=fhir)
         trusted = False
     if type(value) is not dict:
         kind = "an array" if type(value) is list else "a JSON scalar"
@@ -190,7 +216,207 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if trusted and (body.count(b":") != keys or (floats and LONG_NUMBER.search(body) is not None)):
         # A duplicate key, or just a colon inside a string; or a number orjson may have
         # rounded across a threshold (see schemas.numbers): the strict decoder decides.
-        value = _strict_decode(body)
+        value = _strict_decode(body, fhir=fhir)
     if depth > MAX_DEPTH:
-        raise MalformedBodyError(f"body is nested deeper than {MAX_DEPTH} levels")
+        raise MalformedBodyError(
+            f"body is nested deeper than {MAX_DEPTH} levels",
+            _where(body.decode("utf-8", "replace"), "depth", fhir),
+        )
     return value
+
+
+# --- where a refused body went wrong (the error path only) --------------------------------
+
+#: What :func:`_locate` looks for: the first refusal of the strict decoder's hooks
+#: (NaN/Infinity, an overflowing number, a duplicate key), the first container nested
+#: deeper than MAX_DEPTH, the member at the decoder's syntax error, or at a bad byte.
+Want = Literal["rejected", "depth", "syntax", "byte"]
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_LITERALS = ("null", "true", "false")
+_CONSTANTS = ("NaN", "Infinity", "-Infinity")
+#: A FHIR resource type (the root of a FHIRPath); anything else in ``resourceType``
+#: roots the path at the resource the FHIR endpoints read.
+_RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+_MAX_ELEMENT = 64
+
+
+@dataclass(slots=True)
+class _Frame:
+    """An open object or array: its path, its keys so far (an object's)."""
+
+    segments: tuple[Segment, ...]
+    array: bool
+    keys: set[str] = field(default_factory=set)
+    length: int = 0
+    duplicate: str | None = None
+
+
+class _Stop(Exception):  # noqa: N818 - control flow inside _Locator, never raised out
+    """Ends the walk: the answer is known, or the text cannot be read further."""
+
+
+@dataclass(slots=True)
+class _Locator:
+    """One iterative walk of a JSON text that keeps the path of what it reads.
+
+    It reads as the stdlib decoder does and reports in the same order (a NaN when it is
+    read, a duplicate key when its object closes, as ``_pairs`` sees it), so the place
+    it finds is the one the decoder's error is about. Iterative, so any nesting is read.
+    """
+
+    text: str
+    want: Want
+    at: int = -1
+    found: tuple[Segment, ...] | None = None
+    resource_type: str | None = None
+    stack: list[_Frame] = field(default_factory=list)
+
+    def find(self, kind: Want, segments: tuple[Segment, ...]) -> None:
+        if kind == self.want and self.found is None:
+            self.found = segments
+
+    def broken(self, pos: int, segments: tuple[Segment, ...]) -> _Stop:
+        """The text cannot be read at ``pos`` (in ``segments``, if that is the place)."""
+        if self.want in ("syntax", "byte") and pos == self.at:
+            self.found = segments
+        return _Stop()
+
+    def ws(self, pos: int) -> int:
+        return _WHITESPACE.match(self.text, pos).end()  # type: ignore[union-attr] # always matches
+
+    def string(self, pos: int, broken_at: tuple[Segment, ...]) -> tuple[str, int]:
+        """The string starting at ``pos`` (a quote) and the position after it; what is
+        broken inside it is at ``broken_at``."""
+        try:
+            value, end = scanstring(self.text, pos + 1, True)
+        except json.JSONDecodeError as exc:
+            raise self.broken(exc.pos, broken_at) from None
+        if self.want == "byte" and pos < self.at < end:  # the bad byte is in this string
+            self.found = broken_at
+            raise _Stop
+        return value, end
+
+    def key(self, pos: int, frame: _Frame) -> tuple[int, tuple[Segment, ...]]:
+        """Read ``"key":`` of an object member; the position of its value and its path."""
+        text = self.text
+        if pos >= len(text) or text[pos] != '"':
+            raise self.broken(pos, frame.segments)
+        key, end = self.string(pos, frame.segments)
+        if key in frame.keys and frame.duplicate is None:
+            frame.duplicate = key
+        frame.keys.add(key)
+        member = (*frame.segments, key)
+        end = self.ws(end)
+        if end >= len(text) or text[end] != ":":
+            raise self.broken(end, member)
+        return self.ws(end + 1), member
+
+    def run(self) -> None:
+        text, stack = self.text, self.stack
+        pos = self.ws(0)
+        segments: tuple[Segment, ...] | None = ()
+        while True:
+            while segments is not None:  # a container opened: read its first member
+                pos, segments = self.value(pos, segments)
+            # After a value: close what ends here, then go to the next member.
+            while segments is None:
+                pos = self.ws(pos)
+                if not stack:
+                    if pos != len(text):
+                        raise self.broken(pos, ())  # extra data after the body
+                    return
+                frame = stack[-1]
+                if text.startswith(",", pos):
+                    pos = self.ws(pos + 1)
+                    frame.length += 1
+                    if not frame.array:
+                        pos, segments = self.key(pos, frame)
+                    elif text.startswith("]", pos):
+                        raise self.broken(pos, frame.segments)  # a trailing comma
+                    else:
+                        segments = (*frame.segments, frame.length)
+                elif text.startswith("]" if frame.array else "}", pos):
+                    pos += 1
+                    self.close()
+                else:
+                    raise self.broken(pos, frame.segments)
+
+    def close(self) -> None:
+        frame = self.stack.pop()
+        if frame.duplicate is not None:
+            self.find("rejected", (*frame.segments, frame.duplicate))
+
+    def value(
+        self, pos: int, segments: tuple[Segment, ...]
+    ) -> tuple[int, tuple[Segment, ...] | None]:
+        """Read the value at ``pos``: (the position after it, None), or, for a container
+        with members, (the position of its first member's value, that member's path)."""
+        text = self.text
+        char = text[pos : pos + 1]
+        if char in ("{", "["):
+            if len(self.stack) >= MAX_DEPTH:
+                self.find("depth", segments)
+            frame = _Frame(segments, array=char == "[")
+            self.stack.append(frame)
+            pos = self.ws(pos + 1)
+            if text.startswith("}" if char == "{" else "]", pos):
+                self.close()
+                return pos + 1, None
+            if char == "[":
+                return pos, (*segments, 0)
+            return self.key(pos, frame)
+        if char == '"':
+            value, end = self.string(pos, segments)
+            if segments == ("resourceType",) and self.resource_type is None:
+                self.resource_type = value
+            return end, None
+        for literal in _LITERALS:
+            if text.startswith(literal, pos):
+                return pos + len(literal), None
+        number = NUMBER_RE.match(text, pos)
+        if number is not None:
+            _, fraction, exponent = number.groups()
+            if (fraction or exponent) and math.isinf(float(number.group())):
+                self.find("rejected", segments)
+            return number.end(), None
+        for constant in _CONSTANTS:
+            if text.startswith(constant, pos):
+                self.find("rejected", segments)
+                return pos + len(constant), None
+        raise self.broken(pos, segments)
+
+
+def _locate(text: str, want: Want, at: int = -1) -> tuple[tuple[Segment, ...] | None, str | None]:
+    """(path of what ``want`` names, or None when unsure; the body's ``resourceType``)."""
+    locator = _Locator(text, want, at)
+    try:
+        locator.run()
+    except _Stop:
+        pass
+    except RecursionError:  # not expected (iterative): no place rather than a 500
+        return None, None
+    return locator.found, locator.resource_type
+
+
+def _where(text: str, want: Want, fhir: bool, at: int = -1) -> tuple[str, ...]:
+    """The ``expression`` of a refusal: the offending member's path, or () for the body."""
+    segments, resource_type = _locate(text, want, at)
+    if not segments:
+        return ()
+    if not fhir:
+        return (render_path(segments),)
+    # As the $triage reader names elements: rooted at the resource type, and a key that
+    # is no element name stops the path at the element holding it.
+    root = QR
+    if resource_type is not None and _RESOURCE_TYPE.fullmatch(resource_type):
+        root = resource_type
+    path = root
+    for segment in segments:
+        if isinstance(segment, int):
+            path += f"[{segment}]"
+        elif segment.isidentifier() and len(segment) <= _MAX_ELEMENT:
+            path += f".{segment}"
+        else:
+            break
+    return (path,)
