@@ -233,6 +233,21 @@ def parse_json_object(body: bytes, *, fhir: bool = False) -> dict[str, Any]:
 Want = Literal["rejected", "depth", "syntax", "byte"]
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+#: A scalar the strict decoder always takes: a number too short to overflow, a literal,
+#: a string without escapes; followed by a delimiter, so no longer token is cut.
+_PLAIN = r'(?:-?(?:0|[1-9][0-9]{0,299})(?:\.[0-9]+)?|true|false|null|"[^"\\\x00-\x1f]*")'
+_SCALAR = _PLAIN + r"(?=[ \t\n\r]*[,\]}])"
+_ELEMENT = re.compile(rf"[ \t\n\r]*,[ \t\n\r]*{_SCALAR}")
+#: One element of a run already matched (the run is exactly a sequence of them).
+_COUNTED = re.compile(rf"[ \t\n\r]*,[ \t\n\r]*{_PLAIN}")
+#: Runs of such members after a first one, which a syntax error's or a bad byte's
+#: walk skips in one regex call (a long array of numbers is read at C speed).
+_RUNS = {
+    True: re.compile(rf"(?:{_ELEMENT.pattern})*"),
+    False: re.compile(
+        rf'(?:[ \t\n\r]*,[ \t\n\r]*"[^"\\\x00-\x1f]*"[ \t\n\r]*:[ \t\n\r]*{_SCALAR})*'
+    ),
+}
 _LITERALS = ("null", "true", "false")
 _CONSTANTS = ("NaN", "Infinity", "-Infinity")
 #: A FHIR resource type (the root of a FHIRPath); anything else in ``resourceType``
@@ -262,7 +277,8 @@ class _Locator:
 
     It reads as the stdlib decoder does and reports in the same order (a NaN when it is
     read, a duplicate key when its object closes, as ``_pairs`` sees it), so the place
-    it finds is the one the decoder's error is about. Iterative, so any nesting is read.
+    it finds is the one the decoder's error is about. Iterative, so any nesting is read;
+    it stops at the place, so a FHIR body's ``resourceType`` is known if it came first.
     """
 
     text: str
@@ -273,8 +289,9 @@ class _Locator:
     stack: list[_Frame] = field(default_factory=list)
 
     def find(self, kind: Want, segments: tuple[Segment, ...]) -> None:
-        if kind == self.want and self.found is None:
+        if kind == self.want:
             self.found = segments
+            raise _Stop
 
     def broken(self, pos: int, segments: tuple[Segment, ...]) -> _Stop:
         """The text cannot be read at ``pos`` (in ``segments``, if that is the place)."""
@@ -306,7 +323,7 @@ class _Locator:
         if key in frame.keys and frame.duplicate is None:
             frame.duplicate = key
         frame.keys.add(key)
-        member = (*frame.segments, key)
+        member = _child(frame.segments, key)
         end = self.ws(end)
         if end >= len(text) or text[end] != ":":
             raise self.broken(end, member)
@@ -327,6 +344,8 @@ class _Locator:
                         raise self.broken(pos, ())  # extra data after the body
                     return
                 frame = stack[-1]
+                if self.at >= 0:
+                    pos = self.skip(pos, frame)
                 if text.startswith(",", pos):
                     pos = self.ws(pos + 1)
                     frame.length += 1
@@ -335,17 +354,26 @@ class _Locator:
                     elif text.startswith("]", pos):
                         raise self.broken(pos, frame.segments)  # a trailing comma
                     else:
-                        segments = (*frame.segments, frame.length)
+                        segments = _child(frame.segments, frame.length)
                 elif text.startswith("]" if frame.array else "}", pos):
                     pos += 1
                     self.close()
                 else:
                     raise self.broken(pos, frame.segments)
 
+    def skip(self, pos: int, frame: _Frame) -> int:
+        """Past a run of plain scalar members that ends before the place (``at``)."""
+        run = _RUNS[frame.array].match(self.text, pos, self.at)
+        if run is None or run.end() == pos:
+            return pos
+        if frame.array:
+            frame.length += len(_COUNTED.findall(run.group()))
+        return run.end()
+
     def close(self) -> None:
         frame = self.stack.pop()
         if frame.duplicate is not None:
-            self.find("rejected", (*frame.segments, frame.duplicate))
+            self.find("rejected", _child(frame.segments, frame.duplicate))
 
     def value(
         self, pos: int, segments: tuple[Segment, ...]
@@ -364,7 +392,7 @@ class _Locator:
                 self.close()
                 return pos + 1, None
             if char == "[":
-                return pos, (*segments, 0)
+                return pos, _child(segments, 0)
             return self.key(pos, frame)
         if char == '"':
             value, end = self.string(pos, segments)
@@ -387,8 +415,83 @@ class _Locator:
         raise self.broken(pos, segments)
 
 
+class _Members(list[tuple[str, Any]]):
+    """An object as its (key, value) members, a repeated key kept."""
+
+
+#: A literal the strict decoder refuses (NaN, Infinity, a number overflowing to infinity).
+_REFUSED = object()
+
+
+def _refused_float(text: str) -> object:
+    return _REFUSED if math.isinf(float(text)) else 0.0
+
+
+#: The stdlib decoder, refusing nothing: objects keep every member, refused literals
+#: are marked, numbers are not converted (only their place matters here).
+_TRACKING = json.JSONDecoder(
+    object_pairs_hook=_Members,
+    parse_constant=lambda _: _REFUSED,
+    parse_float=_refused_float,
+    parse_int=lambda _: 0,
+)
+
+
+def _child(segments: tuple[Segment, ...], segment: Segment) -> tuple[Segment, ...]:
+    """The path of a member; past MAX_DEPTH, the path of the container at the limit
+    (a path that grows with the nesting would make a deep body cost its square)."""
+    return (*segments, segment) if len(segments) <= MAX_DEPTH else segments
+
+
+def _in_tree(tree: Any, want: Want) -> tuple[Segment, ...] | None:
+    """The first refused literal or repeated key (``rejected``), or the first container
+    past MAX_DEPTH (``depth``), of a tree :data:`_TRACKING` decoded, in the order the
+    strict decoder meets them: literals in document order, a repeat when its object
+    closes."""
+    rejected = want == "rejected"
+    stack: list[tuple[Any, tuple[Segment, ...], int, bool]] = [(tree, (), 1, False)]
+    while stack:
+        node, path, depth, closing = stack.pop()
+        if closing:
+            seen: set[str] = set()
+            for key, _ in node:
+                if key in seen:
+                    return _child(path, key)
+                seen.add(key)
+            continue
+        if node is _REFUSED or (depth > MAX_DEPTH and not rejected):
+            return path
+        if type(node) is _Members:
+            if rejected:
+                stack.append((node, path, depth, True))  # after its members
+            members: list[tuple[Segment, Any]] = list(node)
+        else:
+            members = list(enumerate(node))
+        for segment, value in reversed(members):
+            if value is _REFUSED or type(value) in (_Members, list):
+                stack.append((value, _child(path, segment), depth + 1, False))
+    return None
+
+
 def _locate(text: str, want: Want, at: int = -1) -> tuple[tuple[Segment, ...] | None, str | None]:
-    """(path of what ``want`` names, or None when unsure; the body's ``resourceType``)."""
+    """(path of what ``want`` names, or None when unsure; the body's ``resourceType``).
+
+    A refused literal, a repeated key or too deep a nesting: the C decoder reads the
+    whole text into a tree that keeps them, and a walk finds the first. A syntax error,
+    a bad byte, or a text nested past what the C decoder recurses: :class:`_Locator`
+    reads it up to the place.
+    """
+    if want in ("rejected", "depth"):
+        try:
+            tree = _TRACKING.decode(text)
+        except (ValueError, RecursionError):
+            pass  # broken after the place, or nested too deep for the C decoder
+        else:
+            resource_type = None
+            if type(tree) is _Members:
+                types = [v for k, v in tree if k == "resourceType" and isinstance(v, str)]
+                resource_type = types[0] if types else None
+            return _in_tree(tree, want), resource_type
     locator = _Locator(text, want, at)
     try:
         locator.run()

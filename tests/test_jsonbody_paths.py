@@ -80,6 +80,10 @@ _trees = st.recursive(
 
 #: Literals every endpoint refuses; all of them name the member that holds them.
 BAD_NUMBERS = ("1e400", "-1e999", "1E+400", "-0.5e99999", "NaN", "Infinity", "-Infinity")
+#: Values that are no JSON (the decoder stops at their first character), and a string
+#: with a byte that is not UTF-8 (``BADBYTE`` is replaced in the encoded body: no key or
+#: string of these trees can hold it).
+BROKEN_VALUES = ("tru", "nul", "-", ".5", "'x'", "+1", "BADBYTE")
 
 
 def _containers(node: Any, path: tuple[Segment, ...] = ()) -> list[tuple[Segment, ...]]:
@@ -109,14 +113,22 @@ def _replace(node: Any, path: tuple[Segment, ...], change: Callable[[Any], Any])
 
 
 @st.composite
-def planted(draw: st.DrawFn, root: st.SearchStrategy[Obj]) -> tuple[str, tuple[Segment, ...]]:
-    """(a body with exactly one refused thing in it, the path of the member holding it)."""
+def planted(
+    draw: st.DrawFn, root: st.SearchStrategy[Obj], bad_values: tuple[str, ...] = BAD_NUMBERS
+) -> tuple[str, tuple[Segment, ...]]:
+    """(a body with exactly one refused thing in it, the path of the member holding it);
+    ``bad_values``: the values planted when the thing is not a repeated key."""
     tree = draw(root)
     where = draw(st.sampled_from(_containers(tree)))
     target: Any = tree
     for segment in where:
         target = dict(target.pairs)[segment] if isinstance(target, Obj) else target[segment]
-    duplicate = isinstance(target, Obj) and target.pairs and draw(st.booleans())
+    duplicate = (
+        bad_values is BAD_NUMBERS
+        and isinstance(target, Obj)
+        and target.pairs
+        and draw(st.booleans())
+    )
     if duplicate:
         # The key again, later in the same object, with any value.
         key = draw(st.sampled_from([k for k, _ in target.pairs]))
@@ -128,7 +140,7 @@ def planted(draw: st.DrawFn, root: st.SearchStrategy[Obj]) -> tuple[str, tuple[S
             return Obj((*obj.pairs[:at], (key, value), *obj.pairs[at:]))
 
         return encode(_replace(tree, where, change)), (*where, key)
-    bad = Raw(draw(st.sampled_from(BAD_NUMBERS)))
+    bad = Raw(draw(st.sampled_from(bad_values)))
     if isinstance(target, Obj):
         taken = {k for k, _ in target.pairs}
         key = draw(_keys.filter(lambda k: k not in taken))
@@ -140,6 +152,31 @@ def planted(draw: st.DrawFn, root: st.SearchStrategy[Obj]) -> tuple[str, tuple[S
         return encode(_replace(tree, where, add)), (*where, key)
     at = draw(st.integers(0, len(target)))
     return encode(_replace(tree, where, lambda a: [*a[:at], bad, *a[at:]])), (*where, at)
+
+
+def _bytes(body: str) -> bytes:
+    return body.encode().replace(b"BADBYTE", b'"caf\xe9"')
+
+
+@given(planted(_objects(_trees), BROKEN_VALUES))
+def test_a_syntax_error_or_bad_byte_names_the_member_being_read(case):
+    body, segments = case
+    with pytest.raises(MalformedBodyError) as info:
+        parse_json_object(_bytes(body))
+    assert info.value.expression == (render_path(segments),), body
+
+
+@given(st.integers(0, 3000), st.integers(0, 3000), st.sampled_from(BROKEN_VALUES))
+def test_a_long_run_of_plain_members_is_counted_exactly(before, after, broken):
+    """The walk of a broken body skips runs of plain scalars at once; indexes and keys
+    after such a run are still exact."""
+    members = ", ".join(["1", '"x, y"', "-2.5", "true", "null"][i % 5] for i in range(before))
+    keys = ", ".join(f'"k{i}": "v:{i}"' for i in range(after))
+    array = f"[{members}{', ' if before else ''}{broken}]"
+    body = f'{{{keys}{", " if after else ""}"a": {{"b": {array}}}}}'
+    with pytest.raises(MalformedBodyError) as info:
+        parse_json_object(_bytes(body))
+    assert info.value.expression == (f"a.b[{before}]",)
 
 
 def fhir_path(root: str, segments: tuple[Segment, ...]) -> str:
