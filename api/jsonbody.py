@@ -36,7 +36,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from json.decoder import scanstring
-from json.scanner import NUMBER_RE
+from json.scanner import NUMBER_RE, make_scanner
 from typing import Any, Literal
 
 import orjson
@@ -375,6 +375,28 @@ class _Locator:
         if frame.duplicate is not None:
             self.find("rejected", _child(frame.segments, frame.duplicate))
 
+    def container(
+        self, pos: int, segments: tuple[Segment, ...], *, array: bool
+    ) -> tuple[int, tuple[Segment, ...] | None]:
+        """Open the object or array at ``pos`` (see :meth:`value`); one that ends before
+        the place (``at``) is skipped whole, by the C decoder."""
+        text = self.text
+        if 0 < len(self.stack) < MAX_DEPTH and self.at >= 0:
+            end = _end_of_value(text, pos)
+            if 0 <= end <= self.at:
+                return end, None
+        if len(self.stack) >= MAX_DEPTH:
+            self.find("depth", segments)
+        frame = _Frame(segments, array=array)
+        self.stack.append(frame)
+        pos = self.ws(pos + 1)
+        if text.startswith("]" if array else "}", pos):
+            self.close()
+            return pos + 1, None
+        if array:
+            return pos, _child(segments, 0)
+        return self.key(pos, frame)
+
     def value(
         self, pos: int, segments: tuple[Segment, ...]
     ) -> tuple[int, tuple[Segment, ...] | None]:
@@ -383,17 +405,7 @@ class _Locator:
         text = self.text
         char = text[pos : pos + 1]
         if char in ("{", "["):
-            if len(self.stack) >= MAX_DEPTH:
-                self.find("depth", segments)
-            frame = _Frame(segments, array=char == "[")
-            self.stack.append(frame)
-            pos = self.ws(pos + 1)
-            if text.startswith("}" if char == "{" else "]", pos):
-                self.close()
-                return pos + 1, None
-            if char == "[":
-                return pos, _child(segments, 0)
-            return self.key(pos, frame)
+            return self.container(pos, segments, array=char == "[")
         if char == '"':
             value, end = self.string(pos, segments)
             if segments == ("resourceType",) and self.resource_type is None:
@@ -435,6 +447,17 @@ _TRACKING = json.JSONDecoder(
     parse_float=_refused_float,
     parse_int=lambda _: 0,
 )
+
+
+_SCAN_ONCE = make_scanner(_TRACKING)
+
+
+def _end_of_value(text: str, pos: int) -> int:
+    """Where the JSON value at ``pos`` ends, read by the C decoder; -1 if it cannot be."""
+    try:
+        return _SCAN_ONCE(text, pos)[1]
+    except (ValueError, StopIteration, RecursionError):
+        return -1
 
 
 def _child(segments: tuple[Segment, ...], segment: Segment) -> tuple[Segment, ...]:
