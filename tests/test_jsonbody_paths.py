@@ -276,6 +276,17 @@ def test_a_body_nested_past_what_the_stdlib_decoder_can_recurse_names_the_member
     assert info.value.expression == ("a.b" + "[0]" * (MAX_DEPTH - 2),)
 
 
+@pytest.mark.parametrize("fhir", [False, True])
+def test_a_refusal_before_a_nesting_too_deep_for_the_c_decoder_is_still_named(fhir):
+    """The C decoder cannot read the whole body (RecursionError): the token walk finds
+    the NaN the strict decoder met first."""
+    body = '{"resourceType": "Parameters", "a": [1, NaN], "b": ' + "[" * 5000 + "]" * 5000 + "}"
+    with pytest.raises(MalformedBodyError) as info:
+        parse_json_object(body.encode(), fhir=fhir)
+    assert "NaN" in info.value.diagnostics
+    assert info.value.expression == ("Parameters.a[1]" if fhir else "a[1]",)
+
+
 @pytest.mark.parametrize(
     ("body", "expression"),
     [
