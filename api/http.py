@@ -18,7 +18,7 @@ from flask import Response, g, request
 
 from api.config import AppState, app_state
 from api.jsonbody import parse_json_object, read_body
-from api.negotiation import negotiate_request
+from api.negotiation import negotiate_request, require_fhir_json_content_type
 from api.pages import page_response
 from api.responses import fhir_content_type, fhir_response
 from api.services.assessments import stored_triage
@@ -60,7 +60,11 @@ def fhir_endpoint(
             payload = _NO_BODY
             if body is not None:
                 body(request.headers.get("Content-Type"))
-                payload = parse_json_object(read_body(request, state.settings.max_body_bytes))
+                # A FHIR body's refusal names its member as a FHIRPath (api.jsonbody).
+                payload = parse_json_object(
+                    read_body(request, state.settings.max_body_bytes),
+                    fhir=body is require_fhir_json_content_type,
+                )
             return view(Call(state, fhir_version, bundle_type, payload), **url_args)
 
         return endpoint

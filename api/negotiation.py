@@ -8,12 +8,13 @@ The views never call these: :func:`api.http.fhir_endpoint` does, once per reques
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from urllib.parse import unquote_plus
 
 from flask import g
 from werkzeug.datastructures import MultiDict
-from werkzeug.http import parse_accept_header, parse_options_header
+from werkzeug.http import parse_accept_header, parse_list_header, parse_options_header
 from werkzeug.wrappers import Request
 
 from api.errors import InvalidParameterError, NotAcceptableError, UnsupportedMediaTypeError
@@ -36,6 +37,48 @@ _RANGES: dict[str, int] = {
 }
 _CACHE = 256
 
+#: A quoted-string (RFC 9110 §5.6.4): blanked before a media range is split at ";".
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+#: A parameter value (RFC 9110 §5.6.6): a token, or a quoted-string (blanked to "").
+_PARAMETER_VALUE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+|\"\"")
+
+
+def malformed_parameter(media_type: str, names: frozenset[str]) -> str | None:
+    """Why a parameter in ``names`` (lower case) of one media type or range is
+    malformed, or None.
+
+    werkzeug drops a parameter it cannot parse (``fhirVersion=``, ``fhirVersion``,
+    ``fhirVersion= 4.0``) and keeps the last of a repeated one, so
+    ``application/fhir+json; fhirVersion=`` read as no version at all: R4. RFC 9110
+    §5.6.6 writes a parameter ``name=value`` with a value that is a token or a
+    quoted-string, and RFC 6838 §4.3 makes a repeated parameter an error; FHIR
+    (http.html, the fhirVersion parameter) names the version in it. A strict server
+    does not guess a version from a parameter that names none.
+    """
+    blanked = _QUOTED.sub('""', media_type)
+    seen: set[str] = set()
+    for parameter in blanked.split(";")[1:]:
+        name, equals, value = parameter.strip(" \t").partition("=")
+        stripped = name.rstrip(" \t")
+        key = stripped.lower()
+        if key not in names:
+            continue
+        shown = stripped[:40]
+        if key in seen:
+            return f"the parameter {shown} is given more than once"
+        seen.add(key)
+        if not equals or stripped != name or not _PARAMETER_VALUE.fullmatch(value):
+            return (
+                f"the parameter {shown} names no value (write {shown}=<value>: a token or "
+                "a quoted string, no spaces around =)"
+            )
+    return None
+
+
+#: Accept parameters whose malformed spelling makes a range cover nothing.
+_ACCEPT_PARAMETERS = frozenset({"fhirversion", "q"})
+_FHIR_VERSION_PARAMETER = frozenset({"fhirversion"})
+
 
 @lru_cache(maxsize=_CACHE)
 def negotiate_fhir_version(accept: str | None) -> str:
@@ -44,12 +87,39 @@ def negotiate_fhir_version(accept: str | None) -> str:
     Each version we can produce gets the quality of the most specific Accept
     range that covers it (a range with a fhirVersion parameter covers only
     that version); the best quality wins, R4 on a tie. No Accept header, or
-    one that covers JSON without naming a version, means R4.
+    one that covers JSON without naming a version, means R4. A range whose
+    fhirVersion or q parameter is malformed (empty, repeated) covers nothing, as
+    one with an unknown version or an invalid q does.
     """
     if accept is None or not accept.strip():
         return DEFAULT_FHIR_VERSION
     best: dict[str, tuple[int, float]] = {}
-    for value, quality in parse_accept_header(accept):
+    refused: list[str] = []
+    for media_range in parse_list_header(accept):
+        why = malformed_parameter(media_range, _ACCEPT_PARAMETERS)
+        if why is not None:
+            refused.append(f"in {media_range[:60]!r} {why}")
+            continue
+        _versions_of(media_range, best)
+    ranked = sorted(
+        (
+            (quality, version == DEFAULT_FHIR_VERSION, version)
+            for version, (_, quality) in best.items()
+        ),
+        reverse=True,
+    )
+    if not ranked or ranked[0][0] <= 0:
+        ignored = f"; a range covers nothing when {'; '.join(refused[:3])}" if refused else ""
+        raise NotAcceptableError(
+            "Accept header rules out application/fhir+json with fhirVersion 4.0 or 5.0, "
+            f"the only representations of this resource (got {accept[:100]!r}){ignored}"
+        )
+    return ranked[0][2]
+
+
+def _versions_of(media_range: str, best: dict[str, tuple[int, float]]) -> None:
+    """Record in ``best`` the versions one Accept range covers, with its specificity."""
+    for value, quality in parse_accept_header(media_range):
         media_type, params = parse_options_header(value)
         specificity = _RANGES.get(media_type.lower())
         if specificity is None:
@@ -65,19 +135,6 @@ def negotiate_fhir_version(accept: str | None) -> str:
         for version in versions:
             if version not in best or specificity > best[version][0]:
                 best[version] = (specificity, quality)
-    ranked = sorted(
-        (
-            (quality, version == DEFAULT_FHIR_VERSION, version)
-            for version, (_, quality) in best.items()
-        ),
-        reverse=True,
-    )
-    if not ranked or ranked[0][0] <= 0:
-        raise NotAcceptableError(
-            "Accept header rules out application/fhir+json with fhirVersion 4.0 or 5.0, "
-            f"the only representations of this resource (got {accept[:100]!r})"
-        )
-    return ranked[0][2]
 
 
 @lru_cache(maxsize=_CACHE)
@@ -87,6 +144,7 @@ def require_json_content_type(content_type: str | None) -> None:
     if media_type.lower() != "application/json":
         shown = repr(content_type[:100]) if content_type else "none"
         raise UnsupportedMediaTypeError(f"Content-Type must be application/json, got {shown}")
+    _refuse_malformed_version(content_type or "")
     extra = {key: value for key, value in params.items() if key != "charset"}
     charset = params.get("charset")
     if extra or (charset is not None and charset.lower() != "utf-8"):
@@ -218,6 +276,7 @@ def require_fhir_json_content_type(content_type: str | None) -> None:
         raise UnsupportedMediaTypeError(
             f"Content-Type must be application/fhir+json or application/json, got {shown}"
         )
+    _refuse_malformed_version(content_type or "")
     charset = params.pop("charset", None)
     version = params.pop("fhirversion", None)
     if params or (charset is not None and charset.lower() != "utf-8"):
@@ -227,3 +286,11 @@ def require_fhir_json_content_type(content_type: str | None) -> None:
         )
     if version is not None and version not in _R4_VERSIONS:
         raise UnsupportedMediaTypeError(f"the body must be FHIR R4 (fhirVersion=4.0), got {shown}")
+
+
+def _refuse_malformed_version(content_type: str) -> None:
+    """415 for a Content-Type whose fhirVersion parameter names no version (empty,
+    repeated): werkzeug would drop it, and the body be read as R4 unasked."""
+    why = malformed_parameter(content_type, _FHIR_VERSION_PARAMETER)
+    if why is not None:
+        raise UnsupportedMediaTypeError(f"Content-Type {content_type[:100]!r}: {why}")

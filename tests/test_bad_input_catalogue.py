@@ -111,10 +111,13 @@ class Bad:
     #: 415/406: the HTTP header the issue names (``http.<name>`` in ``expression``).
     header: str | None = None
     content_encoding: str | None = None
+    #: 400: the JSON path of the offending member in ``expression``; None: the body as a
+    #: whole, and no ``expression``.
+    member: str | None = None
 
 
-def structure(body: bytes, needle: str) -> Bad:
-    return Bad(body, 400, "structure", needle=needle)
+def structure(body: bytes, needle: str, member: str | None = None) -> Bad:
+    return Bad(body, 400, "structure", needle=needle, member=member)
 
 
 def field(path: str, value: Any, code: str = "value", needle: str | None = None) -> Bad:
@@ -132,16 +135,20 @@ VALID_BYTES = encode(BASE)
 
 MALFORMED = {
     "truncated-object": structure(VALID_BYTES[:-1], "not valid JSON"),
-    "truncated-mid-string": structure(b'{"patient": {"age_years": 30}, "notes": "abc', "not valid"),
-    "truncated-after-colon": structure(b'{"patient":', "not valid JSON"),
+    "truncated-mid-string": structure(
+        b'{"patient": {"age_years": 30}, "notes": "abc', "not valid", "notes"
+    ),
+    "truncated-after-colon": structure(b'{"patient":', "not valid JSON", "patient"),
     "trailing-comma": structure(b'{"patient": {"age_years": 30},}', "not valid JSON"),
     "single-quotes": structure(b"{'patient': {}}", "not valid JSON"),
     "unquoted-key": structure(b"{patient: {}}", "not valid JSON"),
     "two-objects": structure(VALID_BYTES + VALID_BYTES, "not valid JSON"),
     "comment": structure(b'{"patient": {"age_years": 30} /* x */}', "not valid JSON"),
-    "python-literal": structure(b'{"symptoms": {"headache": True}}', "not valid JSON"),
-    "raw-control-char-in-string": structure(b'{"notes": "a\x01b"}', "not valid JSON"),
-    "raw-newline-in-string": structure(b'{"notes": "a\nb"}', "not valid JSON"),
+    "python-literal": structure(
+        b'{"symptoms": {"headache": True}}', "not valid JSON", "symptoms.headache"
+    ),
+    "raw-control-char-in-string": structure(b'{"notes": "a\x01b"}', "not valid JSON", "notes"),
+    "raw-newline-in-string": structure(b'{"notes": "a\nb"}', "not valid JSON", "notes"),
     "empty": structure(b"", "empty"),
     "whitespace-only": structure(b" \r\n\t ", "empty"),
     "array": structure(b"[]", "array"),
@@ -150,38 +157,54 @@ MALFORMED = {
     "number": structure(b"42", "scalar"),
     "null": structure(b"null", "scalar"),
     "true": structure(b"true", "scalar"),
-    "nan": structure(b'{"patient": {"age_years": NaN}}', "NaN"),
-    "infinity": structure(b'{"twitching": {"episode_minutes": Infinity}}', "Infinity"),
-    "minus-infinity": structure(b'{"twitching": {"episode_minutes": -Infinity}}', "Infinity"),
-    "1e400": structure(b'{"body_temperature_c": 1e400}', "overflows"),
-    "minus-1e400": structure(b'{"body_temperature_c": -1e400}', "overflows"),
-    "invalid-utf8": structure(b'{"notes": "caf\xe9"}', "not valid UTF-8"),
-    "invalid-utf8-overlong": structure(b'{"notes": "\xc0\xaf"}', "not valid UTF-8"),
-    "invalid-utf8-raw-surrogate": structure(b'{"notes": "\xed\xa0\x80"}', "not valid UTF-8"),
+    "nan": structure(b'{"patient": {"age_years": NaN}}', "NaN", "patient.age_years"),
+    "infinity": structure(
+        b'{"twitching": {"episode_minutes": Infinity}}', "Infinity", "twitching.episode_minutes"
+    ),
+    "minus-infinity": structure(
+        b'{"twitching": {"episode_minutes": -Infinity}}', "Infinity", "twitching.episode_minutes"
+    ),
+    "1e400": structure(b'{"body_temperature_c": 1e400}', "overflows", "body_temperature_c"),
+    "minus-1e400": structure(b'{"body_temperature_c": -1e400}', "overflows", "body_temperature_c"),
+    "invalid-utf8": structure(b'{"notes": "caf\xe9"}', "not valid UTF-8", "notes"),
+    "invalid-utf8-overlong": structure(b'{"notes": "\xc0\xaf"}', "not valid UTF-8", "notes"),
+    "invalid-utf8-raw-surrogate": structure(
+        b'{"notes": "\xed\xa0\x80"}', "not valid UTF-8", "notes"
+    ),
     "utf16-body": structure(VALID_BYTES.decode().encode("utf-16"), "not valid UTF-8"),
     "utf8-bom": structure(b"\xef\xbb\xbf" + VALID_BYTES, "byte order mark"),
     "duplicate-key-top": structure(
         b'{"patient": {"age_years": 30}, "patient": {"age_years": 31}, '
         b'"twitching": {"body_sites": ["calf"]}}',
         "duplicate key",
+        "patient",
     ),
     "duplicate-key-nested": structure(
         b'{"patient": {"age_years": 30, "age_years": 31}, "twitching": {"body_sites": ["calf"]}}',
         "duplicate key",
+        "patient.age_years",
     ),
     "duplicate-key-in-list-member": structure(
         b'{"patient": {"age_years": 30}, "twitching": {"body_sites": ["calf"]}, '
         b'"history": {"medications": [{"class": "statin", "class": "other"}]}}',
         "duplicate key",
+        "history.medications[0].class",
     ),
     "duplicate-key-with-colon-in-value": structure(
-        b'{"notes": "10:30", "notes": "11:00"}', "duplicate key"
+        b'{"notes": "10:30", "notes": "11:00"}', "duplicate key", "notes"
     ),
+    # Too deep: the first container past 64 levels (the body itself is level 1).
     "deep-arrays-10000": structure(
-        b'{"notes": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "nested deeper than 64"
+        b'{"notes": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",
+        "nested deeper than 64",
+        "notes" + "[0]" * 63,
     ),
-    "deep-objects-10000": structure(b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "nested deeper"),
-    "deep-arrays-65": structure(b'{"notes": ' + b"[" * 65 + b"]" * 65 + b"}", "nested deeper"),
+    "deep-objects-10000": structure(
+        b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "nested deeper", ".".join(["a"] * 64)
+    ),
+    "deep-arrays-65": structure(
+        b'{"notes": ' + b"[" * 65 + b"]" * 65 + b"}", "nested deeper", "notes" + "[0]" * 63
+    ),
 }
 
 # --- 415 not-supported: the Content-Type -------------------------------------------------------
@@ -414,6 +437,9 @@ def test_bad_input_gets_a_4xx_operation_outcome_naming_the_problem(client, bad):
     elif bad.header is not None:  # the HTTP header at fault, as OperationOutcome names it
         (issue,) = body["issue"]
         assert issue["expression"] == [f"http.{bad.header}"]
+    elif bad.member is not None:  # a 400 names the offending member of the body
+        (issue,) = body["issue"]
+        assert issue["expression"] == [bad.member]
     else:
         assert all("expression" not in issue for issue in body["issue"])
     if bad.needle is not None:

@@ -77,7 +77,9 @@ EXAMPLE_REQUEST: dict[str, Any] = {
 _ERROR_TEXT: dict[int, str] = {
     400: "The body is not one strict JSON object: malformed or truncated JSON, invalid UTF-8, "
     "an empty body, NaN or Infinity, a number overflowing to infinity, a duplicate key in "
-    "any object, nesting deeper than 64 levels, or a top level that is not an object; or the "
+    "any object, nesting deeper than 64 levels, or a top level that is not an object "
+    "(`expression` names the offending member where there is one: its JSON path, on "
+    "$triage its FHIRPath); or the "
     "query parameter `_bundle` is not `collection` or `transaction` (issue code `value`, "
     "expression `http._bundle`); or, for a search, an unknown parameter, a modifier, a "
     "malformed value or `_count` over the maximum (expression `http.<name>`); or a "
@@ -92,7 +94,8 @@ _ERROR_TEXT: dict[int, str] = {
     "(another tenant's id is answered exactly like an id that never existed).",
     405: "The method is not supported for this path (see the Allow header).",
     406: "The Accept header (or `_format`) rules out application/fhir+json with fhirVersion "
-    "4.0 or 5.0.",
+    "4.0 or 5.0 (a range whose fhirVersion or q parameter names no value or is repeated "
+    "covers nothing).",
     413: "The body is larger than TWITCH_TRIAGE_MAX_BODY_BYTES (default 65536), by "
     "Content-Length or as read.",
     415: "The Content-Type is not one the operation reads: `application/json` for /v1/triage "
@@ -452,7 +455,8 @@ def build_spec() -> dict[str, Any]:
         "`application/json` or `application/fhir+json` answer FHIR R4 "
         "(`fhirVersion=4.0`); the `fhirVersion` media-type parameter selects "
         f"one of {versions} (`4.0.1` and `5.0.0` are accepted as aliases); "
-        "q-values are honoured; anything else is 406. `_format` overrides Accept. The "
+        "q-values are honoured; anything else is 406, and so is an empty or repeated "
+        "`fhirVersion` (`fhirVersion=` is no version, not R4). `_format` overrides Accept. The "
         "response Content-Type names the version: `application/fhir+json; "
         f"fhirVersion=4.0`. {contract.UNKNOWN_PARAMETERS}"
     )
