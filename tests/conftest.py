@@ -134,6 +134,8 @@ def post_triage(client: FlaskClient) -> Callable[..., TestResponse]:
     return post
 
 
+#: Drawn values are copied where they are placed: a shared [] or {} edited by a later
+#: corruption would change this list itself (hypothesis: FlakyStrategyDefinition).
 _WRONG = st.sampled_from([None, True, 1, 1.5, "x", "", [], {}, ["calf"], [None], {"class": 1}])
 
 
@@ -156,9 +158,9 @@ def mutated_requests(draw: st.DrawFn) -> Any:
             if action == "delete":
                 del node[key]
             else:
-                node[key] = draw(_WRONG)
+                node[key] = copy.deepcopy(draw(_WRONG))
         elif isinstance(node, dict):
             node[draw(st.sampled_from(["zzz", "_schema", "confsion", "class"]))] = 1
         elif isinstance(node, list) and node:
-            node[draw(st.integers(0, len(node) - 1))] = draw(_WRONG)
+            node[draw(st.integers(0, len(node) - 1))] = copy.deepcopy(draw(_WRONG))
     return request
