@@ -86,6 +86,7 @@ def search(call: Call, resource_type: str) -> Response:
         query_pairs(request.query_string),
         query_string=request.query_string,
         base=request.host_url.rstrip("/") + "/fhir",
+        cursor_secret=call.state.links.secret,
     )
     audited()
     return conditional_response(result.body, call.fhir_version, result.etag)

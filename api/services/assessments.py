@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from api.fhir import Issue
-from api.fhir.search import SearchError, build_searchset, format_us, parse_search
+from api.fhir.search import CursorSeal, SearchError, build_searchset, format_us, parse_search
 from api.fhir.versions import DEFAULT_FHIR_VERSION
 from api.services.errors import (
     IdempotencyConflictError,
@@ -229,19 +229,23 @@ def search_stored(
     *,
     query_string: bytes,
     base: str,
+    cursor_secret: bytes,
 ) -> SearchResult:
     """One page of a search as a searchset Bundle (audited, the query base64 in it).
 
-    A parameter the parser refuses is InvalidSearchError (400). The ETag hashes what
-    the page shows (total, ids, links), not the Bundle's own id and time.
+    A parameter the parser refuses is InvalidSearchError (400), a ``_cursor`` this
+    server did not issue for this tenant's search included (signed with
+    ``cursor_secret``, the deployment's link secret). The ETag hashes what the page
+    shows (total, ids, links), not the Bundle's own id and time.
     """
+    tenant = _tenant(exchange)
     try:
-        query = parse_search(resource_type, pairs)
+        query = parse_search(resource_type, pairs, seal=CursorSeal(cursor_secret, tenant))
     except SearchError as exc:
         raise InvalidSearchError(
             [Issue(IssueType.VALUE, str(exc), (f"http.{exc.parameter}",))], str(exc)
         ) from None
-    page = store.search(query, tenant=_tenant(exchange))
+    page = store.search(query, tenant=tenant)
     audit(store, exchange, "search-type", 200, query=query_string, resource_type=resource_type)
     digest = hashlib.sha256(
         orjson.dumps(
