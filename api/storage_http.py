@@ -60,6 +60,7 @@ AUDITED_FAILURES = {
     "store.read_provenance": "read",
     "store.read_audit_event": "read",
     "store.search": "search-type",
+    "store.search_form": "search-type",
     "store.delete_bundle": "delete",
     "cds.service": "operation",  # every call, with or without a card (its auditor)
     "cds.feedback": "operation",

@@ -265,3 +265,90 @@ def test_any_altered_character_of_a_cursor_is_refused(client):
 
     altered()
     assert search(client, url)["entry"]
+
+
+# --- search by POST ------------------------------------------------------------------------
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_a_search_by_post_is_the_same_search_as_by_get(client):
+    """POST /fhir/Observation/_search answered 404: R4 http.html has servers support
+    search by GET and by POST (or refuse one of them with 405)."""
+    for _ in range(3):
+        triage(client, "Patient/poster")
+    triage(client, "Patient/bystander")
+    query = "subject=Patient/poster&code=http://loinc.org|11283-9&_count=2"
+    by_get = search(client, f"/fhir/Observation?{query}")
+    response = client.post("/fhir/Observation/_search", data=query, headers=FORM)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    by_post = response.get_json()
+    assert by_post["type"] == "searchset"
+    assert by_post["total"] == by_get["total"] == 3
+    assert ids(by_post) == ids(by_get)
+    assert [link["url"] for link in by_post["link"]] == [link["url"] for link in by_get["link"]]
+    assert response.headers["ETag"] == client.get(f"/fhir/Observation?{query}").headers["ETag"]
+    # Its links are GET URLs, followed like any other.
+    rest = search(client, next_link(by_post))
+    assert len(ids(rest)) == 1
+    # The URL's parameters and the body's are one search (ANDed), none dropped.
+    split = client.post(
+        "/fhir/Observation/_search?subject=Patient/poster",
+        data="code=http://loinc.org|11283-9&_count=100",
+        headers=FORM,
+    )
+    assert ids(split.get_json()) == ids(search(client, f"/fhir/Observation?{query[:-1]}100"))
+    # A POST is not a revalidation: no 304 for its ETag.
+    again = client.post(
+        "/fhir/Observation/_search",
+        data=query,
+        headers={**FORM, "If-None-Match": response.headers["ETag"]},
+    )
+    assert again.status_code == 200
+    # Audited like the GET, the body's parameters in entity.query.
+    events = search(client, "/fhir/AuditEvent?subtype=search-type&outcome=0&_count=100")
+    queries = [
+        base64.b64decode(entity["query"]).decode()
+        for event in events["entry"]
+        for entity in event["resource"]["entity"]
+        if "query" in entity
+    ]
+    assert "subject=Patient/poster&code=http://loinc.org|11283-9&_count=100" in queries
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "expression"),
+    [
+        ("subject=Patient/a", {"Content-Type": "application/json"}, 415, "http.Content-Type"),
+        ("subject=Patient/a", {}, 415, "http.Content-Type"),
+        (
+            "subject=Patient/a",
+            {"Content-Type": f"{FORM['Content-Type']}; charset=latin-1"},
+            415,
+            "http.Content-Type",
+        ),
+        ("patient=Patient/a", FORM, 400, "http.patient"),
+        ("subject:missing=true", FORM, 400, "http.subject:missing"),
+        ("_format=json", FORM, 400, "http._format"),
+        ("_cursor=YXwxfGE", FORM, 400, "http._cursor"),
+        ("_count=101", FORM, 400, "http._count"),
+    ],
+)
+def test_a_search_by_post_is_as_strict_as_by_get(client, body, headers, status, expression):
+    response = client.post("/fhir/QuestionnaireResponse/_search", data=body, headers=headers)
+    assert response.status_code == status, response.get_data(as_text=True)
+    outcome = response.get_json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["expression"] == [expression]
+
+
+def test_a_search_by_post_needs_the_search_scope(app):
+    clients = app.extensions[EXTENSION].clients
+    reader = create_client(clients, tenant="local", scopes=("system/Observation.r",))
+    response = anonymous(app).post(
+        "/fhir/Observation/_search",
+        data="subject=Patient/a",
+        headers={**FORM, "Authorization": f"Bearer {reader.api_key}"},
+    )
+    assert response.status_code == 403
+    assert "system/Observation.s" in response.headers["WWW-Authenticate"]

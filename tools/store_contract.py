@@ -230,6 +230,43 @@ def store_paths(
                 },
             }
         }
+        form_fields = {p["name"]: p["schema"] for p in parameters if p["name"] != "_format"}
+        paths[f"/fhir/{resource_type}/_search"] = {
+            "post": {
+                "operationId": f"search{resource_type}ByPost",
+                "summary": f"Search stored {resource_type} resources by POST",
+                "description": (
+                    "FHIR search by POST (http.html): the same parameters as "
+                    f"`GET /fhir/{resource_type}`, sent as an "
+                    "`application/x-www-form-urlencoded` body (the URL's parameters count "
+                    "too: both are one search; `_format` goes in the URL only, in the body "
+                    "it is a 400). The same strict checks, answer, links (GET URLs) and "
+                    "AuditEvent; the `ETag` names the page but `If-None-Match` is not "
+                    "answered with 304 on a POST. Another Content-Type is a 415.\n\n"
+                    + search_negotiation
+                ),
+                "parameters": [_format_for(resource_type)],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "properties": form_fields,
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("SearchsetBundle", "One page of matches."),
+                    "400": error_response(400),
+                    "413": error_response(413),
+                    "415": error_response(415),
+                    **{k: v for k, v in errors.items() if k != "404"},
+                },
+            }
+        }
     return paths
 
 

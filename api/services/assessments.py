@@ -221,6 +221,20 @@ class SearchResult:
     etag: str
 
 
+def form_search_pairs(
+    url_pairs: Sequence[tuple[str, str]], body_pairs: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The parameters of a search by POST: the URL's and the form body's, as one search.
+
+    ``_format`` negotiates the answer before the body is read, from the URL: in the
+    body it would be ignored (an R5 request answered in R4), so it is refused there.
+    """
+    if any(name == "_format" for name, _ in body_pairs):
+        message = "_format goes in the URL of a search by POST, not in its body"
+        raise InvalidSearchError([Issue(IssueType.VALUE, message, ("http._format",))], message)
+    return [*url_pairs, *body_pairs]
+
+
 def search_stored(
     store: Store,
     exchange: Exchange,
@@ -288,6 +302,7 @@ __all__ = [
     "SearchResult",
     "StoredTriage",
     "erase_assessment",
+    "form_search_pairs",
     "read_stored",
     "search_stored",
     "served_in",
