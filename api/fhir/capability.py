@@ -154,7 +154,8 @@ def _stored_resource(resource_type: str, interactions: tuple[str, ...]) -> Json:
 
 SEARCH_DOCS = (
     f" Search: `_count` (default {DEFAULT_COUNT}, at most {MAX_COUNT}), newest first, "
-    "`next`/`previous` links; an unknown parameter or modifier is a 400."
+    "`next`/`previous` links; an unknown parameter or modifier is a 400. Also by POST to "
+    "`_search` with the parameters in an application/x-www-form-urlencoded body."
 )
 
 
