@@ -228,12 +228,21 @@ class CursorSeal:
 
     secret: bytes = field(repr=False)
     tenant: str
+    #: HMAC-SHA256 keyed with ``secret``, fed the purpose and tenant: each MAC copies it
+    #: (a page signs up to three links) instead of keying a new one.
+    _keyed: hmac.HMAC = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        keyed = hmac.new(self.secret, digestmod=hashlib.sha256)
+        keyed.update(f"search-cursor\n{self.tenant}\n".encode())
+        object.__setattr__(self, "_keyed", keyed)
 
     def _mac(self, resource_type: str, canonical: Sequence[tuple[str, str]], raw: str) -> str:
         # Sorted: the order of ANDed parameters changes nothing a cursor points into.
         scope = urlencode(sorted((name, value) for name, value in canonical if name != "_count"))
-        message = "\n".join(("search-cursor", self.tenant, resource_type, scope, raw))
-        return _b64(hmac.new(self.secret, message.encode(), hashlib.sha256).digest()[:16])
+        mac = self._keyed.copy()
+        mac.update(f"{resource_type}\n{scope}\n{raw}".encode())
+        return _b64(mac.digest()[:16])
 
     def seal(self, query: SearchQuery, cursor: Cursor) -> str:
         """The ``_cursor`` value of a link to ``cursor`` in ``query``."""
