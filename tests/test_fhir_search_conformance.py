@@ -352,3 +352,34 @@ def test_a_search_by_post_needs_the_search_scope(app):
     )
     assert response.status_code == 403
     assert "system/Observation.s" in response.headers["WWW-Authenticate"]
+
+
+_NAMES = st.sampled_from(
+    ["subject", "code", "date", "_lastUpdated", "authored", "_count", "_cursor", "patient", "x"]
+)
+_VALUES = st.one_of(
+    st.sampled_from(
+        ["Patient/poster", "poster", "http://loinc.org|11283-9", "|x", "ge2026", "2", "", "a\\,b"]
+    ),
+    st.text(max_size=12),
+)
+
+
+def test_post_and_get_searches_agree_on_every_query(client):
+    """The same parameters by GET and by POST: the same status, matches, links and issues."""
+    triage(client, "Patient/poster")
+
+    @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(st.tuples(_NAMES, _VALUES), max_size=4))
+    def agree(pairs: list[tuple[str, str]]) -> None:
+        query = urlencode(pairs)
+        by_get = client.get(f"/fhir/Observation?{query}")
+        by_post = client.post("/fhir/Observation/_search", data=query, headers=FORM)
+        assert by_post.status_code == by_get.status_code, query
+        got, posted = by_get.get_json(), by_post.get_json()
+        for body in (got, posted):
+            body.pop("id", None)
+            body.pop("meta", None)
+        assert posted == got, query
+
+    agree()
