@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, g, request
+from werkzeug.http import parse_options_header
 
 from api.config import AppState, app_state
+from api.errors import UnsupportedMediaTypeError
 from api.jsonbody import parse_json_object, read_body
 from api.negotiation import negotiate_request, require_fhir_json_content_type
 from api.pages import page_response
@@ -72,6 +74,26 @@ def fhir_endpoint(
     return decorate
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
+def form_body(call: Call) -> bytes:
+    """The ``application/x-www-form-urlencoded`` body of a POST search (FHIR http.html).
+
+    Read like every body (at most ``max_body_bytes``, no content coding); another
+    Content-Type, or a charset other than UTF-8, is a 415 naming ``http.Content-Type``.
+    """
+    content_type = request.headers.get("Content-Type")
+    media_type, params = parse_options_header(content_type or "")
+    charset = params.pop("charset", "utf-8")
+    if media_type.lower() != FORM or params or charset.lower() != "utf-8":
+        shown = repr(content_type[:100]) if content_type else "none"
+        raise UnsupportedMediaTypeError(
+            f"a search by POST takes Content-Type {FORM} (charset=utf-8 at most), got {shown}"
+        )
+    return read_body(request, call.state.settings.max_body_bytes)
+
+
 def resource_response(resource: Mapping[str, Any], call: Call) -> Response:
     """A FHIR resource (a dict) in the negotiated version."""
     return fhir_response(resource, fhir_version=call.fhir_version)
@@ -104,6 +126,7 @@ __all__ = [
     "conditional_response",
     "exchange",
     "fhir_endpoint",
+    "form_body",
     "page_response",
     "recording",
     "report_link_header",

@@ -60,6 +60,7 @@ AUDITED_FAILURES = {
     "store.read_provenance": "read",
     "store.read_audit_event": "read",
     "store.search": "search-type",
+    "store.search_form": "search-type",
     "store.delete_bundle": "delete",
     "cds.service": "operation",  # every call, with or without a card (its auditor)
     "cds.feedback": "operation",
@@ -250,9 +251,23 @@ def conditional_response(
     headers = {"ETag": etag}
     if last_updated_us is not None:
         headers["Last-Modified"] = http_date(last_updated_us / 1_000_000)
-    if etag_matches(etag):
+    if etag_matches(etag) or _not_modified_since(last_updated_us):
         return Response(status=304, headers=headers)
     return Response(body, headers=headers, content_type=fhir_content_type(fhir_version))
+
+
+def _not_modified_since(last_updated_us: int | None) -> bool:
+    """``If-Modified-Since`` is at or after the resource's last change (RFC 9110 §13.1.3).
+
+    Ignored when ``If-None-Match`` is sent (the ETag decides) or the date is not an
+    HTTP date. ``Last-Modified`` has whole seconds, ``meta.lastUpdated`` milliseconds:
+    the comparison is in whole seconds, so a client sending back the ``Last-Modified``
+    it was given gets its 304.
+    """
+    since = request.if_modified_since
+    if last_updated_us is None or since is None or "If-None-Match" in request.headers:
+        return False
+    return last_updated_us // 1_000_000 <= int(since.timestamp())
 
 
 def audited(entity: tuple[str, str] | None = None) -> None:

@@ -81,7 +81,17 @@ CONFIG = SchemathesisConfig.from_dict(
                 # by the documented 413 before any field is read. Nothing else.
                 "include-path": "/auth/token",
                 "checks": {"negative_data_rejection": {"expected-statuses": [400, 401, 413]}},
-            }
+            },
+            {
+                # The searches by POST take a form body. Schemathesis' negative cases give a
+                # field an object value, which werkzeug's test client drops from a form it
+                # encodes (it takes it for a file): the server then gets a valid search
+                # without that field and rightly answers 200. Every other check runs; that
+                # POST and GET searches agree on every query, refusals included, is
+                # tests/test_fhir_search_conformance.py's property test.
+                "include-path-regex": "/_search$",
+                "checks": {"negative_data_rejection": {"enabled": False}},
+            },
         ],
     }
 )

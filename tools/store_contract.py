@@ -16,11 +16,12 @@ from typing import Any
 from api.fhir.search import (
     DEFAULT_COUNT,
     MAX_COUNT,
-    PARAMETER_DOCS,
     SEARCH_PARAMETERS,
     VALUE_PATTERNS,
+    parameter_doc,
     value_pattern,
 )
+from tools.fhir_contract import UNKNOWN_PARAMETERS
 
 FHIR_JSON = "application/fhir+json"
 
@@ -138,6 +139,8 @@ def store_paths(
         "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-.]{1,64}$"},
     }
     errors = {str(s): error_response(s) for s in (404, 405, 406, 500, 503)}
+    # Searches are strict: the sentence saying unknown parameters are ignored is not theirs.
+    search_negotiation = negotiation.replace(f" {UNKNOWN_PARAMETERS}", "")
 
     def _format_for(resource_type: str) -> Schema:
         # AuditEvent is served in R4 only (R5 restructured it): a 5.0 request is a 406.
@@ -151,8 +154,11 @@ def store_paths(
                 "summary": f"Read a stored {resource_type}",
                 "description": (
                     f"FHIR read. {_READS[resource_type]} Stored resources never change: "
-                    '`ETag` is `W/"1"`, `If-None-Match` with it answers 304. Every read, '
-                    "and every failed attempt, leaves an AuditEvent.\n\n" + negotiation
+                    '`ETag` is `W/"1"`, `If-None-Match` with it (a list, or `*`) answers 304; '
+                    "`Last-Modified` is `meta.lastUpdated` in whole seconds, and "
+                    "`If-Modified-Since` at or after it answers 304 (ignored when "
+                    "`If-None-Match` is sent). Every read, and every failed attempt, leaves "
+                    "an AuditEvent.\n\n" + negotiation
                 ),
                 "parameters": [id_parameter, _format_for(resource_type)],
                 "responses": {
@@ -175,7 +181,7 @@ def store_paths(
                 "name": name,
                 "in": "query",
                 "required": False,
-                "description": PARAMETER_DOCS[name]
+                "description": parameter_doc(resource_type, name)
                 + (
                     ". Repeat the parameter to AND conditions (a date takes one value: "
                     "a comma list is refused, 400)."
@@ -212,12 +218,51 @@ def store_paths(
                     "Newest first (then by id), keyset paging: follow `next`/`previous`. "
                     "`ETag` hashes the page; `If-None-Match` answers 304 while it is "
                     "unchanged. Every search leaves an AuditEvent (its query base64 in "
-                    "`entity.query`).\n\n" + negotiation
+                    "`entity.query`). The `_cursor` in the links is signed for this "
+                    "search: a forged or altered one, or one from another search, is a 400 "
+                    "naming `_cursor`.\n\n" + search_negotiation
                 ),
                 "parameters": parameters,
                 "responses": {
                     "200": _json("SearchsetBundle", "One page of matches."),
                     "400": error_response(400),
+                    **{k: v for k, v in errors.items() if k != "404"},
+                },
+            }
+        }
+        form_fields = {p["name"]: p["schema"] for p in parameters if p["name"] != "_format"}
+        paths[f"/fhir/{resource_type}/_search"] = {
+            "post": {
+                "operationId": f"search{resource_type}ByPost",
+                "summary": f"Search stored {resource_type} resources by POST",
+                "description": (
+                    "FHIR search by POST (http.html): the same parameters as "
+                    f"`GET /fhir/{resource_type}`, sent as an "
+                    "`application/x-www-form-urlencoded` body (the URL's parameters count "
+                    "too: both are one search; `_format` goes in the URL only, in the body "
+                    "it is a 400). The same strict checks, answer, links (GET URLs) and "
+                    "AuditEvent; the `ETag` names the page but `If-None-Match` is not "
+                    "answered with 304 on a POST. Another Content-Type is a 415.\n\n"
+                    + search_negotiation
+                ),
+                "parameters": [_format_for(resource_type)],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "properties": form_fields,
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("SearchsetBundle", "One page of matches."),
+                    "400": error_response(400),
+                    "413": error_response(413),
+                    "415": error_response(415),
                     **{k: v for k, v in errors.items() if k != "404"},
                 },
             }

@@ -54,6 +54,7 @@ ENDPOINT_SCOPES: Mapping[str, tuple[str | None, str]] = {
     "store.read_provenance": ("Provenance", "r"),
     "store.read_audit_event": ("AuditEvent", "r"),
     "store.search": (None, "s"),
+    "store.search_form": (None, "s"),
     "store.delete_bundle": ("Bundle", "d"),
     # An intake link lets its holder submit one QuestionnaireResponse: $triage's scope.
     "intake.create_link": ("QuestionnaireResponse", "c"),

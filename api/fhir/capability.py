@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from api.fhir import codesystems as cs
 from api.fhir._tables import Json, esc, narrative, published
-from api.fhir.search import DEFAULT_COUNT, MAX_COUNT, PARAMETER_DOCS, SEARCH_PARAMETERS
+from api.fhir.search import DEFAULT_COUNT, MAX_COUNT, SEARCH_PARAMETERS, parameter_doc
 from api.fhir.versions import R4
 from triage import KNOWLEDGE_BASE_VERSION
 
@@ -124,7 +124,11 @@ _PARAMETER_TYPES = {"reference": "reference", "token": "token", "date": "date"}
 
 def _search_params(resource_type: str) -> list[Json]:
     return [
-        {"name": name, "type": _PARAMETER_TYPES[kind], "documentation": PARAMETER_DOCS[name]}
+        {
+            "name": name,
+            "type": _PARAMETER_TYPES[kind],
+            "documentation": parameter_doc(resource_type, name),
+        }
         for name, (kind, _) in SEARCH_PARAMETERS.get(resource_type, {}).items()
     ]
 
@@ -137,6 +141,8 @@ def _stored_resource(resource_type: str, interactions: tuple[str, ...]) -> Json:
         "versioning": "versioned",
         "readHistory": False,
         "updateCreate": False,
+        # If-None-Match (the ETag) and If-Modified-Since (Last-Modified) both answer 304.
+        "conditionalRead": "full-support",
         "conditionalDelete": "not-supported",
     }
     params = _search_params(resource_type)
@@ -148,7 +154,8 @@ def _stored_resource(resource_type: str, interactions: tuple[str, ...]) -> Json:
 
 SEARCH_DOCS = (
     f" Search: `_count` (default {DEFAULT_COUNT}, at most {MAX_COUNT}), newest first, "
-    "`next`/`previous` links; an unknown parameter or modifier is a 400."
+    "`next`/`previous` links; an unknown parameter or modifier is a 400. Also by POST to "
+    "`_search` with the parameters in an application/x-www-form-urlencoded body."
 )
 
 

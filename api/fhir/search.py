@@ -10,18 +10,24 @@ else's Observations). :func:`build_searchset` renders one page.
 Semantics (FHIR R4 search.html): repeating a parameter ANDs its conditions,
 a comma inside one value ORs them (tokens and references; a date takes one value,
 and a comma list of dates is refused rather than read in part). Dates are ranges at
-the precision given (``2026-11`` is the whole month, UTC when no zone is given); prefixes eq, ne,
+the precision given (``2026-11`` is the whole month, in UTC; a time needs its zone, as
+FHIR's dateTime says, rather than a guess at the caller's); prefixes eq, ne,
 gt, lt, ge, le, sa and eb. Tokens are ``code``, ``system|code`` or ``|code``.
 References are ``Type/id`` (a bare id means the parameter's type). Paging is
 keyset: ``_cursor`` is an opaque position in the stable order (newest first by
 the sort key, then id), so a page never repeats or skips a resource when new
-ones are stored meanwhile.
+ones are stored meanwhile. It is signed (:class:`CursorSeal`: HMAC-SHA256 with the
+deployment's link secret, over the tenant, the resource type and the query), so only
+a cursor this server issued for this very search of this tenant is followed: a
+forged or transplanted one is a 400 naming ``_cursor``.
 """
 
 from __future__ import annotations
 
 import base64
 import calendar
+import hashlib
+import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +48,17 @@ ParamKind = Literal["reference", "token", "date"]
 CLOSED_CODES: dict[str, frozenset[str]] = {
     "action": frozenset({"C", "R", "U", "D", "E"}),  # AuditEventAction
     "outcome": frozenset({"0", "4", "8", "12"}),  # AuditEventOutcome
+}
+
+#: The code system of each AuditEvent token (R4: ``subtype`` is a Coding of
+#: restful-interaction; ``action`` and ``outcome`` are ``code`` elements, whose system is
+#: that of their required binding). ``system|code`` matches only in that system and
+#: ``|code`` (explicitly no system) matches nothing: a search is never widened by a
+#: system it ignores.
+AUDIT_TOKEN_SYSTEMS: dict[str, str] = {
+    "subtype": "http://hl7.org/fhir/restful-interaction",
+    "action": "http://hl7.org/fhir/audit-event-action",
+    "outcome": "http://hl7.org/fhir/audit-event-outcome",
 }
 
 #: Search parameters per resource type: name → (kind, target type of a reference).
@@ -69,17 +86,29 @@ SEARCH_PARAMETERS: dict[str, dict[str, tuple[ParamKind, str | None]]] = {
 #: Search parameter descriptions for the CapabilityStatement and the contract.
 PARAMETER_DOCS: dict[str, str] = {
     "subject": "the Patient reference the triage request gave (Patient/<id> or <id>)",
-    "code": "a coding of Observation.code: code, system|code or |code; comma = or",
-    "date": "Observation.effectiveDateTime (AuditEvent.recorded); prefixes eq ne gt lt ge le sa eb",
+    "code": "a coding of Observation.code: code, system|code, |code or system|; comma = or",
+    "date": "Observation.effectiveDateTime; prefixes eq ne gt lt ge le sa eb",
     "authored": "QuestionnaireResponse.authored; prefixes eq ne gt lt ge le sa eb",
     "_lastUpdated": "meta.lastUpdated; prefixes eq ne gt lt ge le sa eb",
     "subtype": "the restful interaction (create, read, search-type, delete, operation; "
-    "update and patch for refused attempts)",
-    "action": "C, R, U, E or D",
-    "outcome": "0 success, 4 refused request, 8 server failure",
+    "update and patch for refused attempts); system http://hl7.org/fhir/restful-interaction",
+    "action": "C, R, U, E or D; system http://hl7.org/fhir/audit-event-action",
+    "outcome": "0 success, 4 refused request, 8 server failure; "
+    "system http://hl7.org/fhir/audit-event-outcome",
     "entity": "what was touched (Bundle/<id>, Observation/<id>, Task/<intake link id>, "
     "Patient/<id> of a CDS Hooks call …)",
 }
+
+#: Documentation of a parameter that differs by resource type (else PARAMETER_DOCS).
+TYPE_PARAMETER_DOCS: dict[tuple[str, str], str] = {
+    ("AuditEvent", "date"): "AuditEvent.recorded; prefixes eq ne gt lt ge le sa eb",
+}
+
+
+def parameter_doc(resource_type: str, name: str) -> str:
+    """What parameter ``name`` of ``resource_type`` searches, for metadata and the contract."""
+    return TYPE_PARAMETER_DOCS.get((resource_type, name), PARAMETER_DOCS[name])
+
 
 #: Parameters every search accepts besides its own (``_format`` is content negotiation).
 CONTROL_PARAMETERS = ("_count", "_cursor", "_format")
@@ -108,10 +137,13 @@ _DATE = re.compile(
 ID_TEXT = r"[A-Za-z0-9\-.]{1,64}"
 _ID = re.compile(ID_TEXT)
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
-#: A token's system and code: anything but the separators and control characters
-#: (which no code holds, and NUL cannot even be sent to PostgreSQL).
-_CODE_CHAR = r"[^,|\u0000-\u001F\u007F-\u009F]"
-_CODING_TEXT = f"(?:{_CODE_CHAR}*\\|)?{_CODE_CHAR}+"
+#: A token's system and code: anything but the separators, control characters (which
+#: no code holds, and NUL cannot even be sent to PostgreSQL) and ``\``, FHIR's escape
+#: (``a\,b`` is the one code ``a,b``): escapes are not read, so a value holding one is
+#: refused rather than split at an escaped comma into codes nobody asked for.
+_CODE_CHAR = r"[^,|\\\u0000-\u001F\u007F-\u009F]"
+#: ``code``, ``system|code``, ``|code`` (no system) or ``system|`` (any code of it).
+_CODING_TEXT = f"(?:(?:{_CODE_CHAR}*\\|)?{_CODE_CHAR}+|{_CODE_CHAR}+\\|)"
 _MAX_US = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z
 
 #: The exact syntax of each kind of value (one or a comma list): the parser checks it
@@ -148,10 +180,10 @@ class SearchError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    """``system|code``; ``system`` None = any system, "" = no system."""
+    """``system|code``; ``system`` None = any system, "" = no system; ``code`` None = any."""
 
     system: str | None
-    code: str
+    code: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +204,58 @@ class Cursor:
     id: str
 
     def encode(self) -> str:
+        """The position as unsigned text (what :class:`CursorSeal` signs)."""
         raw = f"{self.direction[0]}|{self.sort_us}|{self.id}".encode()
         return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+@dataclass(frozen=True, slots=True)
+class CursorSeal:
+    """Signs and opens the ``_cursor`` of one tenant's searches.
+
+    The position alone cannot widen a search (the query's conditions and the tenant
+    still filter every page), but an unsigned one is whatever a caller writes: a
+    made-up position, or one lifted from another query or another tenant's link.
+    The MAC (HMAC-SHA256 keyed with the deployment's link secret, 128 bits kept)
+    covers the tenant, the resource type, the query's parameters except ``_count``
+    (a client may change the page size while it walks) and the position, so only a
+    cursor this server issued for this search is followed.
+    """
+
+    secret: bytes = field(repr=False)
+    tenant: str
+    #: HMAC-SHA256 keyed with ``secret``, fed the purpose and tenant: each MAC copies it
+    #: (a page signs up to three links) instead of keying a new one.
+    _keyed: hmac.HMAC = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        keyed = hmac.new(self.secret, digestmod=hashlib.sha256)
+        keyed.update(f"search-cursor\n{self.tenant}\n".encode())
+        object.__setattr__(self, "_keyed", keyed)
+
+    def _mac(self, resource_type: str, canonical: Sequence[tuple[str, str]], raw: str) -> str:
+        # Sorted: the order of ANDed parameters changes nothing a cursor points into.
+        scope = urlencode(sorted((name, value) for name, value in canonical if name != "_count"))
+        mac = self._keyed.copy()
+        mac.update(f"{resource_type}\n{scope}\n{raw}".encode())
+        return _b64(mac.digest()[:16])
+
+    def seal(self, query: SearchQuery, cursor: Cursor) -> str:
+        """The ``_cursor`` value of a link to ``cursor`` in ``query``."""
+        raw = cursor.encode()
+        return f"{raw}.{self._mac(query.resource_type, query.canonical, raw)}"
+
+    def open(self, resource_type: str, canonical: Sequence[tuple[str, str]], value: str) -> Cursor:
+        """The cursor of a link this server issued for this search; SearchError else."""
+        raw, dot, mac = value.partition(".")
+        expected = self._mac(resource_type, canonical, raw)
+        if not dot or not hmac.compare_digest(mac.encode("ascii", "replace"), expected.encode()):
+            raise SearchError("_cursor", "_cursor is not a cursor this server issued")
+        return decode_cursor(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +270,8 @@ class SearchQuery:
     cursor: Cursor | None = None
     #: The parameters as given, minus paging (for the links), in a canonical order.
     canonical: tuple[tuple[str, str], ...] = ()
+    #: Signs the cursors of this search's links (None: no links with a cursor).
+    seal: CursorSeal | None = field(default=None, repr=False, compare=False)
 
 
 def _to_us(moment: datetime) -> int:
@@ -267,6 +351,8 @@ def _date_condition(name: str, value: str) -> DateCondition:
 def _token(name: str, value: str) -> Token:
     system, bar, code = value.rpartition("|")
     if not code:
+        if bar and system:  # system|: any code of that system
+            return Token(system, None)
         raise SearchError(name, f"{name}: a token needs a code")
     return Token(system if bar else None, code)
 
@@ -344,8 +430,13 @@ def _check_closed_codes(name: str, value: str) -> None:
             raise SearchError(name, f"{name}: {code[:40]!r} is not one of {allowed}")
 
 
-def parse_search(resource_type: str, pairs: Sequence[tuple[str, str]]) -> SearchQuery:
-    """Parse the query string of ``GET /fhir/{resource_type}?…`` (strict)."""
+def parse_search(
+    resource_type: str, pairs: Sequence[tuple[str, str]], *, seal: CursorSeal | None = None
+) -> SearchQuery:
+    """Parse the query string of ``GET /fhir/{resource_type}?…`` (strict).
+
+    ``_cursor`` is opened with ``seal``; without one, any ``_cursor`` is refused.
+    """
     known = SEARCH_PARAMETERS[resource_type]
     references: dict[str, list[tuple[str, ...]]] = {}
     tokens: dict[str, list[tuple[Token, ...]]] = {}
@@ -394,7 +485,11 @@ def parse_search(resource_type: str, pairs: Sequence[tuple[str, str]]) -> Search
     count = _count(control["_count"]) if "_count" in control else DEFAULT_COUNT
     if "_count" in control:
         canonical.append(("_count", str(count)))
-    cursor = decode_cursor(control["_cursor"]) if "_cursor" in control else None
+    cursor = None
+    if "_cursor" in control:
+        if seal is None:
+            raise SearchError("_cursor", "_cursor is not a cursor this server issued")
+        cursor = seal.open(resource_type, canonical, control["_cursor"])
     return SearchQuery(
         resource_type=resource_type,
         references={k: tuple(v) for k, v in references.items()},
@@ -403,6 +498,7 @@ def parse_search(resource_type: str, pairs: Sequence[tuple[str, str]]) -> Search
         count=count,
         cursor=cursor,
         canonical=tuple(canonical),
+        seal=seal,
     )
 
 
@@ -410,7 +506,9 @@ def page_url(base: str, query: SearchQuery, cursor: Cursor | None) -> str:
     """The URL of a page of ``query`` (``self`` when ``cursor`` is the query's own)."""
     params = list(query.canonical)
     if cursor is not None:
-        params.append(("_cursor", cursor.encode()))
+        if query.seal is None:
+            raise ValueError("a link with a cursor needs the search's CursorSeal")
+        params.append(("_cursor", query.seal.seal(query, cursor)))
     encoded = urlencode(params)
     return f"{base}/{query.resource_type}" + (f"?{encoded}" if encoded else "")
 

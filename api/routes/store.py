@@ -5,8 +5,9 @@ Reads: ``GET /fhir/Bundle/{id}`` (the Bundle as sent), ``GET
 ``urn:uuid`` references rewritten to ``Type/id``), ``GET /fhir/Provenance/{id}``,
 ``GET /fhir/AuditEvent/{id}``. Searches: ``GET
 /fhir/{Observation|QuestionnaireResponse|AuditEvent}?…`` (strict parameters,
-keyset paging, ETag). ``DELETE /fhir/Bundle/{id}`` erases one assessment. The
-work is in :mod:`api.services.assessments`; every success and failure is audited.
+keyset paging, ETag), and ``POST …/_search`` with them in a form body.
+``DELETE /fhir/Bundle/{id}`` erases one assessment. The work is in
+:mod:`api.services.assessments`; every success and failure is audited.
 """
 
 from __future__ import annotations
@@ -17,13 +18,22 @@ from api.http import (
     VERSION_ETAG,
     Call,
     audited,
+    bytes_response,
     conditional_response,
     exchange,
     fhir_endpoint,
+    form_body,
     report_link_header,
 )
 from api.negotiation import query_pairs
-from api.services.assessments import erase_assessment, read_stored, search_stored, served_in
+from api.services.assessments import (
+    SearchResult,
+    erase_assessment,
+    form_search_pairs,
+    read_stored,
+    search_stored,
+    served_in,
+)
 
 blueprint = Blueprint("store", __name__, url_prefix="/fhir")
 
@@ -79,16 +89,44 @@ def read_audit_event(call: Call, resource_id: str) -> Response:
 def search(call: Call, resource_type: str) -> Response:
     """Search stored resources: a ``searchset`` Bundle, newest first, paged."""
     served_in(resource_type, call.fhir_version)
+    query = request.query_string
+    response = _search(call, resource_type, query_pairs(query), query)
+    return conditional_response(response.body, call.fhir_version, response.etag)
+
+
+@blueprint.post(f"/<{SEARCHABLE}:resource_type>/_search")
+@fhir_endpoint()
+def search_form(call: Call, resource_type: str) -> Response:
+    """The same search by POST, its parameters in a form body (FHIR http.html).
+
+    The URL's parameters and the body's are one search (FHIR: both count), so a
+    filter is never dropped for being on the other side; the links are GET URLs.
+    """
+    served_in(resource_type, call.fhir_version)
+    body = form_body(call)
+    pairs = form_search_pairs(query_pairs(request.query_string), query_pairs(body))
+    query = b"&".join(part for part in (request.query_string, body) if part)
+    result = _search(call, resource_type, pairs, query)
+    # No 304 here: If-None-Match on a POST is not a cache revalidation (RFC 9110 §13.1.2).
+    response = bytes_response(result.body, call)
+    response.headers["ETag"] = result.etag
+    return response
+
+
+def _search(
+    call: Call, resource_type: str, pairs: list[tuple[str, str]], query: bytes
+) -> SearchResult:
     result = search_stored(
         call.state.store,
         exchange(),
         resource_type,
-        query_pairs(request.query_string),
-        query_string=request.query_string,
+        pairs,
+        query_string=query,
         base=request.host_url.rstrip("/") + "/fhir",
+        cursor_secret=call.state.links.secret,
     )
     audited()
-    return conditional_response(result.body, call.fhir_version, result.etag)
+    return result
 
 
 @blueprint.delete("/Bundle/<fhir_id:resource_id>")

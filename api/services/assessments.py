@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from api.fhir import Issue
-from api.fhir.search import SearchError, build_searchset, format_us, parse_search
+from api.fhir.search import CursorSeal, SearchError, build_searchset, format_us, parse_search
 from api.fhir.versions import DEFAULT_FHIR_VERSION
 from api.services.errors import (
     IdempotencyConflictError,
@@ -221,6 +221,20 @@ class SearchResult:
     etag: str
 
 
+def form_search_pairs(
+    url_pairs: Sequence[tuple[str, str]], body_pairs: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The parameters of a search by POST: the URL's and the form body's, as one search.
+
+    ``_format`` negotiates the answer before the body is read, from the URL: in the
+    body it would be ignored (an R5 request answered in R4), so it is refused there.
+    """
+    if any(name == "_format" for name, _ in body_pairs):
+        message = "_format goes in the URL of a search by POST, not in its body"
+        raise InvalidSearchError([Issue(IssueType.VALUE, message, ("http._format",))], message)
+    return [*url_pairs, *body_pairs]
+
+
 def search_stored(
     store: Store,
     exchange: Exchange,
@@ -229,19 +243,23 @@ def search_stored(
     *,
     query_string: bytes,
     base: str,
+    cursor_secret: bytes,
 ) -> SearchResult:
     """One page of a search as a searchset Bundle (audited, the query base64 in it).
 
-    A parameter the parser refuses is InvalidSearchError (400). The ETag hashes what
-    the page shows (total, ids, links), not the Bundle's own id and time.
+    A parameter the parser refuses is InvalidSearchError (400), a ``_cursor`` this
+    server did not issue for this tenant's search included (signed with
+    ``cursor_secret``, the deployment's link secret). The ETag hashes what the page
+    shows (total, ids, links), not the Bundle's own id and time.
     """
+    tenant = _tenant(exchange)
     try:
-        query = parse_search(resource_type, pairs)
+        query = parse_search(resource_type, pairs, seal=CursorSeal(cursor_secret, tenant))
     except SearchError as exc:
         raise InvalidSearchError(
             [Issue(IssueType.VALUE, str(exc), (f"http.{exc.parameter}",))], str(exc)
         ) from None
-    page = store.search(query, tenant=_tenant(exchange))
+    page = store.search(query, tenant=tenant)
     audit(store, exchange, "search-type", 200, query=query_string, resource_type=resource_type)
     digest = hashlib.sha256(
         orjson.dumps(
@@ -284,6 +302,7 @@ __all__ = [
     "SearchResult",
     "StoredTriage",
     "erase_assessment",
+    "form_search_pairs",
     "read_stored",
     "search_stored",
     "served_in",

@@ -26,14 +26,16 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    false,
     func,
     insert,
     or_,
     select,
+    true,
 )
 from sqlalchemy import exc as sa_exc
 
-from api.fhir.search import Cursor, DateCondition, SearchQuery, Token
+from api.fhir.search import AUDIT_TOKEN_SYSTEMS, Cursor, DateCondition, SearchQuery, Token
 from api.storage.database import (
     WRITE,
     DuplicateKeyError,
@@ -399,7 +401,22 @@ def _date_clause(column: Any, condition: DateCondition) -> ColumnElement[bool]:
 def _token_clause(system_column: Any, code_column: Any, token: Token) -> ColumnElement[bool]:
     if token.system is None:
         return code_column == token.code
+    if token.code is None:  # system|: any code of the system
+        return system_column == token.system
     return and_(code_column == token.code, system_column == token.system)
+
+
+def _audit_token_clause(name: str, column: Any, token: Token) -> ColumnElement[bool]:
+    """An AuditEvent token: its column holds codes of one system (AUDIT_TOKEN_SYSTEMS).
+
+    ``system|code`` in another system, or ``|code`` (no system), matches nothing;
+    ``system|`` of the column's own system matches every event.
+    """
+    if token.system is not None and token.system != AUDIT_TOKEN_SYSTEMS[name]:
+        return false()
+    if token.code is None:
+        return true()
+    return column == token.code
 
 
 def _keyset(
@@ -625,7 +642,7 @@ class Store:
         conditions.extend(_date_clause(a.recorded_us, c) for c in query.dates.get("date", ()))
         for name, column in (("subtype", a.subtype), ("action", a.action), ("outcome", a.outcome)):
             for tokens in query.tokens.get(name, ()):
-                conditions.append(or_(*[column == t.code for t in tokens]))
+                conditions.append(or_(*[_audit_token_clause(name, column, t) for t in tokens]))
         for values in query.references.get("entity", ()):
             conditions.append(
                 or_(

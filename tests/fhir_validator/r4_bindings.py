@@ -171,6 +171,12 @@ REQUIRED: dict[str, Binding] = {
     "CapabilityStatement.rest.resource.versioning": _vs(
         "versioning-policy", "no-version", "versioned", "versioned-update"
     ),
+    "CapabilityStatement.rest.resource.conditionalRead": _vs(
+        "conditional-read-status", "not-supported", "modified-since", "not-match", "full-support"
+    ),
+    "CapabilityStatement.rest.resource.conditionalDelete": _vs(
+        "conditional-delete-status", "not-supported", "single", "multiple"
+    ),
     "OperationDefinition.status": PUBLICATION_STATUS,
     "OperationDefinition.kind": _vs("operation-kind", "operation", "query"),
     "OperationDefinition.resource": RESOURCE_TYPE,
