@@ -79,11 +79,14 @@ def nodes(database_url: str) -> tuple[Flask, Flask]:
 def wait_for_401(app: Flask, key: str, bound: float) -> float:
     """Seconds until ``key`` is refused on ``app``; fails past ``bound`` (+ slack)."""
     started = time.monotonic()
-    while status(app, key) != 401:
-        elapsed = time.monotonic() - started
-        assert elapsed < bound + 0.5, f"still accepted {elapsed:.2f} s after the change"
+    while True:
+        # When the request was made, not when its answer came: on a loaded machine one
+        # request can take a second, and it was judged by the time it was made.
+        asked = time.monotonic() - started
+        if status(app, key) == 401:
+            return asked
+        assert asked < bound + 0.5, f"still accepted {asked:.2f} s after the change"
         time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def test_a_cached_key_is_not_read_again(tmp_path: Path) -> None:
