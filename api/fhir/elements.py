@@ -102,8 +102,8 @@ class Element:
     """One element of a complex type: its type (a primitive, a row of COMPLEX, OBJECT).
 
     ``codes``: the codes of a required binding (a code outside it is ``code-invalid``).
-    ``system``: a FHIRPath System type (an element's or resource's ``id``,
-    ``Extension.url``): a plain JSON value that takes no ``_name`` extension object.
+    ``system``: an XML attribute in FHIR XML (an element's ``id``, ``Extension.url``):
+    a plain JSON value that takes no ``_name`` extension object.
     """
 
     type: str
@@ -127,8 +127,9 @@ IDENTIFIER_USES = frozenset({"usual", "official", "temp", "secondary", "old"})
 LANGUAGE_TEXT = r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*"
 PRIMITIVES["language"] = Primitive("string", LANGUAGE_TEXT)  # a code of BCP 47's shape
 _RESOURCE = {
-    # A contained resource is referred to by its id.
-    "id": Element("id", required=True, system=True),
+    # A contained resource is referred to by its id (an ``id``, with extensions in XML
+    # and so ``_id`` in JSON, unlike an element's id).
+    "id": Element("id", required=True),
     "meta": Element("Meta"),
     "language": Element("language"),
 }

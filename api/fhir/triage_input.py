@@ -84,11 +84,10 @@ ELEMENT_TYPES = {
     "partOf": "Reference",
 }
 #: The primitive elements of each resource that may carry a ``_name`` object (an id and
-#: extensions: FHIR JSON's primitive extensions); implicitRules is a modifier, ``id`` a
-#: System string that takes none.
+#: extensions: FHIR JSON's primitive extensions); implicitRules is a modifier.
 PRIMITIVE_ELEMENTS = {
-    "QuestionnaireResponse": frozenset({"language", "questionnaire", "status", "authored"}),
-    "Parameters": frozenset({"language"}),
+    "QuestionnaireResponse": frozenset({"id", "language", "questionnaire", "status", "authored"}),
+    "Parameters": frozenset({"id", "language"}),
 }
 #: FHIR ``id``; a language tag (BCP 47: ``en``, ``en-GB``, ``zh-Hant-TW``); FHIR R4
 #: ``dateTime`` (a time needs seconds and a zone, offsets up to ±14:00) of a day that
