@@ -22,10 +22,10 @@ stays exact.
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+from xml.parsers import expat
 
 from api.fhir.search import DAY_TEXT, ID_TEXT, YEAR_TEXT, ZONE_TEXT
 
@@ -536,8 +536,9 @@ NARRATIVE_ATTRIBUTES = frozenset(
         "start",
         "type",
         "value",
+        "xml:lang",
     ]
-) | {"{http://www.w3.org/XML/1998/namespace}lang"}
+)
 #: A link or image that would run code when followed or shown.
 _SCRIPT_URL = re.compile(r"[\x00-\x20]*(?:javascript|vbscript|data)[\x00-\x20]*:", re.IGNORECASE)
 _IMAGE_DATA = re.compile(r"data:image/(?:png|gif|jpeg|webp|bmp);", re.IGNORECASE)
@@ -549,34 +550,49 @@ _DECLARATION = re.compile(r"<!DOCTYPE|<!ENTITY|<\?", re.IGNORECASE)
 def xhtml_problems(div: str) -> list[str]:
     """Why ``div`` is not an R4 narrative ``div`` (empty: it is one).
 
-    Parsed by a real XML parser (``xml.etree``; no DOCTYPE or entity declaration
-    reaches it, so no entity is expanded): well-formed, the root an XHTML ``<div>``,
-    txt-1 (only the allowed elements and attributes, no script URL) and txt-2 (some
-    non-whitespace content: text, or an image).
+    Parsed by a real XML parser (expat, the parser under ``xml.etree``, without
+    building a tree; no DOCTYPE or entity declaration reaches it, so no entity is
+    expanded): well-formed, the root a ``<div>`` in the XHTML namespace, txt-1 (only
+    the allowed elements and attributes, no script URL) and txt-2 (some
+    non-whitespace content: text, or an image). Namespaces are read from the
+    attributes: the root declares XHTML as the default, nothing redeclares it, and a
+    prefixed name is no allowed element or attribute (``xml:lang`` aside), so every
+    element is XHTML (a narrative writing XHTML with a prefix, ``<h:p>``, is refused:
+    stricter than XML, never looser). The handlers only collect; the checks run
+    afterwards, once per distinct name, so a narrative costs little more than its parse.
     """
     if _DECLARATION.search(div):
         return ["a narrative holds no DOCTYPE, entity declaration or processing instruction"]
+    elements: list[tuple[str, dict[str, str]]] = []
+    text: list[str] = []
+    parser = expat.ParserCreate()
+    parser.buffer_text = True
+    parser.StartElementHandler = lambda tag, attributes: elements.append((tag, attributes))
+    parser.CharacterDataHandler = text.append
     try:
-        root = ET.fromstring(div)  # noqa: S314 - no DOCTYPE/entity can reach it (above)
-    except ET.ParseError as exc:
+        parser.Parse(div.encode("utf-8", "surrogatepass"), True)
+    except expat.ExpatError as exc:
         return [f"is not well-formed XHTML ({str(exc)[:80]})"]
-    if root.tag != f"{{{XHTML_NS}}}div":
+    root, root_attributes = elements[0]
+    if root != "div" or root_attributes.get("xmlns") != XHTML_NS:
         return [f'the root must be <div xmlns="{XHTML_NS}">']
-    problems: list[str] = []
-    content = bool("".join(root.itertext()).strip())
-    for element in root.iter():
-        tag = element.tag
-        name = tag[len(XHTML_NS) + 2 :] if tag.startswith(f"{{{XHTML_NS}}}") else None
-        if name not in NARRATIVE_ELEMENTS:
-            problems.append(f"<{str(name or tag)[:40]}> is not allowed in a narrative (txt-1)")
-            continue
-        content = content or name == "img"
-        for attribute, value in element.attrib.items():
-            if attribute not in NARRATIVE_ATTRIBUTES:
+    names = {tag for tag, _ in elements}
+    problems = [
+        f"<{tag[:40]}> is not allowed in a narrative (txt-1)"
+        for tag in sorted(names - NARRATIVE_ELEMENTS)
+    ]
+    for tag, attributes in elements:
+        for attribute, value in attributes.items():
+            if attribute == "xmlns":
+                if value != XHTML_NS:
+                    problems.append(f"<{tag[:40]}> is not in the XHTML namespace (txt-1)")
+            elif attribute.startswith("xmlns:"):
+                continue  # a prefix declared: any name using it is refused as unknown
+            elif attribute not in NARRATIVE_ATTRIBUTES:
                 problems.append(f"attribute {attribute[:40]!r} is not allowed (txt-1)")
-            elif _script_url(name, attribute, value):
-                problems.append(f"{attribute} of <{name}> is a script or data URL (txt-1)")
-    if not content:
+            elif _script_url(tag, attribute, value):
+                problems.append(f"{attribute} of <{tag[:40]}> is a script or data URL (txt-1)")
+    if "img" not in names and all(chunk.isspace() for chunk in text):
         problems.append("a narrative needs some non-whitespace content (txt-2)")
     return problems
 
@@ -616,6 +632,24 @@ def _primitive_ok(value: Any, type_name: str, primitive: Primitive) -> bool:
         and value != ""
         and (pattern is None or pattern.fullmatch(value) is not None)
     )
+
+
+def _validator(type_name: str, primitive: Primitive) -> Callable[[Any], bool]:
+    """``_primitive_ok`` for one type, as one call (the walker's fast path)."""
+    pattern = _COMPILED.get(type_name)
+    if primitive.json_type == "string" and pattern is not None:
+        match = pattern.fullmatch
+        return lambda value: isinstance(value, str) and match(value) is not None
+    return lambda value: _primitive_ok(value, type_name, primitive)
+
+
+#: Per primitive type but xhtml (parsed, never on the fast path): is a value valid?
+_VALID = {name: _validator(name, p) for name, p in PRIMITIVES.items() if name != "xhtml"}
+#: Per row: its required elements.
+_REQUIRED = {
+    name: tuple(key for key, element in row.items() if element.required)
+    for name, row in COMPLEX.items()
+}
 
 
 def _value_faults(value: Any, element: Element, expr: str, name: str) -> Iterator[Fault]:
@@ -671,14 +705,20 @@ def element_problems(
     what = what or type_name
     elements = COMPLEX[type_name]
     for key, value in node.items():
-        if key not in read:
-            yield from _member_faults(elements, type_name, str(key), value, expr=expr, what=what)
-    required = False
-    for key, element in elements.items():
-        if element.required:
-            required = True
-            if key not in node and key not in read:
-                yield Fault(f"{key} is required in {what}", f"{expr}.{key}", "required")
+        if key in read:
+            continue
+        # Fast path (the happy path's many item elements): a single primitive that is
+        # valid needs no generator.
+        element = elements.get(key)
+        if element is not None and element.codes is None and not element.repeats:
+            valid = _VALID.get(element.type)
+            if valid is not None and valid(value):
+                continue
+        yield from _member_faults(elements, type_name, str(key), value, expr=expr, what=what)
+    required = _REQUIRED[type_name]
+    for key in required:
+        if key not in node and key not in read:
+            yield Fault(f"{key} is required in {what}", f"{expr}.{key}", "required")
     if type_name in OPEN_VALUES:
         yield from _extension_faults(node, expr, what)
     elif not required and not read and all(key == "id" for key in node):
