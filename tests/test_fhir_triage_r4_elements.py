@@ -23,10 +23,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_fhir_triage_strict_elements import _PRIMITIVE_RULES
 from test_fhir_validator import medplum  # noqa: F401 (the validator fixture)
 
 from api import create_app
 from api.fhir.elements import (
+    COMPLEX,
     NARRATIVE_ATTRIBUTES,
     NARRATIVE_ELEMENTS,
     RESOURCE_TYPES,
@@ -758,3 +760,62 @@ def test_a_narrative_is_triaged_exactly_when_it_is_valid(div):
         assert _findings(qr) == BASELINE
     else:
         assert _issues(qr) == [("value", f"{_R}.text.div")]
+
+
+#: Where each new row of the element table sits in a QuestionnaireResponse that is
+#: otherwise valid: (the elements holding it, its row, its FHIRPath).
+_ROWS = [
+    ({"meta": {"versionId": "1"}}, ("meta",), "Meta", f"{_R}.meta"),
+    ({"text": {"status": "generated", "div": _div("x")}}, ("text",), "Narrative", f"{_R}.text"),
+    ({"identifier": {"value": "1"}}, ("identifier",), "Identifier", f"{_R}.identifier"),
+    (
+        {"identifier": {"value": "1", "period": {"start": "2026"}}},
+        ("identifier", "period"),
+        "Period",
+        f"{_R}.identifier.period",
+    ),
+    (
+        {"identifier": {"type": {"text": "x"}}},
+        ("identifier", "type"),
+        "CodeableConcept",
+        f"{_R}.identifier.type",
+    ),
+    ({"encounter": {"display": "x"}}, ("encounter",), "Reference", f"{_R}.encounter"),
+    (
+        {"_status": {"extension": [{"url": _EXT + "a", "valueString": "x"}]}},
+        ("_status",),
+        "Element",
+        f"{_R}._status",
+    ),
+]
+_JSON_VALUES = st.one_of(
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.just([]),
+    st.lists(st.integers(), min_size=1, max_size=2),
+    st.just({}),
+    st.text(max_size=5),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(place=st.sampled_from(_ROWS), data=st.data())
+def test_a_value_of_the_wrong_json_type_is_refused_at_its_path_in_every_new_row(place, data):
+    """For all rows and elements: a value of the wrong JSON type or form is refused, at
+    the element's own path (the R4 oracle of ``test_fhir_triage_strict_elements``)."""
+    elements, path, row, where = place
+    name = data.draw(st.sampled_from(sorted(COMPLEX[row])))
+    element = COMPLEX[row][name]
+    value = data.draw(_JSON_VALUES)
+    qr = _qr(**copy.deepcopy(elements))
+    node = qr
+    for step in path:
+        node = node[step]
+    node[name] = [value] if element.repeats else value
+    typed = _PRIMITIVE_RULES.get(element.type, lambda _value: False)
+    if typed(value) and (element.codes is None or value in element.codes):
+        return  # a well-typed value: the acceptance tests cover those
+    issues = _issues(qr)  # one, or for an empty extension its url and value[x]
+    assert 1 <= len(issues) <= 2, issues
+    assert all(path.startswith(f"{where}.{name}") for _, path in issues), issues

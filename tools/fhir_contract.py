@@ -191,6 +191,11 @@ def contained_schema() -> Schema:
     }
     return {
         "type": "object",
+        "description": "A contained resource: an R4 resource type and an id; its "
+        "Resource/DomainResource elements are checked (no nested contained, dom-2; no "
+        "meta.versionId/lastUpdated, dom-4; no meta.security, dom-5; no modifier), the "
+        "elements of its own type are not. The server also refuses one that nothing in "
+        "the QuestionnaireResponse refers to as `#<id>` (dom-3).",
         "required": ["resourceType", *row["required"]],
         "properties": properties,
     }

@@ -287,8 +287,7 @@ EXTENSION_VALUES: dict[str, str] = {
 #: Types whose object may carry one ``value[x]``.
 OPEN_VALUES = frozenset({"Extension"})
 VALUE_KEY = re.compile(r"value[A-Z][A-Za-z0-9]*")
-#: R4 resource types (every non-abstract resource of R4 4.0.1), and those that are
-#: no DomainResource (no text, contained, extension).
+#: R4 resource types (every non-abstract resource of R4 4.0.1).
 RESOURCE_TYPES = frozenset(
     [
         "Account",
@@ -439,7 +438,6 @@ RESOURCE_TYPES = frozenset(
         "VisionPrescription",
     ]
 )
-NOT_DOMAIN_RESOURCES = frozenset({"Binary", "Bundle", "Parameters"})
 #: Modifier elements: when present they change the meaning, and we do not support them.
 MODIFIERS = ("modifierExtension", "implicitRules")
 _COMPILED = {name: re.compile(p.pattern) for name, p in PRIMITIVES.items() if p.pattern is not None}
@@ -781,7 +779,7 @@ def contained_problems(resource: Any, expr: str) -> Iterator[Fault]:
 
     Checked: it is an object with an R4 ``resourceType``, its Resource elements (``id``
     required and an id, ``meta``, ``language``; ``implicitRules`` and
-    ``modifierExtension`` not supported) and, for a DomainResource, ``text`` and
+    ``modifierExtension`` not supported) and those of a DomainResource, ``text`` and
     ``extension``; no nested ``contained`` (dom-2), no ``meta.versionId`` or
     ``meta.lastUpdated`` (dom-4), no ``meta.security`` (dom-5). Not checked: the
     elements of its own type (``Patient.name`` …), which the triage never reads.
@@ -800,8 +798,10 @@ def contained_problems(resource: Any, expr: str) -> Iterator[Fault]:
             f"{expr}.resourceType",
             "value",
         )
-    domain = resource_type not in NOT_DOMAIN_RESOURCES
-    row = "DomainResource" if domain else "Resource"
+    # Every contained resource is read as a DomainResource: the three that are not
+    # (Binary, Bundle, Parameters) have no text, contained or extension, so one of those
+    # on them is an error either way.
+    row = "DomainResource"
     elements = COMPLEX[row]
     for key in resource:
         if key in MODIFIERS:
@@ -810,7 +810,7 @@ def contained_problems(resource: Any, expr: str) -> Iterator[Fault]:
                 f"{expr}.{key}",
                 "not-supported",
             )
-        elif key == "contained" and domain:
+        elif key == "contained":
             yield Fault(
                 "a contained resource contains no other resource (dom-2)",
                 f"{expr}.contained",
