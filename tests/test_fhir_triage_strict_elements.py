@@ -12,6 +12,7 @@ nothing in the result.
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import re
 from typing import Any
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from api import create_app
 from api.fhir.elements import COMPLEX, OBJECT, PRIMITIVES
-from api.fhir.triage_input import PARAMETERS_ELEMENTS
+from api.fhir.triage_input import PARAMETERS_ELEMENTS, PRIMITIVE_ELEMENTS
 from tools.openapi import OPENAPI_PATH
 
 FHIR = "application/fhir+json"
@@ -169,10 +170,14 @@ def test_the_published_parameters_schema_has_the_r4_elements_the_reader_takes():
     document = yaml.safe_load(OPENAPI_PATH.read_text(encoding="utf-8"))
     schema = document["components"]["schemas"]["TriageParameters"]
     assert schema["additionalProperties"] is False
-    assert set(schema["properties"]) == PARAMETERS_ELEMENTS - {"implicitRules"}  # a modifier
+    # implicitRules is a modifier; a primitive may carry its ``_name`` (extensions).
+    extensions = {f"_{name}" for name in PRIMITIVE_ELEMENTS["Parameters"]}
+    assert set(schema["properties"]) == PARAMETERS_ELEMENTS - {"implicitRules"} | extensions
     parameter = schema["properties"]["parameter"]["items"]
     assert parameter["additionalProperties"] is False
-    assert set(parameter["properties"]) == set(COMPLEX["Parameters.parameter"]) | {"resource"}
+    row = COMPLEX["Parameters.parameter"]
+    extensions = {f"_{name}" for name, element in row.items() if element.extensible}
+    assert set(parameter["properties"]) == set(row) | {"resource"} | extensions
 
 
 # --- 2. elements of items, answers, codings, the subject -------------------------------
@@ -269,14 +274,66 @@ _JSON_VALUES = st.one_of(
 )
 
 
-#: FHIR R4's own rules for the primitives, restated here as the oracle (datatypes.html;
-#: JSON has no empty strings).
+#: FHIR R4's own rules for the primitives, restated here as the oracle (datatypes.html
+#: regexes; JSON has no empty strings). The product is stricter in three places, each
+#: stated: a string has no C0/C1 control (but tab, CR, LF), a date must exist
+#: (``_real_day``), and a language is a BCP 47 tag.
+_R4_YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
+_R4_DATE = _R4_YEAR + r"(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?"
+_R4_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
+_R4_ZONE = r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+_R4_DAY = (
+    r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])"
+)
+
+
+def _real_day(v: str) -> bool:
+    """A full date (when there is one) that exists: no 30 February."""
+    if len(v) < 10:
+        return True
+    try:
+        datetime.date.fromisoformat(v[:10])
+    except ValueError:
+        return False
+    return True
+
+
+def _matches(pattern: str) -> Any:
+    return lambda v: isinstance(v, str) and re.fullmatch(pattern, v) is not None
+
+
+def _integer(minimum: int | None = None) -> Any:
+    return lambda v: (
+        isinstance(v, int) and not isinstance(v, bool) and (minimum is None or v >= minimum)
+    )
+
+
+_STRING = _matches(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+")
+_URI = _matches(r"\S+")
 _PRIMITIVE_RULES = {
-    "string": lambda v: isinstance(v, str) and v != "",
-    "uri": lambda v: isinstance(v, str) and v != "" and not any(c.isspace() for c in v),
-    "code": lambda v: isinstance(v, str) and re.fullmatch(r"[^\s]+(\s[^\s]+)*", v) is not None,
-    "id": lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", v) is not None,
+    "string": _STRING,
+    "markdown": _STRING,
+    "uri": _URI,
+    "url": _URI,
+    "canonical": _URI,
+    "oid": _matches(r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+"),
+    "uuid": _matches(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    "code": _matches(r"[^\s]+(\s[^\s]+)*"),
+    "id": _matches(r"[A-Za-z0-9\-.]{1,64}"),
+    "language": _matches(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*"),
+    "base64Binary": _matches(r"(\s*([0-9a-zA-Z\+/=]){4}\s*)+"),
+    "date": lambda v: _matches(_R4_DATE)(v) and _real_day(v),
+    "dateTime": lambda v: (
+        _matches(f"{_R4_DATE}|{_R4_DAY}T{_R4_TIME}{_R4_ZONE}")(v) and _real_day(v)
+    ),
+    "instant": lambda v: _matches(f"{_R4_DAY}T{_R4_TIME}{_R4_ZONE}")(v) and _real_day(v),
+    "time": _matches(_R4_TIME),
+    "xhtml": lambda v: isinstance(v, str) and v.lstrip().startswith("<div"),
     "boolean": lambda v: isinstance(v, bool),
+    "integer": _integer(),
+    "positiveInt": _integer(1),
+    "unsignedInt": _integer(0),
+    "decimal": lambda v: _integer()(v) or isinstance(v, float),
 }
 
 

@@ -21,14 +21,26 @@ from typing import Any
 from api.fhir import codesystems as cs
 from api.fhir.capability import TRIAGE_OPERATION_ID
 from api.fhir.catalog import catalog
-from api.fhir.elements import COMPLEX, OBJECT, OPEN_VALUES, PRIMITIVES, VALUE_KEY, Element
+from api.fhir.elements import (
+    COMPLEX,
+    EXTENSION_VALUES,
+    OBJECT,
+    OPEN_VALUES,
+    PRIMITIVES,
+    RESOURCE_TYPES,
+    WHITESPACE,
+    XHTML_NS,
+    Element,
+)
 from api.fhir.questionnaire_response import GATES, MEDICATIONS
 from api.fhir.triage_input import (
     ARRAY_ELEMENTS,
     DATE_TIME_PATTERN,
+    ELEMENT_TYPES,
     ID_PATTERN,
     LANGUAGE_PATTERN,
     OBJECT_ELEMENTS,
+    PRIMITIVE_ELEMENTS,
     QR_ELEMENTS,
     TRIAGE_STATUSES,
 )
@@ -47,9 +59,14 @@ def _type_schema(type_name: str) -> Schema:
     """JSON schema of one value of a FHIR type of the element table (api/fhir/elements.py)."""
     primitive = PRIMITIVES.get(type_name)
     if primitive is not None:
-        if primitive.json_type == "boolean":
-            return {"type": "boolean"}
-        schema: Schema = {"type": "string", "minLength": 1}
+        if primitive.json_type != "string":
+            schema: Schema = {"type": primitive.json_type}
+            if primitive.minimum is not None:
+                schema["minimum"] = primitive.minimum
+            return schema
+        schema = {"type": "string", "minLength": 1}
+        if type_name == "xhtml":
+            return schema | XHTML_SCHEMA
         if primitive.pattern is not None:
             schema["pattern"] = f"^(?:{primitive.pattern})$"
         return schema
@@ -60,14 +77,62 @@ def _type_schema(type_name: str) -> Schema:
     return {"type": "object", **_row_schema(type_name)}
 
 
+_SPACE = f"[{WHITESPACE}]*"
+#: A narrative div: what JSON Schema can say of it. The server also parses it as XML
+#: (well-formed, the root ``<div>`` in the XHTML namespace) and holds it to txt-1/txt-2.
+XHTML_SCHEMA: Schema = {
+    "pattern": f"^{_SPACE}<div[{WHITESPACE}>/][\\s\\S]*>{_SPACE}$",
+    "description": f'XHTML: one `<div xmlns="{XHTML_NS}">`, well-formed, with some text, '
+    "only the elements and attributes FHIR R4 narratives allow (txt-1, txt-2): no script, "
+    "no event attribute, no script or data URL; checked by the server beyond this pattern.",
+}
+
 #: Data types written once as components and referenced (an Extension may sit on any
-#: item, answer and coding), by their component name.
-SHARED_TYPES = {"Extension": "FhirExtension"}
+#: item, answer and coding; Reference and Identifier refer to each other), by their
+#: component name.
+SHARED_TYPES = {
+    name: f"Fhir{name}"
+    for name in (
+        "Extension",
+        "Element",
+        "Coding",
+        "CodeableConcept",
+        "Period",
+        "Identifier",
+        "Reference",
+        "Meta",
+        "Narrative",
+    )
+}
 
 
 def _element_schema(element: Element) -> Schema:
     one = _type_schema(element.type)
+    if element.codes is not None:
+        one = {"enum": sorted(element.codes)}
     return {"type": "array", "minItems": 1, "items": one} if element.repeats else one
+
+
+def _primitive_extension_schema(element: Element) -> Schema:
+    """A primitive's ``_name``: an Element (id, extensions); for a repeating one an array
+    of them and nulls."""
+    one = _type_schema("Element")
+    if not element.repeats:
+        return one
+    return {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "null"}, one]}}
+
+
+def _extension_values(schema: Schema) -> None:
+    """An Extension's value[x] (any R4 type) and ext-1: one value[x] or sub-extensions."""
+    one_of: list[Schema] = [{"required": ["extension"]}]
+    for key, type_name in EXTENSION_VALUES.items():
+        schema["properties"][key] = _type_schema(type_name)
+        if type_name in PRIMITIVES:
+            schema["properties"][f"_{key}"] = _type_schema("Element")
+            one_of.append({"anyOf": [{"required": [key]}, {"required": [f"_{key}"]}]})
+        else:
+            one_of.append({"required": [key]})
+    schema["oneOf"] = one_of
 
 
 def _row_schema(type_name: str, *, skip: frozenset[str] = frozenset()) -> Schema:
@@ -76,16 +141,64 @@ def _row_schema(type_name: str, *, skip: frozenset[str] = frozenset()) -> Schema
     ``skip``: elements whose schema the caller writes itself.
     """
     row = COMPLEX[type_name]
-    schema: Schema = {
-        "additionalProperties": False,
-        "properties": {name: _element_schema(e) for name, e in row.items() if name not in skip},
+    properties = {name: _element_schema(e) for name, e in row.items() if name not in skip}
+    properties |= {
+        f"_{name}": _primitive_extension_schema(e) for name, e in row.items() if e.extensible
     }
+    schema: Schema = {"additionalProperties": False, "properties": properties}
     required = [name for name, e in row.items() if e.required and name not in skip]
     if required:
         schema["required"] = required
     if type_name in OPEN_VALUES:
-        schema["patternProperties"] = {f"^{VALUE_KEY.pattern}$": ANY}
+        _extension_values(schema)
+    elif not required and not skip:
+        # ele-1: an element has a value or children, not only an id.
+        schema["anyOf"] = [{"required": [name]} for name in properties if name != "id"]
     return schema
+
+
+_QR = "QuestionnaireResponse"
+_P = "Parameters"
+
+
+def contained_schema() -> Schema:
+    """A contained resource, as far as the reader checks it (``contained_problems``).
+
+    An R4 resource type and an id; the elements of every Resource/DomainResource against
+    their types; no nested contained (dom-2), no meta.versionId/lastUpdated (dom-4) or
+    meta.security (dom-5), no modifier. Its type's own elements are open. That each is
+    referred to (dom-3) the server checks too.
+    """
+    row = _row_schema("DomainResource")
+    meta = {
+        "allOf": [
+            _type_schema("Meta"),
+            {
+                "not": {
+                    "anyOf": [
+                        {"required": [key]} for key in ("versionId", "lastUpdated", "security")
+                    ]
+                }
+            },
+        ]
+    }
+    properties = row["properties"] | {
+        "resourceType": {"enum": sorted(RESOURCE_TYPES)},
+        "meta": meta,
+        "contained": {"not": {}},
+        "implicitRules": {"not": {}},
+        "modifierExtension": {"not": {}},
+    }
+    return {
+        "type": "object",
+        "description": "A contained resource: an R4 resource type and an id; its "
+        "Resource/DomainResource elements are checked (no nested contained, dom-2; no "
+        "meta.versionId/lastUpdated, dom-4; no meta.security, dom-5; no modifier), the "
+        "elements of its own type are not. The server also refuses one that nothing in "
+        "the QuestionnaireResponse refers to as `#<id>` (dom-3).",
+        "required": ["resourceType", *row["required"]],
+        "properties": properties,
+    }
 
 
 def _properties(type_name: str, *, skip: frozenset[str] = frozenset()) -> Schema:
@@ -303,15 +416,20 @@ def questionnaire_response_schema(canonical_base: str = cs.DEFAULT_CANONICAL_BAS
         },
         "item": {"type": "array", "items": {"anyOf": item_schemas}, "allOf": rules},
     }
-    # The elements the triage does not read: their JSON shape, as the reader checks it.
-    array_of_objects: Schema = {"type": "array", "minItems": 1, "items": {"type": "object"}}
-    properties.update({name: {"type": "object"} for name in OBJECT_ELEMENTS})
-    properties.update({name: dict(array_of_objects) for name in ARRAY_ELEMENTS})
-    properties["extension"] = _element_schema(Element("Extension", repeats=True))
+    # The elements the triage does not read, each against its R4 type, as the reader
+    # checks it.
+    for name in OBJECT_ELEMENTS:
+        properties[name] = _type_schema(ELEMENT_TYPES[name])
+    for name in ARRAY_ELEMENTS:
+        one = contained_schema() if name == "contained" else _type_schema(ELEMENT_TYPES[name])
+        properties[name] = {"type": "array", "minItems": 1, "items": one}
+    identifier = _type_schema("Identifier")
     properties["identifier"] = {
-        "anyOf": [{"type": "object"}, array_of_objects],
+        "anyOf": [identifier, {"type": "array", "minItems": 1, "items": identifier}],
         "description": "An Identifier (R4); an array of them (R5) is accepted too.",
     }
+    for name in sorted(PRIMITIVE_ELEMENTS[_QR]):
+        properties[f"_{name}"] = _type_schema("Element")
     properties["id"] = {"type": "string", "pattern": f"^{ID_PATTERN}$"}
     properties["language"] = {"type": "string", "pattern": f"^{LANGUAGE_PATTERN}$"}
     properties["authored"] = {
@@ -359,8 +477,9 @@ def parameters_schema() -> Schema:
         "properties": {
             "resourceType": {"const": "Parameters"},
             "id": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
-            "meta": {"type": "object"},
+            "meta": _type_schema("Meta"),
             "language": {"type": "string", "pattern": f"^{LANGUAGE_PATTERN}$"},
+            **{f"_{name}": _type_schema("Element") for name in sorted(PRIMITIVE_ELEMENTS[_P])},
             "parameter": {
                 "type": "array",
                 "minItems": 1,

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.fhir import codesystems as cs
-from api.fhir.elements import VALUE_KEY, Fault, element_problems
+from api.fhir.elements import (
+    DATE_TIME_TEXT,
+    LANGUAGE_TEXT,
+    MODIFIERS,
+    VALUE_KEY,
+    Fault,
+    contained_problems,
+    element_problems,
+)
 from api.fhir.questionnaire_response import (
     QR,
     MappedRequest,
@@ -27,7 +35,7 @@ from api.fhir.questionnaire_response import (
     QuestionnaireResponseError,
     read_questionnaire_response,
 )
-from api.fhir.search import DAY_TEXT, ID_TEXT, YEAR_TEXT, ZONE_TEXT
+from api.fhir.search import ID_TEXT
 
 #: QuestionnaireResponse.status codes (FHIR R4, required binding) we triage.
 #: ``entered-in-error`` is refused: the answers are known to be wrong.
@@ -56,23 +64,37 @@ QR_ELEMENTS = frozenset(
         "item",
     }
 )
-#: Modifier elements: when present they change the meaning, and we do not support them.
-_MODIFIERS = ("modifierExtension", "implicitRules")
 #: The JSON shape of the elements the triage does not read (FHIR JSON: a complex
 #: element is an object, a repeating one an array of them). Not reading them is no
 #: reason to take a malformed one: a strict FHIR server refuses it, and so do we,
 #: rather than drop it silently. ``identifier`` repeats in R5, not in R4: both taken.
 OBJECT_ELEMENTS = ("meta", "text", "encounter", "author", "source")
 ARRAY_ELEMENTS = ("contained", "extension", "basedOn", "partOf")
+#: Once of the right shape, each is held to its R4 type, a row of the element table
+#: (``api/fhir/elements.py``); ``contained`` to :func:`contained_problems`.
+ELEMENT_TYPES = {
+    "meta": "Meta",
+    "text": "Narrative",
+    "identifier": "Identifier",
+    "encounter": "Reference",
+    "author": "Reference",
+    "source": "Reference",
+    "extension": "Extension",
+    "basedOn": "Reference",
+    "partOf": "Reference",
+}
+#: The primitive elements of each resource that may carry a ``_name`` object (an id and
+#: extensions: FHIR JSON's primitive extensions); implicitRules is a modifier.
+PRIMITIVE_ELEMENTS = {
+    "QuestionnaireResponse": frozenset({"id", "language", "questionnaire", "status", "authored"}),
+    "Parameters": frozenset({"id", "language"}),
+}
 #: FHIR ``id``; a language tag (BCP 47: ``en``, ``en-GB``, ``zh-Hant-TW``); FHIR R4
 #: ``dateTime`` (a time needs seconds and a zone, offsets up to ±14:00) of a day that
 #: exists. The request contract publishes the same patterns.
 ID_PATTERN = ID_TEXT
-LANGUAGE_PATTERN = r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*"
-DATE_TIME_PATTERN = (
-    f"(?:{DAY_TEXT}(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\\.[0-9]+)?"
-    f"{ZONE_TEXT})?|{YEAR_TEXT}-(?:0[1-9]|1[0-2])|{YEAR_TEXT})"
-)
+LANGUAGE_PATTERN = LANGUAGE_TEXT
+DATE_TIME_PATTERN = DATE_TIME_TEXT
 _ID = re.compile(ID_PATTERN)
 _LANGUAGE = re.compile(LANGUAGE_PATTERN)
 _DATE_TIME = re.compile(DATE_TIME_PATTERN)
@@ -191,9 +213,12 @@ def _resource_element_problems(
 ) -> list[Problem]:
     """Modifiers (not supported) and unknown elements of a resource, in document order."""
     problems: list[Problem] = []
+    primitives = PRIMITIVE_ELEMENTS[name]
     for key in resource:
-        if key in _MODIFIERS:
+        if key in MODIFIERS:
             problems.append(_not_supported(f"{name}.{key}", f"the {name}"))
+        elif str(key).startswith("_") and key[1:] in primitives:
+            problems += _problems(_primitive_extension(resource[key], f"{name}.{key}"))
         elif key not in elements:
             problems.append(
                 Problem(
@@ -277,11 +302,6 @@ def _element_problems(
     for key in ARRAY_ELEMENTS:
         if key in resource and not _objects(resource[key]):
             add(key, f"{key} must be a non-empty array of JSON objects")
-    if _objects(resource.get("extension")):
-        for i, extension in enumerate(resource["extension"]):
-            problems += _problems(
-                element_problems(extension, "Extension", f"{name}.extension[{i}]")
-            )
     identifier = resource.get("identifier")
     if "identifier" in resource and not (isinstance(identifier, Mapping) or _objects(identifier)):
         add("identifier", "identifier must be an Identifier object (R5: an array of them)")
@@ -294,7 +314,72 @@ def _element_problems(
             add(key, f"{key} must be {kind}, got {str(value)[:40]!r}")
     if "authored" in resource and (message := _date_time_problem(resource["authored"])) is not None:
         add("authored", message)
+    malformed = {p.expression for p in problems}
+    return problems + _typed_problems(resource, name, malformed)
+
+
+def _typed_problems(resource: Mapping[str, Any], name: str, malformed: set[str]) -> list[Problem]:
+    """The problems inside each element of the right JSON shape, against its R4 type."""
+    problems: list[Problem] = []
+    for key, type_name in ELEMENT_TYPES.items():
+        if key not in resource or f"{name}.{key}" in malformed:
+            continue
+        value = resource[key]
+        members = (
+            [(f"{name}.{key}", value)]
+            if isinstance(value, Mapping)
+            else [(f"{name}.{key}[{i}]", member) for i, member in enumerate(value)]
+        )
+        for where, member in members:
+            problems += _problems(element_problems(member, type_name, where))
+    if "contained" in resource and f"{name}.contained" not in malformed:
+        problems += _contained_problems(resource, name)
     return problems
+
+
+def _primitive_extension(value: Any, where: str) -> Iterable[Fault]:
+    """A ``_name`` of a resource's primitive: an object with an id and extensions."""
+    return (
+        element_problems(value, "Element", where)
+        if isinstance(value, Mapping)
+        else [Fault(f"{where.rsplit('.', 1)[1]} must be an Element object", where, "value")]
+    )
+
+
+def _contained_problems(resource: Mapping[str, Any], name: str) -> list[Problem]:
+    """Each contained resource's problems, and dom-3: each is referred to (``#id``) from
+    elsewhere in the resource, or refers to it (``#``)."""
+    problems: list[Problem] = []
+    found = set(_strings(resource))
+    for i, contained in enumerate(resource["contained"]):
+        where = f"{name}.contained[{i}]"
+        faults = list(contained_problems(contained, where))
+        problems += _problems(faults)
+        ident = contained.get("id")
+        if faults or not isinstance(ident, str):
+            continue
+        if f"#{ident}" not in found and "#" not in set(_strings(contained)):
+            problems.append(
+                Problem(
+                    f"contained resource {ident!r} is referred to by nothing in the {name} "
+                    "and refers to nothing in it (dom-3)",
+                    f"{where}.id",
+                    code="invalid",
+                )
+            )
+    return problems
+
+
+def _strings(node: Any) -> Iterable[str]:
+    """Every string value in a JSON tree (where a ``#id`` reference may be)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Mapping):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
 
 
 def _objects(value: object) -> bool:
