@@ -172,8 +172,10 @@ class Settings:
     #: Token requests refused as ``invalid_client`` (failed authentication) per registered
     #: ``client_id`` (the assertion's ``iss``); once over it, that client's requests are
     #: refused before the signature is checked until the window ends (a distributed flood
-    #: of forged assertions naming one client). "" = no limit.
-    token_failure_limit: str = "30/minute"  # noqa: S105 (a rate, not a secret)
+    #: of forged assertions naming one client). "" = no limit, the default: anyone who
+    #: knows a client id could otherwise lock that client out, and an assertion signed
+    #: with an asymmetric key cannot be guessed (the per-address limit bounds the cost).
+    token_failure_limit: str = ""
     #: File ``serve`` writes the embedded default's key to; "" = ``local-api-key`` in
     #: the instance folder.
     local_key_file: str = ""
