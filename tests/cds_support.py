@@ -362,12 +362,12 @@ class Product:
         )
 
     @contextlib.contextmanager
-    def serving(self) -> Iterator[Path]:
-        """``serve --workers 1`` until the block ends; yields its log file."""
+    def serving(self, workers: int = 1) -> Iterator[Path]:
+        """``serve --workers N`` until the block ends; yields its log file."""
         log_path = self.folder / "server.log"
         with log_path.open("wb") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "serve", "--workers", "1"],
+                [sys.executable, "-m", "api.cli", "serve", "--workers", str(workers)],
                 env=self.env,
                 cwd=self.folder,
                 stdout=log,

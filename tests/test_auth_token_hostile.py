@@ -11,10 +11,9 @@ on another ``twitch-triage serve`` process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cds_support import LoopbackServer, Product, wait_healthy
+from cds_support import LoopbackServer, Product
 from conftest import anonymous, create_app
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
@@ -232,26 +231,10 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     keys.write_text(json.dumps(jwks_of(RSA_KEY, "rsa-1", "RS384")))
     created = first.cli("clients", "create", "--tenant", "smart", "--jwks-file", str(keys))
     client_id = json.loads(created.stdout)["client_id"]
-    servers = []
-    try:
+    with contextlib.ExitStack() as running:
         for node in (first, second):
-            log = node.folder / "server.log"
-            handle = log.open("wb")
-            server = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "serve", "--workers", "2"],
-                env=node.env,
-                cwd=node.folder,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-            )
-            servers.append((server, handle))
-            wait_healthy(node.base, server, log)
+            running.enter_context(node.serving(workers=2))
         yield first.base, second.base, client_id
-    finally:
-        for server, handle in servers:
-            server.terminate()
-            server.wait(timeout=10)
-            handle.close()
 
 
 def _send(base: str, signed: str) -> int:
