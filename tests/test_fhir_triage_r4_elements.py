@@ -23,10 +23,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fhir_triage_strict_elements import _PRIMITIVE_RULES
+from test_fhir_triage_strict_elements import _PRIMITIVE_RULES, _R, APP, FHIR, OP, emitted
 from test_fhir_validator import medplum  # noqa: F401 (the validator fixture)
 
-from api import create_app
 from api.fhir.elements import (
     COMPLEX,
     NARRATIVE_ATTRIBUTES,
@@ -36,28 +35,8 @@ from api.fhir.elements import (
 )
 from tests.support.conformance import narrative_problems
 
-FHIR = "application/fhir+json"
-OP = "/fhir/QuestionnaireResponse/$triage"
-APP = create_app({"TESTING": True})
-_R = "QuestionnaireResponse"
 XHTML = "http://www.w3.org/1999/xhtml"
-REQUEST = {
-    "patient": {"reference": "Patient/p1", "age_years": 30},
-    "activity": {"session_minutes": 60, "sessions_per_week": 3},
-    "twitching": {"body_sites": ["calf"], "timing": "after_exercise"},
-    "symptoms": {"headache": False, "confusion": True},
-    "history": {"medications": [{"class": "statin", "days_since_start": 3}]},
-}
-
-
-def _emitted() -> dict[str, Any]:
-    """The QuestionnaireResponse the product itself answers (id, meta, narrative)."""
-    response = APP.test_client().post("/v1/triage", json=REQUEST)
-    assert response.status_code == 200, response.data[:300]
-    return response.json["entry"][0]["resource"]
-
-
-EMITTED = _emitted()
+EMITTED = emitted()
 
 
 def _qr(**elements: Any) -> dict[str, Any]:

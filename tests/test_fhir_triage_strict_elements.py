@@ -41,10 +41,15 @@ REQUEST = {
 }
 
 
-def _base() -> dict[str, Any]:
+def emitted() -> dict[str, Any]:
+    """The QuestionnaireResponse the product itself answers (id, meta, narrative)."""
     response = APP.test_client().post("/v1/triage", json=REQUEST)
     assert response.status_code == 200, response.data[:300]
-    qr = response.json["entry"][0]["resource"]
+    return response.json["entry"][0]["resource"]
+
+
+def _base() -> dict[str, Any]:
+    qr = emitted()
     for key in ("id", "meta", "text"):
         qr.pop(key)
     return qr
